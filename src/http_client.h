@@ -1,0 +1,31 @@
+/*
+ * The HTTP client: one reusable libcurl handle per sink thread (connections are kept
+ * alive between requests), with a whole-request timeout and a hard cap on the answer's
+ * size. Transport failures are reported as -errno so that callers classify them without
+ * knowing curl.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct http_client;
+
+struct http_response {
+        long status;         /* HTTP status, 0 when no answer */
+        char *body;          /* NUL-terminated, may be empty */
+        size_t len;
+        int64_t retry_after_s; /* from Retry-After, -1 when absent */
+        char error[256];     /* transport error text (never contains the URL) */
+};
+
+struct http_client *http_client_new(int64_t timeout_ms, size_t max_response_bytes);
+struct http_client *http_client_free(struct http_client *c);
+
+/* POSTs `body` to `url` with extra `headers` (NULL-terminated "Name: value" list).
+ * Returns 0 when an HTTP answer arrived (any status), -ETIMEDOUT, -ECONNREFUSED,
+ * -ECONNRESET, -EMSGSIZE (answer too large) or -EIO otherwise. */
+int http_client_post(struct http_client *c, const char *url, const char *const *headers,
+                     const char *body, size_t len, struct http_response *ret);
+
+void http_response_clear(struct http_response *r);

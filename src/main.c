@@ -1,0 +1,264 @@
+/*
+ * orderbridge: the verb table and the serve loop. Every verb reads the same
+ * configuration file (-c FILE); secrets come only from the files it names or from the
+ * environment, never from arguments.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "cli.h"
+#include "config.h"
+#include "dispatch.h"
+#include "http_server.h"
+#include "ingest.h"
+#include "log.h"
+#include "sink_roistat.h"
+
+struct verb {
+        const char *name, *args, *summary, *help;
+        int (*run)(const struct config *cfg, int argc, char **argv);
+        int needs_config;
+};
+
+static int run_serve(const struct config *cfg, int argc, char **argv)
+{
+        struct dispatch *sinks[2] = {0};
+        struct http_server *srv = NULL;
+        struct ingest *in = NULL;
+        size_t n_sinks = 0;
+        sigset_t set;
+        int sig = 0, r;
+
+        if (argc > 0) {
+                fprintf(stderr, "orderbridge serve: unexpected argument %s\n", argv[0]);
+                return 2;
+        }
+        /* block the stop signals in every thread; this one waits for them */
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        if (cfg->roistat_enabled) {
+                const struct sink_ops *ops;
+                void *ctx;
+                r = sink_roistat_new(cfg, &ops, &ctx);
+                if (r == 0)
+                        r = dispatch_start(cfg, ops, ctx, &sinks[n_sinks]);
+                if (r < 0) {
+                        log_err("serve.failed", "what=roistat error=\"%s\"", strerror(-r));
+                        goto out;
+                }
+                n_sinks++;
+        }
+        r = ingest_new(cfg, sinks, n_sinks, &in);
+        if (r < 0) {
+                log_err("serve.failed", "what=store path=%s error=\"%s\"", cfg->store_path,
+                        strerror(-r));
+                goto out;
+        }
+        r = http_server_start(cfg, in, &srv);
+        if (r < 0) {
+                log_err("serve.failed", "what=listen listen=%s error=\"%s\"", cfg->listen,
+                        strerror(-r));
+                goto out;
+        }
+        log_info("serve.ready", "listen=%s port=%u sinks=%zu store=%s", cfg->listen,
+                 http_server_port(srv), n_sinks, cfg->store_path);
+        do {
+                if (sigwait(&set, &sig) != 0)
+                        break;
+                if (sig == SIGHUP)
+                        log_info("serve.sighup", "%s", "restart the service to reload");
+        } while (sig == SIGHUP);
+        log_info("serve.stopping", "signal=%d", sig);
+        r = 0;
+out:
+        srv = http_server_stop(srv);
+        for (size_t i = 0; i < n_sinks; i++)
+                dispatch_stop(sinks[i]);
+        in = ingest_free(in);
+        log_info("serve.stopped", "status=%s", r == 0 ? "ok" : "failed");
+        return r == 0 ? 0 : 1;
+}
+
+static int run_check(const struct config *cfg, int argc, char **argv)
+{
+        printf("%s: ok\n", cfg->path);
+        printf("  listen %s, store %s, signing secret %s, admin token %s\n", cfg->listen,
+               cfg->store_path, cfg->has_signing_key ? "loaded" : "MISSING (ingest will refuse)",
+               cfg->admin_token ? "loaded" : "not set (GET /v1/orders/{id} disabled)");
+        if (cfg->roistat_enabled) {
+                printf("  roistat: project %s, batch %lld, %zu statuses, map:",
+                       cfg->roistat_project, (long long)cfg->roistat_batch_size,
+                       cfg->n_roistat_statuses);
+                for (size_t i = 0; i < cfg->roistat_map.n; i++)
+                        printf(" %s→%s", cfg->roistat_map.entries[i].key,
+                               cfg->roistat_map.entries[i].value);
+                printf("\n");
+        } else {
+                printf("  roistat: disabled\n");
+        }
+        return 0;
+}
+
+static int run_import(const struct config *cfg, int argc, char **argv)
+{
+        if (argc != 1) {
+                fprintf(stderr, "orderbridge import: give exactly one FILE (JSON Lines)\n");
+                return 2;
+        }
+        return cli_import(cfg, argv[0]);
+}
+
+static int run_status(const struct config *cfg, int argc, char **argv)
+{
+        int as_json = 0, i = 0;
+
+        if (argc > 0 && strcmp(argv[0], "--json") == 0)
+                as_json = 1, i++;
+        if (argc - i > 1) {
+                fprintf(stderr, "orderbridge status: at most one ORDER_ID\n");
+                return 2;
+        }
+        return cli_status(cfg, argc - i == 1 ? argv[i] : NULL, as_json);
+}
+
+static int run_retry(const struct config *cfg, int argc, char **argv)
+{
+        const char *sink = NULL;
+        int i = 0;
+
+        if (argc >= 2 && strcmp(argv[0], "--sink") == 0)
+                sink = argv[1], i = 2;
+        if (argc - i > 1) {
+                fprintf(stderr, "orderbridge retry: at most one ORDER_ID\n");
+                return 2;
+        }
+        return cli_retry(cfg, sink, argc - i == 1 ? argv[i] : NULL);
+}
+
+static const struct verb verbs[] = {
+        {"serve", "", "run the daemon: accept orders, deliver them",
+         "Accepts signed order snapshots on [server] listen and delivers them to the enabled\n"
+         "sinks until SIGTERM or SIGINT. Logs go to stderr, one line per event.\n",
+         run_serve, 1},
+        {"check", "", "validate the configuration and say what is wrong",
+         "Reads the configuration and its secret files, reports every problem as\n"
+         "FILE:LINE: [section] key: what is wrong, and exits 1 if there is any.\n",
+         run_check, 1},
+        {"import", "FILE", "enqueue snapshots from a JSON Lines file (backfill)",
+         "Reads one snapshot per line (the body of POST /v1/orders), validates each like\n"
+         "ingest does, and stores the valid ones; a running daemon delivers them within\n"
+         "[delivery] poll_interval_ms. Prints progress every second; exits 1 if any line\n"
+         "was invalid (each is reported with its line number).\n",
+         run_import, 1},
+        {"status", "[--json] [ORDER_ID]", "show the queue, or one order's history",
+         "Without ORDER_ID: for each sink, how many orders are pending, in flight,\n"
+         "retrying, waiting, delivered and dead. With ORDER_ID: its latest snapshot, the\n"
+         "snapshots received, each sink's state, the attempts made and the last error.\n",
+         run_status, 1},
+        {"retry", "[--sink NAME] [ORDER_ID]", "send dead (or backing-off) deliveries again now",
+         "Moves dead, retrying and waiting deliveries back to pending (all of them, or one\n"
+         "sink's, or one order's), for example after fixing the configuration.\n",
+         run_retry, 1},
+};
+
+#define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
+
+static void usage(FILE *f)
+{
+        fprintf(f, "usage: orderbridge VERB -c FILE [ARGS]\n\n"
+                   "orderbridge takes 1C-Bitrix orders (signed JSON snapshots) and keeps Roistat\n"
+                   "(and Bitrix24) in step with them.\n\nverbs:\n");
+        for (size_t i = 0; i < N_VERBS; i++)
+                fprintf(f, "  %-8s %-26s %s\n", verbs[i].name, verbs[i].args, verbs[i].summary);
+        fprintf(f, "\noptions:\n  -c, --config FILE   the configuration (INI)\n"
+                   "  -h, --help          this text; `orderbridge VERB --help` for a verb\n"
+                   "  --keys              list every configuration key with its default\n");
+}
+
+static void verb_usage(const struct verb *v, FILE *f)
+{
+        fprintf(f, "usage: orderbridge %s -c FILE %s\n\n%s\n%s", v->name, v->args, v->summary,
+                v->help);
+        fprintf(f, "\noptions:\n  -c, --config FILE   the configuration (INI)\n"
+                   "  -h, --help          this text\n");
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {"keys", no_argument, NULL, 'k'},
+                                             {NULL, 0, NULL, 0}};
+        const struct verb *v = NULL;
+        const char *conf = NULL;
+        struct config *cfg = NULL;
+        char *errors = NULL;
+        enum log_level lvl;
+        int c, r;
+
+        if (argc < 2) {
+                usage(stderr);
+                return 2;
+        }
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+            strcmp(argv[1], "help") == 0) {
+                usage(stdout);
+                return 0;
+        }
+        if (strcmp(argv[1], "--keys") == 0) {
+                config_print_keys(stdout);
+                return 0;
+        }
+        for (size_t i = 0; i < N_VERBS; i++)
+                if (strcmp(argv[1], verbs[i].name) == 0)
+                        v = &verbs[i];
+        if (!v) {
+                fprintf(stderr, "orderbridge: unknown verb \"%s\"\n\n", argv[1]);
+                usage(stderr);
+                return 2;
+        }
+        argc--;
+        argv++;
+        /* "+": stop at the first non-option, so ORDER_IDs are never taken for options */
+        while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        conf = optarg;
+                        break;
+                case 'h':
+                        verb_usage(v, stdout);
+                        return 0;
+                default:
+                        verb_usage(v, stderr);
+                        return 2;
+                }
+        }
+        if (!conf) {
+                fprintf(stderr, "orderbridge %s: -c FILE is required\n", v->name);
+                return 2;
+        }
+        r = config_load(conf, &cfg, &errors);
+        if (r < 0) {
+                fputs(errors ? errors : "configuration error\n", stderr);
+                free(errors);
+                return 1;
+        }
+        if (log_level_parse(cfg->log_level, &lvl) == 0)
+                log_set_level(lvl);
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        r = v->run(cfg, argc - optind, argv + optind);
+        curl_global_cleanup();
+        config_free(cfg);
+        return r;
+}

@@ -1,0 +1,23 @@
+/*
+ * The Roistat sink: orders go to POST {url}/project/add-orders?project=N in batches, and
+ * the configured status dictionary goes to /project/set-statuses before the first order
+ * and again whenever the configuration changes it.
+ */
+#pragma once
+
+#include <jansson.h>
+
+#include "config.h"
+#include "sink.h"
+#include "snapshot.h"
+
+/* Builds the sink; the ops describe it to the dispatcher. */
+int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, void **ret_ctx);
+
+/* One order as Roistat's add-orders wants it, or NULL with `why` filled when the
+ * configuration has no status for this snapshot. */
+json_t *roistat_order_json(const struct config *cfg, const struct snapshot *s, char *why,
+                           size_t why_size);
+
+/* The set-statuses body for the configured dictionary. */
+json_t *roistat_statuses_json(const struct config *cfg);

@@ -1,0 +1,73 @@
+/*
+ * The order snapshot: what the site says an order looks like now. Parsing is also
+ * validation: every field is checked against its type and bounds, and the first problem
+ * is reported with the field's path ("order.items[2].price") and a sentence a site
+ * developer can act on. A parsed snapshot is always internally consistent; the canonical
+ * JSON kept in `json` is what the store saves and the sinks read back.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SNAPSHOT_ID_MAX 64
+#define SNAPSHOT_VISIT_MAX 32
+#define SNAPSHOT_ITEMS_MAX 1000
+#define SNAPSHOT_TEXT_MAX 255
+
+struct snapshot_item {
+        char *product_id; /* may be NULL */
+        char *name;
+        int64_t price_minor;
+        int64_t quantity_milli;
+};
+
+struct snapshot_buyer {
+        bool legal;
+        char *name, *phone, *email, *company, *inn; /* each may be NULL */
+};
+
+struct snapshot {
+        char *site;
+        char *order_id;
+        char *account_number; /* defaults to order_id */
+        bool has_version;
+        int64_t version;
+        char *status;
+        bool canceled, paid;
+        int64_t created_at;    /* Unix seconds */
+        bool has_updated_at;
+        int64_t updated_at;
+        int64_t price_minor;
+        bool has_cost;
+        int64_t cost_minor;
+        char currency[4];
+        char *roistat_visit;   /* NULL when absent or dropped as invalid */
+        bool visit_dropped;    /* the sender gave one, and it was not digits */
+        struct snapshot_buyer buyer;
+        struct snapshot_item *items;
+        size_t n_items;
+        char *json;            /* canonical form: compact, sorted keys */
+};
+
+struct snapshot_error {
+        char field[64];
+        char message[192];
+};
+
+/* Parses and validates one snapshot (the JSON object {"site":…, "order":{…}}).
+ * Returns 0 and *ret, or -EINVAL with `err` filled in. */
+int snapshot_parse(const char *text, size_t len, struct snapshot **ret,
+                   struct snapshot_error *err);
+
+struct snapshot *snapshot_free(struct snapshot *s);
+
+/* Which of two snapshots of one order is newer: by version when both carry one, else by
+ * updated_at. >0 when `a` is newer than `b`, 0 when neither is. */
+int snapshot_compare(const struct snapshot *a, const struct snapshot *b);
+
+/* ISO 8601 "2026-03-13T10:00:00+03:00" (or Z, or ±HHMM, optional fraction) → Unix s. */
+int iso8601_parse(const char *text, int64_t *ret_epoch);
+/* Unix seconds → "2026-03-13T07:00:00Z" (size ≥ 21). */
+void iso8601_format(int64_t epoch, char *buf, size_t size);

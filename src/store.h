@@ -1,0 +1,121 @@
+/*
+ * The store interface. The store owns every durable fact: the latest snapshot of each
+ * order (and the history of snapshots), each sink's delivery state for each order, the
+ * attempts made, dead letters, links to remote records, and small metadata. The SQLite
+ * backend (store_sqlite.c) is the only one today; the interface is shaped so that a
+ * PostgreSQL one can follow.
+ *
+ * Level-triggered delivery: every accepted snapshot gets a revision (`rev`, increasing
+ * across the whole store). A delivery row says which rev a sink must reach (want_rev)
+ * and which it has reached (done_rev). A sink always sends the order's *latest* snapshot,
+ * so any number of changes between two sends collapse into one.
+ *
+ * A handle is one database connection and is used by one thread at a time.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+enum store_put_outcome {
+        STORE_PUT_ACCEPTED,  /* newer than what was stored: committed, sinks will follow */
+        STORE_PUT_STALE,     /* not newer: recorded in history, changes nothing */
+        STORE_PUT_DUPLICATE, /* same webhook-id and same body as before: answered as before */
+        STORE_PUT_CONFLICT,  /* same webhook-id, different body: refused */
+        STORE_PUT_FAILED,    /* the transaction did not commit: nothing was stored */
+};
+
+struct store_put {
+        /* in */
+        const char *order_id;
+        const char *site;
+        const char *json;          /* canonical snapshot */
+        bool has_version;
+        int64_t version;
+        bool has_updated_at;
+        int64_t updated_at;
+        const char *webhook_id;    /* may be NULL (import, poller) */
+        unsigned char body_sha256[32];
+        const char *source;        /* "ingest", "import", … */
+        /* out */
+        enum store_put_outcome outcome;
+        enum store_put_outcome first_outcome; /* for DUPLICATE: what the first one got */
+        int64_t rev;
+};
+
+enum store_result_kind {
+        STORE_OK,       /* the remote now matches `rev` */
+        STORE_TEMPFAIL, /* try again at `next_at` */
+        STORE_PERMFAIL, /* dead letter */
+        STORE_WAITING,  /* accepted by the remote but not final (Roistat: visit not seen yet) */
+};
+
+struct store_work {
+        char *order_id;
+        int64_t rev;        /* the rev of `json` */
+        char *json;         /* the order's latest snapshot */
+        int64_t attempts;
+        int64_t waits;
+        int64_t first_failed_at;
+};
+
+struct store_result {
+        const char *order_id;
+        int64_t rev;
+        enum store_result_kind kind;
+        int64_t next_at;    /* TEMPFAIL, WAITING: when to look again (ms) */
+        const char *detail; /* short reason for attempts / dead letters; never a secret */
+};
+
+struct store_counts {
+        int64_t pending, inflight, retrying, waiting, done, dead;
+};
+
+int store_open(const char *path, struct store **ret);
+struct store *store_close(struct store *s);
+
+/* The sinks that newly accepted snapshots must reach (names like "roistat"). */
+void store_set_sinks(struct store *s, const char *const *sinks, size_t n);
+
+/* Stores a group of snapshots in one transaction (group commit). Every put gets its
+ * outcome; on failure all are STORE_PUT_FAILED and -EIO (or another -errno) is returned. */
+int store_put(struct store *s, struct store_put *puts, size_t n, int64_t now_ms);
+
+/* Deliveries of `sink` due at `now_ms`, at most `limit`, oldest first, marked in flight
+ * in the same transaction. Free with store_work_free. */
+int store_take_due(struct store *s, const char *sink, int64_t now_ms, size_t limit,
+                   struct store_work **ret, size_t *ret_n);
+void store_work_free(struct store_work *w, size_t n);
+
+/* Records what happened to work taken earlier, one transaction for all results. A
+ * TEMPFAIL past `lifetime_ms` since the first failure becomes a dead letter. */
+int store_record(struct store *s, const char *sink, const struct store_result *results,
+                 size_t n, int64_t now_ms, int64_t lifetime_ms);
+
+/* Work left in flight by a previous run goes back to pending. Returns how many. */
+int store_requeue_inflight(struct store *s, int64_t now_ms);
+
+/* Earliest next_at among due-able deliveries of `sink`, or INT64_MAX. */
+int64_t store_next_due(struct store *s, const char *sink);
+
+int store_counts(struct store *s, const char *sink, struct store_counts *ret);
+
+/* Dead (and retrying) deliveries back to pending now; order_id NULL = all. Returns how
+ * many rows changed. */
+int store_retry(struct store *s, const char *sink, const char *order_id, int64_t now_ms);
+
+/* One order's state as a JSON document (snapshot, history, deliveries, attempts, links):
+ * 0 and *ret_json, -ENOENT when unknown. */
+int store_order_report(struct store *s, const char *order_id, char **ret_json);
+
+int store_meta_get(struct store *s, const char *key, char **ret_value);
+int store_meta_set(struct store *s, const char *key, const char *value);
+
+int store_link_get(struct store *s, const char *order_id, const char *kind, char **ret_remote);
+int store_link_set(struct store *s, const char *order_id, const char *kind, const char *remote);
+
+/* The last SQLite error text, for the caller's log line. */
+const char *store_errmsg(struct store *s);
