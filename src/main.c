@@ -20,13 +20,17 @@
 #include "log.h"
 #include "sink_roistat.h"
 
-struct verb {
-        const char *name, *args, *summary, *help;
-        int (*run)(const struct config *cfg, int argc, char **argv);
-        int needs_config;
+struct verb_opts {
+        int json;
+        const char *sink;
 };
 
-static int run_serve(const struct config *cfg, int argc, char **argv)
+struct verb {
+        const char *name, *args, *summary, *help;
+        int (*run)(const struct config *cfg, const struct verb_opts *o, int argc, char **argv);
+};
+
+static int run_serve(const struct config *cfg, const struct verb_opts *o, int argc, char **argv)
 {
         struct dispatch *sinks[2] = {0};
         struct http_server *srv = NULL;
@@ -90,7 +94,7 @@ out:
         return r == 0 ? 0 : 1;
 }
 
-static int run_check(const struct config *cfg, int argc, char **argv)
+static int run_check(const struct config *cfg, const struct verb_opts *o, int argc, char **argv)
 {
         printf("%s: ok\n", cfg->path);
         printf("  listen %s, store %s, signing secret %s, admin token %s\n", cfg->listen,
@@ -110,7 +114,7 @@ static int run_check(const struct config *cfg, int argc, char **argv)
         return 0;
 }
 
-static int run_import(const struct config *cfg, int argc, char **argv)
+static int run_import(const struct config *cfg, const struct verb_opts *o, int argc, char **argv)
 {
         if (argc != 1) {
                 fprintf(stderr, "orderbridge import: give exactly one FILE (JSON Lines)\n");
@@ -119,57 +123,48 @@ static int run_import(const struct config *cfg, int argc, char **argv)
         return cli_import(cfg, argv[0]);
 }
 
-static int run_status(const struct config *cfg, int argc, char **argv)
+static int run_status(const struct config *cfg, const struct verb_opts *o, int argc, char **argv)
 {
-        int as_json = 0, i = 0;
-
-        if (argc > 0 && strcmp(argv[0], "--json") == 0)
-                as_json = 1, i++;
-        if (argc - i > 1) {
+        if (argc > 1) {
                 fprintf(stderr, "orderbridge status: at most one ORDER_ID\n");
                 return 2;
         }
-        return cli_status(cfg, argc - i == 1 ? argv[i] : NULL, as_json);
+        return cli_status(cfg, argc == 1 ? argv[0] : NULL, o->json);
 }
 
-static int run_retry(const struct config *cfg, int argc, char **argv)
+static int run_retry(const struct config *cfg, const struct verb_opts *o, int argc, char **argv)
 {
-        const char *sink = NULL;
-        int i = 0;
-
-        if (argc >= 2 && strcmp(argv[0], "--sink") == 0)
-                sink = argv[1], i = 2;
-        if (argc - i > 1) {
+        if (argc > 1) {
                 fprintf(stderr, "orderbridge retry: at most one ORDER_ID\n");
                 return 2;
         }
-        return cli_retry(cfg, sink, argc - i == 1 ? argv[i] : NULL);
+        return cli_retry(cfg, o->sink, argc == 1 ? argv[0] : NULL);
 }
 
 static const struct verb verbs[] = {
         {"serve", "", "run the daemon: accept orders, deliver them",
          "Accepts signed order snapshots on [server] listen and delivers them to the enabled\n"
          "sinks until SIGTERM or SIGINT. Logs go to stderr, one line per event.\n",
-         run_serve, 1},
+         run_serve},
         {"check", "", "validate the configuration and say what is wrong",
          "Reads the configuration and its secret files, reports every problem as\n"
          "FILE:LINE: [section] key: what is wrong, and exits 1 if there is any.\n",
-         run_check, 1},
+         run_check},
         {"import", "FILE", "enqueue snapshots from a JSON Lines file (backfill)",
          "Reads one snapshot per line (the body of POST /v1/orders), validates each like\n"
          "ingest does, and stores the valid ones; a running daemon delivers them within\n"
          "[delivery] poll_interval_ms. Prints progress every second; exits 1 if any line\n"
          "was invalid (each is reported with its line number).\n",
-         run_import, 1},
+         run_import},
         {"status", "[--json] [ORDER_ID]", "show the queue, or one order's history",
          "Without ORDER_ID: for each sink, how many orders are pending, in flight,\n"
          "retrying, waiting, delivered and dead. With ORDER_ID: its latest snapshot, the\n"
          "snapshots received, each sink's state, the attempts made and the last error.\n",
-         run_status, 1},
+         run_status},
         {"retry", "[--sink NAME] [ORDER_ID]", "send dead (or backing-off) deliveries again now",
          "Moves dead, retrying and waiting deliveries back to pending (all of them, or one\n"
          "sink's, or one order's), for example after fixing the configuration.\n",
-         run_retry, 1},
+         run_retry},
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -191,6 +186,8 @@ static void verb_usage(const struct verb *v, FILE *f)
         fprintf(f, "usage: orderbridge %s -c FILE %s\n\n%s\n%s", v->name, v->args, v->summary,
                 v->help);
         fprintf(f, "\noptions:\n  -c, --config FILE   the configuration (INI)\n"
+                   "  --json              (status) print JSON instead of text\n"
+                   "  --sink NAME         (retry) only this sink's deliveries\n"
                    "  -h, --help          this text\n");
 }
 
@@ -198,8 +195,10 @@ int main(int argc, char **argv)
 {
         static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                              {"help", no_argument, NULL, 'h'},
-                                             {"keys", no_argument, NULL, 'k'},
+                                             {"json", no_argument, NULL, 'j'},
+                                             {"sink", required_argument, NULL, 's'},
                                              {NULL, 0, NULL, 0}};
+        struct verb_opts vo = {0};
         const struct verb *v = NULL;
         const char *conf = NULL;
         struct config *cfg = NULL;
@@ -239,6 +238,12 @@ int main(int argc, char **argv)
                 case 'h':
                         verb_usage(v, stdout);
                         return 0;
+                case 'j':
+                        vo.json = 1;
+                        break;
+                case 's':
+                        vo.sink = optarg;
+                        break;
                 default:
                         verb_usage(v, stderr);
                         return 2;
@@ -257,7 +262,7 @@ int main(int argc, char **argv)
         if (log_level_parse(cfg->log_level, &lvl) == 0)
                 log_set_level(lvl);
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        r = v->run(cfg, argc - optind, argv + optind);
+        r = v->run(cfg, &vo, argc - optind, argv + optind);
         curl_global_cleanup();
         config_free(cfg);
         return r;

@@ -1,19 +1,22 @@
-/* Leaky bucket in integer milli-units; see ratelimit.h. */
+/* Leaky bucket in microseconds of "busy time"; see ratelimit.h. */
 #include "ratelimit.h"
 
-void ratelimit_init(struct ratelimit *rl, int64_t rate_per_s, int64_t burst)
+void ratelimit_init(struct ratelimit *rl, int64_t rate_per_s, int64_t burst, int headroom_pct)
 {
-        rl->rate_per_s = rate_per_s > 0 ? rate_per_s : 1;
+        if (rate_per_s < 1)
+                rate_per_s = 1;
+        rl->cost_us = 1000000 / rate_per_s;
+        rl->cost_us += rl->cost_us * (headroom_pct > 0 ? headroom_pct : 0) / 100;
         rl->burst = burst > 0 ? burst : 1;
-        rl->level_milli = 0;
+        rl->level_us = 0;
         rl->last_ms = 0;
 }
 
 static void drain(struct ratelimit *rl, int64_t now_ms)
 {
         if (now_ms > rl->last_ms) {
-                int64_t drained = (now_ms - rl->last_ms) * rl->rate_per_s; /* ms × 1/s = milli */
-                rl->level_milli = drained >= rl->level_milli ? 0 : rl->level_milli - drained;
+                int64_t drained = (now_ms - rl->last_ms) * 1000;
+                rl->level_us = drained >= rl->level_us ? 0 : rl->level_us - drained;
                 rl->last_ms = now_ms;
         }
 }
@@ -23,15 +26,15 @@ int64_t ratelimit_take(struct ratelimit *rl, int64_t now_ms)
         int64_t over;
 
         drain(rl, now_ms);
-        over = rl->level_milli + 1000 - rl->burst * 1000;
+        over = rl->level_us + rl->cost_us - rl->burst * rl->cost_us;
         if (over > 0)
-                return (over + rl->rate_per_s - 1) / rl->rate_per_s;
-        rl->level_milli += 1000;
+                return (over + 999) / 1000;
+        rl->level_us += rl->cost_us;
         return 0;
 }
 
 void ratelimit_fill(struct ratelimit *rl, int64_t now_ms)
 {
         drain(rl, now_ms);
-        rl->level_milli = rl->burst * 1000;
+        rl->level_us = rl->burst * rl->cost_us;
 }

@@ -1,21 +1,24 @@
 /*
- * A leaky bucket, the same model Bitrix24 and Roistat enforce on their side: each request
- * adds one unit, the bucket drains `rate` units per second, and a request that would
- * overflow `burst` units waits. Honouring it on our side keeps the remote's own limit
- * from ever firing in normal operation.
+ * A leaky bucket, the same model Bitrix24 enforces on its side: each request adds one
+ * unit, the bucket drains `rate` units per second, and a request that would overflow
+ * `burst` units waits. Honouring it on our side keeps the remote's own limit from ever
+ * firing in normal operation. Time is kept in microseconds so that a headroom of a few
+ * per cent can be added to a remote's stated rate.
  */
 #pragma once
 
 #include <stdint.h>
 
 struct ratelimit {
-        int64_t rate_per_s;
+        int64_t cost_us;  /* how long one request keeps the bucket busy: 1 s / rate */
         int64_t burst;
-        int64_t level_milli; /* units × 1000 */
+        int64_t level_us; /* time left until the bucket is empty */
         int64_t last_ms;
 };
 
-void ratelimit_init(struct ratelimit *rl, int64_t rate_per_s, int64_t burst);
+/* `headroom_pct` slows us a little below the remote's own limit, so that clock skew and
+ * the remote's rolling-window counting never see us over it. */
+void ratelimit_init(struct ratelimit *rl, int64_t rate_per_s, int64_t burst, int headroom_pct);
 
 /* 0 when a request may go now (and counts it), else the milliseconds to wait. */
 int64_t ratelimit_take(struct ratelimit *rl, int64_t now_ms);

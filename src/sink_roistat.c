@@ -353,7 +353,8 @@ int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, 
                 free(r);
                 return -ENOMEM;
         }
-        ratelimit_init(&r->rl, cfg->roistat_rate, cfg->roistat_rate);
+        /* Roistat counts requests per rolling second: no burst, evenly spaced, 10% under */
+        ratelimit_init(&r->rl, cfg->roistat_rate, 1, 10);
         snprintf(r->url_orders, sizeof(r->url_orders), "%s/project/add-orders?project=%s",
                  cfg->roistat_url, cfg->roistat_project);
         snprintf(r->url_statuses, sizeof(r->url_statuses), "%s/project/set-statuses?project=%s",

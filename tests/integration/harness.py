@@ -1,0 +1,253 @@
+"""Test harness: starts emulators and the real orderbridge daemon on loopback, in a
+temporary directory each, and stops them at the end. Python 3 standard library only."""
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import obpost  # noqa: E402
+
+BIN = os.environ.get("ORDERBRIDGE_BIN", os.path.join(ROOT, "build", "orderbridge"))
+EMULATORS = os.environ.get("ORDERBRIDGE_EMULATORS", os.path.join(ROOT, "tests", "emulators"))
+
+
+def wait_for(pred, timeout=15.0, interval=0.05, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def http(method, url, body=None, headers=None, timeout=10):
+    data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+class Emulator:
+    """A Python emulator (roistat_emu.py / bitrix24_emu.py) in a subprocess."""
+
+    def __init__(self, script, workdir, args):
+        self.workdir = workdir
+        port_file = os.path.join(workdir, script + ".port")
+        self.log = open(os.path.join(workdir, script + ".log"), "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(EMULATORS, script), "--port", "0",
+             "--port-file", port_file] + args,
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(port_file), what=script + " port file")
+        self.port = int(open(port_file).read().strip())
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def state(self):
+        return http("GET", self.base + "/_emu/state")[1]
+
+    def control(self, path, body):
+        status, answer = http("POST", self.base + "/_emu/" + path, body,
+                              {"Content-Type": "application/json"})
+        assert status == 200, (path, status, answer)
+        return answer
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Roistat(Emulator):
+    PROJECT = "12345"
+
+    def __init__(self, workdir, rate=10):
+        self.key = "rs-key-" + base64.b16encode(os.urandom(8)).decode()
+        key_file = os.path.join(workdir, "roistat.key")
+        with open(key_file, "w") as f:
+            f.write(self.key + "\n")
+        os.chmod(key_file, 0o600)
+        self.key_file = key_file
+        super().__init__("roistat_emu.py", workdir,
+                         ["--project", self.PROJECT, "--api-key-file", key_file,
+                          "--rate", str(rate)])
+        self.url = self.base + "/api/v1"
+
+    def orders(self):
+        return self.state()["orders"]
+
+    def fault(self, mode, count=0, **kw):
+        self.control("fault", dict(mode=mode, count=count, **kw))
+
+
+def make_secret():
+    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+class Daemon:
+    """orderbridge serve in a subprocess, with a configuration written from sections."""
+
+    FAST_DELIVERY = {"backoff_min_ms": "100", "backoff_max_ms": "1000",
+                     "poll_interval_ms": "100", "visit_wait_s": "1"}
+
+    def __init__(self, workdir, sections=None, roistat=None, admin=True, env=None):
+        self.workdir = workdir
+        self.secret = make_secret()
+        self.secret_file = os.path.join(workdir, "signing.secret")
+        with open(self.secret_file, "w") as f:
+            f.write(self.secret + "\n")
+        os.chmod(self.secret_file, 0o600)
+        self.key = base64.b64decode(self.secret[len("whsec_"):])
+        self.admin_token = "adm-" + base64.b16encode(os.urandom(12)).decode()
+        self.admin_file = os.path.join(workdir, "admin.token")
+        with open(self.admin_file, "w") as f:
+            f.write(self.admin_token)
+        os.chmod(self.admin_file, 0o600)
+        self.db = os.path.join(workdir, "orderbridge.db")
+        conf = {
+            "server": {"listen": "127.0.0.1:0", "signing_secret_file": self.secret_file},
+            "store": {"path": self.db},
+            "site": {"id": "shop.example.ru"},
+            "delivery": dict(self.FAST_DELIVERY),
+        }
+        if admin:
+            conf["server"]["admin_token_file"] = self.admin_file
+        if roistat:
+            conf["roistat"] = {"url": roistat.url, "project": roistat.PROJECT,
+                               "api_key_file": roistat.key_file}
+        for name, keys in (sections or {}).items():
+            conf.setdefault(name, {}).update(keys)
+        self.conf = os.path.join(workdir, "orderbridge.conf")
+        with open(self.conf, "w") as f:
+            for name, keys in conf.items():
+                f.write(f"[{name}]\n")
+                for k, v in keys.items():
+                    f.write(f"{k} = {v}\n")
+                f.write("\n")
+        self.env = dict(os.environ, **(env or {}))
+        self.log_path = os.path.join(workdir, "orderbridge.log")
+        self.proc = None
+        self.logs = []  # every run's log text, for the secrets check
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.log_offset = self.log.tell()
+        self.proc = subprocess.Popen([BIN, "serve", "-c", self.conf], stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=self.env)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("orderbridge exited: " + self.read_log())
+            for line in self.read_log().splitlines():
+                if " serve.ready " in line:
+                    return int(line.split(" port=")[1].split()[0])
+            return None
+        self.port = wait_for(ready, what="serve.ready")
+        self.base = f"http://127.0.0.1:{self.port}"
+        return self
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            f.seek(self.log_offset)
+            return f.read().decode(errors="replace")
+
+    def stop(self, check=True):
+        """SIGTERM and wait; the exit status must be 0 (sanitizers report leaks here)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("orderbridge did not stop within 30 s")
+            self.log.close()
+            if check and code != 0:
+                raise AssertionError(f"orderbridge exited {code}: {self.read_log()[-4000:]}")
+        self.proc = None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+        self.proc = None
+
+    def post(self, snapshot, **kw):
+        return obpost.post(self.base + "/v1/orders", self.key, snapshot, **kw)
+
+    def cli(self, *args, check=False):
+        r = subprocess.run([BIN, args[0], "-c", self.conf] + list(args[1:]),
+                           capture_output=True, text=True, env=self.env, timeout=60)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{args}: exit {r.returncode}: {r.stderr}")
+        return r
+
+    def order_state(self, order_id):
+        r = self.cli("status", "--json", order_id)
+        return json.loads(r.stdout) if r.returncode == 0 else None
+
+    def delivery(self, order_id, sink="roistat"):
+        st = self.order_state(order_id)
+        for d in (st or {}).get("deliveries", []):
+            if d["sink"] == sink:
+                return d
+        return None
+
+    def counts(self):
+        return json.loads(self.cli("status", "--json", check=True).stdout)
+
+
+def order(order_id, version=1, status="N", price="4990.00", **extra):
+    """A valid snapshot in the shape of design.md."""
+    o = {
+        "id": str(order_id), "account_number": f"A-{order_id}", "version": version,
+        "status": status, "canceled": False, "paid": False,
+        "created_at": "2026-03-13T10:00:00+03:00",
+        "updated_at": "2026-03-13T10:05:00+03:00",
+        "price": price, "currency": "RUB", "roistat_visit": "4521890",
+        "buyer": {"type": "individual", "name": "Ivan Petrov", "phone": "+7 900 123-45-67",
+                  "email": "ivan@example.ru", "company": None, "inn": None},
+        "items": [{"product_id": "55", "name": "Kettle", "price": "2495.00", "quantity": "2"}],
+    }
+    o.update(extra)
+    return {"site": "shop.example.ru", "order": o}
+
+
+class Workdir:
+    def __init__(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="ob-test-")
+        self.path = self.tmp.name
+
+    def cleanup(self):
+        self.tmp.cleanup()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Runs the integration tests against a built orderbridge and prints one closing line,
+"N passed, M failed". Usage: run.py [--bin PATH] [--emulators DIR] [-k PATTERN]"""
+import argparse
+import os
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin")
+    ap.add_argument("--emulators")
+    ap.add_argument("-k", dest="pattern", action="append")
+    ap.add_argument("--pattern", dest="file_pattern", default="test_*.py")
+    args = ap.parse_args()
+    if args.bin:
+        os.environ["ORDERBRIDGE_BIN"] = os.path.abspath(args.bin)
+    if args.emulators:
+        os.environ["ORDERBRIDGE_EMULATORS"] = os.path.abspath(args.emulators)
+    sys.path.insert(0, HERE)
+    loader = unittest.TestLoader()
+    if args.pattern:
+        loader.testNamePatterns = [p if "*" in p else f"*{p}*" for p in args.pattern]
+    suite = loader.discover(HERE, pattern=args.file_pattern, top_level_dir=HERE)
+    result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
+    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    passed = result.testsRun - failed - len(result.skipped)
+    print(f"integration: {passed} passed, {failed} failed, {len(result.skipped)} skipped")
+    return 0 if failed == 0 and result.testsRun > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
