@@ -1,0 +1,790 @@
+"""Self-test of the Bitrix24 emulator: runs bitrix24_emu.py in a subprocess on port 0 and
+checks every behaviour the orderbridge tests rely on, through real HTTP.
+
+Run from the repository root:  python3 -m unittest tests/emulators/test_bitrix24_emu.py
+"""
+
+import http.client
+import http.server
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+
+EMULATOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bitrix24_emu.py")
+USER = "1"
+CODE = "k3y0rderbridge7x"
+APP_TOKEN = "app-token-from-file"
+FAST = {"rate": 1000, "burst": 100000, "operating_limit": {}, "operating_cost": 0,
+        "operating_window": 600, "hang_seconds": 10}
+
+
+class Emulator:
+    """One emulator process, its port, and small HTTP helpers around it."""
+
+    def __init__(self, *extra_args):
+        self.dir = tempfile.TemporaryDirectory(prefix="b24-emu-test-")
+        code_file = os.path.join(self.dir.name, "code")
+        token_file = os.path.join(self.dir.name, "token")
+        for path, text in ((code_file, CODE), (token_file, APP_TOKEN)):
+            with open(path, "w") as f:
+                f.write(text + "\n")
+        self.port_file = os.path.join(self.dir.name, "port")
+        self.log = open(os.path.join(self.dir.name, "stderr.log"), "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, EMULATOR, "--port", "0", "--port-file", self.port_file,
+             "--user-id", USER, "--code-file", code_file,
+             "--application-token-file", token_file, *extra_args],
+            stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.port_file):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("emulator did not start: " + self.stderr())
+            time.sleep(0.02)
+        with open(self.port_file) as f:
+            self.port = int(f.read())
+
+    def stderr(self):
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self, sig=signal.SIGTERM):
+        """Stop the process with sig; return its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=5)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.log.close()
+            self.dir.cleanup()
+
+    # --- HTTP ---------------------------------------------------------------------------
+
+    def raw(self, method, path, body=None, headers=None, timeout=10):
+        """(status, headers dict, body bytes) of one request on a fresh connection."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    def rest(self, method, params=None, form=None, http_method="POST", user=USER, code=CODE):
+        """Call a REST method through the webhook; (HTTP status, decoded JSON)."""
+        path = "/rest/%s/%s/%s.json" % (user, code, method)
+        if http_method == "GET":
+            path += "?" + (form or "")
+            status, _, data = self.raw("GET", path)
+        elif form is not None:
+            status, _, data = self.raw("POST", path, form.encode(),
+                                       {"Content-Type": "application/x-www-form-urlencoded"})
+        else:
+            status, _, data = self.raw("POST", path, json.dumps(params or {}).encode(),
+                                       {"Content-Type": "application/json"})
+        return status, json.loads(data)
+
+    def ok(self, method, params=None, **kw):
+        """A call that must succeed: its "result"."""
+        status, body = self.rest(method, params, **kw)
+        assert status == 200 and "result" in body, (method, status, body)
+        return body["result"]
+
+    def control(self, path, obj=None, method="POST"):
+        body = None if method == "GET" else json.dumps(obj or {}).encode()
+        status, _, data = self.raw(method, "/_emu/" + path, body,
+                                   {"Content-Type": "application/json"})
+        return status, json.loads(data)
+
+    def state(self):
+        return self.control("state", method="GET")[1]
+
+
+class EventReceiver:
+    """A tiny HTTP server that plays the orderbridge event endpoint."""
+
+    def __init__(self, status=200):
+        self.events = queue.Queue()
+        receiver = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.events.put((self.headers.get("Content-Type"), body.decode()))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d/v1/bitrix24/events" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def next(self, timeout=5):
+        ctype, body = self.events.get(timeout=timeout)
+        return ctype, dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Bitrix24EmulatorTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator()
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.emu.stop()
+        assert code == 0, "emulator exit code %s" % code
+
+    def setUp(self):
+        self.assertEqual(self.emu.control("reset")[0], 200)
+        self.assertEqual(self.emu.control("config", FAST)[0], 200)
+        self.assertEqual(self.emu.control("event-target", {"url": None})[0], 200)
+
+    def add_deal(self, **fields):
+        return self.emu.ok("crm.deal.add", {"fields": fields})
+
+    # --- transport, auth, envelope -------------------------------------------------------
+
+    def test_health_and_state_shape(self):
+        self.assertEqual(self.emu.control("health", method="GET"), (200, {"ok": True}))
+        state = self.emu.state()
+        for key in ("contacts", "companies", "deals", "productrows", "counts"):
+            self.assertIn(key, state)
+        for key in ("http_requests", "commands", "by_method", "query_limit_exceeded",
+                    "faulted"):
+            self.assertIn(key, state["counts"])
+
+    def test_wrong_code_or_user_is_invalid_credentials(self):
+        for user, code in ((USER, "wrong"), ("2", CODE)):
+            status, body = self.emu.rest("crm.deal.list", {}, user=user, code=code)
+            self.assertEqual(status, 401)
+            self.assertEqual(body["error"], "INVALID_CREDENTIALS")
+            self.assertEqual(body["error_description"], "Invalid request credentials")
+        status, _, data = self.emu.raw("POST", "/rest/crm.deal.list.json", b"{}",
+                                       {"Content-Type": "application/json"})
+        self.assertEqual((status, json.loads(data)["error"]), (401, "NO_AUTH_FOUND"))
+        self.assertEqual(self.emu.state()["counts"]["commands"], 0)
+
+    def test_unknown_method_is_404(self):
+        status, body = self.emu.rest("crm.deal.frobnicate", {})
+        self.assertEqual(status, 404)
+        self.assertEqual(body, {"error": "ERROR_METHOD_NOT_FOUND",
+                                "error_description": "Method not found!"})
+
+    def test_success_envelope_time_block(self):
+        status, body = self.emu.rest("crm.deal.add", {"fields": {"TITLE": "x"}})
+        self.assertEqual(status, 200)
+        self.assertEqual(body["result"], 1)
+        self.assertEqual(set(body["time"]), {"start", "finish", "duration", "processing",
+                                             "date_start", "date_finish",
+                                             "operating_reset_at", "operating"})
+        self.assertRegex(body["time"]["date_start"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+03:00$")
+
+    def test_method_without_json_suffix_and_get_with_query(self):
+        self.add_deal(TITLE="a")
+        status, _, data = self.emu.raw("GET", "/rest/%s/%s/crm.deal.get?id=1" % (USER, CODE))
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(data)["result"]["TITLE"], "a")
+        self.assertEqual(self.emu.ok("crm.deal.get", form="ID=1", http_method="GET")["ID"], "1")
+
+    def test_answers_escape_like_php(self):
+        self.add_deal(TITLE="a/b Чайник")
+        _, headers, data = self.emu.raw("GET", "/rest/%s/%s/crm.deal.get?id=1" % (USER, CODE))
+        self.assertIn(b'"a\\/b \\u0427', data)
+        self.assertEqual(int(headers["Content-Length"]), len(data))
+        self.assertTrue(headers["Content-Type"].startswith("application/json"))
+
+    def test_form_encoded_php_nested_keys(self):
+        form = ("fields[NAME]=Ivan&fields[PHONE][0][VALUE]=%2B7%20900%20111-22-33"
+                "&fields[PHONE][0][VALUE_TYPE]=MOBILE&fields[EMAIL][][VALUE]=i%40x.ru")
+        cid = self.emu.ok("crm.contact.add", form=form)
+        contact = self.emu.ok("crm.contact.get", {"id": cid})
+        self.assertEqual(contact["NAME"], "Ivan")
+        self.assertEqual(contact["PHONE"][0]["VALUE"], "+7 900 111-22-33")
+        self.assertEqual(contact["PHONE"][0]["VALUE_TYPE"], "MOBILE")
+        self.assertEqual(contact["EMAIL"][0]["VALUE"], "i@x.ru")
+        self.assertEqual(contact["EMAIL"][0]["VALUE_TYPE"], "WORK")
+
+    # --- contacts and companies ----------------------------------------------------------
+
+    def test_contact_add_get_update_multifields(self):
+        cid = self.emu.ok("crm.contact.add", {"fields": {
+            "NAME": "Ivan", "LAST_NAME": "Petrov",
+            "PHONE": [{"VALUE": "+79001234567", "VALUE_TYPE": "WORK"}]}})
+        self.assertEqual(cid, 1)
+        contact = self.emu.ok("crm.contact.get", {"id": cid})
+        self.assertEqual(contact["ID"], "1")
+        self.assertEqual(contact["HAS_PHONE"], "Y")
+        self.assertEqual(set(contact["PHONE"][0]), {"ID", "VALUE", "VALUE_TYPE", "TYPE_ID"})
+        phone_id = contact["PHONE"][0]["ID"]
+        # An item without ID is appended; one with ID changes that item.
+        self.assertIs(self.emu.ok("crm.contact.update", {"id": cid, "fields": {
+            "EMAIL": [{"VALUE": "ivan@example.ru"}],
+            "PHONE": [{"ID": phone_id, "VALUE": "+79007654321"}, {"VALUE": "+79990000000"}]}}),
+            True)
+        contact = self.emu.ok("crm.contact.get", {"id": cid})
+        self.assertEqual([p["VALUE"] for p in contact["PHONE"]], ["+79007654321", "+79990000000"])
+        self.assertEqual(contact["EMAIL"][0]["VALUE"], "ivan@example.ru")
+        # An empty VALUE with an ID deletes the item.
+        self.emu.ok("crm.contact.update", {"id": cid, "fields": {
+            "PHONE": [{"ID": phone_id, "VALUE": ""}]}})
+        self.assertEqual(len(self.emu.ok("crm.contact.get", {"id": cid})["PHONE"]), 1)
+
+    def test_contact_errors(self):
+        for method, params, message in (
+                ("crm.contact.get", {"id": 99}, "Not found"),
+                ("crm.contact.get", {}, "ID is not defined or invalid"),
+                ("crm.contact.update", {"id": 99, "fields": {}}, "Not found"),
+                ("crm.contact.add", {"fields": "x"}, "Parameter 'fields' must be array.")):
+            status, body = self.emu.rest(method, params)
+            self.assertEqual(status, 400, method)
+            self.assertEqual(body, {"error": "", "error_description": message})
+
+    def test_contact_list_select_multifields_only_when_named(self):
+        self.emu.ok("crm.contact.add", {"fields": {"NAME": "A", "PHONE": [{"VALUE": "1"}]}})
+        rows = self.emu.ok("crm.contact.list", {})
+        self.assertNotIn("PHONE", rows[0])
+        rows = self.emu.ok("crm.contact.list", {"select": ["ID", "NAME", "PHONE"]})
+        self.assertEqual(set(rows[0]), {"ID", "NAME", "PHONE"})
+
+    def test_company_add_get_update_list(self):
+        coid = self.emu.ok("crm.company.add", {"fields": {
+            "TITLE": "Roga LLC", "PHONE": [{"VALUE": "+74951112233"}]}})
+        self.assertEqual(self.emu.ok("crm.company.get", {"id": coid})["TITLE"], "Roga LLC")
+        self.emu.ok("crm.company.update", {"id": coid, "fields": {"TITLE": "Roga & Kopyta"}})
+        status, body = self.emu.rest("crm.company.list", {"filter": {"%TITLE": "kopyta"}})
+        self.assertEqual(status, 200)
+        self.assertEqual([r["ID"] for r in body["result"]], ["1"])
+        self.assertEqual(body["total"], 1)
+        self.assertEqual(self.emu.rest("crm.company.get", {"id": 7})[0], 400)
+
+    # --- deals ---------------------------------------------------------------------------
+
+    def test_deal_fields_round_trip_like_the_real_api(self):
+        cid = self.emu.ok("crm.contact.add", {"fields": {"NAME": "x"}})
+        deal_id = self.add_deal(TITLE="Order 123", OPPORTUNITY=4990, CURRENCY_ID="RUB",
+                                CONTACT_ID=cid, ORIGINATOR_ID="shop.example.ru",
+                                ORIGIN_ID="123", UF_CRM_ROISTAT="4521890", NO_SUCH_FIELD="x")
+        deal = self.emu.ok("crm.deal.get", {"id": deal_id})
+        self.assertEqual(deal["OPPORTUNITY"], "4990.00")
+        self.assertEqual(deal["CONTACT_ID"], "1")
+        self.assertEqual(deal["CATEGORY_ID"], "0")
+        self.assertEqual(deal["STAGE_ID"], "NEW")
+        self.assertEqual(deal["UF_CRM_ROISTAT"], "4521890")
+        self.assertEqual((deal["ORIGINATOR_ID"], deal["ORIGIN_ID"]), ("shop.example.ru", "123"))
+        self.assertNotIn("NO_SUCH_FIELD", deal)
+        for key in ("ID", "TITLE", "STAGE_ID", "CATEGORY_ID", "OPPORTUNITY", "CURRENCY_ID",
+                    "CONTACT_ID", "COMPANY_ID", "DATE_CREATE", "DATE_MODIFY"):
+            self.assertIn(key, deal)
+        # CONTACT_IDS sets the (deprecated) CONTACT_ID too.
+        d2 = self.add_deal(CONTACT_IDS=[cid])
+        self.assertEqual(self.emu.ok("crm.deal.get", {"id": d2})["CONTACT_ID"], "1")
+
+    def test_deal_stage_must_exist_in_its_pipeline(self):
+        status, body = self.emu.rest("crm.deal.add", {"fields": {"STAGE_ID": "C1:NEW",
+                                                                 "CATEGORY_ID": 0}})
+        self.assertEqual(status, 400)
+        self.assertEqual(body["error"], "")
+        self.assertIn("Stage", body["error_description"])
+        self.assertEqual(self.emu.rest("crm.deal.add", {"fields": {
+            "CATEGORY_ID": 1, "STAGE_ID": "WON"}})[0], 400)
+        self.assertEqual(self.emu.rest("crm.deal.add", {"fields": {"CATEGORY_ID": 7}})[0], 400)
+        self.assertEqual(self.emu.rest("crm.deal.add", {"fields": {"CURRENCY_ID": "XXX"}})[0],
+                         400)
+        self.assertEqual(self.emu.state()["deals"], {})
+        # A second pipeline: category from the stage prefix; default stage is the first.
+        d1 = self.add_deal(STAGE_ID="C1:EXECUTING")
+        d2 = self.add_deal(CATEGORY_ID=1)
+        self.assertEqual(self.emu.ok("crm.deal.get", {"id": d1})["CATEGORY_ID"], "1")
+        self.assertEqual(self.emu.ok("crm.deal.get", {"id": d2})["STAGE_ID"], "C1:NEW")
+        status, _ = self.emu.rest("crm.deal.update", {"id": d1, "fields": {"STAGE_ID": "WON"}})
+        self.assertEqual(status, 400)
+        self.emu.ok("crm.deal.update", {"id": d1, "fields": {"STAGE_ID": "C1:WON"}})
+        deal = self.emu.ok("crm.deal.get", {"id": d1})
+        self.assertEqual((deal["STAGE_ID"], deal["STAGE_SEMANTIC_ID"], deal["CLOSED"]),
+                         ("C1:WON", "S", "Y"))
+
+    def test_deal_update_and_errors(self):
+        deal_id = self.add_deal(TITLE="x", STAGE_ID="NEW")
+        before = self.emu.ok("crm.deal.get", {"id": deal_id})
+        self.emu.ok("crm.deal.update", {"id": deal_id, "fields": {
+            "STAGE_ID": "PREPARATION", "CATEGORY_ID": 1, "OPPORTUNITY": "10.5"}})
+        after = self.emu.ok("crm.deal.get", {"id": deal_id})
+        self.assertEqual((after["STAGE_ID"], after["CATEGORY_ID"], after["OPPORTUNITY"],
+                          after["TITLE"]), ("PREPARATION", "0", "10.50", "x"))
+        self.assertGreaterEqual(after["DATE_MODIFY"], before["DATE_MODIFY"])
+        for params, message in (({"id": 99, "fields": {}}, "Not found"),
+                                ({"id": "abc", "fields": {}}, "ID is not defined or invalid"),
+                                ({"id": deal_id, "fields": []},
+                                 "Parameter 'fields' must be array.")):
+            self.assertEqual(self.emu.rest("crm.deal.update", params),
+                             (400, {"error": "", "error_description": message}))
+        self.assertEqual(self.emu.rest("crm.deal.get", {"id": 42}),
+                         (400, {"error": "", "error_description": "Not found"}))
+
+    def test_deal_list_filters_select_order_and_paging(self):
+        for i in range(60):
+            self.add_deal(TITLE="d%d" % i, ORIGINATOR_ID="shop" if i % 2 else "other",
+                          ORIGIN_ID=str(i), CATEGORY_ID=1 if i >= 55 else 0,
+                          OPPORTUNITY=i * 10)
+        status, body = self.emu.rest("crm.deal.list", {
+            "filter": {"=ORIGINATOR_ID": "shop", "ORIGIN_ID": "7"}, "select": ["ID", "STAGE_ID"]})
+        self.assertEqual(body["result"], [{"ID": "8", "STAGE_ID": "NEW"}])
+        self.assertEqual(body["total"], 1)
+        self.assertNotIn("next", body)
+        # Paging: 50 per page, "next" until the end.
+        status, body = self.emu.rest("crm.deal.list", {"select": ["ID"]})
+        self.assertEqual((len(body["result"]), body["total"], body["next"]), (50, 60, 50))
+        status, body = self.emu.rest("crm.deal.list", {"select": ["ID"], "start": 50})
+        self.assertEqual((len(body["result"]), body["total"]), (10, 60))
+        self.assertNotIn("next", body)
+        # start=-1: no COUNT, no total.
+        status, body = self.emu.rest("crm.deal.list", {"filter": {">ID": 55}, "start": -1,
+                                                       "select": ["ID"]})
+        self.assertEqual([r["ID"] for r in body["result"]], ["56", "57", "58", "59", "60"])
+        self.assertNotIn("total", body)
+        ids = lambda flt, **kw: [r["ID"] for r in self.emu.ok(
+            "crm.deal.list", dict({"filter": flt, "select": ["ID"]}, **kw))]
+        self.assertEqual(ids({"CATEGORY_ID": 1}), ["56", "57", "58", "59", "60"])
+        self.assertEqual(ids({">=ID": 58, "<ID": 60}), ["58", "59"])
+        self.assertEqual(ids({"<=OPPORTUNITY": 20}), ["1", "2", "3"])
+        self.assertEqual(ids({"@ID": [3, 5], "!ID": 5}), ["3"])
+        self.assertEqual(ids({"CATEGORY_ID": 1}, order={"ID": "DESC"})[0], "60")
+        self.assertEqual(ids({">DATE_MODIFY": "2000-01-01T00:00:00+03:00"})[:2], ["1", "2"])
+        self.assertEqual(ids({">DATE_MODIFY": "2999-01-01T00:00:00+03:00"}), [])
+        # The default select is "*" plus UF_* fields.
+        self.emu.ok("crm.deal.update", {"id": 1, "fields": {"UF_CRM_ROISTAT": "42"}})
+        row = self.emu.ok("crm.deal.list", {"filter": {"ID": 2}})[0]
+        self.assertIn("UF_CRM_ROISTAT", row)
+        self.assertIn("DATE_MODIFY", row)
+
+    def test_productrows_set_replaces_all_rows(self):
+        deal_id = self.add_deal(OPPORTUNITY=5000)
+        self.emu.ok("crm.deal.productrows.set", {"id": deal_id, "rows": [
+            {"PRODUCT_NAME": "Kettle", "PRICE": "2495.00", "QUANTITY": "2"},
+            {"PRODUCT_NAME": "Cup", "PRICE": 10, "QUANTITY": 1}]})
+        rows = self.emu.ok("crm.deal.productrows.get", {"id": deal_id})
+        self.assertEqual([r["PRODUCT_NAME"] for r in rows], ["Kettle", "Cup"])
+        self.assertEqual((rows[0]["OWNER_ID"], rows[0]["OWNER_TYPE"]), (str(deal_id), "D"))
+        # Not manual: OPPORTUNITY follows the rows.
+        self.assertEqual(self.emu.ok("crm.deal.get", {"id": deal_id})["OPPORTUNITY"], "5000.00")
+        self.emu.ok("crm.deal.productrows.set", {"id": deal_id, "rows": [
+            {"PRODUCT_NAME": "Pot", "PRICE": 100, "QUANTITY": 3}]})
+        rows = self.emu.ok("crm.deal.productrows.get", {"id": deal_id})
+        self.assertEqual([r["PRODUCT_NAME"] for r in rows], ["Pot"])
+        self.assertEqual(self.emu.ok("crm.deal.get", {"id": deal_id})["OPPORTUNITY"], "300.00")
+        # Manual opportunity stays as set.
+        manual = self.add_deal(OPPORTUNITY=777, IS_MANUAL_OPPORTUNITY="Y")
+        self.emu.ok("crm.deal.productrows.set", {"id": manual, "rows": [{"PRICE": 1}]})
+        self.assertEqual(self.emu.ok("crm.deal.get", {"id": manual})["OPPORTUNITY"], "777.00")
+        # No rows at all clears them.
+        self.emu.ok("crm.deal.productrows.set", {"id": deal_id})
+        self.assertEqual(self.emu.ok("crm.deal.productrows.get", {"id": deal_id}), [])
+        self.assertEqual(self.emu.rest("crm.deal.productrows.set", {"id": 99, "rows": []}),
+                         (400, {"error": "", "error_description": "Not found"}))
+        self.assertEqual(self.emu.rest("crm.deal.productrows.get", {})[0], 400)
+
+    # --- findbycomm ----------------------------------------------------------------------
+
+    def test_findbycomm_phone_normalisation(self):
+        c1 = self.emu.ok("crm.contact.add", {"fields": {"PHONE": [{"VALUE": "8 (900) 123-45-67"}]}})
+        c2 = self.emu.ok("crm.contact.add", {"fields": {"PHONE": [{"VALUE": "+7 900 765 43 21"}]}})
+        co = self.emu.ok("crm.company.add", {"fields": {"PHONE": [{"VALUE": "+79001234567"}]}})
+        find = lambda values, **kw: self.emu.ok("crm.duplicate.findbycomm", dict(
+            {"type": "PHONE", "values": values}, **kw))
+        self.assertEqual(find(["+79001234567"], entity_type="CONTACT"), {"CONTACT": [c1]})
+        self.assertEqual(find(["79001234567", "89007654321"], entity_type="CONTACT"),
+                         {"CONTACT": [c1, c2]})
+        self.assertEqual(find(["+7 (900) 123-45-67#404"]), {"CONTACT": [c1], "COMPANY": [co]})
+        self.assertEqual(find(["+79990000000"], entity_type="CONTACT"), [])
+        self.assertEqual(find([79001234567], entity_type="CONTACT"), [])  # numbers are skipped
+
+    def test_findbycomm_email_is_case_insensitive(self):
+        cid = self.emu.ok("crm.contact.add", {"fields": {"EMAIL": [{"VALUE": "Ivan@Example.RU"}]}})
+        self.assertEqual(self.emu.ok("crm.duplicate.findbycomm", {
+            "entity_type": "CONTACT", "type": "EMAIL", "values": [" ivan@example.ru "]}),
+            {"CONTACT": [cid]})
+
+    def test_findbycomm_errors_and_the_20_value_cap(self):
+        self.assertEqual(self.emu.rest("crm.duplicate.findbycomm", {"values": ["1"]}),
+                         (400, {"error": "Communication type is not defined",
+                                "error_description": "Parameter 'type' is required."}))
+        status, body = self.emu.rest("crm.duplicate.findbycomm", {"type": "FAX", "values": ["1"]})
+        self.assertEqual((status, body["error"]), (400, ""))
+        self.assertIn("not supported", body["error_description"])
+        self.assertEqual(self.emu.rest("crm.duplicate.findbycomm", {"type": "PHONE"})[1],
+                         {"error": "", "error_description": "Communication values is not defined."})
+        # Only the first 20 distinct values are looked at; the rest are ignored silently.
+        late = self.emu.ok("crm.contact.add", {"fields": {"PHONE": [{"VALUE": "+79000000099"}]}})
+        values = ["+790000000%02d" % i for i in range(21)] + ["+79000000099"]
+        self.assertEqual(self.emu.ok("crm.duplicate.findbycomm", {
+            "type": "PHONE", "values": values}), [])
+        self.assertEqual(self.emu.ok("crm.duplicate.findbycomm", {
+            "type": "PHONE", "values": values[-20:]}), {"CONTACT": [late]})
+        self.assertEqual(self.emu.state()["counts"]["findbycomm_truncated"], 1)
+
+    # --- pipelines -----------------------------------------------------------------------
+
+    def test_pipelines_and_stages(self):
+        status, body = self.emu.rest("crm.category.list", {"entityTypeId": 2})
+        cats = {c["id"]: c for c in body["result"]["categories"]}
+        self.assertEqual(set(cats), {0, 1})
+        self.assertEqual((cats[0]["isDefault"], cats[1]["name"]), ("Y", "Wholesale"))
+        self.assertEqual(body["total"], 2)
+        self.assertEqual(self.emu.rest("crm.category.list", {"entityTypeId": 999})[0], 400)
+        stages = self.emu.ok("crm.status.list", {"filter": {"ENTITY_ID": "DEAL_STAGE"}})
+        self.assertEqual([s["STATUS_ID"] for s in stages], [
+            "NEW", "PREPARATION", "PREPAYMENT_INVOICE", "EXECUTING", "FINAL_INVOICE", "WON",
+            "LOSE", "APOLOGY"])
+        self.assertEqual(stages[5]["SEMANTICS"], "S")
+        stages = self.emu.ok("crm.status.list", {"order": {"SORT": "ASC"},
+                                                 "filter": {"ENTITY_ID": "DEAL_STAGE_1"}})
+        self.assertEqual([s["STATUS_ID"] for s in stages], [
+            "C1:NEW", "C1:PREPARATION", "C1:EXECUTING", "C1:FINAL_INVOICE", "C1:WON", "C1:LOSE"])
+        self.assertEqual(stages[0]["CATEGORY_ID"], "1")
+        old = self.emu.ok("crm.dealcategory.stage.list", {"id": 1})
+        self.assertEqual(old[0], {"NAME": "New", "SORT": "10", "STATUS_ID": "C1:NEW"})
+        self.assertEqual(len(self.emu.ok("crm.dealcategory.stage.list", {})), 8)
+        self.assertEqual(self.emu.ok("crm.dealcategory.stage.list", {"id": 9}), [])
+
+    # --- batch ---------------------------------------------------------------------------
+
+    def test_batch_chains_contact_deal_rows_with_result_references(self):
+        status, body = self.emu.rest("batch", {"halt": 0, "cmd": {
+            "c": "crm.contact.add?fields[NAME]=Ivan&fields[PHONE][0][VALUE]=%2B79001234567",
+            "d": "crm.deal.add?fields[TITLE]=Order%201&fields[CONTACT_ID]=$result[c]"
+                 "&fields[STAGE_ID]=C1:NEW",
+            "r": "crm.deal.productrows.set?id=$result[d]&rows[0][PRODUCT_NAME]=Kettle"
+                 "&rows[0][PRICE]=2495&rows[0][QUANTITY]=2",
+            "g": "crm.deal.get?id=$result[d]",
+            "t": "crm.deal.update?id=$result[g][ID]&fields[TITLE]=Order%20$result[g][ID]%20x"}})
+        self.assertEqual(status, 200)
+        res = body["result"]
+        self.assertEqual((res["result"]["c"], res["result"]["d"], res["result"]["r"]), (1, 1, True))
+        self.assertEqual(res["result_error"], [])
+        self.assertEqual(res["result_total"], [])
+        self.assertEqual(res["result_next"], [])
+        self.assertEqual(set(res["result_time"]["c"]), {"start", "finish", "duration",
+                                                        "processing", "date_start",
+                                                        "date_finish"})
+        self.assertIn("operating", body["time"])
+        state = self.emu.state()
+        self.assertEqual(state["deals"]["1"]["CONTACT_ID"], "1")
+        self.assertEqual(state["deals"]["1"]["CATEGORY_ID"], "1")
+        self.assertEqual(state["deals"]["1"]["TITLE"], "Order 1 x")
+        self.assertEqual(state["productrows"]["1"][0]["PRODUCT_NAME"], "Kettle")
+        counts = state["counts"]
+        self.assertEqual((counts["http_requests"], counts["commands"]), (1, 5))
+        self.assertEqual(counts["by_method"]["batch"], 1)
+        self.assertEqual(counts["by_method"]["crm.deal.add"], 1)
+
+    def test_batch_errors_go_to_result_error_and_halt_stops(self):
+        cmd = {"a": "crm.deal.get?id=99", "b": "crm.deal.add?fields[TITLE]=x",
+               "c": "crm.deal.list?select[]=ID"}
+        res = self.emu.ok("batch", {"halt": 0, "cmd": cmd})
+        self.assertEqual(res["result_error"], {"a": {"error": "",
+                                                     "error_description": "Not found"}})
+        self.assertEqual(res["result"]["b"], 1)
+        self.assertEqual(res["result_total"], {"c": 1})
+        res = self.emu.ok("batch", {"halt": 1, "cmd": cmd})
+        self.assertEqual(res["result"], [])
+        self.assertEqual(list(res["result_error"]), ["a"])
+        self.assertEqual(res["result_time"], [])
+        self.assertEqual(len(self.emu.state()["deals"]), 1)
+
+    def test_batch_reference_to_a_failed_command_is_not_an_error(self):
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "c": "crm.contact.get?id=99",
+            "d": "crm.deal.add?fields[CONTACT_ID]=$result[c][ID]"}})
+        self.assertEqual(list(res["result_error"]), ["c"])
+        self.assertEqual(self.emu.state()["deals"]["1"]["CONTACT_ID"], None)
+
+    def test_batch_over_50_commands(self):
+        cmd = {"k%02d" % i: "crm.deal.add?fields[TITLE]=t%d" % i for i in range(52)}
+        res = self.emu.ok("batch", {"cmd": cmd})
+        self.assertEqual(len(res["result"]), 50)
+        self.assertEqual(res["result_error"], {
+            k: {"error": "ERROR_BATCH_LENGTH_EXCEEDED",
+                "error_description": "Max batch length exceeded"} for k in ("k50", "k51")})
+        counts = self.emu.state()["counts"]
+        self.assertEqual((counts["http_requests"], counts["commands"]), (1, 50))
+
+    def test_batch_form_encoded_list_cmd_and_nested_batch(self):
+        form = urllib.parse.urlencode([("halt", "0"),
+                                       ("cmd[0]", "crm.deal.add?fields[TITLE]=a b"),
+                                       ("cmd[1]", "crm.deal.get?id=$result[0]"),
+                                       ("cmd[2]", "batch?cmd[x]=crm.deal.list")])
+        res = self.emu.ok("batch", form=form)
+        self.assertEqual(res["result"][0], 1)
+        self.assertEqual(res["result"][1]["TITLE"], "a b")
+        self.assertEqual(res["result_error"]["2"]["error"], "ERROR_BATCH_METHOD_NOT_ALLOWED")
+        res = self.emu.ok("batch", {"cmd": ["crm.deal.get?id=1", "crm.deal.get?id=1"]})
+        self.assertIsInstance(res["result"], list)  # keys 0..n-1 give a JSON array
+
+    # --- limits --------------------------------------------------------------------------
+
+    def test_leaky_bucket_refuses_with_503_and_applies_nothing(self):
+        self.emu.control("config", {"rate": 0.001, "burst": 3})
+        for _ in range(3):
+            self.add_deal()
+        self.assertEqual(self.emu.rest("crm.deal.add", {"fields": {}}),
+                         (503, {"error": "QUERY_LIMIT_EXCEEDED",
+                                "error_description": "Too many requests"}))
+        self.assertEqual(len(self.emu.state()["deals"]), 3)
+        self.assertEqual(self.emu.state()["counts"]["query_limit_exceeded"], 1)
+        # One batch is one request, however many commands it has.
+        self.emu.control("config", {"rate": 0.001, "burst": 1})
+        self.emu.ok("batch", {"cmd": {str(i): "crm.deal.add?fields[TITLE]=b" for i in range(10)}})
+        self.assertEqual(self.emu.rest("crm.deal.list", {})[0], 503)
+        self.assertEqual(len(self.emu.state()["deals"]), 13)
+        # The bucket drains at `rate` per second.
+        self.emu.control("config", {"rate": 20, "burst": 1})
+        self.emu.ok("crm.deal.list", {})
+        self.assertEqual(self.emu.rest("crm.deal.list", {})[0], 503)
+        time.sleep(0.1)
+        self.emu.ok("crm.deal.list", {})
+
+    def test_operating_limit_blocks_one_method_with_429(self):
+        self.emu.control("config", {"operating_limit": {"crm.deal.get": 2},
+                                    "operating_cost": 1, "operating_window": 1})
+        deal_id = self.add_deal()
+        status, body = self.emu.rest("crm.deal.get", {"id": deal_id})
+        self.assertEqual(body["time"]["operating"], 1)
+        self.emu.ok("crm.deal.get", {"id": deal_id})
+        status, body = self.emu.rest("crm.deal.get", {"id": deal_id})
+        self.assertEqual(status, 429)
+        self.assertEqual(body["error"], "OPERATION_TIME_LIMIT")
+        self.assertGreater(body["time"]["operating_reset_at"], time.time() - 1)
+        self.emu.ok("crm.deal.list", {})  # other methods keep working
+        res = self.emu.ok("batch", {"cmd": {"g": "crm.deal.get?id=1", "l": "crm.deal.list"}})
+        self.assertEqual(res["result_error"]["g"]["error"], "OPERATION_TIME_LIMIT")
+        self.assertIn("l", res["result"])
+        time.sleep(1.1)
+        self.emu.ok("crm.deal.get", {"id": deal_id})
+
+    # --- faults --------------------------------------------------------------------------
+
+    def test_faults_answer_errors_count_and_filter_by_method(self):
+        self.emu.control("fault", {"mode": "error503", "count": 1})
+        status, headers, data = self.emu.raw("POST", "/rest/%s/%s/crm.deal.add" % (USER, CODE),
+                                             b"{}", {"Content-Type": "application/json"})
+        self.assertEqual(status, 503)
+        self.assertTrue(headers["Content-Type"].startswith("text/html"))
+        self.add_deal()  # count 1 used up
+        self.emu.control("fault", {"mode": "error500"})
+        self.assertEqual(self.emu.rest("crm.deal.list", {})[1]["error"], "INTERNAL_SERVER_ERROR")
+        self.emu.control("fault", {"mode": "query_limit", "methods": ["batch"]})
+        self.emu.ok("crm.deal.list", {})
+        self.assertEqual(self.emu.rest("batch", {"cmd": {}}),
+                         (503, {"error": "QUERY_LIMIT_EXCEEDED",
+                                "error_description": "Too many requests"}))
+        self.emu.control("fault", {"mode": "expired_token", "count": 2})
+        self.assertEqual(self.emu.rest("crm.deal.list", {})[0], 401)
+        self.assertEqual(self.emu.rest("crm.deal.list", {})[1]["error"], "expired_token")
+        self.emu.ok("crm.deal.list", {})
+        state = self.emu.state()
+        self.assertEqual(state["counts"]["faulted"], 5)
+        self.assertEqual(len(state["deals"]), 1)
+        self.assertEqual(self.emu.control("fault", {"mode": "bogus"})[0], 400)
+
+    def test_fault_reset_drops_the_request_unapplied(self):
+        self.emu.control("fault", {"mode": "reset", "count": 1})
+        with self.assertRaises((ConnectionError, http.client.HTTPException)):
+            self.emu.rest("crm.deal.add", {"fields": {"TITLE": "x"}})
+        self.assertEqual(self.emu.state()["deals"], {})
+
+    def test_fault_lost_applies_then_drops_the_answer(self):
+        self.emu.control("fault", {"mode": "lost", "count": 1, "methods": ["crm.deal.add"]})
+        with self.assertRaises((ConnectionError, http.client.HTTPException)):
+            self.emu.rest("crm.deal.add", {"fields": {"TITLE": "x", "ORIGIN_ID": "5"}})
+        self.assertEqual(self.emu.state()["deals"]["1"]["ORIGIN_ID"], "5")
+        self.assertEqual(self.emu.ok("crm.deal.list", {"filter": {"ORIGIN_ID": "5"}})[0]["ID"],
+                         "1")
+
+    def test_fault_hang_holds_until_cleared_or_timeout(self):
+        self.emu.control("fault", {"mode": "hang"})
+        outcome = {}
+
+        def call():
+            t0 = time.monotonic()
+            try:
+                self.emu.rest("crm.deal.add", {"fields": {}})
+                outcome["error"] = None
+            except (ConnectionError, http.client.HTTPException, socket.timeout) as exc:
+                outcome["error"] = exc
+            outcome["elapsed"] = time.monotonic() - t0
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        time.sleep(0.4)
+        self.assertNotIn("elapsed", outcome)  # still held
+        self.emu.control("fault", {"mode": "none"})
+        thread.join(5)
+        self.assertIsNotNone(outcome["error"])
+        self.assertLess(outcome["elapsed"], 3)
+        self.assertEqual(self.emu.state()["deals"], {})
+        # Without a clear, the hold ends by itself after hang_seconds.
+        self.emu.control("config", {"hang_seconds": 0.3})
+        self.emu.control("fault", {"mode": "hang", "count": 1})
+        t0 = time.monotonic()
+        with self.assertRaises((ConnectionError, http.client.HTTPException)):
+            self.emu.rest("crm.deal.list", {})
+        self.assertLess(time.monotonic() - t0, 3)
+        self.emu.ok("crm.deal.list", {})
+
+    # --- outgoing events -----------------------------------------------------------------
+
+    def test_deal_add_and_update_post_outgoing_webhooks(self):
+        receiver = EventReceiver()
+        try:
+            self.emu.control("event-target", {"url": receiver.url, "application_token": "tok"})
+            deal_id = self.add_deal(TITLE="x")
+            ctype, form = receiver.next()
+            self.assertEqual(ctype, "application/x-www-form-urlencoded")
+            self.assertEqual(form["event"], "ONCRMDEALADD")
+            self.assertEqual(form["data[FIELDS][ID]"], str(deal_id))
+            self.assertEqual(form["auth[application_token]"], "tok")
+            for key in ("ts", "event_handler_id", "auth[domain]", "auth[client_endpoint]",
+                        "auth[server_endpoint]", "auth[member_id]"):
+                self.assertIn(key, form)
+            self.emu.ok("crm.deal.update", {"id": deal_id, "fields": {"STAGE_ID": "EXECUTING"}})
+            self.assertEqual(receiver.next()[1]["event"], "ONCRMDEALUPDATE")
+            # A manager's change in the CRM (a call, a chat) bypasses the webhook.
+            status, body = self.emu.control("deal", {"id": deal_id, "fields": {"STAGE_ID": "WON"}})
+            self.assertEqual((status, body["id"]), (200, deal_id))
+            self.assertEqual(receiver.next()[1]["data[FIELDS][ID]"], str(deal_id))
+            status, body = self.emu.control("deal", {"fields": {"TITLE": "Call", "OPPORTUNITY": 9}})
+            self.assertEqual(receiver.next()[1]["event"], "ONCRMDEALADD")
+            self.assertEqual(self.emu.state()["deals"][str(body["id"])]["OPPORTUNITY"], "9.00")
+            self.assertEqual(self.emu.state()["counts"]["http_requests"], 2)
+            # Without a token in the request, the one from --application-token-file is used.
+            self.emu.control("event-target", {"url": receiver.url})
+            self.emu.control("deal", {"fields": {}})
+            self.assertEqual(receiver.next()[1]["auth[application_token]"], APP_TOKEN)
+            self.assertEqual(self.emu.control("deal", {"fields": {"STAGE_ID": "NOPE"}})[0], 400)
+        finally:
+            receiver.close()
+
+    def test_failed_event_is_not_retried(self):
+        receiver = EventReceiver(status=500)
+        try:
+            self.emu.control("event-target", {"url": receiver.url})
+            self.add_deal()
+            receiver.next()
+            deadline = time.monotonic() + 5
+            while self.emu.state()["events"]["failed"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)
+            self.assertTrue(receiver.events.empty())
+            self.assertEqual(self.emu.state()["events"]["failed"], 1)
+        finally:
+            receiver.close()
+
+    # --- control and robustness ----------------------------------------------------------
+
+    def test_reset_clears_data_and_counts_but_keeps_pipelines(self):
+        self.add_deal()
+        self.emu.ok("crm.contact.add", {"fields": {}})
+        self.emu.control("fault", {"mode": "error500"})
+        self.emu.control("reset")
+        state = self.emu.state()
+        self.assertEqual((state["deals"], state["contacts"], state["counts"]["http_requests"]),
+                         ({}, {}, 0))
+        self.assertEqual(state["fault"]["mode"], "none")
+        self.assertEqual(self.add_deal(STAGE_ID="C1:NEW"), 1)
+
+    def test_bad_input_never_breaks_the_emulator(self):
+        path = "/rest/%s/%s/crm.deal.add" % (USER, CODE)
+        json_hdr = {"Content-Type": "application/json"}
+        status, _, data = self.emu.raw("POST", path, b"{not json", json_hdr)
+        self.assertEqual((status, json.loads(data)["error"]), (400, "INVALID_REQUEST"))
+        self.assertEqual(self.emu.raw("POST", path, b"[1,2]", json_hdr)[0], 400)
+        self.assertEqual(self.emu.raw("POST", path, b"\xff\xfe", {})[0], 400)
+        self.assertEqual(self.emu.raw("POST", path, b"[" * 100000, json_hdr)[0], 400)
+        weird = b"a[[[[b]=1&&=&[x]=2&fields[=3&fields]]=4&%zz=%zz&" + b"x" + b"[a]" * 100 + b"=1"
+        self.assertEqual(self.emu.raw("POST", path, weird, {})[0], 400)  # fields not array
+        status, _, _ = self.emu.raw("POST", path, b"x", {"Content-Length": "99999999999"})
+        self.assertEqual(status, 413)
+        self.assertEqual(self.emu.raw("POST", path, b"x", {"Content-Length": "abc"})[0], 400)
+        self.assertEqual(self.emu.raw("GET", "/nowhere")[0], 404)
+        self.assertEqual(self.emu.raw("PUT", "/_emu/state", b"")[0], 404)
+        self.assertEqual(self.emu.raw("POST", "/_emu/config", b"{bad")[0], 400)
+        self.assertEqual(self.emu.control("config", {"rate": -1})[0], 400)
+        self.assertEqual(self.emu.rest("batch", {"cmd": "not a dict"})[0], 200)
+        self.assertEqual(self.emu.rest("batch", {"cmd": {"x": 5, "y": "?&&=[]"}})[0], 200)
+        for bad in ({"filter": "x", "order": 5, "select": {"a": {}}},
+                    {"filter": {">DATE_MODIFY": ["x"], "%TITLE": {}, "@ID": []}},
+                    {"start": "zz"}):
+            self.assertEqual(self.emu.rest("crm.deal.list", bad)[0], 200)
+        self.assertEqual(self.emu.rest("crm.deal.add", {"fields": {
+            "OPPORTUNITY": "1e999", "CONTACT_ID": {"a": 1}, "TITLE": ["x"],
+            "PHONE": "x", "UF_CRM_X": [{"a": 1}]}})[0], 200)
+        # Keep-alive still works after all that.
+        conn = http.client.HTTPConnection("127.0.0.1", self.emu.port, timeout=5)
+        for _ in range(3):
+            conn.request("GET", "/_emu/health")
+            self.assertEqual(conn.getresponse().read(), b'{"ok":true}')
+        conn.close()
+        self.assertNotIn("emulator bug", self.emu.stderr())
+        self.assertNotIn(CODE, self.emu.stderr())
+
+
+class CommandLineTest(unittest.TestCase):
+    def test_default_bucket_is_2_per_second_burst_50_and_sigterm_exits_cleanly(self):
+        emu = Emulator()
+        try:
+            # 50 requests always pass from empty; then it drains at 2/s, so the number of
+            # successes before the first 503 is 50 plus at most 2 per elapsed second.
+            t0, statuses = time.monotonic(), []
+            while 503 not in statuses and len(statuses) < 200:
+                statuses.append(emu.rest("crm.deal.list", {})[0])
+            elapsed = time.monotonic() - t0
+            self.assertEqual(statuses[-1], 503)
+            self.assertEqual(statuses[:50], [200] * 50)
+            self.assertLessEqual(statuses.count(200), 50 + 2 * elapsed + 1)
+            # A request held by "hang" does not delay shutdown.
+            emu.control("fault", {"mode": "hang"})
+            threading.Thread(target=lambda: self._swallow(emu), daemon=True).start()
+            time.sleep(0.2)
+        finally:
+            t0 = time.monotonic()
+            self.assertEqual(emu.stop(), 0)
+        self.assertLess(time.monotonic() - t0, 4)
+
+    @staticmethod
+    def _swallow(emu):
+        try:
+            emu.rest("crm.deal.list", {})
+        except Exception:
+            pass
+
+    def test_refuses_non_loopback_host_and_empty_code(self):
+        with tempfile.TemporaryDirectory() as d:
+            code = os.path.join(d, "code")
+            open(code, "w").close()
+            for args in (["--host", "0.0.0.0"], []):
+                proc = subprocess.run(
+                    [sys.executable, EMULATOR, "--port", "0", "--user-id", "1",
+                     "--code-file", code, *args], capture_output=True, timeout=10)
+                self.assertEqual(proc.returncode, 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
