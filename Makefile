@@ -1,0 +1,32 @@
+# A thin wrapper over meson: `make demo` and `make test` do all the set-up on a fresh
+# Debian machine (they install missing packages with apt-get when run as root).
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+
+.PHONY: all deps build asan demo test bench fuzz clean
+
+all: build
+
+deps:
+	@sh scripts/install-deps.sh
+
+build: deps
+	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) --buildtype=debugoptimized >/dev/null
+	@ninja -C $(BUILD)
+
+asan: deps
+	@test -f $(ASAN_BUILD)/build.ninja || meson setup $(ASAN_BUILD) \
+		-Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug >/dev/null
+	@ninja -C $(ASAN_BUILD)
+
+demo: build
+	@python3 scripts/demo.py --bin $(BUILD)/orderbridge
+
+test: asan
+	@sh scripts/test.sh $(ASAN_BUILD)
+
+bench: build
+	@python3 bench/ingest_bench.py --bin $(BUILD)/orderbridge
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) var

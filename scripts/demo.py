@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""`make demo`: the whole pipeline on loopback with embedded defaults.
+
+Starts the Roistat emulator and orderbridge (SQLite store under ./var/demo), posts a set
+of sample orders through the real signed ingest API, waits until delivery settles, and
+prints what the emulated Roistat holds next to what the site sent. Then stops everything.
+"""
+import argparse
+import os
+import shutil
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import harness  # noqa: E402
+from harness import Daemon, Roistat, order, wait_for  # noqa: E402
+
+
+def step(text):
+    print(f"\n--- {text}")
+
+
+def show(status, answer):
+    print(f"    → HTTP {status} {answer}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "orderbridge"))
+    args = ap.parse_args()
+    harness.BIN = os.path.abspath(args.bin)
+
+    work = os.path.join(ROOT, "var", "demo")
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    roistat = Roistat(work)
+    daemon = Daemon(work, roistat=roistat)
+    sent = {}  # order id → the snapshot the site last had accepted
+    try:
+        daemon.start()
+        print(f"orderbridge listening on {daemon.base} (store {daemon.db})")
+        print(f"Roistat emulator on {roistat.base}; config {daemon.conf}")
+
+        step("1001: a new order, then the same order paid")
+        s = order("1001", version=1, status="N", roistat_visit="4521890")
+        show(*daemon.post(s))
+        s = order("1001", version=2, status="P", paid=True, roistat_visit="4521890")
+        show(*daemon.post(s))
+        sent["1001"] = s
+
+        step("1002: placed, then cancelled")
+        show(*daemon.post(order("1002", version=1, status="N", price="1250.50",
+                                roistat_visit="4521891")))
+        s = order("1002", version=2, status="N", canceled=True, price="1250.50",
+                  roistat_visit="4521891")
+        show(*daemon.post(s))
+        sent["1002"] = s
+
+        step("1003: the same snapshot re-posted twice (same webhook-id: a sender's retry)")
+        s = order("1003", version=1, status="N", price="399.00", roistat_visit="4521892")
+        body = harness.json.dumps(s).encode()
+        show(*daemon.post(body, webhook_id="msg_demo_1003"))
+        show(*daemon.post(body, webhook_id="msg_demo_1003"))
+        show(*daemon.post(body, webhook_id="msg_demo_1003"))
+        sent["1003"] = s
+
+        step("1004: snapshots arriving out of order (version 3, then the older version 2)")
+        s = order("1004", version=3, status="F", price="15000.00", paid=True,
+                  roistat_visit="4521893")
+        show(*daemon.post(s))
+        show(*daemon.post(order("1004", version=2, status="D", price="15000.00",
+                                roistat_visit="4521893")))
+        sent["1004"] = s
+
+        step("1005: an invalid snapshot (price with three decimals) is refused, nothing stored")
+        show(*daemon.post(order("1005", price="10.005")))
+
+        wait_for(lambda: all(
+            (daemon.delivery(i) or {}).get("state") == "done" for i in sent),
+            timeout=30, what="delivery")
+        time.sleep(0.3)
+
+        print("\n=== what the site sent vs what Roistat now holds")
+        got = roistat.orders()
+        hdr = f"{'order':<6} {'site: status/flags':<24} {'price':>10} {'visit':>8}  |  " \
+              f"{'Roistat: status':<16} {'price':>10} {'visit':>8} {'updates':>7}  match"
+        print(hdr)
+        print("-" * len(hdr))
+        ok = True
+        for oid, s in sent.items():
+            o = s["order"]
+            flags = o["status"] + (" canceled" if o["canceled"] else "") + \
+                (" paid" if o["paid"] else "")
+            r = got.get(oid, {})
+            want_price = "0" if o["canceled"] else o["price"]
+            match = r.get("price") == want_price and r.get("roistat") == o["roistat_visit"]
+            ok &= match
+            print(f"{oid:<6} {flags:<24} {o['price']:>10} {o['roistat_visit']:>8}  |  "
+                  f"{r.get('status', '-'):<16} {r.get('price', '-'):>10} "
+                  f"{r.get('roistat', '-'):>8} {r.get('updates', 0):>7}  "
+                  f"{'yes' if match else 'NO'}")
+        print(f"1005   (refused: price)  {'10.005':>10}  |  "
+              f"{'not in Roistat' if '1005' not in got else 'PRESENT?!'}")
+        counts = roistat.state()["counts"]
+        print(f"\nRoistat saw {counts['add_orders']} add-orders requests, "
+              f"{counts['set_statuses']} set-statuses; statuses: "
+              + ", ".join(f"{s['id']}={s['type']}" for s in roistat.state()["statuses"]))
+        print("\n=== orderbridge status")
+        print(daemon.cli("status").stdout, end="")
+        print("\n=== orderbridge status 1002")
+        print(daemon.cli("status", "1002").stdout, end="")
+        print(f"\nlog: {daemon.log_path}")
+        return 0 if ok and "1005" not in got else 1
+    finally:
+        daemon.stop(check=False)
+        roistat.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+#!/bin/sh
+# Runs every test of the project against the sanitizer build in $1 and ends with one
+# line "N passed, M failed". Stages: C unit tests (cmocka, ASan+UBSan), the emulators'
+# self-tests, the integration tests (the real daemon, built with ASan+UBSan, against the
+# emulators), and the site kit (PHP module, browser snippet, cross-language contract).
+set -u
+build=${1:-build-asan}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=24"
+passed=0
+failed=0
+summary=""
+
+count() { # stage name, log file, exit status
+	line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$2" | tail -n 1)
+	p=$(echo "$line" | sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed.*/\2/')
+	f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+	[ -n "$line" ] || { p=0; f=1; }
+	[ "$3" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+	passed=$((passed + p))
+	failed=$((failed + f))
+	summary="$summary\n  $1: $p passed, $f failed"
+}
+
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
+echo "== unit tests (cmocka, ASan+UBSan)"
+meson test -C "$build" --suite unit --print-errorlogs >"$logs/unit" 2>&1
+rc=$?
+# each cmocka binary reports "[  PASSED  ] N test(s)." and "[  FAILED  ] N test(s)"
+python3 - "$build/meson-logs/testlog.json" >>"$logs/unit" <<'PY'
+import json, re, sys
+p = f = 0
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    out = t.get("stdout", "") + t.get("stderr", "")
+    m = re.search(r"\[  PASSED  \] (\d+) test", out)
+    p += int(m.group(1)) if m else 0
+    m = re.search(r"\[  FAILED  \] (\d+) test", out)
+    f += int(m.group(1)) if m else (0 if t["result"] == "OK" else 1)
+print(f"unit: {p} passed, {f} failed")
+PY
+grep -E "^(Ok|Fail|unit):" "$logs/unit"
+[ $rc -ne 0 ] && cat "$logs/unit"
+count unit "$logs/unit" $rc
+
+echo "== emulator self-tests"
+python3 -m unittest discover -s tests/emulators -p 'test_*.py' >"$logs/emu" 2>&1
+rc=$?
+n=$(grep -E '^Ran [0-9]+ test' "$logs/emu" | sed -E 's/Ran ([0-9]+).*/\1/')
+if [ $rc -eq 0 ]; then echo "emulators: ${n:-0} passed, 0 failed" >>"$logs/emu"; else
+	cat "$logs/emu"; echo "emulators: 0 passed, ${n:-1} failed" >>"$logs/emu"; fi
+tail -n 1 "$logs/emu"
+count emulators "$logs/emu" $rc
+
+echo "== integration tests (the daemon under ASan+UBSan)"
+python3 tests/integration/run.py --bin "$build/orderbridge" >"$logs/int" 2>&1
+rc=$?
+[ $rc -ne 0 ] && grep -E -A30 '^(FAIL|ERROR):' "$logs/int" | head -n 200
+tail -n 1 "$logs/int"
+count integration "$logs/int" $rc
+
+if [ -x tests/site/run.sh ]; then
+	echo "== site kit (PHP module, checkout snippet in Chromium, contract)"
+	sh scripts/install-site-deps.sh >"$logs/site-deps" 2>&1 || cat "$logs/site-deps"
+	ORDERBRIDGE_BIN="$root/$build/orderbridge" sh tests/site/run.sh >"$logs/site" 2>&1
+	rc=$?
+	[ $rc -ne 0 ] && tail -n 60 "$logs/site"
+	tail -n 1 "$logs/site"
+	count site "$logs/site" $rc
+fi
+
+printf "== summary$summary\n"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
