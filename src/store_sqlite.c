@@ -394,6 +394,10 @@ int store_take_due(struct store *s, const char *sink, int64_t now_ms, size_t lim
                 store_work_free(w, n);
                 return r;
         }
+        if (n == 0) {
+                free(w);
+                w = NULL;
+        }
         *ret = w;
         *ret_n = n;
         return 0;
