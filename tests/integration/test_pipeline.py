@@ -7,7 +7,7 @@ import subprocess
 import time
 import unittest
 
-from harness import (BIN, Daemon, Roistat, Workdir, http, obpost, order, wait_for)
+from harness import (BIN, ROOT, Daemon, Roistat, Workdir, http, obpost, order, wait_for)
 
 
 def raw_status(port, request):
@@ -91,6 +91,16 @@ class EndToEnd(PipelineCase):
         o = self.roistat_order("8")
         self.assertNotIn("roistat", o)
         self.assertIn("ingest.visit_dropped order_id=8", self.daemon.read_log())
+
+    def test_the_readmes_curl_example_is_accepted(self):
+        body = os.path.join(self.wd.path, "order.json")
+        with open(body, "w") as f:
+            json.dump(order("9"), f)
+        r = subprocess.run(["sh", os.path.join(ROOT, "scripts", "curl-post.sh"),
+                            self.daemon.base + "/v1/orders", self.daemon.secret_file, body],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.stdout.strip().splitlines()[-1], "202", r.stdout + r.stderr)
+        self.roistat_order("9")
 
     def test_healthz_answers_ok(self):
         self.assertEqual(http("GET", self.daemon.base + "/healthz"),
