@@ -69,8 +69,7 @@ int cli_import(const struct config *cfg, const char *path)
                         strerror(-r));
                 goto out;
         }
-        if (cfg->roistat_enabled)
-                sinks[n_sinks++] = "roistat";
+        n_sinks = config_sinks(cfg, sinks);
         store_set_sinks(st, sinks, n_sinks);
 
         while ((len = getline(&line, &cap, f)) >= 0) {

@@ -81,6 +81,27 @@ static const struct key keys[] = {
          "requests per second (Roistat allows 10 per project)"},
         {"roistat", "canceled_price_zero", KEY_BOOL, S(roistat_canceled_zero), "yes", 0, 0,
          "send price 0 for a cancelled order"},
+        {"bitrix24", "enabled", KEY_BOOL, S(b24_enabled), "yes", 0, 0,
+         "create and update Bitrix24 deals (the sink is off when the section is absent)"},
+        {"bitrix24", "webhook_url_file", KEY_STRING, S(b24_webhook_url_file), NULL, 0, 0,
+         "file holding the incoming webhook URL https://PORTAL/rest/USER/CODE/ "
+         "(env ORDERBRIDGE_BITRIX24_WEBHOOK_URL)"},
+        {"bitrix24", "category_id", KEY_INT, S(b24_category_id), "0", 0, 1000000,
+         "pipeline (deal category) for new deals; 0 is the default pipeline"},
+        {"bitrix24", "roistat_field", KEY_STRING, S(b24_roistat_field), "UF_CRM_ROISTAT", 0, 0,
+         "deal field that carries the Roistat visit (empty = none)"},
+        {"bitrix24", "rate", KEY_INT, S(b24_rate), "2", 1, 100,
+         "requests per second (2 on ordinary plans, 5 on Enterprise)"},
+        {"bitrix24", "burst", KEY_INT, S(b24_burst), "50", 1, 1000,
+         "requests that may go at once (50; 250 on Enterprise)"},
+        {"bitrix24", "timeout_ms", KEY_INT, S(b24_timeout_ms), "30000", 100, 600000,
+         "whole-request timeout"},
+        {"bitrix24", "orders_per_batch", KEY_INT, S(b24_orders_per_batch), "48", 1, 500,
+         "orders handled together (their commands go out in batch calls of at most 50)"},
+        {"bitrix24", "deal_title_prefix", KEY_STRING, S(b24_deal_title_prefix), "Order ", 0, 0,
+         "deal title = prefix + the order's account number"},
+        {"bitrix24", "country_code", KEY_STRING, S(b24_country_code), "7", 0, 0,
+         "country code for phones written without one (for matching repeat customers)"},
 };
 #undef S
 
@@ -92,6 +113,11 @@ static const char *const default_statuses[][3] = {
         {"new", "progress", "New"},
         {"confirmed", "paid", "Confirmed"},
         {"canceled", "canceled", "Canceled"},
+};
+
+static const char *const default_b24_map[][2] = {
+        {"@canceled", "LOSE"}, {"@paid", "EXECUTING"},  {"N", "NEW"},  {"P", "PREPARATION"},
+        {"A", "EXECUTING"},    {"D", "FINAL_INVOICE"}, {"F", "WON"}, {"C", "LOSE"},
 };
 
 static const char *const default_roistat_map[][2] = {
@@ -108,6 +134,7 @@ struct parse_state {
         bool line_too_long;
         int set_line[N_KEYS];   /* where each key was set, 0 = default */
         int roistat_line;       /* line of [roistat], 0 = absent */
+        int b24_line;           /* line of [bitrix24], 0 = absent */
         bool statuses_seen;
         char *errors;
         size_t errors_len;
@@ -366,21 +393,24 @@ static int handler(void *user, const char *section, const char *name, const char
                 handle_status(ps, name, value);
                 return 1;
         }
-        if (strcmp(section, "roistat.map") == 0) {
+        if (strcmp(section, "roistat.map") == 0 || strcmp(section, "bitrix24.map") == 0) {
+                struct status_map *m = section[0] == 'r' ? &ps->c->roistat_map : &ps->c->b24_map;
                 if (!id_like(name, 16) || (name[0] == '@' && strcmp(name, "@canceled") &&
                                            strcmp(name, "@paid")))
                         error_at(ps, ps->line,
-                                 "[roistat.map] %s: the key must be a site status code, "
-                                 "@canceled or @paid", name);
+                                 "[%s] %s: the key must be a site status code, "
+                                 "@canceled or @paid", section, name);
                 else if (!id_like(value, 64))
-                        error_at(ps, ps->line, "[roistat.map] %s: \"%s\" is not a status id",
-                                 name, value);
+                        error_at(ps, ps->line, "[%s] %s: \"%s\" is not a status or stage id",
+                                 section, name, value);
                 else
-                        map_set(&ps->c->roistat_map, name, value);
+                        map_set(m, name, value);
                 return 1;
         }
         if (strcmp(section, "roistat") == 0 && !ps->roistat_line)
                 ps->roistat_line = ps->line;
+        if (strcmp(section, "bitrix24") == 0 && !ps->b24_line)
+                ps->b24_line = ps->line;
         for (size_t i = 0; i < N_KEYS; i++) {
                 if (strcmp(keys[i].section, section) || strcmp(keys[i].name, name))
                         continue;
@@ -469,23 +499,24 @@ static bool host_is_loopback(const char *host)
 }
 
 /* https://host[:port]/path, or http:// when host is loopback. */
-static int check_url(struct parse_state *ps, const char *section, const char *url)
+static int check_url(struct parse_state *ps, const char *section, const char *key,
+                     const char *url)
 {
         const char *host, *end;
         char h[256];
         bool https = strncmp(url, "https://", 8) == 0;
 
         if (!https && strncmp(url, "http://", 7) != 0) {
-                error_at(ps, line_of(ps, section, "url"), "[%s] url: must start with https://",
-                         section);
+                error_at(ps, line_of(ps, section, key), "[%s] %s: must start with https://",
+                         section, key);
                 return -EINVAL;
         }
         host = url + (https ? 8 : 7);
         if (*host == '[') {
                 end = strchr(host, ']');
                 if (!end) {
-                        error_at(ps, line_of(ps, section, "url"), "[%s] url: bad IPv6 host",
-                                 section);
+                        error_at(ps, line_of(ps, section, key), "[%s] %s: bad IPv6 host",
+                                 section, key);
                         return -EINVAL;
                 }
                 host++;
@@ -493,15 +524,16 @@ static int check_url(struct parse_state *ps, const char *section, const char *ur
                 end = host + strcspn(host, ":/?#");
         }
         if (end == host || (size_t)(end - host) >= sizeof(h) || strpbrk(url, " \t\r\n")) {
-                error_at(ps, line_of(ps, section, "url"), "[%s] url: has no valid host", section);
+                error_at(ps, line_of(ps, section, key), "[%s] %s: has no valid host", section,
+                         key);
                 return -EINVAL;
         }
         memcpy(h, host, (size_t)(end - host));
         h[end - host] = '\0';
         if (!https && !host_is_loopback(h)) {
-                error_at(ps, line_of(ps, section, "url"),
-                         "[%s] url: must be https:// unless the host is a loopback address",
-                         section);
+                error_at(ps, line_of(ps, section, key),
+                         "[%s] %s: must be https:// unless the host is a loopback address",
+                         section, key);
                 return -EINVAL;
         }
         return 0;
@@ -539,6 +571,8 @@ static int check_listen(struct parse_state *ps)
         }
         return 0;
 }
+
+static void check_b24(struct parse_state *ps);
 
 static void check_all(struct parse_state *ps)
 {
@@ -581,7 +615,7 @@ static void check_all(struct parse_state *ps)
         if (!ps->roistat_line)
                 c->roistat_enabled = false;
         if (c->roistat_enabled) {
-                check_url(ps, "roistat", c->roistat_url);
+                check_url(ps, "roistat", "url", c->roistat_url);
                 if (!c->roistat_project)
                         error_at(ps, ps->roistat_line,
                                  "[roistat] project: required when Roistat is enabled");
@@ -610,6 +644,73 @@ static void check_all(struct parse_state *ps)
                                          c->roistat_map.entries[i].key,
                                          c->roistat_map.entries[i].value);
         }
+        if (!ps->b24_line)
+                c->b24_enabled = false;
+        if (c->b24_enabled)
+                check_b24(ps);
+}
+
+/* https://portal/rest/<user id>/<code>/ (a trailing slash is added when missing) */
+static void check_b24(struct parse_state *ps)
+{
+        struct config *c = ps->c;
+        int line = line_of(ps, "bitrix24", "webhook_url_file");
+        const char *rest;
+        size_t n;
+        int r;
+
+        if (!c->site_id)
+                error_at(ps, ps->b24_line, "[site] id: required when Bitrix24 is enabled (deals "
+                         "carry it as ORIGINATOR_ID)");
+        r = read_secret(ps, "[bitrix24] webhook_url_file", line, c->b24_webhook_url_file,
+                        "ORDERBRIDGE_BITRIX24_WEBHOOK_URL", &c->b24_webhook_url);
+        if (r == 0) {
+                error_at(ps, ps->b24_line, "[bitrix24] webhook_url_file: required when Bitrix24 "
+                         "is enabled (or set ORDERBRIDGE_BITRIX24_WEBHOOK_URL)");
+                return;
+        }
+        if (r < 0)
+                return;
+        n = strlen(c->b24_webhook_url);
+        if (c->b24_webhook_url[n - 1] != '/') {
+                c->b24_webhook_url = xrealloc(c->b24_webhook_url, n + 2);
+                memcpy(c->b24_webhook_url + n, "/", 2);
+        }
+        rest = strstr(c->b24_webhook_url, "/rest/");
+        /* the URL itself is a secret: name the file, never print the value */
+        if (!rest || strspn(rest + 6, "0123456789") == 0 || rest[6 + strspn(rest + 6,
+                                                                        "0123456789")] != '/' ||
+            strpbrk(c->b24_webhook_url, " \t\r\n?#")) {
+                error_at(ps, line, "[bitrix24] webhook_url_file: the file must hold the "
+                         "incoming webhook URL, https://PORTAL/rest/USER_ID/CODE/");
+                return;
+        }
+        check_url(ps, "bitrix24", "webhook_url_file", c->b24_webhook_url);
+        if (c->b24_roistat_field[0] && (strncmp(c->b24_roistat_field, "UF_CRM_", 7) != 0 ||
+                                         !id_like(c->b24_roistat_field, 64)))
+                error_at(ps, line_of(ps, "bitrix24", "roistat_field"),
+                         "[bitrix24] roistat_field: must be a deal user field code, UF_CRM_…");
+        if (strspn(c->b24_country_code, "0123456789") != strlen(c->b24_country_code) ||
+            strlen(c->b24_country_code) < 1 || strlen(c->b24_country_code) > 4)
+                error_at(ps, line_of(ps, "bitrix24", "country_code"),
+                         "[bitrix24] country_code: 1-4 digits, e.g. 7");
+        if (strlen(c->b24_deal_title_prefix) > 100)
+                error_at(ps, line_of(ps, "bitrix24", "deal_title_prefix"),
+                         "[bitrix24] deal_title_prefix: at most 100 bytes");
+}
+
+int config_b24_stage(const struct config *c, const char *status, bool canceled, bool paid,
+                     char *buf, size_t size)
+{
+        const char *v = status_map_lookup(&c->b24_map, status, canceled, paid);
+
+        if (!v)
+                return -ENOENT;
+        if (c->b24_category_id > 0 && !strchr(v, ':'))
+                snprintf(buf, size, "C%lld:%s", (long long)c->b24_category_id, v);
+        else
+                snprintf(buf, size, "%s", v);
+        return 0;
 }
 
 static struct config *config_defaults(void)
@@ -625,6 +726,8 @@ static struct config *config_defaults(void)
                            default_statuses[i][2]);
         for (size_t i = 0; i < sizeof(default_roistat_map) / sizeof(default_roistat_map[0]); i++)
                 map_set(&c->roistat_map, default_roistat_map[i][0], default_roistat_map[i][1]);
+        for (size_t i = 0; i < sizeof(default_b24_map) / sizeof(default_b24_map[0]); i++)
+                map_set(&c->b24_map, default_b24_map[i][0], default_b24_map[i][1]);
         return c;
 }
 
@@ -695,6 +798,10 @@ struct config *config_free(struct config *c)
         free(c->path);
         statuses_clear(c);
         map_clear(&c->roistat_map);
+        map_clear(&c->b24_map);
+        if (c->b24_webhook_url)
+                explicit_bzero(c->b24_webhook_url, strlen(c->b24_webhook_url));
+        free(c->b24_webhook_url);
         explicit_bzero(&c->signing_key, sizeof(c->signing_key));
         free(c);
         return NULL;
@@ -714,6 +821,17 @@ const char *status_map_lookup(const struct status_map *m, const char *status, bo
                                 return m->entries[i].value;
         }
         return NULL;
+}
+
+size_t config_sinks(const struct config *c, const char *ret_names[2])
+{
+        size_t n = 0;
+
+        if (c->roistat_enabled)
+                ret_names[n++] = "roistat";
+        if (c->b24_enabled)
+                ret_names[n++] = "bitrix24";
+        return n;
 }
 
 const struct roistat_status *config_roistat_status(const struct config *c, const char *id)
@@ -745,6 +863,10 @@ void config_print_keys(FILE *f)
               "canceled = canceled, Canceled)\n"
               "\n[roistat.map]\n  <site status code | @canceled | @paid> = <status_id>\n"
               "  (merged over the defaults: @canceled=canceled @paid=confirmed N=new P=new "
-              "A=confirmed D=confirmed F=confirmed C=canceled)\n",
+              "A=confirmed D=confirmed F=confirmed C=canceled)\n"
+              "\n[bitrix24.map]\n  <site status code | @canceled | @paid> = <deal stage id>\n"
+              "  (merged over the defaults: @canceled=LOSE @paid=EXECUTING N=NEW P=PREPARATION "
+              "A=EXECUTING D=FINAL_INVOICE F=WON C=LOSE;\n   \"C<category_id>:\" is prepended "
+              "for another pipeline unless the value has a prefix)\n",
               f);
 }

@@ -70,6 +70,19 @@ struct config {
         struct roistat_status *roistat_statuses;
         size_t n_roistat_statuses;
         struct status_map roistat_map;
+
+        /* [bitrix24] */
+        bool b24_enabled;
+        char *b24_webhook_url_file;
+        char *b24_webhook_url;     /* secret: https://portal/rest/USER/CODE/ */
+        int64_t b24_category_id;
+        char *b24_roistat_field;
+        int64_t b24_rate, b24_burst;
+        int64_t b24_timeout_ms;
+        int64_t b24_orders_per_batch;
+        char *b24_deal_title_prefix;
+        char *b24_country_code;
+        struct status_map b24_map;
 };
 
 /* Loads and checks `path`. On failure returns -EINVAL (or -errno when the file cannot be
@@ -87,6 +100,15 @@ struct config *config_free(struct config *c);
  * Returns the mapped value or NULL when nothing matches. */
 const char *status_map_lookup(const struct status_map *m, const char *status, bool canceled,
                               bool paid);
+
+/* The Bitrix24 stage for a snapshot: the [bitrix24.map] value, prefixed with
+ * "C<category>:" for a pipeline other than the default when the value has no prefix.
+ * Returns 0, or -ENOENT when nothing maps. */
+int config_b24_stage(const struct config *c, const char *status, bool canceled, bool paid,
+                     char *buf, size_t size);
+
+/* The names of the enabled sinks ("roistat", "bitrix24"); returns how many (≤ 2). */
+size_t config_sinks(const struct config *c, const char *ret_names[2]);
 
 /* The roistat status by id, or NULL. */
 const struct roistat_status *config_roistat_status(const struct config *c, const char *id);

@@ -198,8 +198,7 @@ int ingest_new(const struct config *cfg, struct dispatch *const *wake, size_t n_
                 free(in);
                 return r;
         }
-        if (cfg->roistat_enabled)
-                sinks[n_sinks++] = "roistat";
+        n_sinks = config_sinks(cfg, sinks);
         store_set_sinks(in->store, sinks, n_sinks);
         r = -pthread_create(&in->thread, NULL, committer, in);
         if (r < 0) {

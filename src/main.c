@@ -18,6 +18,7 @@
 #include "http_server.h"
 #include "ingest.h"
 #include "log.h"
+#include "sink_bitrix24.h"
 #include "sink_roistat.h"
 
 struct verb_opts {
@@ -59,6 +60,18 @@ static int run_serve(const struct config *cfg, const struct verb_opts *o, int ar
                         r = dispatch_start(cfg, ops, ctx, &sinks[n_sinks]);
                 if (r < 0) {
                         log_err("serve.failed", "what=roistat error=\"%s\"", strerror(-r));
+                        goto out;
+                }
+                n_sinks++;
+        }
+        if (cfg->b24_enabled) {
+                const struct sink_ops *ops;
+                void *ctx;
+                r = sink_bitrix24_new(cfg, &ops, &ctx);
+                if (r == 0)
+                        r = dispatch_start(cfg, ops, ctx, &sinks[n_sinks]);
+                if (r < 0) {
+                        log_err("serve.failed", "what=bitrix24 error=\"%s\"", strerror(-r));
                         goto out;
                 }
                 n_sinks++;
@@ -111,7 +124,34 @@ static int run_check(const struct config *cfg, const struct verb_opts *o, int ar
         } else {
                 printf("  roistat: disabled\n");
         }
+        if (cfg->b24_enabled) {
+                int r;
+                printf("  bitrix24: pipeline %lld, rate %lld/s burst %lld, map:",
+                       (long long)cfg->b24_category_id, (long long)cfg->b24_rate,
+                       (long long)cfg->b24_burst);
+                for (size_t i = 0; i < cfg->b24_map.n; i++)
+                        printf(" %s→%s", cfg->b24_map.entries[i].key,
+                               cfg->b24_map.entries[i].value);
+                printf("\n");
+                fflush(stdout);
+                r = b24_check_stages(cfg);
+                if (r == 1)
+                        return 1;
+                printf(r == 0 ? "  bitrix24: every mapped stage exists in the portal\n"
+                              : "  bitrix24: stages NOT verified (portal unreachable)\n");
+        } else {
+                printf("  bitrix24: disabled\n");
+        }
         return 0;
+}
+
+static int run_stages(const struct config *cfg, const struct verb_opts *o, int argc, char **argv)
+{
+        if (!cfg->b24_enabled) {
+                fprintf(stderr, "orderbridge stages: [bitrix24] is not configured\n");
+                return 1;
+        }
+        return b24_print_stages(cfg);
 }
 
 static int run_import(const struct config *cfg, const struct verb_opts *o, int argc, char **argv)
@@ -161,6 +201,10 @@ static const struct verb verbs[] = {
          "retrying, waiting, delivered and dead. With ORDER_ID: its latest snapshot, the\n"
          "snapshots received, each sink's state, the attempts made and the last error.\n",
          run_status},
+        {"stages", "", "list the Bitrix24 portal's deal pipelines and stages",
+         "Asks the portal (crm.category.list, crm.status.list) for every deal pipeline and\n"
+         "its stage ids, to write [bitrix24] category_id and [bitrix24.map].\n",
+         run_stages},
         {"retry", "[--sink NAME] [ORDER_ID]", "send dead (or backing-off) deliveries again now",
          "Moves dead, retrying and waiting deliveries back to pending (all of them, or one\n"
          "sink's, or one order's), for example after fixing the configuration.\n",

@@ -103,6 +103,34 @@ class Roistat(Emulator):
         self.control("fault", dict(mode=mode, count=count, **kw))
 
 
+class Bitrix24(Emulator):
+    USER = "1"
+
+    def __init__(self, workdir, rate=2, burst=50):
+        self.code = "b24code" + base64.b16encode(os.urandom(6)).decode().lower()
+        code_file = os.path.join(workdir, "b24.code")
+        with open(code_file, "w") as f:
+            f.write(self.code + "\n")
+        super().__init__("bitrix24_emu.py", workdir,
+                         ["--user-id", self.USER, "--code-file", code_file,
+                          "--rate", str(rate), "--burst", str(burst)])
+        self.webhook_url = f"{self.base}/rest/{self.USER}/{self.code}/"
+        self.url_file = os.path.join(workdir, "b24.webhook")
+        with open(self.url_file, "w") as f:
+            f.write(self.webhook_url + "\n")
+        os.chmod(self.url_file, 0o600)
+
+    def deals(self):
+        return self.state()["deals"]
+
+    def deal_for(self, order_id):
+        found = [d for d in self.deals().values() if d.get("ORIGIN_ID") == str(order_id)]
+        return found
+
+    def fault(self, mode, count=0, **kw):
+        self.control("fault", dict(mode=mode, count=count, **kw))
+
+
 def make_secret():
     return "whsec_" + base64.b64encode(os.urandom(32)).decode()
 
@@ -113,7 +141,8 @@ class Daemon:
     FAST_DELIVERY = {"backoff_min_ms": "100", "backoff_max_ms": "1000",
                      "poll_interval_ms": "100", "visit_wait_s": "1"}
 
-    def __init__(self, workdir, sections=None, roistat=None, admin=True, env=None):
+    def __init__(self, workdir, sections=None, roistat=None, admin=True, env=None,
+                 bitrix24=None):
         self.workdir = workdir
         self.secret = make_secret()
         self.secret_file = os.path.join(workdir, "signing.secret")
@@ -138,6 +167,8 @@ class Daemon:
         if roistat:
             conf["roistat"] = {"url": roistat.url, "project": roistat.PROJECT,
                                "api_key_file": roistat.key_file}
+        if bitrix24:
+            conf["bitrix24"] = {"webhook_url_file": bitrix24.url_file}
         for name, keys in (sections or {}).items():
             conf.setdefault(name, {}).update(keys)
         self.conf = os.path.join(workdir, "orderbridge.conf")
