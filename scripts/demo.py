@@ -14,7 +14,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402
-from harness import Daemon, Roistat, order, wait_for  # noqa: E402
+from harness import Bitrix24, Daemon, Roistat, order, wait_for  # noqa: E402
 
 
 def step(text):
@@ -35,12 +35,14 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     roistat = Roistat(work)
-    daemon = Daemon(work, roistat=roistat)
+    bitrix24 = Bitrix24(work)
+    daemon = Daemon(work, roistat=roistat, bitrix24=bitrix24)
     sent = {}  # order id → the snapshot the site last had accepted
     try:
         daemon.start()
         print(f"orderbridge listening on {daemon.base} (store {daemon.db})")
-        print(f"Roistat emulator on {roistat.base}; config {daemon.conf}")
+        print(f"Roistat emulator on {roistat.base}, Bitrix24 emulator on {bitrix24.base}")
+        print(f"config {daemon.conf}")
 
         step("1001: a new order, then the same order paid")
         s = order("1001", version=1, status="N", roistat_visit="4521890")
@@ -73,11 +75,29 @@ def main():
                                 roistat_visit="4521893")))
         sent["1004"] = s
 
+        step("1006: a repeat customer (same phone, written differently) and 1007: a company")
+        s = order("1006", version=1, status="N", price="780.00", roistat_visit="4521894")
+        s["order"]["buyer"]["phone"] = "8 (900) 123-45-67"
+        s["order"]["items"] = [{"product_id": "77", "name": "Teapot", "price": "390.00",
+                                "quantity": "2"}]
+        show(*daemon.post(s))
+        sent["1006"] = s
+        s = order("1007", version=1, status="A", paid=True, price="120000.00",
+                  roistat_visit="4521895")
+        s["order"]["buyer"] = {"type": "legal", "name": "Olga Smirnova",
+                               "phone": "+7 495 111-22-33", "email": "olga@romashka.ru",
+                               "company": "OOO Romashka", "inn": "7701234567"}
+        s["order"]["items"] = [{"product_id": "9", "name": "Office kettle", "price": "6000.00",
+                                "quantity": "20"}]
+        show(*daemon.post(s))
+        sent["1007"] = s
+
         step("1005: an invalid snapshot (price with three decimals) is refused, nothing stored")
         show(*daemon.post(order("1005", price="10.005")))
 
         wait_for(lambda: all(
-            (daemon.delivery(i) or {}).get("state") == "done" for i in sent),
+            (daemon.delivery(i) or {}).get("state") == "done" and
+            (daemon.delivery(i, "bitrix24") or {}).get("state") == "done" for i in sent),
             timeout=30, what="delivery")
         time.sleep(0.3)
 
@@ -106,6 +126,32 @@ def main():
         print(f"\nRoistat saw {counts['add_orders']} add-orders requests, "
               f"{counts['set_statuses']} set-statuses; statuses: "
               + ", ".join(f"{s['id']}={s['type']}" for s in roistat.state()["statuses"]))
+        crm = bitrix24.state()
+        print("\n=== what the emulated Bitrix24 CRM now holds")
+        for cid, c in crm["contacts"].items():
+            phones = ", ".join(p["VALUE"] for p in c.get("PHONE", []))
+            emails = ", ".join(e["VALUE"] for e in c.get("EMAIL", []))
+            print(f"contact {cid}: {c.get('NAME')}  {phones}  {emails}")
+        for cid, c in crm["companies"].items():
+            print(f"company {cid}: {c.get('TITLE')}")
+        for did, dl in crm["deals"].items():
+            o = sent.get(dl.get("ORIGIN_ID"), {}).get("order", {})
+            print(f"deal {did}: {dl['TITLE']:<12} order {dl.get('ORIGIN_ID'):<5} "
+                  f"stage {dl['STAGE_ID']:<14} {dl['OPPORTUNITY']:>9} {dl['CURRENCY_ID']} "
+                  f"contact {dl.get('CONTACT_ID')} company {dl.get('COMPANY_ID')} "
+                  f"visit {dl.get('UF_CRM_ROISTAT')}")
+            for row in crm["productrows"].get(did, []):
+                print(f"        row: {row['PRODUCT_NAME']} × {row['QUANTITY']} @ {row['PRICE']}")
+            if o and dl["OPPORTUNITY"] != o["price"]:
+                ok = False
+        deals_per_order = {}
+        for dl in crm["deals"].values():
+            deals_per_order[dl.get("ORIGIN_ID")] = deals_per_order.get(dl.get("ORIGIN_ID"), 0) + 1
+        ok &= all(deals_per_order.get(i) == 1 for i in sent)
+        print(f"\nBitrix24 saw {crm['counts']['http_requests']} HTTP requests carrying "
+              f"{crm['counts']['commands']} commands for {len(sent)} orders "
+              f"(one call per step would have taken about {4 * len(sent)})")
+
         print("\n=== orderbridge status")
         print(daemon.cli("status").stdout, end="")
         print("\n=== orderbridge status 1002")
@@ -115,6 +161,7 @@ def main():
     finally:
         daemon.stop(check=False)
         roistat.stop()
+        bitrix24.stop()
 
 
 if __name__ == "__main__":
