@@ -180,9 +180,13 @@ static void append(char **buf, size_t *len, size_t *cap, const char *s, size_t n
  * after it parses the command, so it is passed as written. */
 static bool is_reference(const char *s)
 {
-        return strncmp(s, "$result[", 8) == 0 &&
-               strspn(s + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_[]") ==
-                       strlen(s) - 1;
+        if (strncmp(s, "$result[", 8) != 0)
+                return false;
+        for (s += 8; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                      (*s >= '0' && *s <= '9') || *s == '_' || *s == '[' || *s == ']'))
+                        return false;
+        return true;
 }
 
 static void flatten(char **buf, size_t *len, size_t *cap, const char *prefix, json_t *v)

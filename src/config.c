@@ -165,6 +165,39 @@ static void error_at(struct parse_state *ps, int line, const char *fmt, ...)
         ps->errors[ps->errors_len] = '\0';
 }
 
+static bool section_known(const char *name)
+{
+        for (size_t i = 0; i < N_KEYS; i++)
+                if (strcmp(keys[i].section, name) == 0)
+                        return true;
+        return strcmp(name, "roistat.statuses") == 0 || strcmp(name, "roistat.map") == 0 ||
+               strcmp(name, "bitrix24.map") == 0;
+}
+
+/* inih calls the handler only for keys, so a section with no keys would pass unseen:
+ * notice headers here, so that an empty [roistat] still enables the sink (and asks for
+ * its keys) and an empty unknown section is still an error. */
+static void note_section(struct parse_state *ps, const char *line)
+{
+        const char *p = line + strspn(line, " \t");
+        size_t n;
+        char name[64];
+
+        if (*p != '[')
+                return;
+        n = strcspn(p + 1, "]");
+        if (p[1 + n] != ']' || n == 0 || n >= sizeof(name))
+                return; /* inih reports the syntax error */
+        memcpy(name, p + 1, n);
+        name[n] = '\0';
+        if (strcmp(name, "roistat") == 0 && !ps->roistat_line)
+                ps->roistat_line = ps->line;
+        if (strcmp(name, "bitrix24") == 0 && !ps->b24_line)
+                ps->b24_line = ps->line;
+        if (!section_known(name))
+                error_at(ps, ps->line, "[%s]: unknown section", name);
+}
+
 /* inih reader: one line at a time, counting lines and refusing over-long ones. */
 static char *reader(char *buf, int size, void *stream)
 {
@@ -188,10 +221,11 @@ static char *reader(char *buf, int size, void *stream)
         }
         len = strlen(buf);
         ps->line++;
+        note_section(ps, buf);
         if (len == (size_t)size - 1 && buf[len - 1] != '\n') {
                 /* swallow the rest of the line; it is reported, not split */
                 ps->line_too_long = true;
-                error_at(ps, ps->line, "line is longer than %d bytes", size - 2);
+                error_at(ps, ps->line, "line is longer than %d bytes", LINE_MAX_BYTES);
                 if (ps->f) {
                         int ch;
                         while ((ch = fgetc(ps->f)) != EOF && ch != '\n')
@@ -291,17 +325,19 @@ static bool id_like(const char *s, size_t max)
         return true;
 }
 
-static void map_set(struct status_map *m, const char *key, const char *value)
+static void map_set(struct status_map *m, const char *key, const char *value, int line)
 {
         for (size_t i = 0; i < m->n; i++)
                 if (strcmp(m->entries[i].key, key) == 0) {
                         free(m->entries[i].value);
                         m->entries[i].value = xstrdup(value);
+                        m->entries[i].line = line;
                         return;
                 }
         m->entries = xrealloc(m->entries, (m->n + 1) * sizeof(*m->entries));
         m->entries[m->n].key = xstrdup(key);
         m->entries[m->n].value = xstrdup(value);
+        m->entries[m->n].line = line;
         m->n++;
 }
 
@@ -404,13 +440,9 @@ static int handler(void *user, const char *section, const char *name, const char
                         error_at(ps, ps->line, "[%s] %s: \"%s\" is not a status or stage id",
                                  section, name, value);
                 else
-                        map_set(m, name, value);
+                        map_set(m, name, value, ps->line);
                 return 1;
         }
-        if (strcmp(section, "roistat") == 0 && !ps->roistat_line)
-                ps->roistat_line = ps->line;
-        if (strcmp(section, "bitrix24") == 0 && !ps->b24_line)
-                ps->b24_line = ps->line;
         for (size_t i = 0; i < N_KEYS; i++) {
                 if (strcmp(keys[i].section, section) || strcmp(keys[i].name, name))
                         continue;
@@ -420,12 +452,11 @@ static int handler(void *user, const char *section, const char *name, const char
                 ps->set_line[i] = ps->line;
                 return 1;
         }
-        for (size_t i = 0; i < N_KEYS; i++)
-                if (strcmp(keys[i].section, section) == 0) {
-                        error_at(ps, ps->line, "[%s] %s: unknown key", section, name);
-                        return 1;
-                }
-        error_at(ps, ps->line, "[%s]: unknown section", section);
+        if (!section[0])
+                error_at(ps, ps->line, "%s: a key outside any [section]", name);
+        else if (section_known(section))
+                error_at(ps, ps->line, "[%s] %s: unknown key", section, name);
+        /* an unknown section was reported once, at its header */
         return 1;
 }
 
@@ -472,9 +503,10 @@ static int read_secret(struct parse_state *ps, const char *key_desc, int line, c
                 return -EINVAL;
         }
         buf[n] = '\0';
-        buf[strcspn(buf, "\r\n")] = '\0';
-        while (n > 0 && (buf[strlen(buf) - 1] == ' ' || buf[strlen(buf) - 1] == '\t'))
-                buf[strlen(buf) - 1] = '\0', n--;
+        n = (ssize_t)strcspn(buf, "\r\n"); /* the first line only */
+        while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+                n--;
+        buf[n] = '\0';
         if (!buf[0]) {
                 error_at(ps, line, "%s: %s is empty", key_desc, path);
                 return -EINVAL;
@@ -553,10 +585,16 @@ static int check_listen(struct parse_state *ps)
                 return -EINVAL;
         }
         hlen = (size_t)(colon - c->listen);
-        if (hlen >= 2 && c->listen[0] == '[' && c->listen[hlen - 1] == ']')
+        if (hlen >= 2 && c->listen[0] == '[' && c->listen[hlen - 1] == ']') {
                 c->listen_host = xstrndup(c->listen + 1, hlen - 2);
-        else
+        } else if (memchr(c->listen, ':', hlen)) {
+                error_at(ps, line_of(ps, "server", "listen"),
+                         "[server] listen = %s: write an IPv6 address in brackets, e.g. "
+                         "[::1]:8088", c->listen);
+                return -EINVAL;
+        } else {
                 c->listen_host = xstrndup(c->listen, hlen);
+        }
         c->listen_port = (uint16_t)port;
         {
                 struct in_addr a4;
@@ -638,7 +676,7 @@ static void check_all(struct parse_state *ps)
                                  "[roistat.statuses]: at least one status is required");
                 for (size_t i = 0; i < c->roistat_map.n; i++)
                         if (!config_roistat_status(c, c->roistat_map.entries[i].value))
-                                error_at(ps, 0,
+                                error_at(ps, c->roistat_map.entries[i].line,
                                          "[roistat.map] %s = %s: no such status in "
                                          "[roistat.statuses]",
                                          c->roistat_map.entries[i].key,
@@ -725,9 +763,9 @@ static struct config *config_defaults(void)
                 status_add(c, default_statuses[i][0], default_statuses[i][1],
                            default_statuses[i][2]);
         for (size_t i = 0; i < sizeof(default_roistat_map) / sizeof(default_roistat_map[0]); i++)
-                map_set(&c->roistat_map, default_roistat_map[i][0], default_roistat_map[i][1]);
+                map_set(&c->roistat_map, default_roistat_map[i][0], default_roistat_map[i][1], 0);
         for (size_t i = 0; i < sizeof(default_b24_map) / sizeof(default_b24_map[0]); i++)
-                map_set(&c->b24_map, default_b24_map[i][0], default_b24_map[i][1]);
+                map_set(&c->b24_map, default_b24_map[i][0], default_b24_map[i][1], 0);
         return c;
 }
 
@@ -750,6 +788,15 @@ static int finish(struct parse_state *ps, int ini_result, struct config **ret, c
         return 0;
 }
 
+/* Debian's inih takes its line limit at run time; ours is LINE_MAX_BYTES. */
+static void ini_limits(void)
+{
+        ini_use_stack = false;
+        ini_allow_realloc = false;
+        ini_max_line = LINE_MAX_BYTES + 2; /* the line, its '\n' and the '\0' */
+        ini_initial_alloc = ini_max_line;
+}
+
 int config_load(const char *path, struct config **ret, char **ret_errors)
 {
         struct parse_state ps = {.name = path};
@@ -764,6 +811,7 @@ int config_load(const char *path, struct config **ret, char **ret_errors)
                 *ret_errors = buf;
                 return r;
         }
+        ini_limits();
         ps.c = config_defaults();
         ps.c->path = xstrdup(path);
         r = ini_parse_stream(reader, &ps, handler, &ps);
@@ -776,6 +824,7 @@ int config_load_string(const char *text, const char *name, struct config **ret,
 {
         struct parse_state ps = {.name = name, .text = text};
 
+        ini_limits();
         ps.c = config_defaults();
         ps.c->path = xstrdup(name);
         return finish(&ps, ini_parse_stream(reader, &ps, handler, &ps), ret, ret_errors);

@@ -16,6 +16,7 @@
 struct map_entry {
         char *key;   /* a site status code, or "@canceled" / "@paid" */
         char *value; /* the remote's status or stage id */
+        int line;    /* where it was set, 0 for a default */
 };
 
 struct status_map {

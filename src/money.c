@@ -6,30 +6,40 @@
 #include "money.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+
+/* value = value·10 + digit; true when that would overflow */
+static bool shift_in(int64_t *value, int digit)
+{
+        if (*value > (INT64_MAX - digit) / 10)
+                return true;
+        *value = *value * 10 + digit;
+        return false;
+}
 
 int decimal_parse(const char *text, unsigned scale, int64_t max, int64_t *ret_value)
 {
         const char *p = text;
-        int64_t whole = 0, frac = 0;
+        int64_t value = 0;
         unsigned nfrac = 0;
-        int nwhole = 0;
+        bool overflow = false, any = false;
 
         if (!text)
                 return -EINVAL;
-        for (; *p >= '0' && *p <= '9'; p++, nwhole++) {
-                if (whole > max) /* keep going only to validate; value is out of range */
-                        continue;
-                whole = whole * 10 + (*p - '0');
+        /* the number is read as an integer in units of 10^-scale; once it overflows the
+         * rest is only checked for syntax */
+        for (; *p >= '0' && *p <= '9'; p++) {
+                any = true;
+                overflow = overflow || shift_in(&value, *p - '0');
         }
-        if (nwhole == 0)
+        if (!any)
                 return -EINVAL;
         if (*p == '.') {
-                p++;
-                for (; *p >= '0' && *p <= '9'; p++) {
+                for (p++; *p >= '0' && *p <= '9'; p++) {
                         if (++nfrac > scale)
                                 return -EINVAL;
-                        frac = frac * 10 + (*p - '0');
+                        overflow = overflow || shift_in(&value, *p - '0');
                 }
                 if (nfrac == 0)
                         return -EINVAL;
@@ -37,15 +47,10 @@ int decimal_parse(const char *text, unsigned scale, int64_t max, int64_t *ret_va
         if (*p != '\0')
                 return -EINVAL;
         for (unsigned i = nfrac; i < scale; i++)
-                frac *= 10;
-        for (unsigned i = 0; i < scale; i++) {
-                if (whole > max)
-                        return -ERANGE;
-                whole *= 10;
-        }
-        if (whole > max || whole + frac > max)
+                overflow = overflow || shift_in(&value, 0);
+        if (overflow || value > max)
                 return -ERANGE;
-        *ret_value = whole + frac;
+        *ret_value = value;
         return 0;
 }
 

@@ -65,7 +65,11 @@ json_t *roistat_order_json(const struct config *cfg, const struct snapshot *s, c
                          s->status);
                 return NULL;
         }
-        if (s->canceled && cfg->roistat_canceled_zero)
+        /* "cancelled" is whatever maps to a status of type canceled: the flag, or a
+         * status code such as C */
+        const struct roistat_status *rs = config_roistat_status(cfg, status);
+        if (cfg->roistat_canceled_zero && (s->canceled ||
+                                           (rs && strcmp(rs->type, "canceled") == 0)))
                 snprintf(price, sizeof(price), "0");
         else
                 money_format(s->price_minor, price, sizeof(price));

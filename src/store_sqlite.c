@@ -176,6 +176,9 @@ struct store *store_close(struct store *s)
 
 void store_set_sinks(struct store *s, const char *const *sinks, size_t n)
 {
+        for (size_t i = 0; i < s->n_sinks; i++)
+                free(s->sinks[i]);
+        free(s->sinks);
         s->sinks = xcalloc(n, sizeof(*s->sinks));
         for (size_t i = 0; i < n; i++)
                 s->sinks[i] = xstrdup(sinks[i]);

@@ -422,7 +422,7 @@ class Cli(unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn(f"{conf}:3: [server] max_body_bytes = 12: must be between", r.stderr)
             self.assertIn(f"{conf}:6: [roistat] bogus: unknown key", r.stderr)
-            self.assertIn(f"{conf}:8: [nosuch]: unknown section", r.stderr)
+            self.assertIn(f"{conf}:7: [nosuch]: unknown section", r.stderr)
             with open(conf, "w") as f:
                 f.write("[roistat]\nurl = http://roistat.example.com/api/v1\nproject = 1\n")
             r = self.run_bin("check", "-c", conf)
