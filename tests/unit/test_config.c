@@ -1,0 +1,923 @@
+/*
+ * The configuration, loaded from strings named "test.conf" so that every message can be
+ * checked for its "test.conf:LINE:" prefix and the [section] key it is about. Secrets
+ * come from temporary files (mkstemp) or the environment; a few tests plant a recognisable
+ * secret and check that no error text ever contains it.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+#define NAME "test.conf"
+#define API_KEY "rk_live_4f9a2c7e1b3d"
+/* base64 of bytes 0..31 */
+#define GOOD_SECRET "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+/* ---- helpers ---- */
+
+/* What a test creates is released in teardown, so that a failing assertion (which leaves
+ * the test early) shows up as a failure and not also as a leak. */
+static char tmp_paths[8][64];
+static size_t n_tmp_paths;
+static struct config *configs[64];
+static size_t n_configs;
+static char *error_texts[64];
+static size_t n_error_texts;
+
+static struct config *keep_config(struct config *c)
+{
+        assert_true(n_configs < 64);
+        return configs[n_configs++] = c;
+}
+
+static char *keep_errors(char *errors)
+{
+        assert_true(n_error_texts < 64);
+        return error_texts[n_error_texts++] = errors;
+}
+
+/* Writes `content` to a new private temporary file; removed in teardown. */
+static const char *temp_file(const char *content)
+{
+        char *path;
+        int fd;
+
+        assert_true(n_tmp_paths < 8);
+        path = tmp_paths[n_tmp_paths++];
+        snprintf(path, 64, "/tmp/orderbridge-test-XXXXXX");
+        fd = mkstemp(path);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+        close(fd);
+        return path;
+}
+
+static int setup(void **state)
+{
+        unsetenv("ORDERBRIDGE_ROISTAT_API_KEY");
+        unsetenv("ORDERBRIDGE_SIGNING_SECRET");
+        unsetenv("ORDERBRIDGE_ADMIN_TOKEN");
+        unsetenv("ORDERBRIDGE_BITRIX24_WEBHOOK_URL");
+        n_tmp_paths = 0;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        for (size_t i = 0; i < n_tmp_paths; i++)
+                unlink(tmp_paths[i]);
+        n_tmp_paths = 0;
+        while (n_configs > 0)
+                config_free(configs[--n_configs]);
+        while (n_error_texts > 0)
+                free(error_texts[--n_error_texts]);
+        unsetenv("ORDERBRIDGE_ROISTAT_API_KEY");
+        unsetenv("ORDERBRIDGE_SIGNING_SECRET");
+        unsetenv("ORDERBRIDGE_ADMIN_TOKEN");
+        unsetenv("ORDERBRIDGE_BITRIX24_WEBHOOK_URL");
+        return 0;
+}
+
+/* `text` loads without errors. The configuration is freed in teardown. */
+static struct config *load_ok(const char *text)
+{
+        struct config *c = NULL;
+        char *errors = NULL;
+        int r = config_load_string(text, NAME, &c, &errors);
+
+        keep_config(c);
+        keep_errors(errors);
+        if (r != 0 || !c)
+                fail_msg("want the configuration to load, got %d:\n%s\n--- from:\n%s", r,
+                         errors ? errors : "(no errors)", text);
+        assert_null(errors);
+        return c;
+}
+
+/* `text` fails to load; returns the error text (freed in teardown). */
+static const char *load_fails(const char *text)
+{
+        struct config *c = NULL;
+        char *errors = NULL;
+        int r = config_load_string(text, NAME, &c, &errors);
+
+        keep_config(c);
+        keep_errors(errors);
+        if (r != -EINVAL)
+                fail_msg("want -EINVAL, got %d for:\n%s", r, text);
+        assert_null(c);
+        assert_non_null(errors);
+        return errors;
+}
+
+/* `text` fails with a message that contains every one of the NULL-terminated needles. */
+static void expect_error(const char *text, ...)
+{
+        const char *errors = load_fails(text);
+        const char *needle;
+        va_list ap;
+
+        va_start(ap, text);
+        while ((needle = va_arg(ap, const char *)) != NULL)
+                if (!strstr(errors, needle))
+                        fail_msg("the errors do not mention \"%s\":\n%s--- from:\n%s", needle,
+                                 errors, text);
+        va_end(ap);
+}
+
+static size_t count_lines(const char *s)
+{
+        size_t n = 0;
+
+        for (; *s; s++)
+                n += *s == '\n';
+        return n;
+}
+
+/* A [roistat] section that is complete, with the API key from the environment. */
+#define ROISTAT_OK "[roistat]\nproject = 12345\n"
+
+static void use_env_api_key(void)
+{
+        setenv("ORDERBRIDGE_ROISTAT_API_KEY", API_KEY, 1);
+}
+
+/* ---- defaults ---- */
+
+static void an_empty_file_gives_the_defaults(void **state)
+{
+        struct config *c = load_ok("");
+
+        assert_string_equal(c->listen, "127.0.0.1:8088");
+        assert_string_equal(c->listen_host, "127.0.0.1");
+        assert_int_equal(c->listen_port, 8088);
+        assert_int_equal(c->max_body_bytes, 1048576);
+        assert_int_equal(c->max_connections, 512);
+        assert_int_equal(c->threads, 2);
+        assert_string_equal(c->store_path, "var/orderbridge.db");
+        assert_string_equal(c->log_level, "info");
+        assert_int_equal(c->backoff_min_ms, 1000);
+        assert_int_equal(c->backoff_max_ms, 600000);
+        assert_int_equal(c->lifetime_s, 432000);
+        assert_false(c->has_signing_key);
+        assert_null(c->admin_token);
+        assert_null(c->site_id);
+}
+
+static void roistat_is_disabled_when_its_section_is_absent(void **state)
+{
+        struct config *c = load_ok("[server]\nthreads = 4\n");
+
+        assert_false(c->roistat_enabled);
+        assert_null(c->roistat_api_key);
+}
+
+static void the_default_roistat_statuses_are_new_confirmed_canceled(void **state)
+{
+        struct config *c = load_ok("");
+
+        assert_int_equal(c->n_roistat_statuses, 3);
+        assert_string_equal(c->roistat_statuses[0].id, "new");
+        assert_string_equal(c->roistat_statuses[0].type, "progress");
+        assert_string_equal(c->roistat_statuses[1].id, "confirmed");
+        assert_string_equal(c->roistat_statuses[1].type, "paid");
+        assert_string_equal(c->roistat_statuses[2].id, "canceled");
+        assert_string_equal(c->roistat_statuses[2].type, "canceled");
+        assert_non_null(config_roistat_status(c, "confirmed"));
+        assert_null(config_roistat_status(c, "paid"));
+}
+
+static void the_default_map_follows_the_design_table(void **state)
+{
+        static const char *const map[][2] = {{"N", "new"},       {"P", "new"},
+                                             {"A", "confirmed"}, {"D", "confirmed"},
+                                             {"F", "confirmed"}, {"C", "canceled"}};
+        struct config *c = load_ok("");
+
+        for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+                const char *got = status_map_lookup(&c->roistat_map, map[i][0], false, false);
+                if (!got || strcmp(got, map[i][1]) != 0)
+                        fail_msg("status %s: want %s, got %s", map[i][0], map[i][1],
+                                 got ? got : "NULL");
+        }
+        assert_string_equal(status_map_lookup(&c->roistat_map, "N", false, true), "confirmed");
+        assert_string_equal(status_map_lookup(&c->roistat_map, "N", true, false), "canceled");
+}
+
+/* ---- status_map_lookup ---- */
+
+static void canceled_wins_over_paid_and_over_the_status_code(void **state)
+{
+        struct config *c = load_ok("");
+
+        assert_string_equal(status_map_lookup(&c->roistat_map, "F", true, true), "canceled");
+        assert_string_equal(status_map_lookup(&c->roistat_map, "UNKNOWN", true, true), "canceled");
+}
+
+static void paid_wins_over_the_status_code(void **state)
+{
+        struct config *c = load_ok("");
+
+        assert_string_equal(status_map_lookup(&c->roistat_map, "C", false, true), "confirmed");
+        assert_string_equal(status_map_lookup(&c->roistat_map, "ZZ", false, true), "confirmed");
+}
+
+static void an_unknown_status_code_maps_to_nothing(void **state)
+{
+        struct config *c = load_ok("");
+
+        assert_null(status_map_lookup(&c->roistat_map, "ZZ", false, false));
+        assert_null(status_map_lookup(&c->roistat_map, "n", false, false)); /* case matters */
+        assert_null(status_map_lookup(&c->roistat_map, "", false, false));
+        assert_null(status_map_lookup(&c->roistat_map, NULL, false, false));
+}
+
+static void without_flag_entries_the_status_code_is_used(void **state)
+{
+        struct status_map m;
+        struct map_entry e[] = {{.key = "N", .value = "new"}, {.key = "C", .value = "lost"}};
+
+        m.entries = e;
+        m.n = 2;
+        assert_string_equal(status_map_lookup(&m, "C", true, true), "lost");
+        assert_string_equal(status_map_lookup(&m, "N", true, false), "new");
+        assert_null(status_map_lookup(&m, "A", false, true));
+}
+
+/* ---- integers ---- */
+
+static void an_integer_below_its_range_names_file_line_section_key_and_range(void **state)
+{
+        expect_error("[server]\nthreads = 0\n", NAME ":2:", "[server] threads", "between 1 and 64",
+                     NULL);
+}
+
+static void an_integer_above_its_range_is_rejected(void **state)
+{
+        expect_error("# comment\n\n[server]\nthreads = 65\n", NAME ":4:", "[server] threads", NULL);
+        expect_error("[roistat]\nbatch_size = 1001\n", NAME ":2:", "[roistat] batch_size", NULL);
+}
+
+static void an_integer_at_each_end_of_its_range_is_accepted(void **state)
+{
+        struct config *c = load_ok("[server]\nthreads = 64\nmax_body_bytes = 1024\n");
+
+        assert_int_equal(c->threads, 64);
+        assert_int_equal(c->max_body_bytes, 1024);
+        c = load_ok("[server]\nthreads = 1\n");
+        assert_int_equal(c->threads, 1);
+}
+
+static void a_value_that_is_not_an_integer_is_rejected(void **state)
+{
+        static const char *const bad[] = {"two", "1.5", "0x10", "+2", "2s", "99999999999999999999",
+                                          "-",   "1e2", "2 3"};
+        char text[128];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(text, sizeof(text), "[server]\nthreads = %s\n", bad[i]);
+                expect_error(text, NAME ":2:", "[server] threads", NULL);
+        }
+}
+
+static void a_negative_integer_is_out_of_range_not_wrapped(void **state)
+{
+        expect_error("[delivery]\nvisit_wait_max = -1\n", NAME ":2:", "[delivery] visit_wait_max",
+                     NULL);
+}
+
+/* ---- booleans ---- */
+
+static void every_documented_bool_spelling_is_understood(void **state)
+{
+        static const struct {
+                const char *text;
+                bool value;
+        } cases[] = {{"yes", true}, {"no", false},   {"true", true}, {"false", false},
+                     {"on", true},  {"off", false},  {"1", true},    {"0", false},
+                     {"YES", true}, {"False", false}};
+        char text[160];
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct config *c;
+
+                snprintf(text, sizeof(text), "[roistat]\nenabled = no\ncanceled_price_zero = %s\n",
+                         cases[i].text);
+                c = load_ok(text);
+                if (c->roistat_canceled_zero != cases[i].value)
+                        fail_msg("\"%s\" read as %d", cases[i].text, c->roistat_canceled_zero);
+        }
+}
+
+static void a_bool_spelled_otherwise_is_rejected(void **state)
+{
+        static const char *const bad[] = {"maybe", "2", "y", "n", "enabled", "yes please"};
+        char text[128];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(text, sizeof(text), "[roistat]\nenabled = %s\n", bad[i]);
+                expect_error(text, NAME ":2:", "[roistat] enabled", NULL);
+        }
+}
+
+/* ---- structure ---- */
+
+static void an_unknown_section_is_named_with_the_line_of_its_header(void **state)
+{
+        expect_error("[server]\nthreads = 2\n[roistatt]\nproject = 1\n", NAME ":3:", "[roistatt]",
+                     "unknown section", NULL);
+}
+
+static void an_empty_unknown_section_is_named_too(void **state)
+{
+        expect_error("[server]\nthreads = 2\n[roistatt]\n", NAME ":3:", "[roistatt]",
+                     "unknown section", NULL);
+}
+
+static void an_unknown_key_is_named_with_its_section_and_line(void **state)
+{
+        expect_error("[server]\nthreads = 2\nthreds = 3\n", NAME ":3:", "[server] threds",
+                     "unknown key", NULL);
+}
+
+static void a_key_before_any_section_is_rejected(void **state)
+{
+        expect_error("threads = 2\n", NAME ":1:", NULL);
+}
+
+static void a_line_that_is_neither_section_nor_key_is_a_syntax_error(void **state)
+{
+        expect_error("[server]\nthreads = 2\nthis is not ini\n", NAME ":3:", "syntax", NULL);
+        expect_error("[server\nthreads = 2\n", NAME ":1:", NULL);
+}
+
+static void a_line_of_1000_bytes_is_accepted(void **state)
+{
+        char text[1100];
+        struct config *c;
+
+        /* "path = /" + 992 × 'a' = 1000 bytes, within a string value's own 1000-byte limit */
+        snprintf(text, sizeof(text), "[store]\npath = /%0992d\n", 0);
+        assert_int_equal(strlen("path = /") + 992, 1000);
+        c = load_ok(text);
+        assert_int_equal(strlen(c->store_path), 993);
+}
+
+static void a_comment_of_1000_bytes_is_accepted(void **state)
+{
+        char text[1100];
+        struct config *c;
+
+        text[0] = '#';
+        memset(text + 1, 'c', 999);
+        snprintf(text + 1000, sizeof(text) - 1000, "\n[server]\nthreads = 3\n");
+        c = load_ok(text);
+        assert_int_equal(c->threads, 3);
+}
+
+static void a_line_over_1024_bytes_is_rejected_not_split(void **state)
+{
+        char text[2200];
+        const char *errors;
+
+        /* were it split, the tail "threads = 9" would be read as a key */
+        memcpy(text, "[server]\n# ", 11);
+        memset(text + 11, 'x', 1100);
+        snprintf(text + 1111, sizeof(text) - 1111, " threads = 9\nthreads = 3\n");
+        errors = load_fails(text);
+        if (!strstr(errors, NAME ":2:") || !strstr(errors, "1024"))
+                fail_msg("want a \"" NAME ":2:\" error that names the 1024-byte limit, got:\n%s",
+                         errors);
+        assert_int_equal(count_lines(errors), 1);
+}
+
+static void inline_comments_and_spaces_around_values_are_ignored(void **state)
+{
+        struct config *c = load_ok("[server]\n  threads   =   5   ; five workers\n");
+
+        assert_int_equal(c->threads, 5);
+}
+
+static void several_errors_are_reported_at_once(void **state)
+{
+        const char *errors = load_fails("[server]\nthreads = 0\nbogus = 1\n[delivery]\n"
+                                        "backoff_min_ms = x\n[nope]\na = b\n");
+
+        assert_non_null(strstr(errors, NAME ":2: [server] threads"));
+        assert_non_null(strstr(errors, NAME ":3: [server] bogus"));
+        assert_non_null(strstr(errors, NAME ":5: [delivery] backoff_min_ms"));
+        assert_non_null(strstr(errors, NAME ":6: [nope]"));
+        assert_int_equal(count_lines(errors), 4);
+}
+
+static void backoff_min_above_backoff_max_is_rejected(void **state)
+{
+        expect_error("[delivery]\nbackoff_min_ms = 5000\nbackoff_max_ms = 4000\n",
+                     NAME ":2:", "backoff_min_ms", NULL);
+}
+
+static void an_unknown_log_level_is_rejected(void **state)
+{
+        expect_error("[log]\nlevel = verbose\n", NAME ":2:", "[log] level", NULL);
+}
+
+/* ---- [server] listen ---- */
+
+static void listen_accepts_ipv4_and_bracketed_ipv6(void **state)
+{
+        struct config *c = load_ok("[server]\nlisten = 0.0.0.0:9000\n");
+
+        assert_string_equal(c->listen_host, "0.0.0.0");
+        assert_int_equal(c->listen_port, 9000);
+        c = load_ok("[server]\nlisten = [::1]:8088\n");
+        assert_string_equal(c->listen_host, "::1");
+        assert_int_equal(c->listen_port, 8088);
+}
+
+static void listen_without_a_valid_port_or_numeric_address_is_rejected(void **state)
+{
+        static const char *const bad[] = {"127.0.0.1",    "127.0.0.1:",     "127.0.0.1:65536",
+                                          "127.0.0.1:-1", "127.0.0.1:http", "localhost:8088",
+                                          ":8088",        "[::1:8088",      "[]:8088"};
+        char text[128];
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(text, sizeof(text), "[server]\nlisten = %s\n", bad[i]);
+                expect_error(text, NAME ":2:", "[server] listen", NULL);
+        }
+}
+
+static void listen_with_an_unbracketed_ipv6_address_is_rejected_as_ambiguous(void **state)
+{
+        /* "::1:8088" is itself a valid IPv6 address; only "[::1]:8088" says where the port
+         * starts, which is what the error text for listen asks for */
+        expect_error("[server]\nlisten = ::1:8088\n", NAME ":2:", "[server] listen", NULL);
+        expect_error("[server]\nlisten = fe80::1:80\n", NAME ":2:", "[server] listen", NULL);
+}
+
+/* ---- [roistat] ---- */
+
+static void roistat_with_project_and_env_key_is_enabled(void **state)
+{
+        struct config *c;
+
+        use_env_api_key();
+        c = load_ok(ROISTAT_OK);
+        assert_true(c->roistat_enabled);
+        assert_string_equal(c->roistat_project, "12345");
+        assert_string_equal(c->roistat_api_key, API_KEY);
+        assert_string_equal(c->roistat_url, "https://cloud.roistat.com/api/v1");
+        assert_true(c->roistat_canceled_zero);
+}
+
+static void roistat_api_key_is_read_from_the_first_line_of_its_file(void **state)
+{
+        const char *path = temp_file(API_KEY "  \nsecond line is ignored\n");
+        char text[256];
+        struct config *c;
+
+        snprintf(text, sizeof(text), ROISTAT_OK "api_key_file = %s\n", path);
+        c = load_ok(text);
+        assert_string_equal(c->roistat_api_key, API_KEY);
+}
+
+static void roistat_api_key_file_wins_over_the_environment(void **state)
+{
+        const char *path = temp_file(API_KEY "\n");
+        char text[256];
+        struct config *c;
+
+        setenv("ORDERBRIDGE_ROISTAT_API_KEY", "from-the-environment", 1);
+        snprintf(text, sizeof(text), ROISTAT_OK "api_key_file = %s\n", path);
+        c = load_ok(text);
+        assert_string_equal(c->roistat_api_key, API_KEY);
+}
+
+static void roistat_without_a_project_is_an_error(void **state)
+{
+        use_env_api_key();
+        expect_error("[roistat]\nbatch_size = 10\n", NAME ":1:", "[roistat] project", NULL);
+}
+
+static void roistat_without_an_api_key_is_an_error(void **state)
+{
+        expect_error("[roistat]\nproject = 12345\n", NAME ":1:", "[roistat] api_key_file",
+                     "ORDERBRIDGE_ROISTAT_API_KEY", NULL);
+}
+
+static void roistat_without_project_or_key_reports_both(void **state)
+{
+        const char *errors = load_fails("[roistat]\ntimeout_ms = 1000\n");
+
+        assert_non_null(strstr(errors, "[roistat] project"));
+        assert_non_null(strstr(errors, "[roistat] api_key_file"));
+}
+
+static void an_empty_roistat_section_enables_roistat_and_asks_for_project_and_key(void **state)
+{
+        /* the section is present, so the sink is on (enabled defaults to yes): it must not be
+         * silently switched off because the section has no keys yet */
+        const char *errors = load_fails("[server]\nthreads = 2\n[roistat]\n");
+
+        if (!strstr(errors, "[roistat] project") || !strstr(errors, "[roistat] api_key_file"))
+                fail_msg("want errors for [roistat] project and api_key_file, got:\n%s", errors);
+}
+
+static void roistat_enabled_no_needs_neither_project_nor_key(void **state)
+{
+        struct config *c = load_ok("[roistat]\nenabled = no\n");
+
+        assert_false(c->roistat_enabled);
+}
+
+static void a_roistat_project_that_is_not_a_number_is_rejected(void **state)
+{
+        use_env_api_key();
+        expect_error("[roistat]\nproject = abc\n", NAME ":2:", "[roistat] project", NULL);
+        expect_error("[roistat]\nproject = 1234567890123\n", NAME ":2:", "[roistat] project", NULL);
+}
+
+static void a_missing_api_key_file_is_named_with_its_line(void **state)
+{
+        expect_error(ROISTAT_OK "api_key_file = /nonexistent/orderbridge/key\n",
+                     NAME ":3:", "[roistat] api_key_file", "/nonexistent/orderbridge/key", NULL);
+}
+
+static void an_empty_api_key_file_is_rejected(void **state)
+{
+        const char *path = temp_file("");
+        char text[256];
+
+        snprintf(text, sizeof(text), ROISTAT_OK "api_key_file = %s\n", path);
+        expect_error(text, NAME ":3:", "[roistat] api_key_file", "empty", NULL);
+}
+
+static void an_api_key_file_whose_first_line_is_blank_is_rejected(void **state)
+{
+        const char *path = temp_file(" \t\n" API_KEY "\n");
+        char text[256];
+
+        snprintf(text, sizeof(text), ROISTAT_OK "api_key_file = %s\n", path);
+        expect_error(text, NAME ":3:", "[roistat] api_key_file", "empty", NULL);
+}
+
+static void an_api_key_file_over_4096_bytes_is_rejected(void **state)
+{
+        char *big = malloc(5000);
+        const char *path;
+        char text[256];
+
+        memset(big, 'k', 4999);
+        big[4999] = '\0';
+        path = temp_file(big);
+        free(big);
+        snprintf(text, sizeof(text), ROISTAT_OK "api_key_file = %s\n", path);
+        expect_error(text, NAME ":3:", "[roistat] api_key_file", NULL);
+}
+
+static void an_api_key_with_a_space_is_rejected_without_showing_it(void **state)
+{
+        const char *errors;
+
+        setenv("ORDERBRIDGE_ROISTAT_API_KEY", "sekrit-part1 sekrit-part2", 1);
+        errors = load_fails(ROISTAT_OK);
+        assert_non_null(strstr(errors, "[roistat] api_key_file"));
+        assert_null(strstr(errors, "sekrit"));
+}
+
+static void roistat_url_over_plain_http_to_a_remote_host_is_rejected(void **state)
+{
+        static const char *const bad[] = {
+            "http://cloud.roistat.com/api/v1",
+            "http://10.0.0.5:8080/api",
+            "http://127.0.0.1.evil.example/api",
+            "http://localhost.evil.example/",
+            "http://127.0.0.1@evil.example/",
+            "http://[::ffff:8.8.8.8]/",
+            "ftp://cloud.roistat.com/",
+            "cloud.roistat.com/api/v1",
+            "https://",
+            "http://[::1/api",
+        };
+        char text[256];
+
+        use_env_api_key();
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                snprintf(text, sizeof(text), ROISTAT_OK "url = %s\n", bad[i]);
+                expect_error(text, NAME ":3:", "[roistat] url", NULL);
+        }
+}
+
+static void roistat_url_over_plain_http_to_loopback_is_accepted(void **state)
+{
+        static const char *const good[] = {
+            "http://127.0.0.1:18080/api/v1", "http://127.0.0.1",
+            "http://127.1.2.3/api",          "http://[::1]:18080/api/v1",
+            "http://localhost:18080/api/v1", "http://localhost"};
+        char text[256];
+
+        use_env_api_key();
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                struct config *c;
+                snprintf(text, sizeof(text), ROISTAT_OK "url = %s\n", good[i]);
+                c = load_ok(text);
+                assert_string_equal(c->roistat_url, good[i]);
+        }
+}
+
+static void roistat_url_over_https_to_any_host_is_accepted(void **state)
+{
+        static const char *const good[] = {"https://cloud.roistat.com/api/v1",
+                                           "https://10.0.0.5:8443/api",
+                                           "https://[2001:db8::1]/api"};
+        char text[256];
+
+        use_env_api_key();
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+                snprintf(text, sizeof(text), ROISTAT_OK "url = %s\n", good[i]);
+                assert_string_equal(load_ok(text)->roistat_url, good[i]);
+        }
+}
+
+static void a_url_error_does_not_repeat_credentials_in_the_url(void **state)
+{
+        const char *errors;
+
+        use_env_api_key();
+        errors = load_fails(ROISTAT_OK "url = http://user:hunter2@roistat.example/api\n");
+        assert_non_null(strstr(errors, "[roistat] url"));
+        assert_null(strstr(errors, "hunter2"));
+}
+
+/* ---- [roistat.statuses] and [roistat.map] ---- */
+
+static void configured_statuses_replace_the_defaults(void **state)
+{
+        struct config *c;
+
+        use_env_api_key();
+        c = load_ok(ROISTAT_OK "[roistat.statuses]\n"
+                               "open = progress, Open\n"
+                               "won = paid, Won deal\n"
+                               "lost = canceled, Lost\n"
+                               "[roistat.map]\n"
+                               "@canceled = lost\n@paid = won\nN = open\nP = open\nA = won\n"
+                               "D = won\nF = won\nC = lost\n");
+        assert_int_equal(c->n_roistat_statuses, 3);
+        assert_string_equal(c->roistat_statuses[0].id, "open");
+        assert_string_equal(c->roistat_statuses[0].type, "progress");
+        assert_string_equal(c->roistat_statuses[0].name, "Open");
+        assert_string_equal(c->roistat_statuses[1].name, "Won deal");
+        assert_null(config_roistat_status(c, "new"));
+        assert_string_equal(status_map_lookup(&c->roistat_map, "F", false, false), "won");
+}
+
+static void a_status_with_an_unknown_type_is_rejected(void **state)
+{
+        use_env_api_key();
+        expect_error(ROISTAT_OK "[roistat.statuses]\nnew = progress, New\n"
+                                "confirmed = won, Confirmed\ncanceled = canceled, Canceled\n",
+                     NAME ":5:", "[roistat.statuses] confirmed", "type", NULL);
+}
+
+static void a_status_defined_twice_is_rejected(void **state)
+{
+        use_env_api_key();
+        expect_error(ROISTAT_OK "[roistat.statuses]\nnew = progress, New\nnew = paid, New\n"
+                                "confirmed = paid, C\ncanceled = canceled, X\n",
+                     NAME ":5:", "[roistat.statuses] new", "twice", NULL);
+}
+
+static void a_status_id_with_unsafe_characters_is_rejected(void **state)
+{
+        use_env_api_key();
+        expect_error(ROISTAT_OK "[roistat.statuses]\nnew status = progress, New\n",
+                     NAME ":4:", "[roistat.statuses]", NULL);
+}
+
+static void a_status_without_a_name_uses_its_id(void **state)
+{
+        struct config *c;
+
+        use_env_api_key();
+        c = load_ok(ROISTAT_OK "[roistat.statuses]\nnew = progress\nconfirmed = paid\n"
+                               "canceled = canceled\n");
+        assert_string_equal(c->roistat_statuses[0].name, "new");
+}
+
+static void map_entries_merge_over_the_defaults(void **state)
+{
+        struct config *c;
+
+        use_env_api_key();
+        c = load_ok(ROISTAT_OK "[roistat.map]\nP = confirmed\nX1 = new\n");
+        assert_string_equal(status_map_lookup(&c->roistat_map, "P", false, false), "confirmed");
+        assert_string_equal(status_map_lookup(&c->roistat_map, "X1", false, false), "new");
+        /* untouched defaults stay */
+        assert_string_equal(status_map_lookup(&c->roistat_map, "N", false, false), "new");
+        assert_string_equal(status_map_lookup(&c->roistat_map, "C", false, false), "canceled");
+}
+
+static void a_map_value_naming_an_unknown_status_is_an_error_with_its_line(void **state)
+{
+        use_env_api_key();
+        expect_error(ROISTAT_OK "[roistat.map]\nP = shipped\n", NAME ":4:", "[roistat.map] P",
+                     "shipped", NULL);
+}
+
+static void a_map_key_that_is_not_a_code_or_flag_is_rejected(void **state)
+{
+        use_env_api_key();
+        expect_error(ROISTAT_OK "[roistat.map]\n@refunded = canceled\n",
+                     NAME ":4:", "[roistat.map] @refunded", NULL);
+        expect_error(ROISTAT_OK "[roistat.map]\nN = new status\n", NAME ":4:", "[roistat.map] N",
+                     NULL);
+}
+
+/* ---- secrets ---- */
+
+static void the_signing_secret_is_read_from_its_file(void **state)
+{
+        const char *path = temp_file(GOOD_SECRET "\n");
+        char text[256];
+        struct config *c;
+
+        snprintf(text, sizeof(text), "[server]\nsigning_secret_file = %s\n", path);
+        c = load_ok(text);
+        assert_true(c->has_signing_key);
+        assert_int_equal(c->signing_key.len, 32);
+        assert_int_equal(c->signing_key.bytes[31], 31);
+}
+
+static void the_signing_secret_is_read_from_the_environment(void **state)
+{
+        struct config *c;
+
+        setenv("ORDERBRIDGE_SIGNING_SECRET", GOOD_SECRET, 1);
+        c = load_ok("");
+        assert_true(c->has_signing_key);
+        assert_int_equal(c->signing_key.len, 32);
+}
+
+static void a_bad_signing_secret_is_rejected_without_showing_it(void **state)
+{
+        /* base64 of the 15 bytes "sekrit-tooshort": one byte too short */
+        const char *path = temp_file("whsec_c2Vrcml0LXRvb3Nob3J0\n");
+        char text[256];
+        const char *errors;
+
+        snprintf(text, sizeof(text), "[server]\nsigning_secret_file = %s\n", path);
+        errors = load_fails(text);
+        assert_non_null(strstr(errors, NAME ":2:"));
+        assert_non_null(strstr(errors, "[server] signing_secret_file"));
+        assert_null(strstr(errors, "c2Vrcml0"));
+}
+
+static void a_signing_secret_without_the_prefix_is_rejected_without_showing_it(void **state)
+{
+        const char *errors;
+
+        setenv("ORDERBRIDGE_SIGNING_SECRET", "plain-sekrit-value-1234567890", 1);
+        errors = load_fails("");
+        assert_non_null(strstr(errors, "signing_secret_file"));
+        assert_null(strstr(errors, "sekrit"));
+}
+
+static void an_admin_token_under_16_bytes_is_rejected_without_showing_it(void **state)
+{
+        const char *path = temp_file("sekrit123\n");
+        char text[256];
+        const char *errors;
+
+        snprintf(text, sizeof(text), "[server]\nadmin_token_file = %s\n", path);
+        errors = load_fails(text);
+        assert_non_null(strstr(errors, NAME ":2: [server] admin_token_file"));
+        assert_null(strstr(errors, "sekrit"));
+}
+
+static void a_secret_put_under_a_wrong_key_is_not_echoed(void **state)
+{
+        const char *errors = load_fails("[roistat]\napi_key = sekrit-api-key\n[server]\n"
+                                        "signing_secret = whsec_sekritsekritsekrit\n");
+
+        assert_non_null(strstr(errors, NAME ":2: [roistat] api_key"));
+        assert_non_null(strstr(errors, NAME ":4: [server] signing_secret"));
+        assert_null(strstr(errors, "sekrit"));
+}
+
+static void config_free_accepts_null_and_returns_null(void **state)
+{
+        assert_null(config_free(NULL));
+}
+
+static void config_load_of_a_missing_file_names_it(void **state)
+{
+        struct config *c = NULL;
+        char *errors = NULL;
+
+        assert_int_equal(config_load("/nonexistent/orderbridge.conf", &c, &errors), -ENOENT);
+        keep_errors(errors);
+        keep_config(c);
+        assert_null(c);
+        assert_non_null(strstr(errors, "/nonexistent/orderbridge.conf"));
+}
+
+static void config_load_of_a_file_reports_its_path_and_line(void **state)
+{
+        const char *path = temp_file("[server]\n\nthreads = 100\n");
+        struct config *c = NULL;
+        char *errors = NULL, want[96];
+
+        assert_int_equal(config_load(path, &c, &errors), -EINVAL);
+        keep_errors(errors);
+        keep_config(c);
+        snprintf(want, sizeof(want), "%s:3: [server] threads", path);
+        assert_non_null(strstr(errors, want));
+}
+
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            T(an_empty_file_gives_the_defaults),
+            T(roistat_is_disabled_when_its_section_is_absent),
+            T(the_default_roistat_statuses_are_new_confirmed_canceled),
+            T(the_default_map_follows_the_design_table),
+            T(canceled_wins_over_paid_and_over_the_status_code),
+            T(paid_wins_over_the_status_code),
+            T(an_unknown_status_code_maps_to_nothing),
+            T(without_flag_entries_the_status_code_is_used),
+            T(an_integer_below_its_range_names_file_line_section_key_and_range),
+            T(an_integer_above_its_range_is_rejected),
+            T(an_integer_at_each_end_of_its_range_is_accepted),
+            T(a_value_that_is_not_an_integer_is_rejected),
+            T(a_negative_integer_is_out_of_range_not_wrapped),
+            T(every_documented_bool_spelling_is_understood),
+            T(a_bool_spelled_otherwise_is_rejected),
+            T(an_unknown_section_is_named_with_the_line_of_its_header),
+            T(an_empty_unknown_section_is_named_too),
+            T(an_unknown_key_is_named_with_its_section_and_line),
+            T(a_key_before_any_section_is_rejected),
+            T(a_line_that_is_neither_section_nor_key_is_a_syntax_error),
+            T(a_line_of_1000_bytes_is_accepted),
+            T(a_comment_of_1000_bytes_is_accepted),
+            T(a_line_over_1024_bytes_is_rejected_not_split),
+            T(inline_comments_and_spaces_around_values_are_ignored),
+            T(several_errors_are_reported_at_once),
+            T(backoff_min_above_backoff_max_is_rejected),
+            T(an_unknown_log_level_is_rejected),
+            T(listen_accepts_ipv4_and_bracketed_ipv6),
+            T(listen_without_a_valid_port_or_numeric_address_is_rejected),
+            T(listen_with_an_unbracketed_ipv6_address_is_rejected_as_ambiguous),
+            T(roistat_with_project_and_env_key_is_enabled),
+            T(roistat_api_key_is_read_from_the_first_line_of_its_file),
+            T(roistat_api_key_file_wins_over_the_environment),
+            T(roistat_without_a_project_is_an_error),
+            T(roistat_without_an_api_key_is_an_error),
+            T(roistat_without_project_or_key_reports_both),
+            T(an_empty_roistat_section_enables_roistat_and_asks_for_project_and_key),
+            T(roistat_enabled_no_needs_neither_project_nor_key),
+            T(a_roistat_project_that_is_not_a_number_is_rejected),
+            T(a_missing_api_key_file_is_named_with_its_line),
+            T(an_empty_api_key_file_is_rejected),
+            T(an_api_key_file_over_4096_bytes_is_rejected),
+            T(an_api_key_with_a_space_is_rejected_without_showing_it),
+            T(roistat_url_over_plain_http_to_a_remote_host_is_rejected),
+            T(roistat_url_over_plain_http_to_loopback_is_accepted),
+            T(roistat_url_over_https_to_any_host_is_accepted),
+            T(a_url_error_does_not_repeat_credentials_in_the_url),
+            T(configured_statuses_replace_the_defaults),
+            T(a_status_with_an_unknown_type_is_rejected),
+            T(a_status_defined_twice_is_rejected),
+            T(a_status_id_with_unsafe_characters_is_rejected),
+            T(a_status_without_a_name_uses_its_id),
+            T(map_entries_merge_over_the_defaults),
+            T(a_map_value_naming_an_unknown_status_is_an_error_with_its_line),
+            T(a_map_key_that_is_not_a_code_or_flag_is_rejected),
+            T(the_signing_secret_is_read_from_its_file),
+            T(the_signing_secret_is_read_from_the_environment),
+            T(a_bad_signing_secret_is_rejected_without_showing_it),
+            T(a_signing_secret_without_the_prefix_is_rejected_without_showing_it),
+            T(an_admin_token_under_16_bytes_is_rejected_without_showing_it),
+            T(a_secret_put_under_a_wrong_key_is_not_echoed),
+            T(config_free_accepts_null_and_returns_null),
+            T(config_load_of_a_missing_file_names_it),
+            T(config_load_of_a_file_reports_its_path_and_line),
+            /* last: while src/config.c reads before its buffer here, AddressSanitizer
+             * stops the whole binary at this test */
+            T(an_api_key_file_whose_first_line_is_blank_is_rejected),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
