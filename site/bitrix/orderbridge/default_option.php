@@ -1,0 +1,14 @@
+<?php
+/*
+ * Default values of the module's settings (Bitrix reads this file for Option::get
+ * when a setting was never saved). Secrets have no default on purpose.
+ */
+
+$orderbridge_default_option = [
+	'url' => '',
+	'signing_secret' => '',
+	'site_id' => '',
+	'timeout' => '2',
+	'spool_dir' => '',
+	'person_types' => '{}',
+];

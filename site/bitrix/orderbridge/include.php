@@ -1,0 +1,20 @@
+<?php
+/*
+ * orderbridge module entry point: Bitrix includes it on Loader::includeModule('orderbridge')
+ * and before calling any of the module's registered event handlers or agents.
+ * It only maps the module's classes to files; nothing here runs on its own.
+ */
+
+\Bitrix\Main\Loader::registerAutoLoadClasses('orderbridge', [
+	'\Orderbridge\Agent' => 'lib/Agent.php',
+	'\Orderbridge\Config' => 'lib/Config.php',
+	'\Orderbridge\EventHandlers' => 'lib/EventHandlers.php',
+	'\Orderbridge\Log' => 'lib/Log.php',
+	'\Orderbridge\Relay' => 'lib/Relay.php',
+	'\Orderbridge\Signature' => 'lib/Signature.php',
+	'\Orderbridge\Snapshot' => 'lib/Snapshot.php',
+	'\Orderbridge\Spool' => 'lib/Spool.php',
+	'\Orderbridge\StatusEndpoint' => 'lib/StatusEndpoint.php',
+	'\Orderbridge\Transport' => 'lib/Transport.php',
+	'\Orderbridge\Visit' => 'lib/Visit.php',
+]);
