@@ -22,7 +22,9 @@ asan: deps
 demo: build
 	@python3 scripts/demo.py --bin $(BUILD)/orderbridge
 
-test: asan
+test:
+	@sh scripts/install-deps.sh test
+	@$(MAKE) --no-print-directory asan
 	@sh scripts/test.sh $(ASAN_BUILD)
 
 bench: build

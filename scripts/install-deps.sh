@@ -1,6 +1,8 @@
 #!/bin/sh
-# Installs the Debian packages that building and testing orderbridge need, only when
-# something is missing, with one `apt-get update` before the first install.
+# Installs the Debian packages orderbridge needs, only those that are missing, with a
+# single `apt-get update` before the one install. Usage: install-deps.sh [test]
+#   (no argument)  building and running: compilers, meson, the libraries, python3
+#   test           also what the site kit's tests use: php-cli with curl, chromium, node/npm
 set -eu
 pkgs="meson ninja-build pkg-config gcc clang libcurl4-openssl-dev libmicrohttpd-dev
 libjansson-dev libsqlite3-dev libinih-dev libssl-dev libcmocka-dev python3 curl"
@@ -9,6 +11,16 @@ for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 		missing="$missing $p"
 done
+if [ "${1:-}" = test ]; then
+	# tools found on PATH count as present, whatever installed them
+	command -v php >/dev/null 2>&1 || missing="$missing php-cli php-curl"
+	if command -v php >/dev/null 2>&1 && ! php -m 2>/dev/null | grep -qx curl; then
+		missing="$missing php-curl"
+	fi
+	command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+	command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+	command -v npm >/dev/null 2>&1 || missing="$missing npm"
+fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps: missing packages:$missing (run as root to install them)" >&2
