@@ -98,6 +98,41 @@ static int64_t reset_at_ms(json_t *time_block)
         return json_is_number(v) ? (int64_t)(json_number_value(v) * 1000) : 0;
 }
 
+int b24_answer_parse(const char *body, size_t len, long http_status, json_t **ret_doc,
+                     struct b24_error *err)
+{
+        json_t *doc = json_loadb(body, len, 0, NULL);
+
+        *ret_doc = NULL;
+        err->http_status = http_status;
+        if (http_status == 200 && json_is_object(doc) && json_object_get(doc, "result")) {
+                *ret_doc = doc;
+                return B24_OK;
+        }
+        if (json_is_object(doc) && json_is_string(json_object_get(doc, "error"))) {
+                const char *desc = json_string_value(json_object_get(doc, "error_description"));
+                snprintf(err->code, sizeof(err->code), "%s",
+                         json_string_value(json_object_get(doc, "error")));
+                snprintf(err->description, sizeof(err->description), "%s", desc ? desc : "");
+        } else {
+                snprintf(err->code, sizeof(err->code), "HTTP_%ld", http_status);
+                snprintf(err->description, sizeof(err->description),
+                         "the portal answered HTTP %ld without a REST envelope", http_status);
+        }
+        *ret_doc = doc; /* kept for its "time" block; NULL when not JSON */
+        return b24_classify_error(err->code, http_status);
+}
+
+void b24_batch_sections(json_t *doc, json_t **ret_result, json_t **ret_errors)
+{
+        json_t *res = json_object_get(doc, "result");
+        json_t *r = json_object_get(res, "result"), *e = json_object_get(res, "result_error");
+
+        /* the portal answers [] instead of {} for an empty section */
+        *ret_result = json_is_object(r) ? r : NULL;
+        *ret_errors = json_is_object(e) ? e : NULL;
+}
+
 int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **ret_doc,
              struct b24_error *err)
 {
@@ -111,6 +146,7 @@ int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **
         int rc, st;
 
         memset(err, 0, sizeof(*err));
+        doc = NULL;
         *ret_doc = NULL;
         while ((wait = ratelimit_take(&c->rl, now_ms())) > 0)
                 sleep_ms(wait);
@@ -126,7 +162,7 @@ int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **
                 http_response_clear(&resp);
                 return B24_REMOTE_DOWN;
         }
-        doc = json_loadb(resp.body, resp.len, 0, NULL);
+        st = b24_answer_parse(resp.body, resp.len, resp.status, &doc, err);
         t = json_object_get(doc, "time");
         if (json_is_object(t)) {
                 json_t *op = json_object_get(t, "operating");
@@ -135,22 +171,11 @@ int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **
                 if (reset_at_ms(t))
                         c->operating_reset_at_ms = reset_at_ms(t);
         }
-        if (resp.status == 200 && json_is_object(doc) && json_object_get(doc, "result")) {
+        if (st == B24_OK) {
                 *ret_doc = doc;
                 http_response_clear(&resp);
                 return B24_OK;
         }
-        if (json_is_object(doc) && json_is_string(json_object_get(doc, "error"))) {
-                const char *desc = json_string_value(json_object_get(doc, "error_description"));
-                snprintf(err->code, sizeof(err->code), "%s",
-                         json_string_value(json_object_get(doc, "error")));
-                snprintf(err->description, sizeof(err->description), "%s", desc ? desc : "");
-        } else {
-                snprintf(err->code, sizeof(err->code), "HTTP_%ld", resp.status);
-                snprintf(err->description, sizeof(err->description),
-                         "the portal answered HTTP %ld without a REST envelope", resp.status);
-        }
-        st = b24_classify_error(err->code, resp.status);
         if (strcmp(err->code, "QUERY_LIMIT_EXCEEDED") == 0) {
                 ratelimit_fill(&c->rl, now_ms());
                 err->retry_after_ms = 1000;

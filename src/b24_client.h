@@ -36,6 +36,16 @@ struct b24_client *b24_client_free(struct b24_client *c);
 int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **ret_doc,
              struct b24_error *err);
 
+/* Parses one answer: B24_OK with *ret_doc = the answer, or another b24_status with `err`
+ * filled (and *ret_doc the parsed body when it was JSON, for its "time" block, or NULL).
+ * The caller frees *ret_doc. Pure: no I/O, so it is fuzzed directly. */
+int b24_answer_parse(const char *body, size_t len, long http_status, json_t **ret_doc,
+                     struct b24_error *err);
+
+/* A batch answer's result and result_error sections (borrowed from `doc`), or NULL
+ * where the portal sent [] for an empty one. */
+void b24_batch_sections(json_t *doc, json_t **ret_result, json_t **ret_errors);
+
 /* Classifies a per-command error of a batch (`{"error","error_description"}`). */
 int b24_classify_error(const char *code, long http_status);
 

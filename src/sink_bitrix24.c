@@ -160,20 +160,17 @@ static int batch_run(struct b24 *b, struct batch *bt, struct b24_error *err)
                 json_object_set(chunk, key, v);
                 json_object_del(bt->cmd, key);
                 if (json_object_size(chunk) == BATCH_MAX || json_object_size(bt->cmd) == 0) {
-                        json_t *doc = NULL, *res, *r, *e;
+                        json_t *doc = NULL, *r, *e;
                         st = b24_call(b->client, "batch",
                                       json_pack("{s:i, s:O}", "halt", 0, "cmd", chunk), &doc,
                                       err);
                         json_object_clear(chunk);
                         if (st != B24_OK)
                                 break;
-                        res = json_object_get(doc, "result");
-                        r = json_object_get(res, "result");
-                        e = json_object_get(res, "result_error");
-                        /* the portal answers [] for an empty section */
-                        if (json_is_object(r))
+                        b24_batch_sections(doc, &r, &e);
+                        if (r)
                                 json_object_update(bt->result, r);
-                        if (json_is_object(e))
+                        if (e)
                                 json_object_update(bt->errors, e);
                         json_decref(doc);
                 }

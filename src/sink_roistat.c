@@ -116,26 +116,54 @@ static int post(struct roistat *r, const char *url, const char *body, struct htt
         return http_client_post(r->http, url, headers, body, strlen(body), ret);
 }
 
-/* Roistat's error envelope: {"status":"error","error":"code","description":"…"}. */
+static int64_t counter(json_t *doc, const char *key)
+{
+        json_t *v = json_object_get(doc, key);
+        if (json_is_integer(v))
+                return json_integer_value(v);
+        if (json_is_string(v))
+                return strtoll(json_string_value(v), NULL, 10);
+        return 0;
+}
+
+int roistat_answer_parse(const char *body, size_t len, struct roistat_answer *ret)
+{
+        json_t *doc = json_loadb(body, len, 0, NULL);
+        const char *status, *code, *desc;
+
+        memset(ret, 0, sizeof(*ret));
+        if (!json_is_object(doc)) {
+                json_decref(doc);
+                return -EINVAL;
+        }
+        status = json_string_value(json_object_get(doc, "status"));
+        ret->success = status && strcmp(status, "success") == 0;
+        ret->waiting_visit = counter(doc, "skipped_by_waiting_visit_info");
+        ret->invalid_format = counter(doc, "skipped_by_invalid_format");
+        ret->internal_error = counter(doc, "skipped_by_internal_error");
+        code = json_string_value(json_object_get(doc, "error"));
+        /* the docs name the field "message"; live projects fill "description" */
+        desc = json_string_value(json_object_get(doc, "description"));
+        if (!desc)
+                desc = json_string_value(json_object_get(doc, "message"));
+        snprintf(ret->error, sizeof(ret->error), "%s", code ? code : "");
+        snprintf(ret->description, sizeof(ret->description), "%s", desc ? desc : "");
+        json_decref(doc);
+        return 0;
+}
+
+/* "HTTP 401 authentication_failed: …" or "transport: …", for logs and dead letters. */
 static void describe(const struct http_response *resp, int rc, char *buf, size_t size)
 {
-        json_t *doc;
-        const char *code = NULL, *desc = NULL;
+        struct roistat_answer a;
 
         if (rc < 0) {
                 snprintf(buf, size, "transport: %s", resp->error);
                 return;
         }
-        doc = json_loadb(resp->body, resp->len, 0, NULL);
-        if (json_is_object(doc)) {
-                code = json_string_value(json_object_get(doc, "error"));
-                desc = json_string_value(json_object_get(doc, "description"));
-                if (!desc)
-                        desc = json_string_value(json_object_get(doc, "message"));
-        }
-        snprintf(buf, size, "HTTP %ld%s%.60s%s%.160s", resp->status, code ? " " : "",
-                 code ? code : "", desc ? ": " : "", desc ? desc : "");
-        json_decref(doc);
+        roistat_answer_parse(resp->body, resp->len, &a);
+        snprintf(buf, size, "HTTP %ld%s%s%s%s", resp->status, a.error[0] ? " " : "", a.error,
+                 a.description[0] ? ": " : "", a.description);
 }
 
 /* Classifies an answer that is not a 200 success. */
@@ -180,16 +208,6 @@ static int ensure_statuses(struct roistat *r, struct store *store, struct sink_o
         return st == SINK_DONE ? SINK_REMOTE_DOWN : st;
 }
 
-static int64_t counter(json_t *doc, const char *key)
-{
-        json_t *v = json_object_get(doc, key);
-        if (json_is_integer(v))
-                return json_integer_value(v);
-        if (json_is_string(v))
-                return strtoll(json_string_value(v), NULL, 10);
-        return 0;
-}
-
 /* Sends `n` prepared orders (array `orders`, indexes `idx` into works/out). */
 static int send_orders(struct roistat *r, const struct store_work *works, json_t *orders,
                        const size_t *idx, size_t n, struct sink_outcome *out)
@@ -197,7 +215,6 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
         struct http_response resp;
         char detail[256];
         int64_t retry_after = 0;
-        json_t *doc = NULL;
         char *body;
         int rc, st = SINK_DONE;
 
@@ -206,10 +223,8 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
         free(body);
 
         if (rc == 0 && resp.status == 200) {
-                doc = json_loadb(resp.body, resp.len, 0, NULL);
-                if (!json_is_object(doc) ||
-                    !json_is_string(json_object_get(doc, "status")) ||
-                    strcmp(json_string_value(json_object_get(doc, "status")), "success") != 0) {
+                struct roistat_answer a;
+                if (roistat_answer_parse(resp.body, resp.len, &a) < 0 || !a.success) {
                         describe(&resp, rc, detail, sizeof(detail));
                         for (size_t i = 0; i < n; i++) {
                                 out[idx[i]].kind = STORE_TEMPFAIL;
@@ -219,9 +234,9 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
                         st = SINK_REMOTE_DOWN;
                         goto out;
                 }
-                int64_t waiting = counter(doc, "skipped_by_waiting_visit_info");
-                int64_t invalid = counter(doc, "skipped_by_invalid_format");
-                int64_t internal = counter(doc, "skipped_by_internal_error");
+                int64_t waiting = a.waiting_visit;
+                int64_t invalid = a.invalid_format;
+                int64_t internal = a.internal_error;
                 if (n > 1 && (invalid > 0 || internal > 0)) {
                         /* learn which order it was: one by one (upserts, so harmless) */
                         for (size_t i = 0; i < n; i++) {
@@ -279,7 +294,6 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
                 snprintf(out[idx[i]].detail, sizeof(out[idx[i]].detail), "%s", detail);
         }
 out:
-        json_decref(doc);
         http_response_clear(&resp);
         return st;
 }
