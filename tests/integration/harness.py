@@ -21,6 +21,21 @@ BIN = os.environ.get("ORDERBRIDGE_BIN", os.path.join(ROOT, "build", "orderbridge
 EMULATORS = os.environ.get("ORDERBRIDGE_EMULATORS", os.path.join(ROOT, "tests", "emulators"))
 
 
+# Everything a daemon said during the run (logs, answers, CLI output) and every secret it
+# was given: run.py searches the one for the other at the end (issue: secrets never reach
+# logs, metrics or error answers).
+SECRETS = set()
+CAPTURED = []
+
+
+def capture(text):
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    elif not isinstance(text, str):
+        text = json.dumps(text, ensure_ascii=False)
+    CAPTURED.append(text)
+
+
 def wait_for(pred, timeout=15.0, interval=0.05, what="condition"):
     deadline = time.time() + timeout
     last = None
@@ -40,6 +55,7 @@ def http(method, url, body=None, headers=None, timeout=10):
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as e:
         status, raw = e.code, e.read()
+    capture(raw)
     try:
         return status, json.loads(raw)
     except ValueError:
@@ -91,6 +107,7 @@ class Roistat(Emulator):
             f.write(self.key + "\n")
         os.chmod(key_file, 0o600)
         self.key_file = key_file
+        SECRETS.add(self.key)
         super().__init__("roistat_emu.py", workdir,
                          ["--project", self.PROJECT, "--api-key-file", key_file,
                           "--rate", str(rate)])
@@ -115,6 +132,7 @@ class Bitrix24(Emulator):
                          ["--user-id", self.USER, "--code-file", code_file,
                           "--rate", str(rate), "--burst", str(burst)])
         self.webhook_url = f"{self.base}/rest/{self.USER}/{self.code}/"
+        SECRETS.update((self.code, self.webhook_url))
         self.url_file = os.path.join(workdir, "b24.webhook")
         with open(self.url_file, "w") as f:
             f.write(self.webhook_url + "\n")
@@ -155,6 +173,7 @@ class Daemon:
         with open(self.admin_file, "w") as f:
             f.write(self.admin_token)
         os.chmod(self.admin_file, 0o600)
+        SECRETS.update((self.secret, self.secret[len("whsec_"):], self.admin_token))
         self.db = os.path.join(workdir, "orderbridge.db")
         conf = {
             "server": {"listen": "127.0.0.1:0", "signing_secret_file": self.secret_file},
@@ -205,6 +224,12 @@ class Daemon:
             f.seek(self.log_offset)
             return f.read().decode(errors="replace")
 
+    def capture_log(self):
+        try:
+            capture(self.read_log())
+        except OSError:
+            pass
+
     def stop(self, check=True):
         """SIGTERM and wait; the exit status must be 0 (sanitizers report leaks here)."""
         if self.proc and self.proc.poll() is None:
@@ -216,6 +241,7 @@ class Daemon:
                 self.proc.wait()
                 raise AssertionError("orderbridge did not stop within 30 s")
             self.log.close()
+            self.capture_log()
             if check and code != 0:
                 raise AssertionError(f"orderbridge exited {code}: {self.read_log()[-4000:]}")
         self.proc = None
@@ -224,14 +250,19 @@ class Daemon:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         self.log.close()
+        self.capture_log()
         self.proc = None
 
     def post(self, snapshot, **kw):
-        return obpost.post(self.base + "/v1/orders", self.key, snapshot, **kw)
+        status, answer = obpost.post(self.base + "/v1/orders", self.key, snapshot, **kw)
+        capture(answer)
+        return status, answer
 
     def cli(self, *args, check=False):
         r = subprocess.run([BIN, args[0], "-c", self.conf] + list(args[1:]),
                            capture_output=True, text=True, env=self.env, timeout=60)
+        capture(r.stdout)
+        capture(r.stderr)
         if check and r.returncode != 0:
             raise AssertionError(f"{args}: exit {r.returncode}: {r.stderr}")
         return r

@@ -9,6 +9,10 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def find_leaks(secrets, texts):
+    return [(s[:4] + "…", i) for s in secrets for i, text in enumerate(texts) if s in text]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin")
@@ -28,6 +32,19 @@ def main():
     result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
     passed = result.testsRun - failed - len(result.skipped)
+    # every secret any daemon was given, searched for in everything the daemons said
+    import harness
+    secrets = {s for s in harness.SECRETS if s and len(s) >= 8}
+    # the search must be able to fail: a planted leak is found
+    assert find_leaks({"planted-secret-1"}, ["x planted-secret-1 y"]), "secret search broken"
+    leaks = find_leaks(secrets, harness.CAPTURED)
+    print(f"secrets: {len(secrets)} secrets searched in {len(harness.CAPTURED)} logs, answers "
+          f"and CLI outputs: {len(leaks)} found")
+    if leaks:
+        print(f"FAIL: a secret reached a log, an answer or CLI output: {leaks[:5]}")
+        failed += 1
+    elif secrets:
+        passed += 1
     print(f"integration: {passed} passed, {failed} failed, {len(result.skipped)} skipped")
     return 0 if failed == 0 and result.testsRun > 0 else 1
 
