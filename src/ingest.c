@@ -133,6 +133,7 @@ static void *committer(void *arg)
         for (;;) {
                 size_t n = 0;
                 bool accepted = false;
+                int64_t started;
                 int r;
 
                 pthread_mutex_lock(&in->lock);
@@ -153,8 +154,11 @@ static void *committer(void *arg)
 
                 for (size_t i = 0; i < n; i++)
                         puts[i] = batch[i]->put;
-                r = store_put(in->store, puts, n, wall_ms());
+                started = wall_ms();
+                r = store_put(in->store, puts, n, started);
                 in->healthy = r == 0;
+                log_debug("ingest.commit", "jobs=%zu ms=%lld ok=%s", n,
+                          (long long)(wall_ms() - started), r == 0 ? "yes" : "no");
                 if (r < 0)
                         log_err("ingest.commit_failed", "jobs=%zu error=\"%s\"", n,
                                 store_errmsg(in->store));

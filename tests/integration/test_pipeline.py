@@ -389,7 +389,9 @@ class Import(PipelineCase):
 
 
 class GroupCommit(PipelineCase):
-    def test_concurrent_posts_are_all_committed(self):
+    sections = {"log": {"level": "debug"}}
+
+    def test_concurrent_posts_are_all_committed_several_per_transaction(self):
         with concurrent.futures.ThreadPoolExecutor(32) as pool:
             answers = list(pool.map(lambda i: self.daemon.post(order(f"g{i}")), range(300)))
         self.assertTrue(all(s == 202 for s, _ in answers))
@@ -397,6 +399,10 @@ class GroupCommit(PipelineCase):
         self.assertEqual(sum(counts.values()), 300, counts)
         self.assertEqual(counts["dead"], 0)
         wait_for(lambda: len(self.roistat.orders()) == 300, timeout=30, what="300 delivered")
+        jobs = [int(line.split(" jobs=")[1].split()[0])
+                for line in self.daemon.read_log().splitlines() if " ingest.commit " in line]
+        self.assertEqual(sum(jobs), 300)
+        self.assertLess(len(jobs), 300, "32 concurrent clients must share commits")
 
 
 class Cli(unittest.TestCase):
