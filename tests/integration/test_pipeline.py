@@ -239,6 +239,9 @@ class AdminEndpoint(PipelineCase):
                  what="delivered state")
         status, doc = http("GET", url, headers=auth)
         self.assertEqual(status, 200)
+        lower = {"Authorization": "bearer " + self.daemon.admin_token}
+        self.assertEqual(http("GET", url, headers=lower)[0], 200,
+                         "the auth scheme name is case-insensitive")
         self.assertEqual(doc["snapshot"]["order"]["id"], "80")
         self.assertEqual(doc["deliveries"][0]["sink"], "roistat")
         self.assertEqual(http("GET", self.daemon.base + "/v1/orders/nope", headers=auth)[0], 404)
