@@ -36,7 +36,10 @@ struct b24_client *b24_client_new(const struct config *cfg)
 {
         struct b24_client *c = xcalloc(1, sizeof(*c));
 
-        c->http = http_client_new(cfg->b24_timeout_ms, MAX_ANSWER);
+        /* no connection reuse: on a kept-alive connection that dies before the answer,
+         * libcurl silently sends the POST again, and a deal create sent twice unseen
+         * would defeat the one-deal-per-order check */
+        c->http = http_client_new(cfg->b24_timeout_ms, MAX_ANSWER, false);
         if (!c->http) {
                 free(c);
                 return NULL;
@@ -224,10 +227,14 @@ static void flatten(char **buf, size_t *len, size_t *cap, const char *prefix, js
         if (json_is_object(v)) {
                 json_object_foreach(v, k, item)
                 {
+                        /* a key may hold filter operators ("=TITLE", ">=DATE_MODIFY"):
+                         * escaped, so that '=' and '&' cannot end it early */
+                        char *e = curl_easy_escape(NULL, k, 0);
                         if (prefix)
-                                snprintf(key, sizeof(key), "%s[%s]", prefix, k);
+                                snprintf(key, sizeof(key), "%s[%s]", prefix, e);
                         else
-                                snprintf(key, sizeof(key), "%s", k);
+                                snprintf(key, sizeof(key), "%s", e);
+                        curl_free(e);
                         flatten(buf, len, cap, key, item);
                 }
                 return;

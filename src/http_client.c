@@ -21,6 +21,7 @@ struct http_client {
         CURL *easy;
         int64_t timeout_ms;
         size_t max_response;
+        bool reuse;
 };
 
 struct sink_buf {
@@ -69,7 +70,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *user)
         return n;
 }
 
-struct http_client *http_client_new(int64_t timeout_ms, size_t max_response_bytes)
+struct http_client *http_client_new(int64_t timeout_ms, size_t max_response_bytes, bool reuse)
 {
         struct http_client *c = xcalloc(1, sizeof(*c));
 
@@ -80,6 +81,7 @@ struct http_client *http_client_new(int64_t timeout_ms, size_t max_response_byte
         }
         c->timeout_ms = timeout_ms;
         c->max_response = max_response_bytes;
+        c->reuse = reuse;
         return c;
 }
 
@@ -130,6 +132,8 @@ int http_client_post(struct http_client *c, const char *url, const char *const *
         curl_easy_setopt(e, CURLOPT_HEADERDATA, &b);
         curl_easy_setopt(e, CURLOPT_USERAGENT, "orderbridge/0.1");
         curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        if (!c->reuse)
+                curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 
         rc = curl_easy_perform(e);
         curl_slist_free_all(hl);

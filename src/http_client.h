@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,7 +20,9 @@ struct http_response {
         char error[256];     /* transport error text (never contains the URL) */
 };
 
-struct http_client *http_client_new(int64_t timeout_ms, size_t max_response_bytes);
+/* `reuse`: keep connections alive between requests. Only for idempotent requests: on a
+ * reused connection that dies before the answer, libcurl sends the request again. */
+struct http_client *http_client_new(int64_t timeout_ms, size_t max_response_bytes, bool reuse);
 struct http_client *http_client_free(struct http_client *c);
 
 /* POSTs `body` to `url` with extra `headers` (NULL-terminated "Name: value" list).

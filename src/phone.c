@@ -14,8 +14,11 @@ int phone_normalize(const char *in, const char *country_code, char *out, size_t 
 
         if (!in)
                 return -EINVAL;
-        /* an extension ("#123", "доб. 12", "ext 5") is not part of the number */
-        for (; *p && *p != '#' && *p != ',' && *p != ';' && !isalpha((unsigned char)*p); p++) {
+        /* an extension ("#123", "доб. 12", "ext 5") is not part of the number: stop at the
+         * first letter, ASCII or not (a byte ≥ 0x80 starts a UTF-8 letter such as "д") */
+        for (; *p && *p != '#' && *p != ',' && *p != ';' && !isalpha((unsigned char)*p) &&
+               (unsigned char)*p < 0x80;
+             p++) {
                 if (*p >= '0' && *p <= '9') {
                         if (n >= sizeof(d) - 1)
                                 return -EINVAL;

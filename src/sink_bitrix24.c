@@ -433,15 +433,21 @@ static size_t compose(struct b24 *b, struct store *st, struct order *o, size_t i
         const struct snapshot *s = o->s;
         const struct config *cfg = b->cfg;
         json_t *fields;
-        char key[32], deal_ref[48], amount[32];
+        char key[32], deal_ref[48], amount[32], title_key[300] = "company:";
         size_t added = 0;
 
         from_cache(st, o);
         o->contact_ref[0] = o->company_ref[0] = '\0';
         o->new_contact = o->new_company = o->new_deal = o->set_rows = false;
 
+        if (s->buyer.legal && s->buyer.company)
+                lower(s->buyer.company, title_key + 8, sizeof(title_key) - 8);
         if (o->company)
                 snprintf(o->company_ref, sizeof(o->company_ref), "%s", o->company);
+        else if (s->buyer.legal && s->buyer.company && json_object_get(planned, title_key))
+                /* another order of this call creates the same new company */
+                snprintf(o->company_ref, sizeof(o->company_ref), "%s",
+                         json_string_value(json_object_get(planned, title_key)));
         else if (s->buyer.legal && s->buyer.company) {
                 snprintf(key, sizeof(key), "m%zu", i);
                 fields = json_pack("{s:s}", "TITLE", s->buyer.company);
@@ -456,6 +462,7 @@ static size_t compose(struct b24 *b, struct store *st, struct order *o, size_t i
                 }
                 batch_add(bt, key, "crm.company.add", json_pack("{s:o}", "fields", fields));
                 snprintf(o->company_ref, sizeof(o->company_ref), "$result[%s]", key);
+                json_object_set_new(planned, title_key, json_string(o->company_ref));
                 o->new_company = true;
                 added++;
         }
@@ -544,6 +551,18 @@ static size_t compose(struct b24 *b, struct store *st, struct order *o, size_t i
         return added;
 }
 
+/* The id a "$result[key]" reference resolved to in this call's answers. */
+static bool ref_id(struct batch *bt, const char *ref, char *out, size_t size)
+{
+        char key[32];
+        size_t n = strlen(ref);
+
+        if (strncmp(ref, "$result[", 8) != 0 || n < 10 || n - 9 >= sizeof(key))
+                return false;
+        snprintf(key, sizeof(key), "%.*s", (int)(n - 9), ref + 8);
+        return result_id(json_object_get(bt->result, key), out, size);
+}
+
 /* Reads the answers for one order of a write call. */
 static int settle(struct b24 *b, struct store *st, struct order *o, size_t i, struct batch *bt,
                   struct sink_outcome *out)
@@ -572,6 +591,9 @@ static int settle(struct b24 *b, struct store *st, struct order *o, size_t i, st
                 store_link_set(st, o->s->order_id, "b24.company", id);
         } else if (o->company) {
                 store_link_set(st, o->s->order_id, "b24.company", o->company);
+        } else if (ref_id(bt, o->company_ref, id, sizeof(id))) {
+                /* shared with another order's company.add in this call */
+                store_link_set(st, o->s->order_id, "b24.company", id);
         }
         if (o->new_contact && result_id(json_object_get(bt->result, keys[1]), id, sizeof(id))) {
                 if (o->phone[0])
@@ -581,13 +603,9 @@ static int settle(struct b24 *b, struct store *st, struct order *o, size_t i, st
                 store_link_set(st, o->s->order_id, "b24.contact", id);
         } else if (o->contact_ref[0] && o->contact_ref[0] != '$') {
                 store_link_set(st, o->s->order_id, "b24.contact", o->contact_ref);
-        } else if (o->contact_ref[0] == '$') {
+        } else if (ref_id(bt, o->contact_ref, id, sizeof(id))) {
                 /* shared with another order's contact.add in this call */
-                char shared[32];
-                snprintf(shared, sizeof(shared), "%.*s", (int)strlen(o->contact_ref) - 9,
-                         o->contact_ref + 8);
-                if (result_id(json_object_get(bt->result, shared), id, sizeof(id)))
-                        store_link_set(st, o->s->order_id, "b24.contact", id);
+                store_link_set(st, o->s->order_id, "b24.contact", id);
         }
         if (o->new_deal && result_id(json_object_get(bt->result, keys[2]), id, sizeof(id))) {
                 store_link_set(st, o->s->order_id, "b24.deal", id);

@@ -366,7 +366,8 @@ int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, 
         json_t *st;
 
         r->cfg = cfg;
-        r->http = http_client_new(cfg->roistat_timeout_ms, MAX_ANSWER);
+        /* add-orders is an upsert: a silent re-send on a reused connection is harmless */
+        r->http = http_client_new(cfg->roistat_timeout_ms, MAX_ANSWER, true);
         if (!r->http) {
                 free(r);
                 return -ENOMEM;

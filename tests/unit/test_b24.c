@@ -1,0 +1,574 @@
+/*
+ * The Bitrix24 sink's pure parts: contact keys (phone and e-mail normalisation, which
+ * decide whether a buyer is a repeat customer), batch command composition (the
+ * "method?query" strings the portal reads back with PHP's parse_str), and the
+ * classification of the portal's answers and errors into what the sink does next.
+ *
+ * Query strings are checked the way the portal reads them: split on '&', then on the
+ * first '=', then percent-decoded with '+' as a space (PHP's urldecode). So a test
+ * passes for any correct encoding and fails for any string the portal would read
+ * differently from what was meant.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "b24_client.h"
+#include "phone.h"
+
+/* --- phone_normalize ------------------------------------------------------------------- */
+
+static void expect_phone(const char *in, const char *cc, const char *want)
+{
+        char out[32];
+        int r;
+
+        memset(out, 'x', sizeof(out));
+        r = phone_normalize(in, cc, out, sizeof(out));
+        if (r != 0 || strcmp(out, want) != 0)
+                fail_msg("phone_normalize(\"%s\", \"%s\"): want 0 and \"%s\", got %d and \"%.*s\"",
+                         in, cc, want, r, (int)sizeof(out) - 1, out);
+}
+
+static void expect_phone_rejected(const char *in, const char *cc)
+{
+        char out[32] = "untouched";
+        int r = phone_normalize(in, cc, out, sizeof(out));
+
+        if (r != -EINVAL)
+                fail_msg("phone_normalize(\"%s\", \"%s\"): want -EINVAL, got %d and \"%s\"",
+                         in ? in : "(null)", cc, r, out);
+}
+
+static void a_russian_number_written_every_usual_way_is_one_key(void **state)
+{
+        static const char *const ways[] = {
+            "8 (900) 123-45-67", "+7 900 123 45 67", "+7 (900) 123-45-67",   "89001234567",
+            "79001234567",       "+79001234567",     "  +7 900 123 45 67  ", "8-900-123-45-67",
+            "+7.900.123.45.67",  "(900) 123-45-67",  "9001234567",
+        };
+
+        for (size_t i = 0; i < sizeof(ways) / sizeof(ways[0]); i++)
+                expect_phone(ways[i], "7", "+79001234567");
+}
+
+static void a_national_number_gets_the_configured_country_code(void **state)
+{
+        expect_phone("9001234567", "7", "+79001234567");
+        expect_phone("(212) 555-0123", "1", "+12125550123");
+        /* a ten-digit number written with '+' already has its country code */
+        expect_phone("+4420712345", "7", "+4420712345");
+}
+
+static void the_00_international_prefix_is_dropped(void **state)
+{
+        expect_phone("00 7 900 123 45 67", "7", "+79001234567");
+        expect_phone("0079001234567", "7", "+79001234567");
+        expect_phone("00 44 20 7123 4567", "7", "+442071234567");
+}
+
+static void the_trunk_prefix_8_means_russia_only_for_country_code_7(void **state)
+{
+        expect_phone("8 (900) 123-45-67", "7", "+79001234567");
+        /* for another country an 11-digit number starting with 8 is left alone */
+        expect_phone("8 (900) 123-45-67", "375", "+89001234567");
+}
+
+static void an_extension_is_not_part_of_the_number(void **state)
+{
+        expect_phone("+7 900 123-45-67 #12", "7", "+79001234567");
+        expect_phone("+7 900 123-45-67#12", "7", "+79001234567");
+        expect_phone("+7 900 123-45-67, 12", "7", "+79001234567");
+        expect_phone("+7 900 123-45-67; 12", "7", "+79001234567");
+        expect_phone("+7 900 123-45-67 ext 12", "7", "+79001234567");
+        expect_phone("+7 900 123-45-67 x12", "7", "+79001234567");
+}
+
+/* phone.c's own comment names "доб. 12" (Russian for "ext."): its letters are UTF-8
+ * bytes, not ASCII letters, and must still end the number. */
+static void a_russian_extension_is_not_part_of_the_number(void **state)
+{
+        expect_phone("+7 900 123-45-67 доб. 12", "7", "+79001234567");
+        expect_phone("8 (900) 123-45-67 доб 5", "7", "+79001234567");
+}
+
+static void too_short_too_long_or_no_digits_is_not_a_phone(void **state)
+{
+        expect_phone_rejected("123-45-67", "7");         /* 7 digits */
+        expect_phone_rejected("900 123 456", "7");       /* 9 digits */
+        expect_phone_rejected("+1234567890123456", "7"); /* 16 digits */
+        expect_phone_rejected("1234567890123456789012345678901234567890", "7");
+        expect_phone_rejected("", "7");
+        expect_phone_rejected("   ", "7");
+        expect_phone_rejected("no phone", "7");
+        expect_phone_rejected("call me", "7");
+        expect_phone_rejected(NULL, "7");
+        /* letters end the number: what is before them is too short */
+        expect_phone_rejected("8-900-CALL-NOW", "7");
+}
+
+static void fifteen_digits_is_the_longest_phone(void **state)
+{
+        expect_phone("+123456789012345", "7", "+123456789012345");
+        expect_phone_rejected("+1234567890123456", "7");
+}
+
+static void a_result_that_does_not_fit_is_refused_not_truncated(void **state)
+{
+        char out[8] = "";
+
+        assert_int_equal(phone_normalize("+79001234567", "7", out, sizeof(out)), -EINVAL);
+}
+
+/* --- email_normalize ------------------------------------------------------------------- */
+
+static void expect_email(const char *in, const char *want)
+{
+        char out[256];
+        int r;
+
+        memset(out, 'x', sizeof(out));
+        r = email_normalize(in, out, sizeof(out));
+        if (r != 0 || strcmp(out, want) != 0)
+                fail_msg("email_normalize(\"%s\"): want 0 and \"%s\", got %d", in, want, r);
+}
+
+static void expect_email_rejected(const char *in)
+{
+        char out[256];
+        int r = email_normalize(in, out, sizeof(out));
+
+        if (r != -EINVAL)
+                fail_msg("email_normalize(\"%s\"): want -EINVAL, got %d", in ? in : "(null)", r);
+}
+
+static void an_email_is_lower_cased_and_trimmed(void **state)
+{
+        expect_email("Ivan@Example.RU", "ivan@example.ru");
+        expect_email("  IVAN@EXAMPLE.RU\t\n", "ivan@example.ru");
+        expect_email("ivan@example.ru", "ivan@example.ru");
+        expect_email("a@b", "a@b");
+}
+
+static void an_email_without_at_or_empty_is_refused(void **state)
+{
+        expect_email_rejected("ivan.example.ru");
+        expect_email_rejected("");
+        expect_email_rejected("    ");
+        expect_email_rejected("@");
+        expect_email_rejected(NULL);
+}
+
+static void an_email_that_does_not_fit_is_refused(void **state)
+{
+        char out[8];
+
+        assert_int_equal(email_normalize("ivan@example.ru", out, sizeof(out)), -EINVAL);
+}
+
+/* --- b24_query_string -------------------------------------------------------------------- */
+
+static int hexval(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* PHP's urldecode(): '+' is a space, %XX a byte, a malformed % stays as written. */
+static char *urldecode(const char *s, size_t n)
+{
+        char *out = malloc(n + 1);
+        size_t o = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] == '+') {
+                        out[o++] = ' ';
+                } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
+                           hexval(s[i + 2]) >= 0) {
+                        out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+                        i += 2;
+                } else {
+                        out[o++] = s[i];
+                }
+        }
+        out[o] = '\0';
+        return out;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads "method?k=v&k=v" as the portal does and checks the method and the decoded
+ * (key, value) pairs: `want` is key, value, key, value, …, NULL, in any pair order. */
+static void expect_query_reads_as(const char *q, const char *method, const char *const *want)
+{
+        const char *qs = strchr(q, '?');
+        char *got[64], *exp[64], bad[1024] = "";
+        size_t n_got = 0, n_want = 0;
+
+        if (!qs || strlen(method) != (size_t)(qs - q) || strncmp(q, method, qs - q) != 0)
+                fail_msg("\"%s\": want the method \"%s\" before '?'", q, method);
+        for (const char *p = qs + 1; *p;) {
+                const char *end = strchr(p, '&'), *eq;
+                size_t len;
+                if (!end)
+                        end = p + strlen(p);
+                len = (size_t)(end - p);
+                eq = memchr(p, '=', len);
+                if (len > 0) {
+                        char *k = urldecode(p, eq ? (size_t)(eq - p) : len);
+                        char *v = eq ? urldecode(eq + 1, (size_t)(end - eq - 1)) : strdup("");
+                        assert_true(n_got < 64);
+                        got[n_got] = malloc(strlen(k) + strlen(v) + 8);
+                        sprintf(got[n_got++], "%s ␟ %s", k, v);
+                        free(k);
+                        free(v);
+                }
+                p = *end ? end + 1 : end;
+        }
+        for (; want[2 * n_want]; n_want++) {
+                assert_true(n_want < 64);
+                const char *k = want[2 * n_want], *v = want[2 * n_want + 1];
+                exp[n_want] = malloc(strlen(k) + strlen(v) + 8);
+                sprintf(exp[n_want], "%s ␟ %s", k, v);
+        }
+        qsort(got, n_got, sizeof(got[0]), cmp_str);
+        qsort(exp, n_want, sizeof(exp[0]), cmp_str);
+        for (size_t i = 0; !bad[0] && (i < n_got || i < n_want); i++)
+                if (i >= n_got || i >= n_want || strcmp(got[i], exp[i]) != 0)
+                        snprintf(bad, sizeof(bad),
+                                 "\"%s\" reads as pair %zu [%s], want [%s] (␟ separates key and "
+                                 "value)",
+                                 q, i, i < n_got ? got[i] : "none", i < n_want ? exp[i] : "none");
+        for (size_t i = 0; i < n_got; i++)
+                free(got[i]);
+        for (size_t i = 0; i < n_want; i++)
+                free(exp[i]);
+        if (bad[0])
+                fail_msg("%s", bad);
+}
+
+static char *last_query;
+
+static int free_last_query(void **state)
+{
+        free(last_query);
+        last_query = NULL;
+        return 0;
+}
+
+static char *query(const char *method, const char *params_json)
+{
+        json_error_t e;
+        json_t *p = json_loads(params_json, JSON_PRESERVE_ORDER, &e);
+        char *q;
+
+        if (!p)
+                fail_msg("bad test JSON %s: %s", params_json, e.text);
+        q = b24_query_string(method, p);
+        json_decref(p);
+        free(last_query); /* kept until the next call, so a failing test does not leak it */
+        last_query = q;
+        return q;
+}
+
+static void nested_fields_become_bracketed_keys(void **state)
+{
+        char *q = query("crm.deal.add", "{\"fields\": {\"TITLE\": \"Order A-1\", "
+                                        "\"STAGE_ID\": \"NEW\", \"OPPORTUNITY\": \"4990.00\"}}");
+
+        expect_query_reads_as(q, "crm.deal.add",
+                              (const char *const[]){"fields[TITLE]", "Order A-1",
+                                                    "fields[STAGE_ID]", "NEW",
+                                                    "fields[OPPORTUNITY]", "4990.00", NULL});
+}
+
+static void arrays_become_numbered_keys_at_every_depth(void **state)
+{
+        char *q = query("crm.deal.productrows.set",
+                        "{\"id\": 5, \"rows\": [{\"PRODUCT_NAME\": \"Kettle\", \"PRICE\": "
+                        "\"2495.00\", \"QUANTITY\": \"2\"}, {\"PRODUCT_NAME\": \"Cup\", "
+                        "\"PRICE\": \"100.50\", \"QUANTITY\": \"1.5\"}]}");
+
+        expect_query_reads_as(
+            q, "crm.deal.productrows.set",
+            (const char *const[]){"id", "5", "rows[0][PRODUCT_NAME]", "Kettle", "rows[0][PRICE]",
+                                  "2495.00", "rows[0][QUANTITY]", "2", "rows[1][PRODUCT_NAME]",
+                                  "Cup", "rows[1][PRICE]", "100.50", "rows[1][QUANTITY]", "1.5",
+                                  NULL});
+        q = query("crm.contact.list", "{\"filter\": {\"ID\": [3, 7]}, \"select\": [\"ID\", "
+                                      "\"PHONE\", \"EMAIL\"]}");
+        expect_query_reads_as(q, "crm.contact.list",
+                              (const char *const[]){"filter[ID][0]", "3", "filter[ID][1]", "7",
+                                                    "select[0]", "ID", "select[1]", "PHONE",
+                                                    "select[2]", "EMAIL", NULL});
+        q = query("crm.contact.add",
+                  "{\"fields\": {\"PHONE\": [{\"VALUE\": \"+79001234567\", \"VALUE_TYPE\": "
+                  "\"WORK\"}]}}");
+        expect_query_reads_as(q, "crm.contact.add",
+                              (const char *const[]){"fields[PHONE][0][VALUE]", "+79001234567",
+                                                    "fields[PHONE][0][VALUE_TYPE]", "WORK", NULL});
+}
+
+static void spaces_ampersands_equals_plus_and_cyrillic_in_values_survive(void **state)
+{
+        char *q = query("crm.company.add", "{\"fields\": {\"TITLE\": \"ООО «Ромашка» & Co = 1\", "
+                                           "\"COMMENTS\": \"a+b c%20d #x ?y\"}}");
+
+        expect_query_reads_as(q, "crm.company.add",
+                              (const char *const[]){"fields[TITLE]", "ООО «Ромашка» & Co = 1",
+                                                    "fields[COMMENTS]", "a+b c%20d #x ?y", NULL});
+        /* nothing the portal's parse_url() or parse_str() treats specially is left raw */
+        assert_null(strchr(q, ' '));
+        assert_null(strchr(q, '#'));
+        assert_null(strchr(strchr(q, '?') + 1, '?'));
+}
+
+/* crm.*.list filters put an operator in front of the field name ("=TITLE", ">=DATE_MODIFY",
+ * "!STAGE_ID"): the '=' is part of the KEY and must not end it. */
+static void filter_operators_in_keys_survive(void **state)
+{
+        char *q = query("crm.company.list", "{\"filter\": {\"=TITLE\": \"ООО Ромашка\"}, "
+                                            "\"select\": [\"ID\"]}");
+
+        expect_query_reads_as(
+            q, "crm.company.list",
+            (const char *const[]){"filter[=TITLE]", "ООО Ромашка", "select[0]", "ID", NULL});
+        q = query("crm.deal.list",
+                  "{\"filter\": {\">=DATE_MODIFY\": \"2026-03-13T10:00:00+03:00\", "
+                  "\"!STAGE_ID\": \"WON\"}}");
+        expect_query_reads_as(q, "crm.deal.list",
+                              (const char *const[]){"filter[>=DATE_MODIFY]",
+                                                    "2026-03-13T10:00:00+03:00",
+                                                    "filter[!STAGE_ID]", "WON", NULL});
+}
+
+static void batch_references_are_passed_through_as_written(void **state)
+{
+        char *q = query("crm.deal.add", "{\"fields\": {\"CONTACT_ID\": \"$result[c1]\", "
+                                        "\"COMPANY_ID\": \"$result[m12][ID]\"}}");
+
+        assert_non_null(strstr(q, "=$result[c1]"));
+        assert_non_null(strstr(q, "=$result[m12][ID]"));
+        expect_query_reads_as(q, "crm.deal.add",
+                              (const char *const[]){"fields[CONTACT_ID]", "$result[c1]",
+                                                    "fields[COMPANY_ID]", "$result[m12][ID]",
+                                                    NULL});
+        /* something that only looks like a reference is an ordinary value */
+        q = query("crm.deal.add", "{\"fields\": {\"COMMENTS\": \"$result[c1] & more\"}}");
+        assert_null(strstr(q, "$result[c1] "));
+        expect_query_reads_as(
+            q, "crm.deal.add",
+            (const char *const[]){"fields[COMMENTS]", "$result[c1] & more", NULL});
+}
+
+static void integers_booleans_and_nulls(void **state)
+{
+        char *q = query("crm.deal.update", "{\"id\": 42, \"fields\": {\"CATEGORY_ID\": 0, "
+                                           "\"OPENED\": true, \"CLOSED\": false, "
+                                           "\"COMMENTS\": null}, \"params\": {"
+                                           "\"REGISTER_SONET_EVENT\": \"N\"}}");
+
+        expect_query_reads_as(q, "crm.deal.update",
+                              (const char *const[]){"id", "42", "fields[CATEGORY_ID]", "0",
+                                                    "fields[OPENED]", "Y", "fields[CLOSED]", "N",
+                                                    "params[REGISTER_SONET_EVENT]", "N", NULL});
+        q = query("crm.deal.get", "{\"id\": -9007199254740991}");
+        expect_query_reads_as(q, "crm.deal.get",
+                              (const char *const[]){"id", "-9007199254740991", NULL});
+}
+
+static void no_parameters_is_the_bare_method(void **state)
+{
+        char *q = query("crm.category.list", "{}");
+
+        expect_query_reads_as(q, "crm.category.list", (const char *const[]){NULL});
+}
+
+/* --- b24_classify_error and b24_answer_parse --------------------------------------------- */
+
+static void auth_errors_stop_the_sink(void **state)
+{
+        assert_int_equal(b24_classify_error("expired_token", 401), B24_AUTH);
+        assert_int_equal(b24_classify_error("INVALID_CREDENTIALS", 401), B24_AUTH);
+        assert_int_equal(b24_classify_error("NO_AUTH_FOUND", 401), B24_AUTH);
+        assert_int_equal(b24_classify_error("invalid_token", 401), B24_AUTH);
+        assert_int_equal(b24_classify_error("insufficient_scope", 403), B24_AUTH);
+        /* the code decides even when the status is not 401 */
+        assert_int_equal(b24_classify_error("expired_token", 400), B24_AUTH);
+        /* a 401 without a code */
+        assert_int_equal(b24_classify_error(NULL, 401), B24_AUTH);
+}
+
+static void limits_and_server_errors_mean_try_later(void **state)
+{
+        assert_int_equal(b24_classify_error("QUERY_LIMIT_EXCEEDED", 503), B24_REMOTE_DOWN);
+        assert_int_equal(b24_classify_error("OPERATION_TIME_LIMIT", 429), B24_REMOTE_DOWN);
+        assert_int_equal(b24_classify_error("INTERNAL_SERVER_ERROR", 500), B24_REMOTE_DOWN);
+        assert_int_equal(b24_classify_error("", 500), B24_REMOTE_DOWN);
+        assert_int_equal(b24_classify_error("HTTP_503", 503), B24_REMOTE_DOWN);
+        assert_int_equal(b24_classify_error(NULL, 502), B24_REMOTE_DOWN);
+        assert_int_equal(b24_classify_error(NULL, 429), B24_REMOTE_DOWN);
+        /* inside a batch the sink classifies with 400: the code alone must decide */
+        assert_int_equal(b24_classify_error("QUERY_LIMIT_EXCEEDED", 400), B24_REMOTE_DOWN);
+        assert_int_equal(b24_classify_error("OPERATION_TIME_LIMIT", 400), B24_REMOTE_DOWN);
+}
+
+static void crm_refusals_are_permanent(void **state)
+{
+        /* CRM's own errors: HTTP 400 with an EMPTY code and the message in the description */
+        assert_int_equal(b24_classify_error("", 400), B24_ERROR);
+        assert_int_equal(b24_classify_error(NULL, 400), B24_ERROR);
+        assert_int_equal(b24_classify_error("ERROR_METHOD_NOT_FOUND", 404), B24_ERROR);
+        assert_int_equal(b24_classify_error("ERROR_BATCH_LENGTH_EXCEEDED", 400), B24_ERROR);
+}
+
+static int parse(const char *body, long status, json_t **doc, struct b24_error *err)
+{
+        memset(err, 0, sizeof(*err));
+        return b24_answer_parse(body, strlen(body), status, doc, err);
+}
+
+static void an_answer_with_a_result_is_ok(void **state)
+{
+        struct b24_error err;
+        json_t *doc = NULL;
+
+        assert_int_equal(parse("{\"result\":17,\"time\":{\"operating\":0.1}}", 200, &doc, &err),
+                         B24_OK);
+        assert_non_null(doc);
+        assert_int_equal(json_integer_value(json_object_get(doc, "result")), 17);
+        json_decref(doc);
+        /* result false is still a result */
+        assert_int_equal(parse("{\"result\":false}", 200, &doc, &err), B24_OK);
+        json_decref(doc);
+}
+
+static void crms_empty_code_400_keeps_the_portals_message(void **state)
+{
+        struct b24_error err;
+        json_t *doc = NULL;
+
+        assert_int_equal(parse("{\"error\":\"\",\"error_description\":\"Invalid value for the "
+                               "\\\"Stage\\\" field\"}",
+                               400, &doc, &err),
+                         B24_ERROR);
+        assert_string_equal(err.description, "Invalid value for the \"Stage\" field");
+        assert_int_equal(err.http_status, 400);
+        json_decref(doc);
+}
+
+static void an_envelope_error_is_classified_by_its_code(void **state)
+{
+        struct b24_error err;
+        json_t *doc = NULL;
+
+        assert_int_equal(parse("{\"error\":\"expired_token\",\"error_description\":\"The access "
+                               "token provided has expired.\"}",
+                               401, &doc, &err),
+                         B24_AUTH);
+        assert_string_equal(err.code, "expired_token");
+        json_decref(doc);
+        assert_int_equal(parse("{\"error\":\"QUERY_LIMIT_EXCEEDED\",\"error_description\":"
+                               "\"Too many requests\"}",
+                               503, &doc, &err),
+                         B24_REMOTE_DOWN);
+        assert_string_equal(err.code, "QUERY_LIMIT_EXCEEDED");
+        json_decref(doc);
+        assert_int_equal(parse("{\"error\":\"OPERATION_TIME_LIMIT\",\"error_description\":\"x\","
+                               "\"time\":{\"operating_reset_at\":1773385800}}",
+                               429, &doc, &err),
+                         B24_REMOTE_DOWN);
+        assert_non_null(doc); /* kept for its time block */
+        json_decref(doc);
+}
+
+static void an_html_error_page_is_a_remote_failure_with_its_status(void **state)
+{
+        struct b24_error err;
+        json_t *doc = NULL;
+
+        assert_int_equal(parse("<html><center><h1>503 Service Temporarily Unavailable</h1>"
+                               "</center></html>",
+                               503, &doc, &err),
+                         B24_REMOTE_DOWN);
+        assert_null(doc);
+        assert_string_equal(err.code, "HTTP_503");
+        assert_int_equal(parse("", 502, &doc, &err), B24_REMOTE_DOWN);
+        assert_null(doc);
+        /* a 200 that is not the envelope is not a success */
+        assert_int_not_equal(parse("<html>ok</html>", 200, &doc, &err), B24_OK);
+        json_decref(doc);
+        assert_int_not_equal(parse("{\"foo\":1}", 200, &doc, &err), B24_OK);
+        json_decref(doc);
+}
+
+static void batch_sections_accept_the_portals_empty_array(void **state)
+{
+        json_t *doc =
+            json_loads("{\"result\":{\"result\":{\"d0\":5},\"result_error\":[]}}", 0, NULL);
+        json_t *r = NULL, *e = NULL;
+
+        b24_batch_sections(doc, &r, &e);
+        assert_non_null(r);
+        assert_int_equal(json_integer_value(json_object_get(r, "d0")), 5);
+        assert_null(e);
+        json_decref(doc);
+        doc = json_loads("{\"result\":{\"result\":[],\"result_error\":{\"d0\":{\"error\":\"\","
+                         "\"error_description\":\"Not found\"}}}}",
+                         0, NULL);
+        b24_batch_sections(doc, &r, &e);
+        assert_null(r);
+        assert_non_null(json_object_get(e, "d0"));
+        json_decref(doc);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(a_russian_number_written_every_usual_way_is_one_key),
+            cmocka_unit_test(a_national_number_gets_the_configured_country_code),
+            cmocka_unit_test(the_00_international_prefix_is_dropped),
+            cmocka_unit_test(the_trunk_prefix_8_means_russia_only_for_country_code_7),
+            cmocka_unit_test(an_extension_is_not_part_of_the_number),
+            cmocka_unit_test(a_russian_extension_is_not_part_of_the_number),
+            cmocka_unit_test(too_short_too_long_or_no_digits_is_not_a_phone),
+            cmocka_unit_test(fifteen_digits_is_the_longest_phone),
+            cmocka_unit_test(a_result_that_does_not_fit_is_refused_not_truncated),
+            cmocka_unit_test(an_email_is_lower_cased_and_trimmed),
+            cmocka_unit_test(an_email_without_at_or_empty_is_refused),
+            cmocka_unit_test(an_email_that_does_not_fit_is_refused),
+            cmocka_unit_test(nested_fields_become_bracketed_keys),
+            cmocka_unit_test(arrays_become_numbered_keys_at_every_depth),
+            cmocka_unit_test(spaces_ampersands_equals_plus_and_cyrillic_in_values_survive),
+            cmocka_unit_test(filter_operators_in_keys_survive),
+            cmocka_unit_test(batch_references_are_passed_through_as_written),
+            cmocka_unit_test(integers_booleans_and_nulls),
+            cmocka_unit_test(no_parameters_is_the_bare_method),
+            cmocka_unit_test(auth_errors_stop_the_sink),
+            cmocka_unit_test(limits_and_server_errors_mean_try_later),
+            cmocka_unit_test(crm_refusals_are_permanent),
+            cmocka_unit_test(an_answer_with_a_result_is_ok),
+            cmocka_unit_test(crms_empty_code_400_keeps_the_portals_message),
+            cmocka_unit_test(an_envelope_error_is_classified_by_its_code),
+            cmocka_unit_test(an_html_error_page_is_a_remote_failure_with_its_status),
+            cmocka_unit_test(batch_sections_accept_the_portals_empty_array),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, free_last_query);
+}
