@@ -29,6 +29,7 @@ test:
 
 bench: build
 	@python3 bench/ingest_bench.py --bin $(BUILD)/orderbridge
+	@python3 bench/b24_requests.py --bin $(BUILD)/orderbridge
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) var
