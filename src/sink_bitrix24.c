@@ -732,7 +732,7 @@ static int deliver(void *ctx, struct store *st, const struct store_work *works, 
                 log_err("b24.auth_refused", "code=%s hint=\"the incoming webhook was refused: "
                         "check [bitrix24] webhook_url_file and the webhook's CRM rights\"",
                         err.code);
-        log_debug("b24.pass", "orders=%zu max_operating=%.3f", n,
+        log_info("b24.pass", "orders=%zu status=%d max_operating_s=%.3f", n, r,
                   b24_client_max_operating(b->client));
         for (size_t i = 0; i < n; i++)
                 order_free(&os[i]);

@@ -37,7 +37,7 @@ MAX_BODY_DEFAULT = 8 * 1024 * 1024
 HANG_TIMEOUT_S = 120.0
 HISTORY_LEN = 1000
 STATUS_TYPES = ("unused", "progress", "paid", "canceled")
-FAULT_MODES = ("none", "error500", "error503", "hang", "reset", "slow", "lost")
+FAULT_MODES = ("none", "error500", "error503", "error400", "hang", "reset", "slow", "lost")
 COUNTERS = ("requests", "add_orders", "set_statuses", "rate_limited", "faulted", "orders_received")
 MAX_UNIX_TIME = 253402300799  # 9999-12-31 23:59:59 UTC; keeps gmtime() safe
 
@@ -454,6 +454,11 @@ class Handler(BaseHTTPRequestHandler):
             status, error = (500 if mode == "error500" else 503), "internal_error"
             payload = {"status": "error", "error": error,
                        "description": "Emulated server failure (%d)" % status}
+        elif mode == "error400":
+            # a refusal of the data, changing nothing: what a real validation error does
+            status, error = 400, "request_data_validation_error"
+            payload = {"status": "error", "error": error,
+                       "description": "Emulated validation error: field price is invalid"}
         elif mode == "reset":
             drop = "rst"
         elif mode == "hang":

@@ -326,6 +326,29 @@ class DeadLetters(PipelineCase):
         self.assertEqual(r.returncode, 0)
 
 
+class RoistatRefusals(PipelineCase):
+    def test_a_refused_order_is_found_in_its_batch_and_dead_lettered_alone(self):
+        self.daemon.post(order("first"))
+        self.roistat_order("first")  # the status dictionary is set by now
+        # the next two requests are refused as invalid: the batch's, then the first
+        # order's on its own; the others then go through one by one
+        self.roistat.fault("error400", count=2)
+        path = os.path.join(self.wd.path, "three.jsonl")
+        with open(path, "w") as f:
+            for i in range(3):
+                f.write(json.dumps(order(f"v{i}")) + "\n")
+        self.assertEqual(self.daemon.cli("import", path).returncode, 0)  # one batch of 3
+        wait_for(lambda: all((self.daemon.delivery(f"v{i}") or {}).get("state") in
+                             ("done", "dead") for i in range(3)), timeout=30,
+                 what="every order settled")
+        states = {f"v{i}": self.daemon.delivery(f"v{i}")["state"] for i in range(3)}
+        self.assertEqual(states, {"v0": "dead", "v1": "done", "v2": "done"})
+        reason = self.daemon.order_state("v0")["dead_letters"][0]["reason"]
+        self.assertIn("HTTP 400 request_data_validation_error", reason)
+        self.assertIn("field price is invalid", reason)
+        self.assertEqual(set(self.roistat.orders()), {"first", "v1", "v2"})
+
+
 class Restart(PipelineCase):
     def test_work_in_flight_at_a_kill_is_delivered_after_restart(self):
         self.roistat.fault("hang")
