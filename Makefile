@@ -3,7 +3,9 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: all deps build asan demo test bench fuzz clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build asan demo test bench fuzz soak clean
 
 all: build
 
@@ -31,5 +33,11 @@ bench: build
 	@python3 bench/ingest_bench.py --bin $(BUILD)/orderbridge
 	@python3 bench/b24_requests.py --bin $(BUILD)/orderbridge
 
+fuzz: deps
+	@sh scripts/fuzz.sh $(FUZZ_SECONDS)
+
+soak: build asan
+	@sh scripts/soak.sh
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) var
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz var

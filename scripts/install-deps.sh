@@ -2,10 +2,13 @@
 # Installs the Debian packages orderbridge needs, only those that are missing, with a
 # single `apt-get update` before the one install. Usage: install-deps.sh [test]
 #   (no argument)  building and running: compilers, meson, the libraries, python3
-#   test           also what the site kit's tests use: php-cli with curl, chromium, node/npm
+#   test           also clang and valgrind (fuzzing, soak) and what the site kit's tests
+#                  use: php-cli with curl, chromium, node/npm
 set -eu
 pkgs="meson ninja-build pkg-config gcc clang libcurl4-openssl-dev libmicrohttpd-dev
 libjansson-dev libsqlite3-dev libinih-dev libssl-dev libcmocka-dev python3 curl"
+# clang and its sanitizer runtime build the fuzz targets (make test runs them briefly)
+[ "${1:-}" = test ] && pkgs="$pkgs clang libclang-rt-14-dev valgrind"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

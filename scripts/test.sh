@@ -2,7 +2,8 @@
 # Runs every test of the project against the sanitizer build in $1 and ends with one
 # line "N passed, M failed". Stages: C unit tests (cmocka, ASan+UBSan), the emulators'
 # self-tests, the integration tests (the real daemon, built with ASan+UBSan, against the
-# emulators), and the site kit (PHP module, browser snippet, cross-language contract).
+# emulators), a brief run of each fuzz target, and the site kit (PHP module, browser
+# snippet, cross-language contract).
 set -u
 build=${1:-build-asan}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,6 +63,14 @@ rc=$?
 [ $rc -ne 0 ] && grep -E -A30 '^(FAIL|ERROR):' "$logs/int" | head -n 200
 tail -n 1 "$logs/int"
 count integration "$logs/int" $rc
+
+echo "== fuzz targets (libFuzzer, clang, ASan+UBSan; 5 s each, findings first)"
+sh scripts/fuzz.sh 5 >"$logs/fuzz" 2>&1
+rc=$?
+grep -E '^fuzz:' "$logs/fuzz"
+[ $rc -ne 0 ] && tail -n 40 "$logs/fuzz"
+tail -n 1 "$logs/fuzz"
+count fuzz "$logs/fuzz" $rc
 
 if [ -x tests/site/run.sh ]; then
 	echo "== site kit (PHP module, checkout snippet in Chromium, contract)"

@@ -98,7 +98,10 @@ static void sleep_ms(int64_t ms)
 static int64_t reset_at_ms(json_t *time_block)
 {
         json_t *v = json_object_get(time_block, "operating_reset_at");
-        return json_is_number(v) ? (int64_t)(json_number_value(v) * 1000) : 0;
+        double at = json_is_number(v) ? json_number_value(v) : 0;
+
+        /* a portal's answer is outside input: only a plausible Unix time counts */
+        return at > 0 && at < 4102444800.0 ? (int64_t)(at * 1000) : 0;
 }
 
 int b24_answer_parse(const char *body, size_t len, long http_status, json_t **ret_doc,

@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@ int phone_normalize(const char *in, const char *country_code, char *out, size_t 
         char d[32];
         size_t n = 0;
         const char *p = in;
+        bool plus;
 
         if (!in)
                 return -EINVAL;
@@ -30,9 +32,10 @@ int phone_normalize(const char *in, const char *country_code, char *out, size_t 
                 memmove(d, d + 2, n - 1);
                 n -= 2;
         }
-        if (strcmp(country_code, "7") == 0 && n == 11 && d[0] == '8') {
-                d[0] = '7'; /* Russian trunk prefix 8 → country code 7 */
-        } else if (n == 10 && in[strspn(in, " ")] != '+') {
+        plus = in[strspn(in, " ")] == '+';
+        if (!plus && strcmp(country_code, "7") == 0 && n == 11 && d[0] == '8') {
+                d[0] = '7'; /* Russian trunk prefix 8 → country code 7 (not "+8…", Taiwan) */
+        } else if (n == 10 && !plus) {
                 /* a national number: prepend the country code */
                 char tmp[32];
                 snprintf(tmp, sizeof(tmp), "%s%s", country_code, d);

@@ -18,7 +18,8 @@
 #include "money.h"
 #include "xalloc.h"
 
-static int fail(struct snapshot_error *err, const char *field, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(struct snapshot_error *err,
+                                                     const char *field, const char *fmt, ...)
 {
         va_list ap;
 
@@ -143,6 +144,7 @@ int iso8601_parse(const char *text, int64_t *ret_epoch)
         static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
         const char *p = text;
         int y, mo, d, h, mi, s, oh = 0, om = 0, sign = 0;
+        int64_t epoch;
         bool leap;
 
         if (digits(&p, 4, &y) < 0 || *p++ != '-' || digits(&p, 2, &mo) < 0 || *p++ != '-' ||
@@ -174,8 +176,13 @@ int iso8601_parse(const char *text, int64_t *ret_epoch)
         if (*p || y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
             (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || s > 60)
                 return -EINVAL;
-        *ret_epoch = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 +
-                     s - sign * (oh * 3600 + om * 60);
+        epoch = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s -
+                sign * (oh * 3600 + om * 60);
+        /* the offset or a leap second can carry a time out of the years we write back
+         * (1970..9999): refuse it here rather than store what we could not re-read */
+        if (epoch < 0 || epoch > 253402300799LL)
+                return -EINVAL;
+        *ret_epoch = epoch;
         return 0;
 }
 

@@ -1,0 +1,76 @@
+/*
+ * The INI configuration (config_load_string; config_load reads a file into the same code).
+ * The secrets come from the environment, set once here, so that a configuration without
+ * *_file keys gets through to the checks that follow them; a *_file key in the input only
+ * opens and reads a file, and mostly fails to. Oracles: a refusal lists at least one
+ * problem, an accepted configuration answers its lookups, and no error text ever holds a
+ * secret.
+ */
+#include "fuzz.h"
+
+#include "config.h"
+#include "log.h"
+
+static const char *const secrets[][2] = {
+    {"ORDERBRIDGE_SIGNING_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+    {"ORDERBRIDGE_ADMIN_TOKEN", "adm1n-t0ken-Qx7Lw2Zp9Rv4"},
+    {"ORDERBRIDGE_ROISTAT_API_KEY", "r0istat-k3y-Hh5Jk8Mn2Bv6"},
+    {"ORDERBRIDGE_BITRIX24_WEBHOOK_URL", "https://portal.example.ru/rest/1/w3bh00kc0de9Tz4/"},
+};
+/* the part of each secret that must never show (the webhook URL's host is not secret) */
+static const char *const secret_marks[] = {"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                                           "adm1n-t0ken-Qx7Lw2Zp9Rv4", "r0istat-k3y-Hh5Jk8Mn2Bv6",
+                                           "w3bh00kc0de9Tz4"};
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+        for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
+                setenv(secrets[i][0], secrets[i][1], 1);
+        log_set_level(LOG_ERR); /* "secret file is world-readable" warnings are noise here */
+        return 0;
+}
+
+static void use(const struct config *c)
+{
+        static const char *const statuses[] = {"N", "P", "A", "D", "F", "C", "X"};
+        const char *sinks[2];
+        char stage[128];
+
+        FUZZ_CHECK(config_sinks(c, sinks) <= 2, "more than two sinks");
+        for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+                for (int flags = 0; flags < 4; flags++) {
+                        status_map_lookup(&c->roistat_map, statuses[i], flags & 1, flags & 2);
+                        if (config_b24_stage(c, statuses[i], flags & 1, flags & 2, stage,
+                                             sizeof(stage)) == 0)
+                                FUZZ_CHECK(stage[0], "empty stage for %s", statuses[i]);
+                }
+        /* an enabled Roistat sink maps every site status to a status it will send */
+        for (size_t i = 0; c->roistat_enabled && i < c->roistat_map.n; i++)
+                FUZZ_CHECK(config_roistat_status(c, c->roistat_map.entries[i].value),
+                           "[roistat.map] %s = %s accepted without such a status",
+                           c->roistat_map.entries[i].key, c->roistat_map.entries[i].value);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+        struct config *c = NULL;
+        char *text, *errors = NULL;
+        int r;
+
+        text = fuzz_strndup(data, size);
+        r = config_load_string(text, "fuzz.conf", &c, &errors);
+        if (r == 0) {
+                FUZZ_CHECK(c && !errors, "accepted with errors");
+                use(c);
+        } else {
+                FUZZ_CHECK(!c && errors && errors[0], "refused (%d) without a reason", r);
+                for (size_t i = 0; i < sizeof(secret_marks) / sizeof(secret_marks[0]); i++)
+                        FUZZ_CHECK(strstr(text, secret_marks[i]) ||
+                                       !strstr(errors, secret_marks[i]),
+                                   "a secret in the errors:\n%s", errors);
+        }
+        free(errors);
+        config_free(c);
+        free(text);
+        return 0;
+}
