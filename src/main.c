@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,26 @@ struct verb {
         int (*run)(const struct config *cfg, const struct verb_opts *o, int argc, char **argv);
 };
 
+static bool roistat_on(const struct config *cfg)
+{
+        return cfg->roistat_enabled;
+}
+
+static bool bitrix24_on(const struct config *cfg)
+{
+        return cfg->b24_enabled;
+}
+
+/* The sinks, in the order config_sinks() names them. */
+static const struct {
+        const char *name;
+        bool (*enabled)(const struct config *cfg);
+        int (*make)(const struct config *cfg, const struct sink_ops **ret_ops, void **ret_ctx);
+} sink_kinds[] = {
+        {"roistat", roistat_on, sink_roistat_new},
+        {"bitrix24", bitrix24_on, sink_bitrix24_new},
+};
+
 static int run_serve(const struct config *cfg, const struct verb_opts *o, int argc, char **argv)
 {
         struct dispatch *sinks[2] = {0};
@@ -52,26 +73,17 @@ static int run_serve(const struct config *cfg, const struct verb_opts *o, int ar
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        if (cfg->roistat_enabled) {
+        for (size_t i = 0; i < sizeof(sink_kinds) / sizeof(sink_kinds[0]); i++) {
                 const struct sink_ops *ops;
                 void *ctx;
-                r = sink_roistat_new(cfg, &ops, &ctx);
+                if (!sink_kinds[i].enabled(cfg))
+                        continue;
+                r = sink_kinds[i].make(cfg, &ops, &ctx);
                 if (r == 0)
                         r = dispatch_start(cfg, ops, ctx, &sinks[n_sinks]);
                 if (r < 0) {
-                        log_err("serve.failed", "what=roistat error=\"%s\"", strerror(-r));
-                        goto out;
-                }
-                n_sinks++;
-        }
-        if (cfg->b24_enabled) {
-                const struct sink_ops *ops;
-                void *ctx;
-                r = sink_bitrix24_new(cfg, &ops, &ctx);
-                if (r == 0)
-                        r = dispatch_start(cfg, ops, ctx, &sinks[n_sinks]);
-                if (r < 0) {
-                        log_err("serve.failed", "what=bitrix24 error=\"%s\"", strerror(-r));
+                        log_err("serve.failed", "what=%s error=\"%s\"", sink_kinds[i].name,
+                                strerror(-r));
                         goto out;
                 }
                 n_sinks++;
