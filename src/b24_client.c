@@ -44,7 +44,9 @@ struct b24_client *b24_client_new(const struct config *cfg)
                 free(c);
                 return NULL;
         }
-        ratelimit_init(&c->rl, cfg->b24_rate, cfg->b24_burst, 5);
+        /* one unit of the portal's burst and 5 % of its rate are left unused, so that
+         * network jitter (the portal times a request on arrival) never tips it over */
+        ratelimit_init(&c->rl, cfg->b24_rate, cfg->b24_burst > 1 ? cfg->b24_burst - 1 : 1, 5);
         c->base = xstrdup(cfg->b24_webhook_url);
         return c;
 }

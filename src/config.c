@@ -66,6 +66,9 @@ static const struct key keys[] = {
          "how many times to re-send for an unseen visit"},
         {"delivery", "poll_interval_ms", KEY_INT, S(poll_interval_ms), "1000", 10, 60000,
          "how often the queue is looked at when nothing wakes it"},
+        {"delivery", "confirm_after_s", KEY_INT, S(confirm_after_s), "60", 0, 3600,
+         "after an attempt whose outcome is unknown, send the latest state once more this "
+         "long after, in case the lost request is applied late (0 = never)"},
         {"roistat", "enabled", KEY_BOOL, S(roistat_enabled), "yes", 0, 0,
          "send orders to Roistat (the sink is off when the section is absent)"},
         {"roistat", "url", KEY_STRING, S(roistat_url), "https://cloud.roistat.com/api/v1", 0, 0,

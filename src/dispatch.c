@@ -99,10 +99,25 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
         }
 
         for (size_t i = 0; i < n; i++) {
+                int64_t confirm_at = w[i].uncertain_at + cfg->confirm_after_s * 1000;
+
+                /* A request that may have been applied after we gave up on it could still
+                 * land after this newer one: send the latest state once more when that
+                 * window has passed, so the remote ends on the latest snapshot. */
+                if (out[i].kind == STORE_OK && w[i].uncertain_at > 0 &&
+                    cfg->confirm_after_s > 0 && now < confirm_at) {
+                        out[i].kind = STORE_WAITING;
+                        out[i].retry_after_ms = confirm_at - now;
+                        snprintf(out[i].detail, sizeof(out[i].detail),
+                                 "delivered; sent once more in %llds, after an earlier attempt "
+                                 "whose outcome is unknown",
+                                 (long long)((confirm_at - now + 999) / 1000));
+                }
                 res[i].order_id = w[i].order_id;
                 res[i].rev = w[i].rev;
                 res[i].kind = out[i].kind;
                 res[i].detail = out[i].detail;
+                res[i].uncertain = out[i].uncertain;
                 if (out[i].kind == STORE_TEMPFAIL) {
                         int64_t delay = backoff_delay_ms(w[i].attempts + 1, cfg->backoff_min_ms,
                                                          cfg->backoff_max_ms, &d->rng);

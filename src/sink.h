@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,7 @@ struct sink_outcome {
         enum store_result_kind kind;
         int64_t retry_after_ms; /* TEMPFAIL/WAITING: the remote's own hint, 0 = use backoff */
         char detail[256];       /* why, in the remote's words where it gave any */
+        bool uncertain;         /* the request may have been applied (answer lost, timeout) */
 };
 
 enum sink_status {

@@ -724,6 +724,7 @@ static int deliver(void *ctx, struct store *st, const struct store_work *works, 
                 for (size_t i = 0; i < n; i++)
                         if (!os[i].finished) {
                                 out[i].retry_after_ms = err.retry_after_ms;
+                                out[i].uncertain = strcmp(err.code, "transport") == 0;
                                 finish(&os[i], out,
                                        r == B24_ERROR ? STORE_PERMFAIL : STORE_TEMPFAIL,
                                        "Bitrix24: %s %s", err.code, err.description);

@@ -291,6 +291,9 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
         for (size_t i = 0; i < n; i++) {
                 out[idx[i]].kind = st == SINK_DONE ? STORE_PERMFAIL : STORE_TEMPFAIL;
                 out[idx[i]].retry_after_ms = retry_after;
+                /* sent, and no answer: Roistat may apply it yet (a refused connection was
+                 * never sent) */
+                out[idx[i]].uncertain = rc < 0 && rc != -ECONNREFUSED;
                 snprintf(out[idx[i]].detail, sizeof(out[idx[i]].detail), "%s", detail);
         }
 out:

@@ -60,6 +60,7 @@ struct store_work {
         int64_t attempts;
         int64_t waits;
         int64_t first_failed_at;
+        int64_t uncertain_at; /* last attempt whose outcome is unknown, 0 = none */
 };
 
 struct store_result {
@@ -68,6 +69,7 @@ struct store_result {
         enum store_result_kind kind;
         int64_t next_at;    /* TEMPFAIL, WAITING: when to look again (ms) */
         const char *detail; /* short reason for attempts / dead letters; never a secret */
+        bool uncertain;     /* this attempt may have been applied: remember when */
 };
 
 struct store_counts {
@@ -95,7 +97,8 @@ void store_work_free(struct store_work *w, size_t n);
 int store_record(struct store *s, const char *sink, const struct store_result *results,
                  size_t n, int64_t now_ms, int64_t lifetime_ms);
 
-/* Work left in flight by a previous run goes back to pending. Returns how many. */
+/* Work left in flight by a previous run goes back to pending, marked uncertain (the
+ * request may yet be applied). Returns how many. */
 int store_requeue_inflight(struct store *s, int64_t now_ms);
 
 /* Earliest next_at among due-able deliveries of `sink`, or INT64_MAX. */

@@ -58,6 +58,8 @@ static const char *const migrations[] = {
         "  order_id TEXT NOT NULL, kind TEXT NOT NULL, remote_id TEXT NOT NULL,"
         "  PRIMARY KEY(order_id, kind)) WITHOUT ROWID;"
         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+        /* 2: when a delivery's last attempt had an unknown outcome */
+        "ALTER TABLE deliveries ADD COLUMN uncertain_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -353,7 +355,8 @@ int store_take_due(struct store *s, const char *sink, int64_t now_ms, size_t lim
         if (r == 0)
                 r = prepare(s,
                             "SELECT d.order_id, o.rev, o.snapshot, d.attempts, d.waits, "
-                            "d.first_failed_at FROM deliveries d JOIN orders o USING(order_id) "
+                            "d.first_failed_at, d.uncertain_at FROM deliveries d "
+                            "JOIN orders o USING(order_id) "
                             "WHERE d.sink=?1 AND d.state IN ('pending','retrying','waiting') "
                             "AND d.next_at<=?2 ORDER BY d.next_at, o.rev LIMIT ?3",
                             &sel);
@@ -374,6 +377,7 @@ int store_take_due(struct store *s, const char *sink, int64_t now_ms, size_t lim
                         w[n].attempts = sqlite3_column_int64(sel, 3);
                         w[n].waits = sqlite3_column_int64(sel, 4);
                         w[n].first_failed_at = sqlite3_column_int64(sel, 5);
+                        w[n].uncertain_at = sqlite3_column_int64(sel, 6);
                         n++;
                 }
                 if (rc != SQLITE_DONE && rc != SQLITE_ROW)
@@ -442,7 +446,9 @@ int store_record(struct store *s, const char *sink, const struct store_result *r
                             "ELSE ?5 END, last_error=?6, "
                             "attempts=CASE WHEN ?7<0 THEN 0 ELSE attempts+?7 END, "
                             "waits=CASE WHEN ?8<0 THEN 0 ELSE waits+?8 END, "
-                            "first_failed_at=?9, updated_at=?10 WHERE sink=?1 AND order_id=?2",
+                            "first_failed_at=?9, updated_at=?10, "
+                            "uncertain_at=CASE WHEN ?12 THEN ?10 ELSE uncertain_at END "
+                            "WHERE sink=?1 AND order_id=?2",
                             &upd);
         if (r == 0)
                 r = prepare(s,
@@ -517,6 +523,7 @@ int store_record(struct store *s, const char *sink, const struct store_result *r
                 sqlite3_bind_int64(upd, 9, first_failed);
                 sqlite3_bind_int64(upd, 10, now_ms);
                 sqlite3_bind_int64(upd, 11, res->rev);
+                sqlite3_bind_int(upd, 12, res->uncertain);
                 if ((rc = sqlite3_step(upd)) != SQLITE_DONE) {
                         r = sql_errno(rc);
                         break;
@@ -559,12 +566,13 @@ int store_record(struct store *s, const char *sink, const struct store_result *r
 
 int store_requeue_inflight(struct store *s, int64_t now_ms)
 {
-        char sql[160];
+        char sql[200];
         int r;
 
         snprintf(sql, sizeof(sql),
-                 "UPDATE deliveries SET state='pending', next_at=%lld WHERE state='inflight'",
-                 (long long)now_ms);
+                 "UPDATE deliveries SET state='pending', next_at=%lld, uncertain_at=%lld "
+                 "WHERE state='inflight'",
+                 (long long)now_ms, (long long)now_ms);
         r = exec(s, sql);
         return r < 0 ? r : sqlite3_changes(s->db);
 }

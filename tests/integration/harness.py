@@ -157,7 +157,7 @@ class Daemon:
     """orderbridge serve in a subprocess, with a configuration written from sections."""
 
     FAST_DELIVERY = {"backoff_min_ms": "100", "backoff_max_ms": "1000",
-                     "poll_interval_ms": "100", "visit_wait_s": "1"}
+                     "poll_interval_ms": "100", "visit_wait_s": "1", "confirm_after_s": "2"}
 
     def __init__(self, workdir, sections=None, roistat=None, admin=True, env=None,
                  bitrix24=None):

@@ -349,6 +349,28 @@ class RoistatRefusals(PipelineCase):
         self.assertEqual(set(self.roistat.orders()), {"first", "v1", "v2"})
 
 
+class LateApply(PipelineCase):
+    sections = {"roistat": {"timeout_ms": "1000"}, "delivery": {"confirm_after_s": "4"}}
+
+    def test_a_request_applied_after_we_gave_up_cannot_leave_roistat_behind(self):
+        self.daemon.post(order("first"))
+        self.roistat_order("first")
+        # the next request is answered too late: Roistat applies version 1 after 2.5 s,
+        # long after the daemon gave up (1 s) and delivered version 1, then version 2
+        self.roistat.fault("slow", count=1, delay_ms=2500, methods=["add-orders"])
+        self.daemon.post(order("late", version=1, status="N"))
+        wait_for(lambda: (self.daemon.delivery("late") or {}).get("state") == "waiting",
+                 what="delivered after an uncertain attempt, confirmation pending")
+        self.daemon.post(order("late", version=2, status="A", paid=True))
+        wait_for(lambda: self.roistat.orders().get("late", {}).get("status") == "new",
+                 timeout=10, what="the late request overwriting version 2 with version 1")
+        wait_for(lambda: self.daemon.delivery("late")["state"] == "done", timeout=15,
+                 what="the confirmation send")
+        self.assertEqual(self.roistat.orders()["late"]["status"], "confirmed",
+                         "the remote must end on the latest snapshot")
+        self.assertIn("outcome is unknown", json.dumps(self.daemon.order_state("late")))
+
+
 class Restart(PipelineCase):
     def test_work_in_flight_at_a_kill_is_delivered_after_restart(self):
         self.roistat.fault("hang")

@@ -227,7 +227,7 @@ static void expect_state(struct store *s, const char *order_id, const char *want
 
 /* ---- opening ---- */
 
-static void opening_a_new_file_creates_the_schema_at_user_version_1(void **state)
+static void opening_a_new_file_creates_the_schema_at_the_latest_user_version(void **state)
 {
         struct fixture *f = *state;
         sqlite3 *db;
@@ -236,7 +236,11 @@ static void opening_a_new_file_creates_the_schema_at_user_version_1(void **state
         assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
         assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(st, 0), 1);
+        assert_int_equal(sqlite3_column_int(st, 0), 2); /* 2: deliveries.uncertain_at */
+        sqlite3_finalize(st);
+        assert_int_equal(sqlite3_prepare_v2(db, "SELECT uncertain_at FROM deliveries", -1, &st,
+                                            NULL),
+                         SQLITE_OK);
         sqlite3_finalize(st);
         assert_int_equal(
             sqlite3_prepare_v2(db,
@@ -274,7 +278,7 @@ static void opening_a_file_from_a_newer_orderbridge_is_refused(void **state)
 
         snprintf(path, sizeof(path), "%s/newer.db", f->dir);
         assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=2", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=3", NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);
         assert_int_equal(store_open(path, &other), -EPROTO);
         assert_true(other == (struct store *)0x1);
@@ -900,7 +904,7 @@ static void the_report_lists_history_newest_first_with_outcomes_and_links(void *
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            T(opening_a_new_file_creates_the_schema_at_user_version_1),
+            T(opening_a_new_file_creates_the_schema_at_the_latest_user_version),
             T(opening_uses_the_wal_journal),
             T(opening_a_file_from_a_newer_orderbridge_is_refused),
             T(opening_in_a_missing_directory_fails_with_an_errno),
