@@ -3,7 +3,7 @@
 as the site last described it, whatever happens in between.
 
     crash_loop.py --bin BIN --kills K --orders N [--seed S] [--seconds T] [--clients C]
-                  [--late-applies] [--keep]
+                  [--no-late-applies] [--keep]
 
 Starts both emulators and the daemon (Roistat and Bitrix24 enabled, fast delivery), then
 C client threads post signed snapshots for N orders over about T seconds: new orders,
@@ -12,7 +12,7 @@ several spellings, one e-mail in several cases), legal entities, cancellations, 
 changes, stale re-posts and pairs of versions racing each other. Meanwhile the daemon is
 killed with SIGKILL K times at random moments and restarted, and the emulators inject
 faults at random (5xx, QUERY_LIMIT_EXCEEDED, hangs, resets, and "lost": applied, answer
-dropped; with --late-applies also Roistat answers so slow that the request is applied after
+dropped; unless --no-late-applies, also Roistat answers so slow that the request is applied after
 the daemon gave up on it or was killed). Clients retry on connection errors and 503 with the same
 webhook-id, as the site module's spool does.
 
@@ -371,7 +371,8 @@ class Faults:
         # late_applies adds Roistat "slow" answers (applied after 0.3-3 s): a request that
         # the daemon gave up on (its timeout is 2 s) or that a killed daemon left in
         # flight is then applied AFTER the restarted daemon delivered a newer snapshot.
-        # Off by default: the daemon has no defence against such stragglers yet.
+        # The daemon sends the latest state once more [delivery] confirm_after_s after
+        # such an attempt, so stragglers cannot leave a remote behind.
         if late_applies:
             self.ROISTAT = self.ROISTAT + (("slow", 1, 3), ("slow", 1, 3))
         self.slow = (300, 1500, 3000)
@@ -620,7 +621,7 @@ def drained(daemon):
 
 
 def run(bin_path, kills, n_orders, seed=None, seconds=None, clients=8, drain_timeout=None,
-        keep=False, late_applies=False, log=print):
+        keep=False, late_applies=True, log=print):
     """Runs one crash loop; returns (ok, figures line)."""
     seed = random.randrange(1 << 30) if seed is None else seed
     seconds = seconds if seconds is not None else max(10.0, n_orders / 40.0)
@@ -646,8 +647,11 @@ def run(bin_path, kills, n_orders, seed=None, seconds=None, clients=8, drain_tim
         port = free_port()
         daemon = Daemon(wd, roistat=roistat, bitrix24=b24, sections={
             "server": {"listen": f"127.0.0.1:{port}", "threads": "4"},
+            # a straggler is applied at most 3 s after it was sent (Faults.slow): the
+            # latest state is sent once more 4 s after an attempt whose outcome is unknown
             "delivery": {"backoff_min_ms": "100", "backoff_max_ms": "1000",
-                         "poll_interval_ms": "100", "visit_wait_s": "1"},
+                         "poll_interval_ms": "100", "visit_wait_s": "1",
+                         "confirm_after_s": "4"},
             "roistat": {"rate": "40", "timeout_ms": "2000"},
             "bitrix24": {"rate": "8", "burst": "40", "timeout_ms": "2000"},
         })
@@ -782,9 +786,9 @@ def main(argv=None):
     ap.add_argument("--clients", type=int, default=8, help="client threads")
     ap.add_argument("--drain-timeout", type=float, help="seconds to wait for the backlog")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("--late-applies", action="store_true",
-                    help="let some slow Roistat answers outlast the daemon's timeout, so that "
-                    "Roistat applies a request after the daemon gave up on it")
+    ap.add_argument("--no-late-applies", dest="late_applies", action="store_false",
+                    help="leave out the slow Roistat answers that outlast the daemon's "
+                    "timeout (so that Roistat applies a request after the daemon gave up)")
     args = ap.parse_args(argv)
     ok, line = run(args.bin, args.kills, args.orders, args.seed, args.seconds, args.clients,
                    args.drain_timeout, args.keep, args.late_applies,
