@@ -26,6 +26,10 @@
 #include "xalloc.h"
 
 #define COMMIT_MAX 512 /* jobs per transaction */
+/* webhook ids are kept a week (the site module's spool re-sends within days at most) and
+ * pruned at most once an hour */
+#define WEBHOOK_ID_KEEP_MS (7LL * 24 * 3600 * 1000)
+#define PRUNE_EVERY_MS (3600LL * 1000)
 
 struct ingest_job {
         struct ingest_job *next;
@@ -48,6 +52,7 @@ struct ingest {
         size_t queued;
         bool stopping;
         int healthy;
+        int64_t pruned_at;
 };
 
 void ingest_answer_clear(struct ingest_answer *a)
@@ -177,6 +182,13 @@ static void *committer(void *arg)
                 if (accepted)
                         for (size_t i = 0; i < in->n_wake; i++)
                                 dispatch_wake(in->wake[i]);
+                if (started - in->pruned_at > PRUNE_EVERY_MS) {
+                        int dropped = store_prune_webhook_ids(in->store,
+                                                              started - WEBHOOK_ID_KEEP_MS);
+                        in->pruned_at = started;
+                        if (dropped > 0)
+                                log_info("ingest.pruned", "webhook_ids=%d", dropped);
+                }
         }
         free(puts);
         return NULL;

@@ -86,6 +86,10 @@ void store_set_sinks(struct store *s, const char *const *sinks, size_t n);
  * outcome; on failure all are STORE_PUT_FAILED and -EIO (or another -errno) is returned. */
 int store_put(struct store *s, struct store_put *puts, size_t n, int64_t now_ms);
 
+/* Forgets webhook ids received before `before_ms` (a sender's retries come within
+ * minutes; the ids only need to outlive them). Returns how many were dropped. */
+int store_prune_webhook_ids(struct store *s, int64_t before_ms);
+
 /* Deliveries of `sink` due at `now_ms`, at most `limit`, oldest first, marked in flight
  * in the same transaction. Free with store_work_free. */
 int store_take_due(struct store *s, const char *sink, int64_t now_ms, size_t limit,

@@ -60,6 +60,8 @@ static const char *const migrations[] = {
         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
         /* 2: when a delivery's last attempt had an unknown outcome */
         "ALTER TABLE deliveries ADD COLUMN uncertain_at INTEGER NOT NULL DEFAULT 0;",
+        /* 3: webhook ids are pruned by age */
+        "CREATE INDEX webhook_ids_received ON webhook_ids(received_at);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -339,6 +341,17 @@ int store_put(struct store *s, struct store_put *puts, size_t n, int64_t now_ms)
                 }
         }
         return r;
+}
+
+int store_prune_webhook_ids(struct store *s, int64_t before_ms)
+{
+        char sql[128];
+        int r;
+
+        snprintf(sql, sizeof(sql), "DELETE FROM webhook_ids WHERE received_at < %lld",
+                 (long long)before_ms);
+        r = exec(s, sql);
+        return r < 0 ? r : sqlite3_changes(s->db);
 }
 
 int store_take_due(struct store *s, const char *sink, int64_t now_ms, size_t limit,

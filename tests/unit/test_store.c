@@ -236,7 +236,7 @@ static void opening_a_new_file_creates_the_schema_at_the_latest_user_version(voi
         assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
         assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(st, 0), 2); /* 2: deliveries.uncertain_at */
+        assert_int_equal(sqlite3_column_int(st, 0), 3); /* 3: webhook_ids_received */
         sqlite3_finalize(st);
         assert_int_equal(sqlite3_prepare_v2(db, "SELECT uncertain_at FROM deliveries", -1, &st,
                                             NULL),
@@ -278,7 +278,7 @@ static void opening_a_file_from_a_newer_orderbridge_is_refused(void **state)
 
         snprintf(path, sizeof(path), "%s/newer.db", f->dir);
         assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=3", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=4", NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);
         assert_int_equal(store_open(path, &other), -EPROTO);
         assert_true(other == (struct store *)0x1);
@@ -372,6 +372,22 @@ static void a_replayed_webhook_id_with_the_same_body_is_a_duplicate_of_the_accep
         assert_int_equal(again.outcome, STORE_PUT_DUPLICATE);
         assert_int_equal(again.first_outcome, STORE_PUT_ACCEPTED);
         assert_int_equal(again.rev, 0);
+}
+
+static void pruning_forgets_only_webhook_ids_older_than_the_cut(void **state)
+{
+        struct store *s = store_of(state);
+
+        put_full(s, "1", 1, 0, "msg_old", 0x01, T0);
+        put_full(s, "2", 1, 0, "msg_new", 0x02, T0 + 5000);
+        assert_int_equal(store_prune_webhook_ids(s, T0 + 1000), 1);
+        /* the pruned id is no longer a duplicate: the snapshot is judged by its version */
+        assert_int_equal(put_full(s, "1", 1, 0, "msg_old", 0x01, T0 + 6000).outcome,
+                         STORE_PUT_STALE);
+        /* the kept one still is */
+        assert_int_equal(put_full(s, "2", 1, 0, "msg_new", 0x02, T0 + 6000).outcome,
+                         STORE_PUT_DUPLICATE);
+        assert_int_equal(store_prune_webhook_ids(s, T0 + 1000), 0);
 }
 
 static void a_replayed_webhook_id_of_a_stale_snapshot_is_a_duplicate_of_the_stale(void **state)
@@ -917,6 +933,7 @@ int main(void)
             T(orders_are_independent_of_each_other),
             T(a_replayed_webhook_id_with_the_same_body_is_a_duplicate_of_the_accepted),
             T(a_replayed_webhook_id_of_a_stale_snapshot_is_a_duplicate_of_the_stale),
+            T(pruning_forgets_only_webhook_ids_older_than_the_cut),
             T(a_webhook_id_reused_with_another_body_is_a_conflict_and_changes_nothing),
             T(several_puts_in_one_call_each_get_their_outcome),
             T(two_quick_versions_give_one_delivery_of_the_newer_rev),
