@@ -91,12 +91,6 @@ int b24_classify_error(const char *code, long http_status)
         return B24_ERROR;
 }
 
-static void sleep_ms(int64_t ms)
-{
-        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-        nanosleep(&ts, NULL);
-}
-
 static int64_t reset_at_ms(json_t *time_block)
 {
         json_t *v = json_object_get(time_block, "operating_reset_at");
@@ -150,14 +144,12 @@ int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **
         char url[2048];
         char *body;
         json_t *doc, *t;
-        int64_t wait;
         int rc, st;
 
         memset(err, 0, sizeof(*err));
         doc = NULL;
         *ret_doc = NULL;
-        while ((wait = ratelimit_take(&c->rl, now_ms())) > 0)
-                sleep_ms(wait);
+        ratelimit_acquire(&c->rl);
         snprintf(url, sizeof(url), "%s%s.json", c->base, method);
         body = json_dumps(params, JSON_COMPACT);
         json_decref(params);

@@ -166,8 +166,7 @@ static enum MHD_Result handle_order(struct http_server *srv, struct MHD_Connecti
                              "{\"error\":\"unauthorized\",\"field\":\"Authorization\","
                              "\"message\":\"a valid bearer token is required\"}",
                              0, NULL, true);
-        if (n == 0 || n > SNAPSHOT_ID_MAX ||
-            strspn(id, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_") != n)
+        if (n == 0 || n > SNAPSHOT_ID_MAX || !snapshot_id_chars(id))
                 return reply_error(conn, 400, "invalid_field", "id",
                                    "an order id has only letters, digits, '-' and '_'");
         pthread_mutex_lock(&srv->reader_lock);
@@ -446,7 +445,6 @@ int http_server_start(const struct config *cfg, struct ingest *in, struct http_s
         struct http_server *srv = xcalloc(1, sizeof(*srv));
         struct sockaddr_storage ss = {0};
         const union MHD_DaemonInfo *info;
-        socklen_t slen;
         int r;
 
         if (strchr(cfg->listen_host, ':')) {
@@ -454,15 +452,12 @@ int http_server_start(const struct config *cfg, struct ingest *in, struct http_s
                 a->sin6_family = AF_INET6;
                 a->sin6_port = htons(cfg->listen_port);
                 inet_pton(AF_INET6, cfg->listen_host, &a->sin6_addr);
-                slen = sizeof(*a);
         } else {
                 struct sockaddr_in *a = (struct sockaddr_in *)&ss;
                 a->sin_family = AF_INET;
                 a->sin_port = htons(cfg->listen_port);
                 inet_pton(AF_INET, cfg->listen_host, &a->sin_addr);
-                slen = sizeof(*a);
         }
-        (void)slen;
         srv->cfg = cfg;
         srv->ingest = in;
         pthread_mutex_init(&srv->reader_lock, NULL);

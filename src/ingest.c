@@ -122,13 +122,6 @@ static void log_outcome(const struct ingest_job *job)
                  (long long)job->put.rev, names[job->put.outcome], job->webhook_id);
 }
 
-static int64_t wall_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *committer(void *arg)
 {
         struct ingest *in = arg;
@@ -159,11 +152,11 @@ static void *committer(void *arg)
 
                 for (size_t i = 0; i < n; i++)
                         puts[i] = batch[i]->put;
-                started = wall_ms();
+                started = now_ms();
                 r = store_put(in->store, puts, n, started);
                 in->healthy = r == 0;
                 log_debug("ingest.commit", "jobs=%zu ms=%lld ok=%s", n,
-                          (long long)(wall_ms() - started), r == 0 ? "yes" : "no");
+                          (long long)(now_ms() - started), r == 0 ? "yes" : "no");
                 if (r < 0)
                         log_err("ingest.commit_failed", "jobs=%zu error=\"%s\"", n,
                                 store_errmsg(in->store));

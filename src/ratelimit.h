@@ -23,5 +23,8 @@ void ratelimit_init(struct ratelimit *rl, int64_t rate_per_s, int64_t burst, int
 /* 0 when a request may go now (and counts it), else the milliseconds to wait. */
 int64_t ratelimit_take(struct ratelimit *rl, int64_t now_ms);
 
+/* Blocks until a request may go, then counts it (ratelimit_take, sleeping between). */
+void ratelimit_acquire(struct ratelimit *rl);
+
 /* The remote said we are over its limit: treat the bucket as full. */
 void ratelimit_fill(struct ratelimit *rl, int64_t now_ms);

@@ -98,21 +98,13 @@ json_t *roistat_order_json(const struct config *cfg, const struct snapshot *s, c
         return o;
 }
 
-static void sleep_ms(int64_t ms)
-{
-        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-        nanosleep(&ts, NULL);
-}
-
 /* POST with the client-side rate limit. */
 static int post(struct roistat *r, const char *url, const char *body, struct http_response *ret)
 {
         const char *headers[] = {"Content-Type: application/json", "Accept: application/json",
                                  "Use-Http-Code: 1", r->header_key, NULL};
-        int64_t wait;
 
-        while ((wait = ratelimit_take(&r->rl, now_ms())) > 0)
-                sleep_ms(wait);
+        ratelimit_acquire(&r->rl);
         return http_client_post(r->http, url, headers, body, strlen(body), ret);
 }
 

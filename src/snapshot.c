@@ -66,7 +66,7 @@ static int get_text(json_t *obj, const char *key, const char *path, size_t max, 
         return 0;
 }
 
-static bool id_chars(const char *s)
+bool snapshot_id_chars(const char *s)
 {
         for (; *s; s++)
                 if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') ||
@@ -377,7 +377,7 @@ static int parse_order(json_t *root, struct snapshot *s, struct snapshot_error *
 
         if ((r = get_text(order, "id", "order.id", SNAPSHOT_ID_MAX, true, &s->order_id, err)) < 0)
                 return r;
-        if (!id_chars(s->order_id))
+        if (!snapshot_id_chars(s->order_id))
                 return fail(err, "order.id", "may contain only letters, digits, '-' and '_'");
         if ((r = get_text(order, "account_number", "order.account_number", SNAPSHOT_ID_MAX * 2,
                           false, &s->account_number, err)) < 0)
@@ -397,7 +397,7 @@ static int parse_order(json_t *root, struct snapshot *s, struct snapshot_error *
         }
         if ((r = get_text(order, "status", "order.status", 16, true, &s->status, err)) < 0)
                 return r;
-        if (!id_chars(s->status))
+        if (!snapshot_id_chars(s->status))
                 return fail(err, "order.status", "must be a status code such as \"N\"");
         if ((r = get_bool(order, "canceled", "order.canceled", &s->canceled, err)) < 0 ||
             (r = get_bool(order, "paid", "order.paid", &s->paid, err)) < 0)

@@ -63,6 +63,10 @@ int snapshot_parse(const char *text, size_t len, struct snapshot **ret,
 
 struct snapshot *snapshot_free(struct snapshot *s);
 
+/* Whether `s` uses only the characters of an order id or status code: letters, digits,
+ * '-' and '_' (the HTTP layer checks ids in URLs with the same rule). */
+bool snapshot_id_chars(const char *s);
+
 /* Which of two snapshots of one order is newer: by version when both carry one, else by
  * updated_at. >0 when `a` is newer than `b`, 0 when neither is. */
 int snapshot_compare(const struct snapshot *a, const struct snapshot *b);
