@@ -13,14 +13,14 @@
 
 #include <curl/curl.h>
 
-#include "cli.h"
-#include "config.h"
-#include "dispatch.h"
-#include "http_server.h"
-#include "ingest.h"
-#include "log.h"
-#include "sink_bitrix24.h"
-#include "sink_roistat.h"
+#include "cli/cli.h"
+#include "config/config.h"
+#include "queue/dispatch.h"
+#include "http/server.h"
+#include "http/ingest.h"
+#include "base/log.h"
+#include "sinks/sink_bitrix24.h"
+#include "sinks/sink_roistat.h"
 
 struct verb_opts {
         int json;

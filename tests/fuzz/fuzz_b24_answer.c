@@ -8,7 +8,7 @@
  */
 #include "fuzz.h"
 
-#include "b24_client.h"
+#include "sinks/b24_client.h"
 
 static const long http_statuses[] = {200, 200, 200, 200, 400, 401, 403, 404,
                                      405, 429, 500, 502, 503, 302, 0,   204};

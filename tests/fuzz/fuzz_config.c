@@ -8,8 +8,8 @@
  */
 #include "fuzz.h"
 
-#include "config.h"
-#include "log.h"
+#include "config/config.h"
+#include "base/log.h"
 
 static const char *const secrets[][2] = {
     {"ORDERBRIDGE_SIGNING_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},

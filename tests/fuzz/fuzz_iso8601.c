@@ -5,7 +5,7 @@
  */
 #include "fuzz.h"
 
-#include "snapshot.h"
+#include "model/snapshot.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -9,7 +9,7 @@
 
 #include <errno.h>
 
-#include "money.h"
+#include "model/money.h"
 
 /* The grammar of money.h: digits, optionally '.' and 1..scale digits; nothing else. */
 static int reference_parse(const char *text, unsigned scale, int64_t max, int64_t *ret)

@@ -9,7 +9,7 @@
 
 #include <ctype.h>
 
-#include "phone.h"
+#include "model/phone.h"
 
 static void check_phone(const char *text, const char *cc, size_t size)
 {

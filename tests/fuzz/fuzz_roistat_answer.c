@@ -8,7 +8,7 @@
 
 #include <errno.h>
 
-#include "sink_roistat.h"
+#include "sinks/sink_roistat.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -12,7 +12,7 @@
 
 #include <inttypes.h>
 
-#include "signature.h"
+#include "http/signature.h"
 
 #define FIXED_NOW 1773385200 /* 2026-03-13T07:00:00Z */
 

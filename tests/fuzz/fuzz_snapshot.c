@@ -8,11 +8,11 @@
  */
 #include "fuzz.h"
 
-#include "b24_client.h"
-#include "config.h"
-#include "phone.h"
-#include "sink_roistat.h"
-#include "snapshot.h"
+#include "sinks/b24_client.h"
+#include "config/config.h"
+#include "model/phone.h"
+#include "sinks/sink_roistat.h"
+#include "model/snapshot.h"
 
 static struct config *cfg; /* the defaults, both sinks on */
 

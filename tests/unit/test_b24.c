@@ -21,8 +21,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "b24_client.h"
-#include "phone.h"
+#include "sinks/b24_client.h"
+#include "model/phone.h"
 
 /* --- phone_normalize ------------------------------------------------------------------- */
 

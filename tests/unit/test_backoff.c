@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "backoff.h"
+#include "base/backoff.h"
 
 #define MIN_MS 1000
 #define MAX_MS 600000

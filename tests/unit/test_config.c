@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "config/config.h"
 
 #define NAME "test.conf"
 #define API_KEY "rk_live_4f9a2c7e1b3d"

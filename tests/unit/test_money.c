@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "money.h"
+#include "model/money.h"
 
 #define UNTOUCHED 0x5a5a5a5a5a5a5a5aLL
 

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "ratelimit.h"
+#include "base/ratelimit.h"
 
 #define T0 1773385200000LL /* a realistic wall clock in ms */
 

@@ -16,9 +16,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "config.h"
-#include "sink_roistat.h"
-#include "snapshot.h"
+#include "config/config.h"
+#include "sinks/sink_roistat.h"
+#include "model/snapshot.h"
 
 #define CREATED_AT 1773385200LL /* 2026-03-13T10:00:00+03:00 */
 

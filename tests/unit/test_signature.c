@@ -15,7 +15,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
-#include "signature.h"
+#include "http/signature.h"
 
 /* The example in the Standard Webhooks specification (24-byte secret). */
 #define SPEC_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

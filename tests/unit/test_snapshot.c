@@ -16,7 +16,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "snapshot.h"
+#include "model/snapshot.h"
 
 /* design.md, "The ingest contract" */
 static const char example[] =

@@ -18,7 +18,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-#include "store.h"
+#include "store/store.h"
 
 #define T0 1773385200000LL
 #define LIFETIME_MS (5LL * 24 * 3600 * 1000)

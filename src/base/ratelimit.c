@@ -1,0 +1,61 @@
+/* Leaky bucket in microseconds of "busy time"; see ratelimit.h. */
+#include "base/ratelimit.h"
+
+#include <time.h>
+
+void ratelimit_init(struct ratelimit *rl, int64_t rate_per_s, int64_t burst, int headroom_pct)
+{
+        if (rate_per_s < 1)
+                rate_per_s = 1;
+        rl->cost_us = 1000000 / rate_per_s;
+        rl->cost_us += rl->cost_us * (headroom_pct > 0 ? headroom_pct : 0) / 100;
+        rl->burst = burst > 0 ? burst : 1;
+        rl->level_us = 0;
+        rl->last_ms = 0;
+}
+
+static void drain(struct ratelimit *rl, int64_t now_ms)
+{
+        if (now_ms > rl->last_ms) {
+                int64_t drained = (now_ms - rl->last_ms) * 1000;
+                rl->level_us = drained >= rl->level_us ? 0 : rl->level_us - drained;
+                rl->last_ms = now_ms;
+        }
+}
+
+int64_t ratelimit_take(struct ratelimit *rl, int64_t now_ms)
+{
+        int64_t over;
+
+        drain(rl, now_ms);
+        over = rl->level_us + rl->cost_us - rl->burst * rl->cost_us;
+        if (over > 0)
+                return (over + 999) / 1000;
+        rl->level_us += rl->cost_us;
+        return 0;
+}
+
+void ratelimit_fill(struct ratelimit *rl, int64_t now_ms)
+{
+        drain(rl, now_ms);
+        rl->level_us = rl->burst * rl->cost_us;
+}
+
+/* the same clock as the callers' now_ms(), which they pass to ratelimit_fill */
+static int64_t wall_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ratelimit_acquire(struct ratelimit *rl)
+{
+        int64_t wait;
+
+        while ((wait = ratelimit_take(rl, wall_ms())) > 0) {
+                struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
+                nanosleep(&ts, NULL);
+        }
+}

@@ -1,0 +1,169 @@
+/*
+ * `orderbridge status` and `orderbridge retry`: read (and, for retry, nudge) the store
+ * that a running daemon uses; SQLite's WAL lets them run beside it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "queue/dispatch.h"
+#include "store/store.h"
+
+static void print_time(const char *label, json_t *ms)
+{
+        char buf[32];
+        time_t t;
+        struct tm tm;
+
+        if (!json_is_integer(ms) || json_integer_value(ms) <= 0)
+                return;
+        t = (time_t)(json_integer_value(ms) / 1000);
+        gmtime_r(&t, &tm);
+        strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%SZ", &tm);
+        printf(" %s=%s", label, buf);
+}
+
+static void print_order(json_t *doc)
+{
+        json_t *snap = json_object_get(doc, "snapshot"), *order = json_object_get(snap, "order");
+        json_t *row;
+        size_t i;
+
+        printf("order %s (rev %lld)\n", json_string_value(json_object_get(doc, "order_id")),
+               (long long)json_integer_value(json_object_get(doc, "rev")));
+        printf("  now: status=%s canceled=%s paid=%s price=%s %s visit=%s\n",
+               json_string_value(json_object_get(order, "status")),
+               json_is_true(json_object_get(order, "canceled")) ? "yes" : "no",
+               json_is_true(json_object_get(order, "paid")) ? "yes" : "no",
+               json_string_value(json_object_get(order, "price")),
+               json_string_value(json_object_get(order, "currency")),
+               json_is_string(json_object_get(order, "roistat_visit"))
+                       ? json_string_value(json_object_get(order, "roistat_visit"))
+                       : "-");
+        printf("deliveries:\n");
+        json_array_foreach(json_object_get(doc, "deliveries"), i, row)
+        {
+                printf("  %-9s %-9s attempts=%lld done_rev=%lld want_rev=%lld",
+                       json_string_value(json_object_get(row, "sink")),
+                       json_string_value(json_object_get(row, "state")),
+                       (long long)json_integer_value(json_object_get(row, "attempts")),
+                       (long long)json_integer_value(json_object_get(row, "done_rev")),
+                       (long long)json_integer_value(json_object_get(row, "want_rev")));
+                if (strcmp(json_string_value(json_object_get(row, "state")), "done"))
+                        print_time("next", json_object_get(row, "next_at"));
+                if (json_is_string(json_object_get(row, "last_error")))
+                        printf(" last_error=\"%s\"",
+                               json_string_value(json_object_get(row, "last_error")));
+                printf("\n");
+        }
+        printf("links:\n");
+        json_array_foreach(json_object_get(doc, "links"), i, row)
+                printf("  %s=%s\n", json_string_value(json_object_get(row, "kind")),
+                       json_string_value(json_object_get(row, "remote_id")));
+        printf("snapshots received (newest first):\n");
+        json_array_foreach(json_object_get(doc, "history"), i, row)
+        {
+                printf("  rev=%lld version=%lld source=%s outcome=%s",
+                       (long long)json_integer_value(json_object_get(row, "rev")),
+                       (long long)json_integer_value(json_object_get(row, "version")),
+                       json_string_value(json_object_get(row, "source")),
+                       json_string_value(json_object_get(row, "outcome")));
+                print_time("at", json_object_get(row, "received_at"));
+                printf("\n");
+        }
+        printf("attempts (newest first):\n");
+        json_array_foreach(json_object_get(doc, "attempts"), i, row)
+        {
+                printf("  %-9s rev=%lld outcome=%s",
+                       json_string_value(json_object_get(row, "sink")),
+                       (long long)json_integer_value(json_object_get(row, "rev")),
+                       json_string_value(json_object_get(row, "outcome")));
+                print_time("at", json_object_get(row, "at"));
+                if (json_is_string(json_object_get(row, "detail")))
+                        printf(" detail=\"%s\"", json_string_value(json_object_get(row, "detail")));
+                printf("\n");
+        }
+}
+
+int cli_status(const struct config *cfg, const char *order_id, int as_json)
+{
+        static const char *const sinks[] = {"roistat", "bitrix24"};
+        struct store *st;
+        int r;
+
+        r = store_open(cfg->store_path, &st);
+        if (r < 0) {
+                fprintf(stderr, "orderbridge status: store %s: %s\n", cfg->store_path,
+                        strerror(-r));
+                return 1;
+        }
+        if (order_id) {
+                char *json = NULL;
+                r = store_order_report(st, order_id, &json);
+                if (r == -ENOENT)
+                        fprintf(stderr, "orderbridge status: no order %s\n", order_id);
+                else if (r < 0)
+                        fprintf(stderr, "orderbridge status: %s\n", store_errmsg(st));
+                else if (as_json)
+                        printf("%s\n", json);
+                else {
+                        json_t *doc = json_loads(json, 0, NULL);
+                        print_order(doc);
+                        json_decref(doc);
+                }
+                free(json);
+        } else {
+                if (as_json)
+                        printf("{");
+                else
+                        printf("%-9s %8s %8s %8s %8s %8s %8s\n", "sink", "pending", "inflight",
+                               "retrying", "waiting", "done", "dead");
+                for (size_t i = 0; i < sizeof(sinks) / sizeof(sinks[0]); i++) {
+                        struct store_counts c;
+                        if ((r = store_counts(st, sinks[i], &c)) < 0)
+                                break;
+                        if (as_json)
+                                printf("%s\"%s\":{\"pending\":%lld,\"inflight\":%lld,"
+                                       "\"retrying\":%lld,\"waiting\":%lld,\"done\":%lld,"
+                                       "\"dead\":%lld}",
+                                       i ? "," : "", sinks[i], (long long)c.pending,
+                                       (long long)c.inflight, (long long)c.retrying,
+                                       (long long)c.waiting, (long long)c.done,
+                                       (long long)c.dead);
+                        else
+                                printf("%-9s %8lld %8lld %8lld %8lld %8lld %8lld\n", sinks[i],
+                                       (long long)c.pending, (long long)c.inflight,
+                                       (long long)c.retrying, (long long)c.waiting,
+                                       (long long)c.done, (long long)c.dead);
+                }
+                if (as_json)
+                        printf("}\n");
+        }
+        store_close(st);
+        return r < 0 ? 1 : 0;
+}
+
+int cli_retry(const struct config *cfg, const char *sink, const char *order_id)
+{
+        struct store *st;
+        int r;
+
+        r = store_open(cfg->store_path, &st);
+        if (r < 0) {
+                fprintf(stderr, "orderbridge retry: store %s: %s\n", cfg->store_path,
+                        strerror(-r));
+                return 1;
+        }
+        r = store_retry(st, sink, order_id, now_ms());
+        if (r < 0)
+                fprintf(stderr, "orderbridge retry: %s\n", store_errmsg(st));
+        else
+                printf("%d deliveries moved back to pending\n", r);
+        store_close(st);
+        return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,164 @@
+/*
+ * libcurl easy handle reused for every request of one sink, so TCP and TLS connections
+ * are reused. The write callback stops the transfer as soon as the answer exceeds its
+ * cap (curl's dynbuf "toobig" idea). No redirects are followed: a remote that redirects
+ * an API call is misconfigured, and following it could leak credentials.
+ */
+#include "http/client.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "base/xalloc.h"
+
+struct http_client {
+        CURL *easy;
+        int64_t timeout_ms;
+        size_t max_response;
+        bool reuse;
+};
+
+struct sink_buf {
+        char *data;
+        size_t len, cap, max;
+        bool too_big;
+        int64_t retry_after_s;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *user)
+{
+        struct sink_buf *b = user;
+        size_t n = size * nmemb;
+
+        if (b->len + n > b->max) {
+                b->too_big = true;
+                return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
+        }
+        if (b->len + n + 1 > b->cap) {
+                b->cap = (b->len + n + 1) * 2;
+                if (b->cap > b->max + 1)
+                        b->cap = b->max + 1;
+                b->data = xrealloc(b->data, b->cap);
+        }
+        memcpy(b->data + b->len, ptr, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *user)
+{
+        struct sink_buf *b = user;
+        size_t n = size * nmemb;
+
+        if (n > 12 && strncasecmp(ptr, "Retry-After:", 12) == 0) {
+                long long v = 0;
+                size_t i = 12, digits = 0;
+                while (i < n && ptr[i] == ' ')
+                        i++;
+                for (; i < n && ptr[i] >= '0' && ptr[i] <= '9' && digits < 7; i++, digits++)
+                        v = v * 10 + (ptr[i] - '0');
+                if (digits > 0)
+                        b->retry_after_s = v;
+        }
+        return n;
+}
+
+struct http_client *http_client_new(int64_t timeout_ms, size_t max_response_bytes, bool reuse)
+{
+        struct http_client *c = xcalloc(1, sizeof(*c));
+
+        c->easy = curl_easy_init();
+        if (!c->easy) {
+                free(c);
+                return NULL;
+        }
+        c->timeout_ms = timeout_ms;
+        c->max_response = max_response_bytes;
+        c->reuse = reuse;
+        return c;
+}
+
+struct http_client *http_client_free(struct http_client *c)
+{
+        if (!c)
+                return NULL;
+        curl_easy_cleanup(c->easy);
+        free(c);
+        return NULL;
+}
+
+void http_response_clear(struct http_response *r)
+{
+        free(r->body);
+        memset(r, 0, sizeof(*r));
+}
+
+int http_client_post(struct http_client *c, const char *url, const char *const *headers,
+                     const char *body, size_t len, struct http_response *ret)
+{
+        struct sink_buf b = {.max = c->max_response, .retry_after_s = -1};
+        struct curl_slist *hl = NULL;
+        CURLcode rc;
+        CURL *e = c->easy;
+        int r = 0;
+
+        memset(ret, 0, sizeof(*ret));
+        ret->retry_after_s = -1;
+        for (size_t i = 0; headers && headers[i]; i++)
+                hl = curl_slist_append(hl, headers[i]);
+        hl = curl_slist_append(hl, "Expect:"); /* no 100-continue round trip */
+
+        curl_easy_reset(e);
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(c->timeout_ms < 10000 ? c->timeout_ms : 10000));
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, &b);
+        curl_easy_setopt(e, CURLOPT_USERAGENT, "orderbridge/0.1");
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        if (!c->reuse)
+                curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+
+        rc = curl_easy_perform(e);
+        curl_slist_free_all(hl);
+        if (rc == CURLE_OK) {
+                curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &ret->status);
+        } else {
+                /* curl's messages name the host at most, never the path with its secrets */
+                snprintf(ret->error, sizeof(ret->error), "%s", curl_easy_strerror(rc));
+                if (b.too_big) {
+                        r = -EMSGSIZE;
+                        snprintf(ret->error, sizeof(ret->error), "answer larger than %zu bytes",
+                                 c->max_response);
+                } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+                        r = -ETIMEDOUT;
+                } else if (rc == CURLE_COULDNT_CONNECT) {
+                        r = -ECONNREFUSED;
+                } else if (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR ||
+                           rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE) {
+                        r = -ECONNRESET;
+                } else {
+                        r = -EIO;
+                }
+        }
+        ret->body = b.data ? b.data : xstrdup("");
+        ret->len = b.len;
+        ret->retry_after_s = b.retry_after_s;
+        return r;
+}

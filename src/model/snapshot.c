@@ -1,0 +1,503 @@
+/*
+ * JSON → struct snapshot with jansson, then the canonical JSON back out. Unknown keys are
+ * ignored (a newer module may send more); known keys must have the right type. Only the
+ * Roistat visit is forgiving: it comes from a cookie, so a bad one is dropped and the
+ * order is kept.
+ */
+#include "model/snapshot.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "model/money.h"
+#include "base/xalloc.h"
+
+__attribute__((format(printf, 3, 4))) static int fail(struct snapshot_error *err,
+                                                     const char *field, const char *fmt, ...)
+{
+        va_list ap;
+
+        snprintf(err->field, sizeof(err->field), "%s", field);
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof(err->message), fmt, ap);
+        va_end(ap);
+        return -EINVAL;
+}
+
+static bool printable(const char *s)
+{
+        for (; *s; s++)
+                if ((unsigned char)*s < 0x20 || *s == 0x7f)
+                        return false;
+        return true;
+}
+
+/* Reads an optional string field: absent or null → *ret NULL. */
+static int get_text(json_t *obj, const char *key, const char *path, size_t max, bool required,
+                    char **ret, struct snapshot_error *err)
+{
+        json_t *v = json_object_get(obj, key);
+        const char *s;
+
+        *ret = NULL;
+        if (!v || json_is_null(v)) {
+                if (required)
+                        return fail(err, path, "is required");
+                return 0;
+        }
+        if (!json_is_string(v))
+                return fail(err, path, "must be a string");
+        s = json_string_value(v);
+        if (strlen(s) != json_string_length(v))
+                return fail(err, path, "must not contain NUL characters");
+        if (required && s[0] == '\0')
+                return fail(err, path, "must not be empty");
+        if (strlen(s) > max)
+                return fail(err, path, "is longer than %zu bytes", max);
+        if (!printable(s))
+                return fail(err, path, "must not contain control characters");
+        *ret = xstrdup(s);
+        return 0;
+}
+
+bool snapshot_id_chars(const char *s)
+{
+        for (; *s; s++)
+                if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') ||
+                      (*s >= 'A' && *s <= 'Z') || *s == '-' || *s == '_'))
+                        return false;
+        return true;
+}
+
+static int get_money(json_t *obj, const char *key, const char *path, bool required,
+                     bool *ret_present, int64_t *ret_minor, struct snapshot_error *err)
+{
+        json_t *v = json_object_get(obj, key);
+        int r;
+
+        if (ret_present)
+                *ret_present = false;
+        if (!v || json_is_null(v)) {
+                if (required)
+                        return fail(err, path, "is required");
+                return 0;
+        }
+        if (!json_is_string(v))
+                return fail(err, path, "must be a decimal string such as \"4990.00\"");
+        r = money_parse(json_string_value(v), ret_minor);
+        if (r == -ERANGE)
+                return fail(err, path, "is too large");
+        if (r < 0)
+                return fail(err, path,
+                            "must be a non-negative decimal with at most 2 fraction digits");
+        if (ret_present)
+                *ret_present = true;
+        return 0;
+}
+
+static int get_bool(json_t *obj, const char *key, const char *path, bool *ret,
+                    struct snapshot_error *err)
+{
+        json_t *v = json_object_get(obj, key);
+
+        *ret = false;
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_boolean(v))
+                return fail(err, path, "must be true or false");
+        *ret = json_is_true(v);
+        return 0;
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+        /* Howard Hinnant's algorithm: days since 1970-01-01 in the proleptic calendar */
+        y -= m <= 2;
+        int64_t era = (y >= 0 ? y : y - 399) / 400;
+        unsigned yoe = (unsigned)(y - era * 400);
+        unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+        unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int digits(const char **p, int n, int *ret)
+{
+        int v = 0;
+
+        for (int i = 0; i < n; i++, (*p)++) {
+                if (**p < '0' || **p > '9')
+                        return -1;
+                v = v * 10 + (**p - '0');
+        }
+        *ret = v;
+        return 0;
+}
+
+int iso8601_parse(const char *text, int64_t *ret_epoch)
+{
+        static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+        const char *p = text;
+        int y, mo, d, h, mi, s, oh = 0, om = 0, sign = 0;
+        int64_t epoch;
+        bool leap;
+
+        if (digits(&p, 4, &y) < 0 || *p++ != '-' || digits(&p, 2, &mo) < 0 || *p++ != '-' ||
+            digits(&p, 2, &d) < 0 || (*p != 'T' && *p != ' ') || !*p++ ||
+            digits(&p, 2, &h) < 0 || *p++ != ':' || digits(&p, 2, &mi) < 0 || *p++ != ':' ||
+            digits(&p, 2, &s) < 0)
+                return -EINVAL;
+        if (*p == '.') {
+                int n = 0;
+                for (p++; *p >= '0' && *p <= '9'; p++)
+                        n++;
+                if (n == 0 || n > 9)
+                        return -EINVAL;
+        }
+        if (*p == 'Z') {
+                p++;
+        } else if (*p == '+' || *p == '-') {
+                sign = *p++ == '-' ? -1 : 1;
+                if (digits(&p, 2, &oh) < 0)
+                        return -EINVAL;
+                if (*p == ':')
+                        p++;
+                if (digits(&p, 2, &om) < 0 || oh > 23 || om > 59)
+                        return -EINVAL;
+        } else {
+                return -EINVAL; /* a time without an offset is ambiguous: refuse it */
+        }
+        leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        if (*p || y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+            (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || s > 60)
+                return -EINVAL;
+        epoch = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s -
+                sign * (oh * 3600 + om * 60);
+        /* the offset or a leap second can carry a time out of the years we write back
+         * (1970..9999): refuse it here rather than store what we could not re-read */
+        if (epoch < 0 || epoch > 253402300799LL)
+                return -EINVAL;
+        *ret_epoch = epoch;
+        return 0;
+}
+
+void iso8601_format(int64_t epoch, char *buf, size_t size)
+{
+        time_t t = (time_t)epoch;
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int get_time(json_t *obj, const char *key, const char *path, bool required,
+                    bool *ret_present, int64_t *ret, struct snapshot_error *err)
+{
+        json_t *v = json_object_get(obj, key);
+
+        if (ret_present)
+                *ret_present = false;
+        if (!v || json_is_null(v))
+                return required ? fail(err, path, "is required") : 0;
+        if (!json_is_string(v) || iso8601_parse(json_string_value(v), ret) < 0)
+                return fail(err, path,
+                            "must be an ISO 8601 time with an offset, e.g. "
+                            "\"2026-03-13T10:00:00+03:00\"");
+        if (ret_present)
+                *ret_present = true;
+        return 0;
+}
+
+static int parse_buyer(json_t *order, struct snapshot *s, struct snapshot_error *err)
+{
+        json_t *b = json_object_get(order, "buyer");
+        struct snapshot_buyer *buyer = &s->buyer;
+        char *type = NULL;
+        int r;
+
+        if (!b || json_is_null(b))
+                return 0;
+        if (!json_is_object(b))
+                return fail(err, "order.buyer", "must be an object");
+        r = get_text(b, "type", "order.buyer.type", 16, false, &type, err);
+        if (r < 0)
+                return r;
+        if (type && strcmp(type, "legal") == 0)
+                buyer->legal = true;
+        else if (type && strcmp(type, "individual") != 0) {
+                free(type);
+                return fail(err, "order.buyer.type", "must be \"individual\" or \"legal\"");
+        }
+        free(type);
+        if ((r = get_text(b, "name", "order.buyer.name", SNAPSHOT_TEXT_MAX, false, &buyer->name,
+                          err)) < 0 ||
+            (r = get_text(b, "phone", "order.buyer.phone", 64, false, &buyer->phone, err)) < 0 ||
+            (r = get_text(b, "email", "order.buyer.email", 254, false, &buyer->email, err)) < 0 ||
+            (r = get_text(b, "company", "order.buyer.company", SNAPSHOT_TEXT_MAX, false,
+                          &buyer->company, err)) < 0 ||
+            (r = get_text(b, "inn", "order.buyer.inn", 12, false, &buyer->inn, err)) < 0)
+                return r;
+        if (buyer->email && buyer->email[0] && !strchr(buyer->email, '@'))
+                return fail(err, "order.buyer.email", "must be an e-mail address");
+        if (buyer->inn && buyer->inn[0]) {
+                size_t n = strlen(buyer->inn);
+                if (strspn(buyer->inn, "0123456789") != n || (n != 10 && n != 12))
+                        return fail(err, "order.buyer.inn", "must be 10 or 12 digits");
+        }
+        return 0;
+}
+
+static int parse_items(json_t *order, struct snapshot *s, struct snapshot_error *err)
+{
+        json_t *items = json_object_get(order, "items");
+        char path[64];
+        size_t i;
+        json_t *it;
+        int r;
+
+        if (!items || json_is_null(items))
+                return 0;
+        if (!json_is_array(items))
+                return fail(err, "order.items", "must be an array");
+        if (json_array_size(items) > SNAPSHOT_ITEMS_MAX)
+                return fail(err, "order.items", "has more than %d rows", SNAPSHOT_ITEMS_MAX);
+        s->items = xcalloc(json_array_size(items) + 1, sizeof(*s->items));
+        json_array_foreach(items, i, it)
+        {
+                struct snapshot_item *item = &s->items[i];
+                json_t *q;
+
+                s->n_items = i + 1;
+                if (!json_is_object(it)) {
+                        snprintf(path, sizeof(path), "order.items[%zu]", i);
+                        return fail(err, path, "must be an object");
+                }
+                snprintf(path, sizeof(path), "order.items[%zu].product_id", i);
+                if ((r = get_text(it, "product_id", path, SNAPSHOT_ID_MAX, false,
+                                  &item->product_id, err)) < 0)
+                        return r;
+                snprintf(path, sizeof(path), "order.items[%zu].name", i);
+                if ((r = get_text(it, "name", path, SNAPSHOT_TEXT_MAX, true, &item->name, err)) <
+                    0)
+                        return r;
+                snprintf(path, sizeof(path), "order.items[%zu].price", i);
+                if ((r = get_money(it, "price", path, true, NULL, &item->price_minor, err)) < 0)
+                        return r;
+                snprintf(path, sizeof(path), "order.items[%zu].quantity", i);
+                q = json_object_get(it, "quantity");
+                if (!q || !json_is_string(q))
+                        return fail(err, path, "is required, as a decimal string such as \"2\"");
+                r = quantity_parse(json_string_value(q), &item->quantity_milli);
+                if (r < 0 || item->quantity_milli == 0)
+                        return fail(err, path,
+                                    "must be a positive decimal with at most 3 fraction digits");
+        }
+        return 0;
+}
+
+/* The canonical JSON: the validated fields only, in a fixed shape. */
+static char *canonical_json(const struct snapshot *s)
+{
+        char price[32];
+        json_t *order, *root, *items, *buyer;
+        char *out;
+
+        char when[32];
+
+        money_format(s->price_minor, price, sizeof(price));
+        iso8601_format(s->created_at, when, sizeof(when));
+        order = json_pack("{s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:s}", "id", s->order_id,
+                          "account_number", s->account_number, "status", s->status, "canceled",
+                          s->canceled, "paid", s->paid, "created_at", when, "price", price,
+                          "currency", s->currency);
+        if (s->has_version)
+                json_object_set_new(order, "version", json_integer(s->version));
+        if (s->has_updated_at) {
+                iso8601_format(s->updated_at, when, sizeof(when));
+                json_object_set_new(order, "updated_at", json_string(when));
+        }
+        if (s->has_cost) {
+                money_format(s->cost_minor, price, sizeof(price));
+                json_object_set_new(order, "cost", json_string(price));
+        }
+        if (s->roistat_visit)
+                json_object_set_new(order, "roistat_visit", json_string(s->roistat_visit));
+        buyer = json_pack("{s:s}", "type", s->buyer.legal ? "legal" : "individual");
+#define SET_OPT(obj, key, val)                                                                     \
+        if (val)                                                                                   \
+                json_object_set_new(obj, key, json_string(val));
+        SET_OPT(buyer, "name", s->buyer.name);
+        SET_OPT(buyer, "phone", s->buyer.phone);
+        SET_OPT(buyer, "email", s->buyer.email);
+        SET_OPT(buyer, "company", s->buyer.company);
+        SET_OPT(buyer, "inn", s->buyer.inn);
+        json_object_set_new(order, "buyer", buyer);
+        items = json_array();
+        for (size_t i = 0; i < s->n_items; i++) {
+                char q[32];
+                json_t *it;
+
+                money_format(s->items[i].price_minor, price, sizeof(price));
+                quantity_format(s->items[i].quantity_milli, q, sizeof(q));
+                it = json_pack("{s:s, s:s, s:s}", "name", s->items[i].name, "price", price,
+                               "quantity", q);
+                SET_OPT(it, "product_id", s->items[i].product_id);
+                json_array_append_new(items, it);
+        }
+#undef SET_OPT
+        json_object_set_new(order, "items", items);
+        root = json_pack("{s:s, s:o}", "site", s->site, "order", order);
+        out = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(root);
+        if (!out)
+                abort();
+        return out;
+}
+
+static int parse_order(json_t *root, struct snapshot *s, struct snapshot_error *err)
+{
+        json_t *order, *v;
+        char *currency = NULL, *visit = NULL;
+        int r;
+
+        if (!json_is_object(root))
+                return fail(err, "(body)", "must be a JSON object");
+        if ((r = get_text(root, "site", "site", SNAPSHOT_TEXT_MAX, true, &s->site, err)) < 0)
+                return r;
+        order = json_object_get(root, "order");
+        if (!order)
+                return fail(err, "order", "is required");
+        if (!json_is_object(order))
+                return fail(err, "order", "must be an object");
+
+        if ((r = get_text(order, "id", "order.id", SNAPSHOT_ID_MAX, true, &s->order_id, err)) < 0)
+                return r;
+        if (!snapshot_id_chars(s->order_id))
+                return fail(err, "order.id", "may contain only letters, digits, '-' and '_'");
+        if ((r = get_text(order, "account_number", "order.account_number", SNAPSHOT_ID_MAX * 2,
+                          false, &s->account_number, err)) < 0)
+                return r;
+        if (!s->account_number || !s->account_number[0]) {
+                free(s->account_number);
+                s->account_number = xstrdup(s->order_id);
+        }
+
+        v = json_object_get(order, "version");
+        if (v && !json_is_null(v)) {
+                if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                    json_integer_value(v) > (1LL << 53))
+                        return fail(err, "order.version", "must be a non-negative integer");
+                s->has_version = true;
+                s->version = json_integer_value(v);
+        }
+        if ((r = get_text(order, "status", "order.status", 16, true, &s->status, err)) < 0)
+                return r;
+        if (!snapshot_id_chars(s->status))
+                return fail(err, "order.status", "must be a status code such as \"N\"");
+        if ((r = get_bool(order, "canceled", "order.canceled", &s->canceled, err)) < 0 ||
+            (r = get_bool(order, "paid", "order.paid", &s->paid, err)) < 0)
+                return r;
+        if ((r = get_time(order, "created_at", "order.created_at", true, NULL, &s->created_at,
+                          err)) < 0 ||
+            (r = get_time(order, "updated_at", "order.updated_at", false, &s->has_updated_at,
+                          &s->updated_at, err)) < 0)
+                return r;
+        if (!s->has_version && !s->has_updated_at)
+                return fail(err, "order.version",
+                            "is required when order.updated_at is absent (it orders snapshots)");
+        if ((r = get_money(order, "price", "order.price", true, NULL, &s->price_minor, err)) <
+                    0 ||
+            (r = get_money(order, "cost", "order.cost", false, &s->has_cost, &s->cost_minor,
+                           err)) < 0)
+                return r;
+        if ((r = get_text(order, "currency", "order.currency", 3, true, &currency, err)) < 0)
+                return r;
+        if (strlen(currency) != 3 || strspn(currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3) {
+                free(currency);
+                return fail(err, "order.currency", "must be an ISO 4217 code such as \"RUB\"");
+        }
+        memcpy(s->currency, currency, 4);
+        free(currency);
+
+        /* The visit comes from a cookie: a bad one is dropped, never the order. */
+        v = json_object_get(order, "roistat_visit");
+        if (v && !json_is_null(v)) {
+                const char *t = json_is_string(v) ? json_string_value(v) : NULL;
+                size_t n = t ? strlen(t) : 0;
+                if (t && n > 0 && n <= SNAPSHOT_VISIT_MAX && strspn(t, "0123456789") == n &&
+                    n == json_string_length(v))
+                        visit = xstrdup(t);
+                else if (!t || n > 0)
+                        s->visit_dropped = true;
+        }
+        s->roistat_visit = visit;
+
+        if ((r = parse_buyer(order, s, err)) < 0 || (r = parse_items(order, s, err)) < 0)
+                return r;
+        return 0;
+}
+
+int snapshot_parse(const char *text, size_t len, struct snapshot **ret,
+                   struct snapshot_error *err)
+{
+        struct snapshot *s;
+        json_error_t jerr;
+        json_t *root;
+        int r;
+
+        memset(err, 0, sizeof(*err));
+        root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root)
+                return fail(err, "(body)", "is not valid JSON: %s at byte %d", jerr.text,
+                            jerr.position);
+        s = xcalloc(1, sizeof(*s));
+        r = parse_order(root, s, err);
+        json_decref(root);
+        if (r < 0) {
+                snapshot_free(s);
+                return r;
+        }
+        s->json = canonical_json(s);
+        *ret = s;
+        return 0;
+}
+
+struct snapshot *snapshot_free(struct snapshot *s)
+{
+        if (!s)
+                return NULL;
+        free(s->site);
+        free(s->order_id);
+        free(s->account_number);
+        free(s->status);
+        free(s->roistat_visit);
+        free(s->buyer.name);
+        free(s->buyer.phone);
+        free(s->buyer.email);
+        free(s->buyer.company);
+        free(s->buyer.inn);
+        for (size_t i = 0; i < s->n_items; i++) {
+                free(s->items[i].product_id);
+                free(s->items[i].name);
+        }
+        free(s->items);
+        free(s->json);
+        free(s);
+        return NULL;
+}
+
+int snapshot_compare(const struct snapshot *a, const struct snapshot *b)
+{
+        if (a->has_version && b->has_version && a->version != b->version)
+                return a->version > b->version ? 1 : -1;
+        if (a->has_version && b->has_version)
+                return 0;
+        if (a->has_updated_at && b->has_updated_at && a->updated_at != b->updated_at)
+                return a->updated_at > b->updated_at ? 1 : -1;
+        return 0;
+}

@@ -1,0 +1,278 @@
+/*
+ * Bitrix24 REST over libcurl. Requests are JSON bodies (the portal accepts them on
+ * *.json methods); answers are the documented envelope: {"result":…, "time":{…}} or
+ * {"error":"CODE","error_description":"…"}, with CRM's own HTTP 400 and an empty code.
+ * Every answer's time.operating is tracked: the portal blocks a method once its summed
+ * run time exceeds the limit, and operating_reset_at says until when.
+ */
+#include "sinks/b24_client.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "queue/dispatch.h"
+#include "http/client.h"
+#include "base/log.h"
+#include "base/ratelimit.h"
+#include "base/xalloc.h"
+
+#define MAX_ANSWER (8 * 1024 * 1024)
+
+struct b24_client {
+        struct http_client *http;
+        struct ratelimit rl;
+        char *base; /* secret */
+        double max_operating;
+        int64_t operating_reset_at_ms;
+};
+
+struct b24_client *b24_client_new(const struct config *cfg)
+{
+        struct b24_client *c = xcalloc(1, sizeof(*c));
+
+        /* no connection reuse: on a kept-alive connection that dies before the answer,
+         * libcurl silently sends the POST again, and a deal create sent twice unseen
+         * would defeat the one-deal-per-order check */
+        c->http = http_client_new(cfg->b24_timeout_ms, MAX_ANSWER, false);
+        if (!c->http) {
+                free(c);
+                return NULL;
+        }
+        /* one unit of the portal's burst and 5 % of its rate are left unused, so that
+         * network jitter (the portal times a request on arrival) never tips it over */
+        ratelimit_init(&c->rl, cfg->b24_rate, cfg->b24_burst > 1 ? cfg->b24_burst - 1 : 1, 5);
+        c->base = xstrdup(cfg->b24_webhook_url);
+        return c;
+}
+
+struct b24_client *b24_client_free(struct b24_client *c)
+{
+        if (!c)
+                return NULL;
+        http_client_free(c->http);
+        explicit_bzero(c->base, strlen(c->base));
+        free(c->base);
+        free(c);
+        return NULL;
+}
+
+double b24_client_max_operating(const struct b24_client *c)
+{
+        return c->max_operating;
+}
+
+int b24_classify_error(const char *code, long http_status)
+{
+        static const char *const auth[] = {
+                "expired_token",   "invalid_token",     "INVALID_CREDENTIALS",
+                "NO_AUTH_FOUND",   "WRONG_AUTH_TYPE",   "ACCESS_DENIED",
+                "insufficient_scope", "PAYMENT_REQUIRED", "user_access_error",
+                "authorization_error", "INVALID_REQUEST_AUTH"};
+        static const char *const later[] = {"QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT",
+                                            "INTERNAL_SERVER_ERROR", "ERROR_INTERNAL",
+                                            "OVERLOAD_LIMIT", "PORTAL_DELETED_TEMPORARILY"};
+
+        for (size_t i = 0; code && i < sizeof(auth) / sizeof(auth[0]); i++)
+                if (strcmp(code, auth[i]) == 0)
+                        return B24_AUTH;
+        for (size_t i = 0; code && i < sizeof(later) / sizeof(later[0]); i++)
+                if (strcmp(code, later[i]) == 0)
+                        return B24_REMOTE_DOWN;
+        if (http_status == 401)
+                return B24_AUTH;
+        if (http_status >= 500 || http_status == 429 || http_status == 408)
+                return B24_REMOTE_DOWN;
+        return B24_ERROR;
+}
+
+static int64_t reset_at_ms(json_t *time_block)
+{
+        json_t *v = json_object_get(time_block, "operating_reset_at");
+        double at = json_is_number(v) ? json_number_value(v) : 0;
+
+        /* a portal's answer is outside input: only a plausible Unix time counts */
+        return at > 0 && at < 4102444800.0 ? (int64_t)(at * 1000) : 0;
+}
+
+int b24_answer_parse(const char *body, size_t len, long http_status, json_t **ret_doc,
+                     struct b24_error *err)
+{
+        json_t *doc = json_loadb(body, len, 0, NULL);
+
+        *ret_doc = NULL;
+        err->http_status = http_status;
+        if (http_status == 200 && json_is_object(doc) && json_object_get(doc, "result")) {
+                *ret_doc = doc;
+                return B24_OK;
+        }
+        if (json_is_object(doc) && json_is_string(json_object_get(doc, "error"))) {
+                const char *desc = json_string_value(json_object_get(doc, "error_description"));
+                snprintf(err->code, sizeof(err->code), "%s",
+                         json_string_value(json_object_get(doc, "error")));
+                snprintf(err->description, sizeof(err->description), "%s", desc ? desc : "");
+        } else {
+                snprintf(err->code, sizeof(err->code), "HTTP_%ld", http_status);
+                snprintf(err->description, sizeof(err->description),
+                         "the portal answered HTTP %ld without a REST envelope", http_status);
+        }
+        *ret_doc = doc; /* kept for its "time" block; NULL when not JSON */
+        return b24_classify_error(err->code, http_status);
+}
+
+void b24_batch_sections(json_t *doc, json_t **ret_result, json_t **ret_errors)
+{
+        json_t *res = json_object_get(doc, "result");
+        json_t *r = json_object_get(res, "result"), *e = json_object_get(res, "result_error");
+
+        /* the portal answers [] instead of {} for an empty section */
+        *ret_result = json_is_object(r) ? r : NULL;
+        *ret_errors = json_is_object(e) ? e : NULL;
+}
+
+int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **ret_doc,
+             struct b24_error *err)
+{
+        const char *headers[] = {"Content-Type: application/json", "Accept: application/json",
+                                 NULL};
+        struct http_response resp;
+        char url[2048];
+        char *body;
+        json_t *doc, *t;
+        int rc, st;
+
+        memset(err, 0, sizeof(*err));
+        doc = NULL;
+        *ret_doc = NULL;
+        ratelimit_acquire(&c->rl);
+        snprintf(url, sizeof(url), "%s%s.json", c->base, method);
+        body = json_dumps(params, JSON_COMPACT);
+        json_decref(params);
+        rc = http_client_post(c->http, url, headers, body, strlen(body), &resp);
+        free(body);
+        err->http_status = resp.status;
+        if (rc < 0) {
+                snprintf(err->code, sizeof(err->code), "transport");
+                snprintf(err->description, sizeof(err->description), "%s", resp.error);
+                http_response_clear(&resp);
+                return B24_REMOTE_DOWN;
+        }
+        st = b24_answer_parse(resp.body, resp.len, resp.status, &doc, err);
+        t = json_object_get(doc, "time");
+        if (json_is_object(t)) {
+                json_t *op = json_object_get(t, "operating");
+                if (json_is_number(op) && json_number_value(op) > c->max_operating)
+                        c->max_operating = json_number_value(op);
+                if (reset_at_ms(t))
+                        c->operating_reset_at_ms = reset_at_ms(t);
+        }
+        if (st == B24_OK) {
+                *ret_doc = doc;
+                http_response_clear(&resp);
+                return B24_OK;
+        }
+        if (strcmp(err->code, "QUERY_LIMIT_EXCEEDED") == 0) {
+                ratelimit_fill(&c->rl, now_ms());
+                err->retry_after_ms = 1000;
+        } else if (strcmp(err->code, "OPERATION_TIME_LIMIT") == 0) {
+                int64_t at = reset_at_ms(t) ? reset_at_ms(t) : c->operating_reset_at_ms;
+                err->retry_after_ms = at > now_ms() ? at - now_ms() : 60000;
+        }
+        if (resp.retry_after_s > 0 && resp.retry_after_s * 1000 > err->retry_after_ms)
+                err->retry_after_ms = resp.retry_after_s * 1000;
+        json_decref(doc);
+        http_response_clear(&resp);
+        return st;
+}
+
+static void append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+        if (*len + n + 1 > *cap) {
+                *cap = (*len + n + 1) * 2;
+                *buf = xrealloc(*buf, *cap);
+        }
+        memcpy(*buf + *len, s, n);
+        *len += n;
+        (*buf)[*len] = '\0';
+}
+
+/* "$result[key]" or "$result[key][FIELD]": a batch reference, substituted by the portal
+ * after it parses the command, so it is passed as written. */
+static bool is_reference(const char *s)
+{
+        if (strncmp(s, "$result[", 8) != 0)
+                return false;
+        for (s += 8; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                      (*s >= '0' && *s <= '9') || *s == '_' || *s == '[' || *s == ']'))
+                        return false;
+        return true;
+}
+
+static void flatten(char **buf, size_t *len, size_t *cap, const char *prefix, json_t *v)
+{
+        char key[512], num[64];
+        const char *k;
+        json_t *item;
+        size_t i;
+
+        if (json_is_object(v)) {
+                json_object_foreach(v, k, item)
+                {
+                        /* a key may hold filter operators ("=TITLE", ">=DATE_MODIFY"):
+                         * escaped, so that '=' and '&' cannot end it early */
+                        char *e = curl_easy_escape(NULL, k, 0);
+                        if (prefix)
+                                snprintf(key, sizeof(key), "%s[%s]", prefix, e);
+                        else
+                                snprintf(key, sizeof(key), "%s", e);
+                        curl_free(e);
+                        flatten(buf, len, cap, key, item);
+                }
+                return;
+        }
+        if (json_is_array(v)) {
+                json_array_foreach(v, i, item)
+                {
+                        snprintf(key, sizeof(key), "%s[%zu]", prefix, i);
+                        flatten(buf, len, cap, key, item);
+                }
+                return;
+        }
+        if (json_is_null(v) || !prefix)
+                return;
+        if (*len > 0 && (*buf)[*len - 1] != '?')
+                append(buf, len, cap, "&", 1);
+        append(buf, len, cap, prefix, strlen(prefix));
+        append(buf, len, cap, "=", 1);
+        if (json_is_string(v) && is_reference(json_string_value(v))) {
+                append(buf, len, cap, json_string_value(v), json_string_length(v));
+        } else if (json_is_string(v)) {
+                char *e = curl_easy_escape(NULL, json_string_value(v),
+                                           (int)json_string_length(v));
+                append(buf, len, cap, e, strlen(e));
+                curl_free(e);
+        } else if (json_is_integer(v)) {
+                snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+                append(buf, len, cap, num, strlen(num));
+        } else if (json_is_boolean(v)) {
+                append(buf, len, cap, json_is_true(v) ? "Y" : "N", 1);
+        }
+}
+
+char *b24_query_string(const char *method, json_t *params)
+{
+        size_t len = 0, cap = 256;
+        char *buf = xmalloc(cap);
+
+        buf[0] = '\0';
+        append(&buf, &len, &cap, method, strlen(method));
+        append(&buf, &len, &cap, "?", 1);
+        flatten(&buf, &len, &cap, NULL, params);
+        return buf;
+}

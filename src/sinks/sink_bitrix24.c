@@ -1,0 +1,928 @@
+/*
+ * Bitrix24: one pass over a group of orders takes at most two kinds of batch calls.
+ *
+ *  1. Look-ups, only for orders that have no deal yet: crm.duplicate.findbycomm with up
+ *     to 20 phones or e-mails per command (then crm.contact.list for the ids it found, to
+ *     learn which value matched which contact), crm.company.list by title for legal
+ *     buyers, and crm.deal.list by ORIGINATOR_ID + ORIGIN_ID for an order whose earlier
+ *     create may or may not have happened (the answer was lost).
+ *  2. Writes: per order contact.add / company.add (when unknown), deal.add or deal.update
+ *     and productrows.set (when the basket changed), linked inside the batch with
+ *     $result[…] references. Two orders of one new buyer share one contact.add.
+ *
+ * Exactly one deal per order: before a batch that creates a deal is sent, the order's
+ * deal link is set to "pending"; only the portal's answer replaces it with the id. A
+ * pending link means "maybe created", and the next pass looks the deal up before it
+ * creates one. Known contacts are cached in the store (meta "b24.contact.phone:+7…").
+ */
+#include "sinks/sink_bitrix24.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "sinks/b24_client.h"
+#include "base/log.h"
+#include "model/money.h"
+#include "model/phone.h"
+#include "model/snapshot.h"
+#include "base/xalloc.h"
+
+#define BATCH_MAX 50
+#define FINDBYCOMM_MAX 20
+#define PENDING "pending"
+
+struct b24 {
+        struct sink_ops ops;
+        const struct config *cfg;
+        struct b24_client *client;
+};
+
+struct order {
+        size_t w;                 /* index into works[] and out[] */
+        struct snapshot *s;
+        char stage[96];
+        char phone[24], email[256];
+        char *deal, *contact, *company, *rows_done; /* links, NULL when none */
+        char rows_hash[65];
+        bool finished;
+        /* the write pass */
+        char contact_ref[48], company_ref[48];
+        bool new_contact, new_company, new_deal, set_rows;
+};
+
+__attribute__((format(printf, 4, 5))) static void
+finish(struct order *o, struct sink_outcome *out, enum store_result_kind kind, const char *fmt,
+       ...)
+{
+        struct sink_outcome *so = &out[o->w];
+        va_list ap;
+
+        o->finished = true;
+        so->kind = kind;
+        va_start(ap, fmt);
+        vsnprintf(so->detail, sizeof(so->detail), fmt, ap);
+        va_end(ap);
+}
+
+static void rows_hash(const struct snapshot *s, char out[65])
+{
+        unsigned char d[32];
+        unsigned int n = 0;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+        EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+        EVP_DigestUpdate(ctx, s->currency, 3);
+        for (size_t i = 0; i < s->n_items; i++) {
+                char line[600];
+                int len = snprintf(line, sizeof(line), "|%s|%s|%lld|%lld",
+                                   s->items[i].product_id ? s->items[i].product_id : "",
+                                   s->items[i].name, (long long)s->items[i].price_minor,
+                                   (long long)s->items[i].quantity_milli);
+                EVP_DigestUpdate(ctx, line, (size_t)len);
+        }
+        EVP_DigestFinal_ex(ctx, d, &n);
+        EVP_MD_CTX_free(ctx);
+        for (int i = 0; i < 32; i++)
+                snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static char *meta(struct store *st, const char *kind, const char *value)
+{
+        char key[320], *v = NULL;
+
+        snprintf(key, sizeof(key), "b24.%s:%s", kind, value);
+        return store_meta_get(st, key, &v) == 0 ? v : NULL;
+}
+
+static void meta_put(struct store *st, const char *kind, const char *value, const char *id)
+{
+        char key[320];
+
+        snprintf(key, sizeof(key), "b24.%s:%s", kind, value);
+        store_meta_set(st, key, id);
+}
+
+static void lower(const char *in, char *out, size_t size)
+{
+        size_t i;
+        for (i = 0; in[i] && i + 1 < size; i++)
+                out[i] = (char)((in[i] >= 'A' && in[i] <= 'Z') ? in[i] + 32 : in[i]);
+        out[i] = '\0';
+}
+
+/* --- batch plumbing ---------------------------------------------------------------- */
+
+struct batch {
+        json_t *cmd;     /* key → "method?query" */
+        json_t *result;  /* key → result, after the call */
+        json_t *errors;  /* key → {"error","error_description"} */
+};
+
+static void batch_init(struct batch *b)
+{
+        b->cmd = json_object();
+        b->result = json_object();
+        b->errors = json_object();
+}
+
+static void batch_clear(struct batch *b)
+{
+        json_decref(b->cmd);
+        json_decref(b->result);
+        json_decref(b->errors);
+}
+
+static void batch_add(struct batch *b, const char *key, const char *method, json_t *params)
+{
+        char *q = b24_query_string(method, params);
+        json_object_set_new(b->cmd, key, json_string(q));
+        free(q);
+        json_decref(params);
+}
+
+/* Sends the commands in calls of at most BATCH_MAX (the caller keeps dependent commands
+ * in one call by sending them before adding more). Returns a b24_status. */
+static int batch_run(struct b24 *b, struct batch *bt, struct b24_error *err)
+{
+        const char *key;
+        json_t *v, *chunk = json_object();
+        void *tmp;
+        int st = B24_OK;
+
+        json_object_foreach_safe(bt->cmd, tmp, key, v)
+        {
+                json_object_set(chunk, key, v);
+                json_object_del(bt->cmd, key);
+                if (json_object_size(chunk) == BATCH_MAX || json_object_size(bt->cmd) == 0) {
+                        json_t *doc = NULL, *r, *e;
+                        st = b24_call(b->client, "batch",
+                                      json_pack("{s:i, s:O}", "halt", 0, "cmd", chunk), &doc,
+                                      err);
+                        json_object_clear(chunk);
+                        if (st != B24_OK)
+                                break;
+                        b24_batch_sections(doc, &r, &e);
+                        if (r)
+                                json_object_update(bt->result, r);
+                        if (e)
+                                json_object_update(bt->errors, e);
+                        json_decref(doc);
+                }
+        }
+        json_decref(chunk);
+        return st;
+}
+
+static const char *cmd_error(struct batch *bt, const char *key)
+{
+        json_t *e = json_object_get(bt->errors, key);
+        const char *d;
+
+        if (!e)
+                return NULL;
+        d = json_string_value(json_object_get(e, "error_description"));
+        if (d && *d)
+                return d;
+        d = json_string_value(json_object_get(e, "error"));
+        return d && *d ? d : "error without a description";
+}
+
+static int cmd_error_class(struct batch *bt, const char *key)
+{
+        json_t *e = json_object_get(bt->errors, key);
+        return b24_classify_error(json_string_value(json_object_get(e, "error")), 400);
+}
+
+/* An id from a result that is an integer, a numeric string, or {"ID":…}. */
+static bool result_id(json_t *v, char *out, size_t size)
+{
+        if (json_is_object(v))
+                v = json_object_get(v, "ID");
+        if (json_is_integer(v) && json_integer_value(v) > 0) {
+                snprintf(out, size, "%lld", (long long)json_integer_value(v));
+                return true;
+        }
+        if (json_is_string(v) && json_string_value(v)[0] &&
+            strspn(json_string_value(v), "0123456789") == strlen(json_string_value(v))) {
+                snprintf(out, size, "%s", json_string_value(v));
+                return true;
+        }
+        return false;
+}
+
+static json_t *multifield(const char *value)
+{
+        return json_pack("[{s:s, s:s}]", "VALUE", value, "VALUE_TYPE", "WORK");
+}
+
+/* --- pass 1: look-ups -------------------------------------------------------------- */
+
+static bool needs_contact(const struct order *o)
+{
+        return !o->finished && !o->contact && (o->phone[0] || o->email[0]);
+}
+
+static void from_cache(struct store *st, struct order *o)
+{
+        if (!o->contact && o->phone[0])
+                o->contact = meta(st, "contact.phone", o->phone);
+        if (!o->contact && o->email[0])
+                o->contact = meta(st, "contact.email", o->email);
+        if (!o->company && o->s->buyer.legal && o->s->buyer.company) {
+                char name[300];
+                lower(o->s->buyer.company, name, sizeof(name));
+                o->company = meta(st, "company.title", name);
+        }
+}
+
+/* findbycomm tells which contacts match, not which value matched which: read the
+ * contacts' phones and e-mails and map them here. */
+static int learn_contacts(struct b24 *b, struct store *st, json_t *ids, struct b24_error *err)
+{
+        struct batch bt;
+        size_t i, k = 0;
+        json_t *v, *chunk = json_array();
+        const char *key;
+        int r;
+
+        batch_init(&bt);
+        json_array_foreach(ids, i, v)
+        {
+                json_array_append(chunk, v);
+                if (json_array_size(chunk) == 50 || i + 1 == json_array_size(ids)) {
+                        char name[16];
+                        snprintf(name, sizeof(name), "l%zu", k++);
+                        batch_add(&bt, name, "crm.contact.list",
+                                  json_pack("{s:{s:O}, s:[s,s,s], s:{s:s}}", "filter", "ID",
+                                            chunk, "select", "ID", "PHONE", "EMAIL", "order",
+                                            "ID", "ASC"));
+                        json_array_clear(chunk);
+                }
+        }
+        json_decref(chunk);
+        r = batch_run(b, &bt, err);
+        json_object_foreach(bt.result, key, v)
+        {
+                json_t *c;
+                json_array_foreach(v, i, c)
+                {
+                        char id[32], norm[256];
+                        json_t *m;
+                        size_t j;
+                        if (!result_id(c, id, sizeof(id)))
+                                continue;
+                        json_array_foreach(json_object_get(c, "PHONE"), j, m)
+                        {
+                                const char *val = json_string_value(json_object_get(m, "VALUE"));
+                                char *have;
+                                if (phone_normalize(val, b->cfg->b24_country_code, norm,
+                                                    sizeof(norm)) < 0)
+                                        continue;
+                                have = meta(st, "contact.phone", norm); /* oldest wins */
+                                if (!have)
+                                        meta_put(st, "contact.phone", norm, id);
+                                free(have);
+                        }
+                        json_array_foreach(json_object_get(c, "EMAIL"), j, m)
+                        {
+                                const char *val = json_string_value(json_object_get(m, "VALUE"));
+                                char *have;
+                                if (email_normalize(val, norm, sizeof(norm)) < 0)
+                                        continue;
+                                have = meta(st, "contact.email", norm);
+                                if (!have)
+                                        meta_put(st, "contact.email", norm, id);
+                                free(have);
+                        }
+                }
+        }
+        batch_clear(&bt);
+        return r;
+}
+
+static void add_findbycomm(struct batch *bt, const char *type, json_t *values)
+{
+        size_t n = json_array_size(values);
+
+        for (size_t start = 0, k = 0; start < n; start += FINDBYCOMM_MAX, k++) {
+                json_t *chunk = json_array();
+                char key[24];
+                for (size_t i = start; i < n && i < start + FINDBYCOMM_MAX; i++)
+                        json_array_append(chunk, json_array_get(values, i));
+                snprintf(key, sizeof(key), "f%s%zu", type, k);
+                batch_add(bt, key, "crm.duplicate.findbycomm",
+                          json_pack("{s:s, s:s, s:o}", "entity_type", "CONTACT", "type", type,
+                                    "values", chunk));
+        }
+}
+
+static int lookup(struct b24 *b, struct store *st, struct order *os, size_t n,
+                  struct sink_outcome *out, struct b24_error *err)
+{
+        json_t *phones = json_array(), *emails = json_array(), *seen = json_object();
+        json_t *found = json_array(), *v;
+        struct batch bt;
+        const char *key;
+        char k[32];
+        int r = B24_OK;
+
+        batch_init(&bt);
+        for (size_t i = 0; i < n; i++) {
+                struct order *o = &os[i];
+                if (o->finished)
+                        continue;
+                if (o->deal && strcmp(o->deal, PENDING) == 0) {
+                        snprintf(k, sizeof(k), "u%zu", i);
+                        batch_add(&bt, k, "crm.deal.list",
+                                  json_pack("{s:{s:s, s:s}, s:[s], s:{s:s}}", "filter",
+                                            "ORIGINATOR_ID", b->cfg->site_id, "ORIGIN_ID",
+                                            o->s->order_id, "select", "ID", "order", "ID",
+                                            "ASC"));
+                }
+                from_cache(st, o);
+                if (needs_contact(o)) {
+                        if (o->phone[0] && !json_object_get(seen, o->phone)) {
+                                json_object_set_new(seen, o->phone, json_true());
+                                json_array_append_new(phones, json_string(o->phone));
+                        }
+                        if (o->email[0] && !json_object_get(seen, o->email)) {
+                                json_object_set_new(seen, o->email, json_true());
+                                json_array_append_new(emails, json_string(o->email));
+                        }
+                }
+                if (!o->company && o->s->buyer.legal && o->s->buyer.company &&
+                    (!o->deal || strcmp(o->deal, PENDING) == 0)) {
+                        snprintf(k, sizeof(k), "q%zu", i);
+                        batch_add(&bt, k, "crm.company.list",
+                                  json_pack("{s:{s:s}, s:[s], s:{s:s}}", "filter", "=TITLE",
+                                            o->s->buyer.company, "select", "ID", "order", "ID",
+                                            "ASC"));
+                }
+        }
+        add_findbycomm(&bt, "PHONE", phones);
+        add_findbycomm(&bt, "EMAIL", emails);
+        if (json_object_size(bt.cmd) > 0)
+                r = batch_run(b, &bt, err);
+        if (r != B24_OK)
+                goto out;
+
+        json_object_foreach(bt.result, key, v)
+        {
+                size_t i = strtoul(key + 1, NULL, 10);
+                char id[32];
+                if (key[0] == 'u' && i < n) {
+                        struct order *o = &os[i];
+                        free(o->deal);
+                        o->deal = NULL;
+                        if (json_array_size(v) > 0 && result_id(json_array_get(v, 0), id,
+                                                                 sizeof(id))) {
+                                o->deal = xstrdup(id);
+                                store_link_set(st, o->s->order_id, "b24.deal", id);
+                                log_info("b24.deal_found", "order_id=%s deal_id=%s reason=\"an "
+                                         "earlier create's answer was lost\"",
+                                         o->s->order_id, id);
+                        }
+                } else if (key[0] == 'q' && i < n) {
+                        struct order *o = &os[i];
+                        if (json_array_size(v) > 0 &&
+                            result_id(json_array_get(v, 0), id, sizeof(id))) {
+                                char name[300];
+                                lower(o->s->buyer.company, name, sizeof(name));
+                                meta_put(st, "company.title", name, id);
+                                o->company = xstrdup(id);
+                        }
+                } else if (key[0] == 'f') {
+                        size_t j;
+                        json_t *ids = json_object_get(v, "CONTACT"), *x;
+                        json_array_foreach(ids, j, x) json_array_append(found, x);
+                }
+        }
+        /* an unanswered look-up of a pending deal must not turn into a second create */
+        for (size_t i = 0; i < n; i++) {
+                snprintf(k, sizeof(k), "u%zu", i);
+                if (cmd_error(&bt, k))
+                        finish(&os[i], out, STORE_TEMPFAIL, "deal look-up failed: %s",
+                               cmd_error(&bt, k));
+        }
+        if (json_array_size(found) > 0)
+                r = learn_contacts(b, st, found, err);
+        for (size_t i = 0; i < n; i++)
+                from_cache(st, &os[i]);
+out:
+        json_decref(phones);
+        json_decref(emails);
+        json_decref(seen);
+        json_decref(found);
+        batch_clear(&bt);
+        return r;
+}
+
+/* --- pass 2: writes ---------------------------------------------------------------- */
+
+/* Adds this order's commands to `bt`; `planned` maps a new buyer's phone/e-mail to the
+ * $result reference of the contact.add already in this call. Returns commands added. */
+static size_t compose(struct b24 *b, struct store *st, struct order *o, size_t i,
+                      struct batch *bt, json_t *planned)
+{
+        const struct snapshot *s = o->s;
+        const struct config *cfg = b->cfg;
+        json_t *fields;
+        char key[32], deal_ref[48], amount[32], title_key[300] = "company:";
+        size_t added = 0;
+
+        from_cache(st, o);
+        o->contact_ref[0] = o->company_ref[0] = '\0';
+        o->new_contact = o->new_company = o->new_deal = o->set_rows = false;
+
+        if (s->buyer.legal && s->buyer.company)
+                lower(s->buyer.company, title_key + 8, sizeof(title_key) - 8);
+        if (o->company)
+                snprintf(o->company_ref, sizeof(o->company_ref), "%s", o->company);
+        else if (s->buyer.legal && s->buyer.company && json_object_get(planned, title_key))
+                /* another order of this call creates the same new company */
+                snprintf(o->company_ref, sizeof(o->company_ref), "%s",
+                         json_string_value(json_object_get(planned, title_key)));
+        else if (s->buyer.legal && s->buyer.company) {
+                snprintf(key, sizeof(key), "m%zu", i);
+                fields = json_pack("{s:s}", "TITLE", s->buyer.company);
+                if (s->buyer.phone && o->phone[0])
+                        json_object_set_new(fields, "PHONE", multifield(o->phone));
+                if (o->email[0])
+                        json_object_set_new(fields, "EMAIL", multifield(o->email));
+                if (s->buyer.inn) {
+                        char c[64];
+                        snprintf(c, sizeof(c), "INN %s", s->buyer.inn);
+                        json_object_set_new(fields, "COMMENTS", json_string(c));
+                }
+                batch_add(bt, key, "crm.company.add", json_pack("{s:o}", "fields", fields));
+                snprintf(o->company_ref, sizeof(o->company_ref), "$result[%s]", key);
+                json_object_set_new(planned, title_key, json_string(o->company_ref));
+                o->new_company = true;
+                added++;
+        }
+
+        if (o->contact) {
+                snprintf(o->contact_ref, sizeof(o->contact_ref), "%s", o->contact);
+        } else if (o->phone[0] || o->email[0]) {
+                json_t *ref = json_object_get(planned, o->phone[0] ? o->phone : o->email);
+                if (!ref && o->email[0])
+                        ref = json_object_get(planned, o->email);
+                if (ref) {
+                        snprintf(o->contact_ref, sizeof(o->contact_ref), "%s",
+                                 json_string_value(ref));
+                } else {
+                        snprintf(key, sizeof(key), "c%zu", i);
+                        fields = json_pack("{s:s, s:s, s:s}", "NAME",
+                                           s->buyer.name ? s->buyer.name : o->phone[0] ? o->phone
+                                                                                      : o->email,
+                                           "SOURCE_ID", "STORE", "OPENED", "Y");
+                        if (o->phone[0])
+                                json_object_set_new(fields, "PHONE", multifield(o->phone));
+                        if (o->email[0])
+                                json_object_set_new(fields, "EMAIL", multifield(o->email));
+                        if (o->company_ref[0])
+                                json_object_set_new(fields, "COMPANY_ID",
+                                                    json_string(o->company_ref));
+                        batch_add(bt, key, "crm.contact.add", json_pack("{s:o}", "fields", fields));
+                        snprintf(o->contact_ref, sizeof(o->contact_ref), "$result[%s]", key);
+                        if (o->phone[0])
+                                json_object_set_new(planned, o->phone,
+                                                    json_string(o->contact_ref));
+                        if (o->email[0])
+                                json_object_set_new(planned, o->email,
+                                                    json_string(o->contact_ref));
+                        o->new_contact = true;
+                        added++;
+                }
+        }
+
+        money_format(s->price_minor, amount, sizeof(amount));
+        fields = json_pack("{s:s, s:s, s:s, s:s}", "STAGE_ID", o->stage, "OPPORTUNITY", amount,
+                           "CURRENCY_ID", s->currency, "IS_MANUAL_OPPORTUNITY", "Y");
+        if (o->contact_ref[0])
+                json_object_set_new(fields, "CONTACT_ID", json_string(o->contact_ref));
+        if (o->company_ref[0])
+                json_object_set_new(fields, "COMPANY_ID", json_string(o->company_ref));
+        if (cfg->b24_roistat_field[0] && s->roistat_visit)
+                json_object_set_new(fields, cfg->b24_roistat_field,
+                                    json_string(s->roistat_visit));
+        snprintf(key, sizeof(key), "d%zu", i);
+        if (o->deal) {
+                batch_add(bt, key, "crm.deal.update",
+                          json_pack("{s:s, s:o, s:{s:s}}", "id", o->deal, "fields", fields,
+                                    "params", "REGISTER_SONET_EVENT", "N"));
+                snprintf(deal_ref, sizeof(deal_ref), "%s", o->deal);
+        } else {
+                char title[400];
+                snprintf(title, sizeof(title), "%s%s", cfg->b24_deal_title_prefix,
+                         s->account_number);
+                json_object_set_new(fields, "TITLE", json_string(title));
+                json_object_set_new(fields, "CATEGORY_ID", json_integer(cfg->b24_category_id));
+                json_object_set_new(fields, "ORIGINATOR_ID", json_string(cfg->site_id));
+                json_object_set_new(fields, "ORIGIN_ID", json_string(s->order_id));
+                batch_add(bt, key, "crm.deal.add", json_pack("{s:o}", "fields", fields));
+                snprintf(deal_ref, sizeof(deal_ref), "$result[%s]", key);
+                o->new_deal = true;
+        }
+        added++;
+
+        if (!o->rows_done || strcmp(o->rows_done, o->rows_hash) != 0) {
+                json_t *rows = json_array();
+                for (size_t r = 0; r < s->n_items; r++) {
+                        char price[32], qty[32];
+                        money_format(s->items[r].price_minor, price, sizeof(price));
+                        quantity_format(s->items[r].quantity_milli, qty, sizeof(qty));
+                        json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "PRODUCT_NAME",
+                                                              s->items[r].name, "PRICE", price,
+                                                              "QUANTITY", qty));
+                }
+                snprintf(key, sizeof(key), "r%zu", i);
+                batch_add(bt, key, "crm.deal.productrows.set",
+                          json_pack("{s:s, s:o}", "id", deal_ref, "rows", rows));
+                o->set_rows = true;
+                added++;
+        }
+        return added;
+}
+
+/* The id a "$result[key]" reference resolved to in this call's answers. */
+static bool ref_id(struct batch *bt, const char *ref, char *out, size_t size)
+{
+        char key[32];
+        size_t n = strlen(ref);
+
+        if (strncmp(ref, "$result[", 8) != 0 || n < 10 || n - 9 >= sizeof(key))
+                return false;
+        snprintf(key, sizeof(key), "%.*s", (int)(n - 9), ref + 8);
+        return result_id(json_object_get(bt->result, key), out, size);
+}
+
+/* Reads the answers for one order of a write call. */
+static int settle(struct b24 *b, struct store *st, struct order *o, size_t i, struct batch *bt,
+                  struct sink_outcome *out)
+{
+        const char *errs[4] = {0}, *what[4] = {"company", "contact", "deal", "product rows"};
+        char keys[4][32], id[32];
+        int worst = B24_OK;
+
+        snprintf(keys[0], 32, "m%zu", i);
+        snprintf(keys[1], 32, "c%zu", i);
+        snprintf(keys[2], 32, "d%zu", i);
+        snprintf(keys[3], 32, "r%zu", i);
+        for (int k = 0; k < 4; k++) {
+                errs[k] = cmd_error(bt, keys[k]);
+                if (errs[k]) {
+                        int c = cmd_error_class(bt, keys[k]);
+                        if (c == B24_AUTH || (c == B24_REMOTE_DOWN && worst != B24_AUTH) ||
+                            worst == B24_OK)
+                                worst = c;
+                }
+        }
+        if (o->new_company && result_id(json_object_get(bt->result, keys[0]), id, sizeof(id))) {
+                char name[300];
+                lower(o->s->buyer.company, name, sizeof(name));
+                meta_put(st, "company.title", name, id);
+                store_link_set(st, o->s->order_id, "b24.company", id);
+        } else if (o->company) {
+                store_link_set(st, o->s->order_id, "b24.company", o->company);
+        } else if (ref_id(bt, o->company_ref, id, sizeof(id))) {
+                /* shared with another order's company.add in this call */
+                store_link_set(st, o->s->order_id, "b24.company", id);
+        }
+        if (o->new_contact && result_id(json_object_get(bt->result, keys[1]), id, sizeof(id))) {
+                if (o->phone[0])
+                        meta_put(st, "contact.phone", o->phone, id);
+                if (o->email[0])
+                        meta_put(st, "contact.email", o->email, id);
+                store_link_set(st, o->s->order_id, "b24.contact", id);
+        } else if (o->contact_ref[0] && o->contact_ref[0] != '$') {
+                store_link_set(st, o->s->order_id, "b24.contact", o->contact_ref);
+        } else if (ref_id(bt, o->contact_ref, id, sizeof(id))) {
+                /* shared with another order's contact.add in this call */
+                store_link_set(st, o->s->order_id, "b24.contact", id);
+        }
+        if (o->new_deal && result_id(json_object_get(bt->result, keys[2]), id, sizeof(id))) {
+                store_link_set(st, o->s->order_id, "b24.deal", id);
+                log_info("b24.deal_created", "order_id=%s deal_id=%s stage=%s",
+                         o->s->order_id, id, o->stage);
+        }
+        if (o->set_rows && !errs[3] && !errs[2])
+                store_link_set(st, o->s->order_id, "b24.rows", o->rows_hash);
+
+        for (int k = 0; k < 4; k++)
+                if (errs[k]) {
+                        finish(o, out, worst == B24_ERROR ? STORE_PERMFAIL : STORE_TEMPFAIL,
+                               "Bitrix24 refused the %s: %s", what[k], errs[k]);
+                        return worst;
+                }
+        finish(o, out, STORE_OK, "%s", "");
+        return B24_OK;
+}
+
+static int write_pass(struct b24 *b, struct store *st, struct order *os, size_t n,
+                      struct sink_outcome *out, struct b24_error *err)
+{
+        size_t next = 0;
+        int r = B24_OK;
+
+        while (next < n) {
+                struct batch bt;
+                json_t *planned = json_object();
+                size_t first = next, count = 0;
+
+                batch_init(&bt);
+                for (; next < n; next++) {
+                        struct batch one;
+                        size_t k;
+                        if (os[next].finished)
+                                continue;
+                        /* an order's commands go in one call, so that references resolve */
+                        batch_init(&one);
+                        k = compose(b, st, &os[next], next, &one, planned);
+                        if (count > 0 && count + k > BATCH_MAX) {
+                                batch_clear(&one);
+                                break;
+                        }
+                        if (os[next].new_deal)
+                                store_link_set(st, os[next].s->order_id, "b24.deal", PENDING);
+                        json_object_update(bt.cmd, one.cmd);
+                        batch_clear(&one);
+                        count += k;
+                }
+                json_decref(planned);
+                if (count > 0)
+                        r = batch_run(b, &bt, err);
+                if (r == B24_OK)
+                        for (size_t i = first; i < next; i++)
+                                if (!os[i].finished) {
+                                        int c = settle(b, st, &os[i], i, &bt, out);
+                                        if (c == B24_AUTH)
+                                                r = B24_AUTH;
+                                }
+                batch_clear(&bt);
+                if (r != B24_OK)
+                        break;
+        }
+        return r;
+}
+
+static void order_free(struct order *o)
+{
+        snapshot_free(o->s);
+        free(o->deal);
+        free(o->contact);
+        free(o->company);
+        free(o->rows_done);
+}
+
+static int deliver(void *ctx, struct store *st, const struct store_work *works, size_t n,
+                   struct sink_outcome *out)
+{
+        struct b24 *b = ctx;
+        struct order *os = xcalloc(n, sizeof(*os));
+        struct b24_error err;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                struct order *o = &os[i];
+                struct snapshot_error serr;
+                o->w = i;
+                if (snapshot_parse(works[i].json, strlen(works[i].json), &o->s, &serr) < 0) {
+                        finish(o, out, STORE_PERMFAIL, "stored snapshot unreadable: %s %s",
+                               serr.field, serr.message);
+                        continue;
+                }
+                if (config_b24_stage(b->cfg, o->s->status, o->s->canceled, o->s->paid, o->stage,
+                                     sizeof(o->stage)) < 0) {
+                        finish(o, out, STORE_PERMFAIL,
+                               "site status \"%s\" has no entry in [bitrix24.map]",
+                               o->s->status);
+                        continue;
+                }
+                if (phone_normalize(o->s->buyer.phone, b->cfg->b24_country_code, o->phone,
+                                    sizeof(o->phone)) < 0)
+                        o->phone[0] = '\0';
+                if (email_normalize(o->s->buyer.email, o->email, sizeof(o->email)) < 0)
+                        o->email[0] = '\0';
+                store_link_get(st, o->s->order_id, "b24.deal", &o->deal);
+                store_link_get(st, o->s->order_id, "b24.contact", &o->contact);
+                store_link_get(st, o->s->order_id, "b24.company", &o->company);
+                store_link_get(st, o->s->order_id, "b24.rows", &o->rows_done);
+                rows_hash(o->s, o->rows_hash);
+        }
+
+        r = lookup(b, st, os, n, out, &err);
+        if (r == B24_OK)
+                r = write_pass(b, st, os, n, out, &err);
+        if (r != B24_OK)
+                for (size_t i = 0; i < n; i++)
+                        if (!os[i].finished) {
+                                out[i].retry_after_ms = err.retry_after_ms;
+                                out[i].uncertain = strcmp(err.code, "transport") == 0;
+                                finish(&os[i], out,
+                                       r == B24_ERROR ? STORE_PERMFAIL : STORE_TEMPFAIL,
+                                       "Bitrix24: %s %s", err.code, err.description);
+                        }
+        if (r == B24_AUTH)
+                log_err("b24.auth_refused", "code=%s hint=\"the incoming webhook was refused: "
+                        "check [bitrix24] webhook_url_file and the webhook's CRM rights\"",
+                        err.code);
+        log_info("b24.pass", "orders=%zu status=%d max_operating_s=%.3f", n, r,
+                  b24_client_max_operating(b->client));
+        for (size_t i = 0; i < n; i++)
+                order_free(&os[i]);
+        free(os);
+        return r == B24_OK || r == B24_ERROR ? SINK_DONE
+               : r == B24_AUTH               ? SINK_AUTH
+                                             : SINK_REMOTE_DOWN;
+}
+
+static void b24_free(void *ctx)
+{
+        struct b24 *b = ctx;
+
+        if (!b)
+                return;
+        b24_client_free(b->client);
+        free(b);
+}
+
+int sink_bitrix24_new(const struct config *cfg, const struct sink_ops **ret_ops, void **ret_ctx)
+{
+        struct b24 *b = xcalloc(1, sizeof(*b));
+
+        b->cfg = cfg;
+        b->client = b24_client_new(cfg);
+        if (!b->client) {
+                free(b);
+                return -ENOMEM;
+        }
+        b->ops = (struct sink_ops){.name = "bitrix24",
+                                   .batch_max = (size_t)cfg->b24_orders_per_batch,
+                                   .deliver = deliver,
+                                   .free = b24_free};
+        *ret_ops = &b->ops;
+        *ret_ctx = b;
+        return 0;
+}
+
+/* --- stages: `orderbridge stages` and `orderbridge check` -------------------------- */
+
+/* Fetches every deal pipeline and its stages: {"<category id>": {"name":…, "stages":
+ * {"STAGE_ID": "name", …}}, …}. Returns a b24_status. */
+static int fetch_stages(struct b24_client *c, json_t **ret, struct b24_error *err)
+{
+        json_t *doc = NULL, *cats, *cat, *out = json_object(), *cmd = json_object(), *v;
+        const char *key;
+        size_t i;
+        int r;
+
+        r = b24_call(c, "crm.category.list", json_pack("{s:i}", "entityTypeId", 2), &doc, err);
+        if (r != B24_OK) {
+                json_decref(out);
+                json_decref(cmd);
+                return r;
+        }
+        cats = json_object_get(json_object_get(doc, "result"), "categories");
+        json_array_foreach(cats, i, cat)
+        {
+                json_t *idv = json_object_get(cat, "id");
+                long long id = json_is_integer(idv) ? json_integer_value(idv)
+                               : json_is_string(idv) ? strtoll(json_string_value(idv), NULL, 10)
+                                                     : -1;
+                char k[32], entity[48];
+                json_t *params;
+                char *q;
+                if (id < 0)
+                        continue;
+                snprintf(k, sizeof(k), "%lld", id);
+                json_object_set_new(out, k, json_pack("{s:s, s:o}", "name",
+                                                      json_is_string(json_object_get(cat, "name"))
+                                                              ? json_string_value(
+                                                                        json_object_get(cat, "name"))
+                                                              : "",
+                                                      "stages", json_object()));
+                if (id == 0)
+                        snprintf(entity, sizeof(entity), "DEAL_STAGE");
+                else
+                        snprintf(entity, sizeof(entity), "DEAL_STAGE_%lld", id);
+                params = json_pack("{s:{s:s}, s:{s:s}}", "filter", "ENTITY_ID", entity, "order",
+                                   "SORT", "ASC");
+                q = b24_query_string("crm.status.list", params);
+                json_decref(params);
+                json_object_set_new(cmd, k, json_string(q));
+                free(q);
+        }
+        if (!json_object_get(out, "0")) /* the default pipeline is always there */
+                json_object_set_new(out, "0", json_pack("{s:s, s:o}", "name", "General", "stages",
+                                                        json_object()));
+        if (!json_object_get(cmd, "0"))
+                json_object_set_new(cmd, "0", json_string("crm.status.list?filter[ENTITY_ID]="
+                                                          "DEAL_STAGE&order[SORT]=ASC"));
+        json_decref(doc);
+        doc = NULL;
+        r = b24_call(c, "batch", json_pack("{s:i, s:o}", "halt", 0, "cmd", cmd), &doc, err);
+        if (r == B24_OK) {
+                json_t *res = json_object_get(json_object_get(doc, "result"), "result");
+                json_object_foreach(res, key, v)
+                {
+                        json_t *stages = json_object_get(json_object_get(out, key), "stages");
+                        json_t *row;
+                        json_array_foreach(v, i, row)
+                        {
+                                const char *sid =
+                                        json_string_value(json_object_get(row, "STATUS_ID"));
+                                const char *name = json_string_value(json_object_get(row, "NAME"));
+                                if (sid && stages)
+                                        json_object_set_new(stages, sid,
+                                                            json_string(name ? name : ""));
+                        }
+                }
+        }
+        json_decref(doc);
+        if (r != B24_OK) {
+                json_decref(out);
+                return r;
+        }
+        *ret = out;
+        return B24_OK;
+}
+
+int b24_print_stages(const struct config *cfg)
+{
+        struct b24_client *c = b24_client_new(cfg);
+        struct b24_error err;
+        json_t *all = NULL, *cat, *v;
+        const char *key, *sid;
+        int r;
+
+        if (!c)
+                return 1;
+        r = fetch_stages(c, &all, &err);
+        b24_client_free(c);
+        if (r != B24_OK) {
+                fprintf(stderr, "orderbridge stages: the portal answered %s: %s\n", err.code,
+                        err.description);
+                return 1;
+        }
+        json_object_foreach(all, key, cat)
+        {
+                printf("pipeline %s \"%s\"%s\n", key,
+                       json_string_value(json_object_get(cat, "name")),
+                       strtoll(key, NULL, 10) == cfg->b24_category_id ? " (configured)" : "");
+                json_object_foreach(json_object_get(cat, "stages"), sid, v)
+                        printf("  %-28s %s\n", sid, json_string_value(v));
+        }
+        json_decref(all);
+        return 0;
+}
+
+int b24_check_stages(const struct config *cfg)
+{
+        struct b24_client *c = b24_client_new(cfg);
+        struct b24_error err;
+        json_t *all = NULL, *stages;
+        char k[32], stage[96];
+        int r, bad = 0;
+
+        if (!c)
+                return 2;
+        r = fetch_stages(c, &all, &err);
+        b24_client_free(c);
+        if (r != B24_OK) {
+                fprintf(stderr, "%s: could not ask the portal for its stages (%s: %s); the "
+                        "[bitrix24.map] stages are not verified\n", cfg->path, err.code,
+                        err.description);
+                return 2;
+        }
+        snprintf(k, sizeof(k), "%lld", (long long)cfg->b24_category_id);
+        stages = json_object_get(json_object_get(all, k), "stages");
+        if (!stages) {
+                fprintf(stderr, "%s: [bitrix24] category_id = %s: the portal has no such deal "
+                        "pipeline (`orderbridge stages` lists them)\n", cfg->path, k);
+                json_decref(all);
+                return 1;
+        }
+        for (size_t i = 0; i < cfg->b24_map.n; i++) {
+                const struct map_entry *e = &cfg->b24_map.entries[i];
+                if (cfg->b24_category_id > 0 && !strchr(e->value, ':'))
+                        snprintf(stage, sizeof(stage), "C%lld:%s",
+                                 (long long)cfg->b24_category_id, e->value);
+                else
+                        snprintf(stage, sizeof(stage), "%s", e->value);
+                if (!json_object_get(stages, stage)) {
+                        fprintf(stderr, "%s: [bitrix24.map] %s = %s: pipeline %s has no stage "
+                                "%s (`orderbridge stages` lists them)\n", cfg->path, e->key,
+                                e->value, k, stage);
+                        bad = 1;
+                }
+        }
+        json_decref(all);
+        return bad;
+}

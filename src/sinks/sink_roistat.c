@@ -1,0 +1,388 @@
+/*
+ * Roistat: add-orders is an upsert keyed by order id, so any re-send is safe and a
+ * batch that failed as a whole is simply sent again. The answer is read with
+ * `Use-Http-Code: 1`, so HTTP statuses mean what they say:
+ *   transport error, 429, 5xx → the remote is unwell: pause the sink, retry later
+ *   401/403                   → credentials refused: pause long, log loudly
+ *   other 4xx                 → this data is refused: isolate the order (re-send the batch
+ *                               one by one) and dead-letter only the one at fault
+ *   200 + skipped_by_waiting_visit_info → Roistat has not seen the visit yet: re-send later
+ * The answer's counters are per batch, not per order, so where a counter says "some were
+ * skipped" the batch is re-sent one order at a time to learn which.
+ */
+#include "sinks/sink_roistat.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "queue/dispatch.h"
+#include "http/client.h"
+#include "base/log.h"
+#include "model/money.h"
+#include "base/ratelimit.h"
+#include "base/xalloc.h"
+
+#define MAX_ANSWER (1024 * 1024)
+
+struct roistat {
+        struct sink_ops ops;
+        const struct config *cfg;
+        struct http_client *http;
+        struct ratelimit rl;
+        char *statuses_body;  /* canonical set-statuses body */
+        char statuses_hash[65];
+        bool statuses_sent;
+        char url_orders[1200], url_statuses[1200];
+        char header_key[4200];
+};
+
+json_t *roistat_statuses_json(const struct config *cfg)
+{
+        json_t *arr = json_array();
+
+        for (size_t i = 0; i < cfg->n_roistat_statuses; i++)
+                json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "id",
+                                                     cfg->roistat_statuses[i].id, "name",
+                                                     cfg->roistat_statuses[i].name, "type",
+                                                     cfg->roistat_statuses[i].type));
+        return arr;
+}
+
+json_t *roistat_order_json(const struct config *cfg, const struct snapshot *s, char *why,
+                           size_t why_size)
+{
+        const char *status = status_map_lookup(&cfg->roistat_map, s->status, s->canceled, s->paid);
+        char price[32], name[300];
+        json_t *o, *fields;
+
+        if (!status) {
+                snprintf(why, why_size, "site status \"%s\" has no entry in [roistat.map]",
+                         s->status);
+                return NULL;
+        }
+        /* "cancelled" is whatever maps to a status of type canceled: the flag, or a
+         * status code such as C */
+        const struct roistat_status *rs = config_roistat_status(cfg, status);
+        if (cfg->roistat_canceled_zero && (s->canceled ||
+                                           (rs && strcmp(rs->type, "canceled") == 0)))
+                snprintf(price, sizeof(price), "0");
+        else
+                money_format(s->price_minor, price, sizeof(price));
+        snprintf(name, sizeof(name), "Order %s", s->account_number);
+        o = json_pack("{s:s, s:s, s:I, s:s, s:s}", "id", s->order_id, "name", name,
+                      "date_create", (json_int_t)s->created_at, "status", status, "price", price);
+        if (s->roistat_visit)
+                json_object_set_new(o, "roistat", json_string(s->roistat_visit));
+        if (s->has_cost) {
+                money_format(s->cost_minor, price, sizeof(price));
+                json_object_set_new(o, "cost", json_string(price));
+        }
+        fields = json_pack("{s:s, s:s}", "currency", s->currency, "account_number",
+                           s->account_number);
+        if (s->buyer.name)
+                json_object_set_new(fields, "buyer_name", json_string(s->buyer.name));
+        if (s->buyer.phone)
+                json_object_set_new(fields, "buyer_phone", json_string(s->buyer.phone));
+        if (s->buyer.email)
+                json_object_set_new(fields, "buyer_email", json_string(s->buyer.email));
+        if (s->buyer.company)
+                json_object_set_new(fields, "company", json_string(s->buyer.company));
+        if (s->buyer.inn)
+                json_object_set_new(fields, "inn", json_string(s->buyer.inn));
+        json_object_set_new(o, "fields", fields);
+        return o;
+}
+
+/* POST with the client-side rate limit. */
+static int post(struct roistat *r, const char *url, const char *body, struct http_response *ret)
+{
+        const char *headers[] = {"Content-Type: application/json", "Accept: application/json",
+                                 "Use-Http-Code: 1", r->header_key, NULL};
+
+        ratelimit_acquire(&r->rl);
+        return http_client_post(r->http, url, headers, body, strlen(body), ret);
+}
+
+static int64_t counter(json_t *doc, const char *key)
+{
+        json_t *v = json_object_get(doc, key);
+        if (json_is_integer(v))
+                return json_integer_value(v);
+        if (json_is_string(v))
+                return strtoll(json_string_value(v), NULL, 10);
+        return 0;
+}
+
+int roistat_answer_parse(const char *body, size_t len, struct roistat_answer *ret)
+{
+        json_t *doc = json_loadb(body, len, 0, NULL);
+        const char *status, *code, *desc;
+
+        memset(ret, 0, sizeof(*ret));
+        if (!json_is_object(doc)) {
+                json_decref(doc);
+                return -EINVAL;
+        }
+        status = json_string_value(json_object_get(doc, "status"));
+        ret->success = status && strcmp(status, "success") == 0;
+        ret->waiting_visit = counter(doc, "skipped_by_waiting_visit_info");
+        ret->invalid_format = counter(doc, "skipped_by_invalid_format");
+        ret->internal_error = counter(doc, "skipped_by_internal_error");
+        code = json_string_value(json_object_get(doc, "error"));
+        /* the docs name the field "message"; live projects fill "description" */
+        desc = json_string_value(json_object_get(doc, "description"));
+        if (!desc)
+                desc = json_string_value(json_object_get(doc, "message"));
+        snprintf(ret->error, sizeof(ret->error), "%s", code ? code : "");
+        snprintf(ret->description, sizeof(ret->description), "%s", desc ? desc : "");
+        json_decref(doc);
+        return 0;
+}
+
+/* "HTTP 401 authentication_failed: …" or "transport: …", for logs and dead letters. */
+static void describe(const struct http_response *resp, int rc, char *buf, size_t size)
+{
+        struct roistat_answer a;
+
+        if (rc < 0) {
+                snprintf(buf, size, "transport: %s", resp->error);
+                return;
+        }
+        roistat_answer_parse(resp->body, resp->len, &a);
+        snprintf(buf, size, "HTTP %ld%s%s%s%s", resp->status, a.error[0] ? " " : "", a.error,
+                 a.description[0] ? ": " : "", a.description);
+}
+
+/* Classifies an answer that is not a 200 success. */
+static int classify_failure(const struct http_response *resp, int rc, char *detail,
+                            size_t size, int64_t *retry_after_ms)
+{
+        describe(resp, rc, detail, size);
+        *retry_after_ms = resp->retry_after_s > 0 ? resp->retry_after_s * 1000 : 0;
+        if (rc < 0 || resp->status == 429 || resp->status >= 500 || resp->status == 408)
+                return SINK_REMOTE_DOWN;
+        if (resp->status == 401 || resp->status == 403 || resp->status == 402)
+                return SINK_AUTH;
+        return SINK_DONE; /* a 4xx about the data: the caller decides per order */
+}
+
+static int ensure_statuses(struct roistat *r, struct store *store, struct sink_outcome *out)
+{
+        struct http_response resp;
+        char *stored = NULL;
+        int rc, st;
+
+        if (r->statuses_sent)
+                return SINK_DONE;
+        if (store_meta_get(store, "roistat.statuses_sha256", &stored) == 0 &&
+            strcmp(stored, r->statuses_hash) == 0) {
+                free(stored);
+                r->statuses_sent = true;
+                return SINK_DONE;
+        }
+        free(stored);
+        rc = post(r, r->url_statuses, r->statuses_body, &resp);
+        if (rc == 0 && resp.status == 200) {
+                store_meta_set(store, "roistat.statuses_sha256", r->statuses_hash);
+                r->statuses_sent = true;
+                log_info("roistat.statuses_set", "count=%zu", r->cfg->n_roistat_statuses);
+                http_response_clear(&resp);
+                return SINK_DONE;
+        }
+        st = classify_failure(&resp, rc, out->detail, sizeof(out->detail), &out->retry_after_ms);
+        log_err("roistat.statuses_failed", "detail=\"%s\"", out->detail);
+        http_response_clear(&resp);
+        return st == SINK_DONE ? SINK_REMOTE_DOWN : st;
+}
+
+/* Sends `n` prepared orders (array `orders`, indexes `idx` into works/out). */
+static int send_orders(struct roistat *r, const struct store_work *works, json_t *orders,
+                       const size_t *idx, size_t n, struct sink_outcome *out)
+{
+        struct http_response resp;
+        char detail[256];
+        int64_t retry_after = 0;
+        char *body;
+        int rc, st = SINK_DONE;
+
+        body = json_dumps(orders, JSON_COMPACT);
+        rc = post(r, r->url_orders, body, &resp);
+        free(body);
+
+        if (rc == 0 && resp.status == 200) {
+                struct roistat_answer a;
+                if (roistat_answer_parse(resp.body, resp.len, &a) < 0 || !a.success) {
+                        describe(&resp, rc, detail, sizeof(detail));
+                        for (size_t i = 0; i < n; i++) {
+                                out[idx[i]].kind = STORE_TEMPFAIL;
+                                snprintf(out[idx[i]].detail, sizeof(out[idx[i]].detail),
+                                         "unexpected answer: %s", detail);
+                        }
+                        st = SINK_REMOTE_DOWN;
+                        goto out;
+                }
+                int64_t waiting = a.waiting_visit;
+                int64_t invalid = a.invalid_format;
+                int64_t internal = a.internal_error;
+                if (n > 1 && (invalid > 0 || internal > 0)) {
+                        /* learn which order it was: one by one (upserts, so harmless) */
+                        for (size_t i = 0; i < n; i++) {
+                                json_t *one = json_array();
+                                json_array_append(one, json_array_get(orders, i));
+                                send_orders(r, works, one, &idx[i], 1, out);
+                                json_decref(one);
+                        }
+                        goto out;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        struct sink_outcome *o = &out[idx[i]];
+                        const struct store_work *w = &works[idx[i]];
+                        bool has_visit = json_object_get(json_array_get(orders, i), "roistat");
+                        if (invalid > 0) {
+                                o->kind = STORE_PERMFAIL;
+                                snprintf(o->detail, sizeof(o->detail),
+                                         "Roistat skipped it: skipped_by_invalid_format");
+                        } else if (internal > 0) {
+                                o->kind = STORE_TEMPFAIL;
+                                snprintf(o->detail, sizeof(o->detail),
+                                         "Roistat skipped it: skipped_by_internal_error");
+                        } else if (waiting > 0 && has_visit &&
+                                   w->waits < r->cfg->visit_wait_max) {
+                                o->kind = STORE_WAITING;
+                                snprintf(o->detail, sizeof(o->detail),
+                                         "Roistat has not seen visit yet "
+                                         "(skipped_by_waiting_visit_info), wait %lld of %lld",
+                                         (long long)w->waits + 1,
+                                         (long long)r->cfg->visit_wait_max);
+                        } else {
+                                o->kind = STORE_OK;
+                                o->detail[0] = '\0';
+                        }
+                }
+                goto out;
+        }
+
+        st = classify_failure(&resp, rc, detail, sizeof(detail), &retry_after);
+        if (st == SINK_DONE && n > 1) {
+                /* a 4xx about the data: find the order at fault */
+                for (size_t i = 0; i < n; i++) {
+                        json_t *one = json_array();
+                        json_array_append(one, json_array_get(orders, i));
+                        send_orders(r, works, one, &idx[i], 1, out);
+                        json_decref(one);
+                }
+                goto out;
+        }
+        if (st == SINK_REMOTE_DOWN && resp.status == 429)
+                ratelimit_fill(&r->rl, now_ms());
+        for (size_t i = 0; i < n; i++) {
+                out[idx[i]].kind = st == SINK_DONE ? STORE_PERMFAIL : STORE_TEMPFAIL;
+                out[idx[i]].retry_after_ms = retry_after;
+                /* sent, and no answer: Roistat may apply it yet (a refused connection was
+                 * never sent) */
+                out[idx[i]].uncertain = rc < 0 && rc != -ECONNREFUSED;
+                snprintf(out[idx[i]].detail, sizeof(out[idx[i]].detail), "%s", detail);
+        }
+out:
+        http_response_clear(&resp);
+        return st;
+}
+
+static int deliver(void *ctx, struct store *store, const struct store_work *works, size_t n,
+                   struct sink_outcome *out)
+{
+        struct roistat *r = ctx;
+        json_t *orders = json_array();
+        size_t *idx = xcalloc(n, sizeof(*idx)), m = 0;
+        int st;
+
+        st = ensure_statuses(r, store, &out[0]);
+        if (st != SINK_DONE) {
+                for (size_t i = 1; i < n; i++)
+                        out[i] = out[0];
+                goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct snapshot_error err;
+                struct snapshot *s = NULL;
+                json_t *o;
+
+                if (snapshot_parse(works[i].json, strlen(works[i].json), &s, &err) < 0) {
+                        out[i].kind = STORE_PERMFAIL;
+                        snprintf(out[i].detail, sizeof(out[i].detail),
+                                 "stored snapshot unreadable: %s %s", err.field, err.message);
+                        continue;
+                }
+                o = roistat_order_json(r->cfg, s, out[i].detail, sizeof(out[i].detail));
+                snapshot_free(s);
+                if (!o) {
+                        out[i].kind = STORE_PERMFAIL;
+                        continue;
+                }
+                json_array_append_new(orders, o);
+                idx[m++] = i;
+        }
+        if (m > 0)
+                st = send_orders(r, works, orders, idx, m, out);
+out:
+        json_decref(orders);
+        free(idx);
+        return st;
+}
+
+static void roistat_free(void *ctx)
+{
+        struct roistat *r = ctx;
+
+        if (!r)
+                return;
+        http_client_free(r->http);
+        free(r->statuses_body);
+        explicit_bzero(r->header_key, sizeof(r->header_key));
+        free(r);
+}
+
+static const struct sink_ops roistat_ops = {
+        .name = "roistat",
+        .deliver = deliver,
+        .free = roistat_free,
+};
+
+int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, void **ret_ctx)
+{
+        struct roistat *r = xcalloc(1, sizeof(*r));
+        unsigned char digest[32];
+        unsigned int dlen = 0;
+        json_t *st;
+
+        r->cfg = cfg;
+        /* add-orders is an upsert: a silent re-send on a reused connection is harmless */
+        r->http = http_client_new(cfg->roistat_timeout_ms, MAX_ANSWER, true);
+        if (!r->http) {
+                free(r);
+                return -ENOMEM;
+        }
+        /* Roistat counts requests per rolling second: no burst, evenly spaced, 10% under */
+        ratelimit_init(&r->rl, cfg->roistat_rate, 1, 10);
+        snprintf(r->url_orders, sizeof(r->url_orders), "%s/project/add-orders?project=%s",
+                 cfg->roistat_url, cfg->roistat_project);
+        snprintf(r->url_statuses, sizeof(r->url_statuses), "%s/project/set-statuses?project=%s",
+                 cfg->roistat_url, cfg->roistat_project);
+        snprintf(r->header_key, sizeof(r->header_key), "Api-key: %s", cfg->roistat_api_key);
+        st = roistat_statuses_json(cfg);
+        r->statuses_body = json_dumps(st, JSON_COMPACT);
+        json_decref(st);
+        EVP_Digest(r->statuses_body, strlen(r->statuses_body), digest, &dlen, EVP_sha256(), NULL);
+        for (unsigned i = 0; i < 32; i++)
+                snprintf(r->statuses_hash + 2 * i, 3, "%02x", digest[i]);
+        r->ops = roistat_ops;
+        r->ops.batch_max = (size_t)cfg->roistat_batch_size;
+        *ret_ops = &r->ops;
+        *ret_ctx = r;
+        return 0;
+}

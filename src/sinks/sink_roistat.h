@@ -1,0 +1,36 @@
+/*
+ * The Roistat sink: orders go to POST {url}/project/add-orders?project=N in batches, and
+ * the configured status dictionary goes to /project/set-statuses before the first order
+ * and again whenever the configuration changes it.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "config/config.h"
+#include "sinks/sink.h"
+#include "model/snapshot.h"
+
+/* Builds the sink; the ops describe it to the dispatcher. */
+int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, void **ret_ctx);
+
+/* One order as Roistat's add-orders wants it, or NULL with `why` filled when the
+ * configuration has no status for this snapshot. */
+json_t *roistat_order_json(const struct config *cfg, const struct snapshot *s, char *why,
+                           size_t why_size);
+
+/* What Roistat answered: the envelope's verdict and add-orders' per-batch counters. */
+struct roistat_answer {
+        bool success;
+        int64_t waiting_visit, invalid_format, internal_error;
+        char error[64], description[192];
+};
+
+/* Parses an answer body; -EINVAL when it is not a JSON object. Pure (fuzzed). */
+int roistat_answer_parse(const char *body, size_t len, struct roistat_answer *ret);
+
+/* The set-statuses body for the configured dictionary. */
+json_t *roistat_statuses_json(const struct config *cfg);
