@@ -1,7 +1,7 @@
 /* Leaky bucket in microseconds of "busy time"; see ratelimit.h. */
 #include "base/ratelimit.h"
 
-#include <time.h>
+#include "base/clock.h"
 
 void ratelimit_init(struct ratelimit *rl, int64_t rate_per_s, int64_t burst, int headroom_pct)
 {
@@ -41,21 +41,10 @@ void ratelimit_fill(struct ratelimit *rl, int64_t now_ms)
         rl->level_us = rl->burst * rl->cost_us;
 }
 
-/* the same clock as the callers' now_ms(), which they pass to ratelimit_fill */
-static int64_t wall_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void ratelimit_acquire(struct ratelimit *rl)
 {
         int64_t wait;
 
-        while ((wait = ratelimit_take(rl, wall_ms())) > 0) {
-                struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
-                nanosleep(&ts, NULL);
-        }
+        while ((wait = ratelimit_take(rl, clock_mono_ms())) > 0)
+                clock_sleep_ms(wait);
 }

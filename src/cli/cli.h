@@ -1,11 +1,20 @@
 /*
- * The verbs of the command line other than serve and check; each returns the process
- * exit status (0 ok, 1 failure, 2 usage).
+ * The verbs of the command line, one file each (cli/VERB.c). Each takes the loaded
+ * configuration and the arguments left after the options, and returns the process exit
+ * status: 0 ok, 1 failure, 2 usage.
  */
 #pragma once
 
 #include "config/config.h"
 
-int cli_import(const struct config *cfg, const char *path);
-int cli_status(const struct config *cfg, const char *order_id, int as_json);
-int cli_retry(const struct config *cfg, const char *sink, const char *order_id);
+struct cli_opts {
+        int json;          /* --json */
+        const char *sink;  /* --sink NAME */
+};
+
+int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
+int cli_check(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
+int cli_import(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
+int cli_status(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
+int cli_retry(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
+int cli_stages(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);

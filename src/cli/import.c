@@ -12,7 +12,7 @@
 #include <openssl/evp.h>
 
 #include "cli/cli.h"
-#include "queue/dispatch.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "model/snapshot.h"
 #include "store/store.h"
@@ -27,7 +27,7 @@ struct import_stats {
 static int flush(struct store *st, struct store_put *puts, struct snapshot **snaps, size_t *n,
                  struct import_stats *stats)
 {
-        int r = store_put(st, puts, *n, now_ms());
+        int r = store_put(st, puts, *n, clock_wall_ms());
 
         for (size_t i = 0; i < *n; i++) {
                 if (puts[i].outcome == STORE_PUT_ACCEPTED)
@@ -42,7 +42,7 @@ static int flush(struct store *st, struct store_put *puts, struct snapshot **sna
         return r;
 }
 
-int cli_import(const struct config *cfg, const char *path)
+static int import_file(const struct config *cfg, const char *path)
 {
         struct store_put *puts = xcalloc(CHUNK, sizeof(*puts));
         struct snapshot **snaps = xcalloc(CHUNK, sizeof(*snaps));
@@ -139,4 +139,13 @@ out:
         if (f != stdin)
                 fclose(f);
         return r < 0 || stats.invalid > 0 || stats.failed > 0 ? 1 : 0;
+}
+
+int cli_import(const struct config *cfg, const struct cli_opts *o, int argc, char **argv)
+{
+        if (argc != 1) {
+                fprintf(stderr, "orderbridge import: give exactly one FILE (JSON Lines)\n");
+                return 2;
+        }
+        return import_file(cfg, argv[0]);
 }

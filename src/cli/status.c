@@ -1,6 +1,6 @@
 /*
- * `orderbridge status` and `orderbridge retry`: read (and, for retry, nudge) the store
- * that a running daemon uses; SQLite's WAL lets them run beside it.
+ * `orderbridge status`: read the store that a running daemon uses (SQLite's WAL lets it
+ * run beside the daemon): the queue per sink, or one order's whole story.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,7 +11,6 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
-#include "queue/dispatch.h"
 #include "store/store.h"
 
 static void print_time(const char *label, json_t *ms)
@@ -90,7 +89,7 @@ static void print_order(json_t *doc)
         }
 }
 
-int cli_status(const struct config *cfg, const char *order_id, int as_json)
+static int status(const struct config *cfg, const char *order_id, int as_json)
 {
         static const char *const sinks[] = {"roistat", "bitrix24"};
         struct store *st;
@@ -148,22 +147,11 @@ int cli_status(const struct config *cfg, const char *order_id, int as_json)
         return r < 0 ? 1 : 0;
 }
 
-int cli_retry(const struct config *cfg, const char *sink, const char *order_id)
+int cli_status(const struct config *cfg, const struct cli_opts *o, int argc, char **argv)
 {
-        struct store *st;
-        int r;
-
-        r = store_open(cfg->store_path, &st);
-        if (r < 0) {
-                fprintf(stderr, "orderbridge retry: store %s: %s\n", cfg->store_path,
-                        strerror(-r));
-                return 1;
+        if (argc > 1) {
+                fprintf(stderr, "orderbridge status: at most one ORDER_ID\n");
+                return 2;
         }
-        r = store_retry(st, sink, order_id, now_ms());
-        if (r < 0)
-                fprintf(stderr, "orderbridge retry: %s\n", store_errmsg(st));
-        else
-                printf("%d deliveries moved back to pending\n", r);
-        store_close(st);
-        return r < 0 ? 1 : 0;
+        return status(cfg, argc == 1 ? argv[0] : NULL, o->json);
 }

@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "http/signature.h"
 #include "model/snapshot.h"
@@ -131,7 +132,7 @@ static void *committer(void *arg)
         for (;;) {
                 size_t n = 0;
                 bool accepted = false;
-                int64_t started;
+                int64_t started, mono;
                 int r;
 
                 pthread_mutex_lock(&in->lock);
@@ -152,11 +153,12 @@ static void *committer(void *arg)
 
                 for (size_t i = 0; i < n; i++)
                         puts[i] = batch[i]->put;
-                started = now_ms();
+                started = clock_wall_ms();
+                mono = clock_mono_ms();
                 r = store_put(in->store, puts, n, started);
                 in->healthy = r == 0;
                 log_debug("ingest.commit", "jobs=%zu ms=%lld ok=%s", n,
-                          (long long)(now_ms() - started), r == 0 ? "yes" : "no");
+                          (long long)(clock_mono_ms() - mono), r == 0 ? "yes" : "no");
                 if (r < 0)
                         log_err("ingest.commit_failed", "jobs=%zu error=\"%s\"", n,
                                 store_errmsg(in->store));

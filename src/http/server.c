@@ -27,6 +27,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "model/snapshot.h"
 #include "store/store.h"
@@ -181,14 +182,6 @@ static enum MHD_Result handle_order(struct http_server *srv, struct MHD_Connecti
         return res;
 }
 
-static int64_t mono_ms(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct conn_clock *clock_of(struct MHD_Connection *conn)
 {
         const union MHD_ConnectionInfo *ci =
@@ -205,7 +198,7 @@ static void clock_set(struct http_server *srv, struct MHD_Connection *conn, bool
         if (c) {
                 c->waiting = waiting;
                 if (restart)
-                        c->since_ms = mono_ms();
+                        c->since_ms = clock_mono_ms();
         }
         pthread_mutex_unlock(&srv->clock_lock);
 }
@@ -222,7 +215,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
                 c = xcalloc(1, sizeof(*c));
                 c->fd = ci ? ci->connect_fd : -1;
-                c->since_ms = mono_ms();
+                c->since_ms = clock_mono_ms();
                 c->next = srv->clocks;
                 if (srv->clocks)
                         srv->clocks->prev = c;
@@ -251,7 +244,7 @@ static void *reaper(void *arg)
         pthread_mutex_lock(&srv->clock_lock);
         while (!srv->stopping) {
                 struct timespec ts;
-                int64_t now = mono_ms();
+                int64_t now = clock_mono_ms();
 
                 for (struct conn_clock *c = srv->clocks; c; c = c->next)
                         if (!c->waiting && c->fd >= 0 && now - c->since_ms > limit) {
@@ -260,12 +253,7 @@ static void *reaper(void *arg)
                                 log_info("http.slow_client_cut", "timeout_s=%lld",
                                          (long long)srv->cfg->connection_timeout_s);
                         }
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 250 * 1000000;
-                if (ts.tv_nsec >= 1000000000) {
-                        ts.tv_sec++;
-                        ts.tv_nsec -= 1000000000;
-                }
+                clock_mono_deadline(250, &ts);
                 pthread_cond_timedwait(&srv->clock_cond, &srv->clock_lock, &ts);
         }
         pthread_mutex_unlock(&srv->clock_lock);
@@ -462,7 +450,7 @@ int http_server_start(const struct config *cfg, struct ingest *in, struct http_s
         srv->ingest = in;
         pthread_mutex_init(&srv->reader_lock, NULL);
         pthread_mutex_init(&srv->clock_lock, NULL);
-        pthread_cond_init(&srv->clock_cond, NULL);
+        clock_cond_init(&srv->clock_cond);
         r = store_open(cfg->store_path, &srv->reader);
         if (r < 0) {
                 free(srv);

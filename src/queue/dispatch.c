@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "base/backoff.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
 
@@ -33,22 +34,15 @@ struct dispatch {
         int64_t sink_failures;
 };
 
-int64_t now_ms(void)
+/* Sleeps `delay_ms` (monotonic) or until a wake-up. Returns false when stopping. */
+static bool wait_for(struct dispatch *d, int64_t delay_ms)
 {
         struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Sleeps until `until_ms` or a wake-up. Returns false when stopping. */
-static bool wait_until(struct dispatch *d, int64_t until_ms)
-{
-        struct timespec ts = {.tv_sec = until_ms / 1000, .tv_nsec = (until_ms % 1000) * 1000000};
         bool go_on;
 
+        clock_mono_deadline(delay_ms, &ts);
         pthread_mutex_lock(&d->lock);
-        while (!d->woken && !d->stopping && now_ms() < until_ms)
+        while (!d->woken && !d->stopping)
                 if (pthread_cond_timedwait(&d->cond, &d->lock, &ts) == ETIMEDOUT)
                         break;
         d->woken = false;
@@ -76,7 +70,7 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                 snprintf(out[i].detail, sizeof(out[i].detail), "no verdict from the sink");
         }
         status = d->ops->deliver(d->ctx, d->store, w, n, out);
-        now = now_ms();
+        now = clock_wall_ms();
 
         if (status == SINK_DONE) {
                 d->sink_failures = 0;
@@ -92,7 +86,7 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                         delay = 60000;
                 if (hint > delay)
                         delay = hint;
-                *pause_until = now + delay;
+                *pause_until = clock_mono_ms() + delay;
                 log_warn("dispatch.pause", "sink=%s failures=%lld pause_ms=%lld reason=\"%s\"",
                          d->ops->name, (long long)d->sink_failures, (long long)delay,
                          out[0].detail);
@@ -123,8 +117,8 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                                                          cfg->backoff_max_ms, &d->rng);
                         if (out[i].retry_after_ms > delay)
                                 delay = out[i].retry_after_ms;
-                        if (*pause_until > now + delay)
-                                delay = *pause_until - now;
+                        if (*pause_until - clock_mono_ms() > delay)
+                                delay = *pause_until - clock_mono_ms();
                         res[i].next_at = now + delay;
                 } else if (out[i].kind == STORE_WAITING) {
                         res[i].next_at = now + (out[i].retry_after_ms > 0
@@ -157,20 +151,21 @@ static void *loop(void *arg)
 
         for (;;) {
                 struct store_work *w = NULL;
-                int64_t now = now_ms(), next;
+                int64_t now, next, mono = clock_mono_ms();
                 size_t n = 0;
                 int r;
 
-                if (now < pause_until) {
-                        if (!wait_until(d, pause_until))
+                if (mono < pause_until) {
+                        if (!wait_for(d, pause_until - mono))
                                 break;
                         continue;
                 }
+                now = clock_wall_ms();
                 r = store_take_due(d->store, d->ops->name, now, d->ops->batch_max, &w, &n);
                 if (r < 0) {
                         log_err("dispatch.take_failed", "sink=%s error=\"%s\"", d->ops->name,
                                 store_errmsg(d->store));
-                        if (!wait_until(d, now + d->cfg->poll_interval_ms))
+                        if (!wait_for(d, d->cfg->poll_interval_ms))
                                 break;
                         continue;
                 }
@@ -182,7 +177,7 @@ static void *loop(void *arg)
                 next = store_next_due(d->store, d->ops->name);
                 if (next > now + d->cfg->poll_interval_ms)
                         next = now + d->cfg->poll_interval_ms;
-                if (!wait_until(d, next))
+                if (!wait_for(d, next - now))
                         break;
         }
         return NULL;
@@ -198,11 +193,11 @@ int dispatch_start(const struct config *cfg, const struct sink_ops *ops, void *c
         d->ops = ops;
         d->ctx = ctx;
         pthread_mutex_init(&d->lock, NULL);
-        pthread_cond_init(&d->cond, NULL);
-        backoff_rng_seed(&d->rng, (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)d);
+        clock_cond_init(&d->cond);
+        backoff_rng_seed(&d->rng, (uint64_t)clock_wall_ms() ^ (uint64_t)(uintptr_t)d);
         r = store_open(cfg->store_path, &d->store);
         if (r == 0) {
-                r = store_requeue_inflight(d->store, now_ms());
+                r = store_requeue_inflight(d->store, clock_wall_ms());
                 if (r > 0)
                         log_info("dispatch.requeued", "sink=%s count=%d", ops->name, r);
                 r = r < 0 ? r : 0;

@@ -22,6 +22,3 @@ void dispatch_wake(struct dispatch *d);
 
 /* Stops the thread (an in-flight request is finished or times out) and frees. */
 struct dispatch *dispatch_stop(struct dispatch *d);
-
-/* Milliseconds since the epoch, the store's clock. */
-int64_t now_ms(void);

@@ -16,7 +16,7 @@
 
 #include <curl/curl.h>
 
-#include "queue/dispatch.h"
+#include "base/clock.h"
 #include "http/client.h"
 #include "base/log.h"
 #include "base/ratelimit.h"
@@ -177,11 +177,11 @@ int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **
                 return B24_OK;
         }
         if (strcmp(err->code, "QUERY_LIMIT_EXCEEDED") == 0) {
-                ratelimit_fill(&c->rl, now_ms());
+                ratelimit_fill(&c->rl, clock_mono_ms());
                 err->retry_after_ms = 1000;
         } else if (strcmp(err->code, "OPERATION_TIME_LIMIT") == 0) {
                 int64_t at = reset_at_ms(t) ? reset_at_ms(t) : c->operating_reset_at_ms;
-                err->retry_after_ms = at > now_ms() ? at - now_ms() : 60000;
+                err->retry_after_ms = at > clock_wall_ms() ? at - clock_wall_ms() : 60000; /* the portal's reset time is wall time */
         }
         if (resp.retry_after_s > 0 && resp.retry_after_s * 1000 > err->retry_after_ms)
                 err->retry_after_ms = resp.retry_after_s * 1000;

@@ -20,7 +20,7 @@
 
 #include <openssl/evp.h>
 
-#include "queue/dispatch.h"
+#include "base/clock.h"
 #include "http/client.h"
 #include "base/log.h"
 #include "model/money.h"
@@ -279,7 +279,7 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
                 goto out;
         }
         if (st == SINK_REMOTE_DOWN && resp.status == 429)
-                ratelimit_fill(&r->rl, now_ms());
+                ratelimit_fill(&r->rl, clock_mono_ms());
         for (size_t i = 0; i < n; i++) {
                 out[idx[i]].kind = st == SINK_DONE ? STORE_PERMFAIL : STORE_TEMPFAIL;
                 out[idx[i]].retry_after_ms = retry_after;

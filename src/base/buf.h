@@ -1,0 +1,33 @@
+/*
+ * One growable buffer with a hard cap (as curl's dynbuf with its `toobig`): everything
+ * the network or a file fills goes through it, so no reader can be made to grow without
+ * bound. The contents are always NUL-terminated; appending past the cap fails and leaves
+ * the buffer as it was.
+ */
+#pragma once
+
+#include <stddef.h>
+
+struct buf {
+        char *data;   /* NULL until the first append */
+        size_t len;
+        size_t cap;   /* allocated, including the NUL */
+        size_t max;   /* the most `len` may reach */
+};
+
+void buf_init(struct buf *b, size_t max);
+
+/* Appends n bytes: 0, or -EMSGSIZE when len would pass max (nothing appended). */
+int buf_append(struct buf *b, const void *data, size_t n);
+
+/* Formats and appends (truncating nothing): 0, -EMSGSIZE or -EINVAL. */
+__attribute__((format(printf, 2, 3))) int buf_printf(struct buf *b, const char *fmt, ...);
+
+/* Empties the buffer but keeps its memory. */
+void buf_reset(struct buf *b);
+
+/* Frees the memory; the buffer may be used again (same max). */
+void buf_free(struct buf *b);
+
+/* Hands the contents over (caller frees; "" when empty) and empties the buffer. */
+char *buf_steal(struct buf *b);
