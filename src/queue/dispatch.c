@@ -69,10 +69,12 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                 out[i].kind = STORE_TEMPFAIL;
                 snprintf(out[i].detail, sizeof(out[i].detail), "no verdict from the sink");
         }
-        status = d->ops->deliver(d->ctx, d->store, w, n, out);
+        struct store_writes writes = {0};
+
+        status = d->ops->deliver(d->ctx, d->store, &writes, w, n, out);
         now = clock_wall_ms();
 
-        if (status == SINK_DONE) {
+        if (status == 0) {
                 d->sink_failures = 0;
         } else {
                 int64_t delay, hint = 0;
@@ -82,7 +84,7 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                                 hint = out[i].retry_after_ms;
                 delay = backoff_delay_ms(d->sink_failures, cfg->backoff_min_ms,
                                          cfg->backoff_max_ms, &d->rng);
-                if (status == SINK_AUTH && delay < 60000)
+                if (status == -EACCES && delay < 60000)
                         delay = 60000;
                 if (hint > delay)
                         delay = hint;
@@ -134,12 +136,13 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                                  (long long)w[i].rev, kind_name(out[i].kind),
                                  (long long)w[i].attempts + 1, out[i].detail);
         }
-        r = store_record(d->store, d->ops->name, res, n, now, cfg->lifetime_s * 1000);
+        r = store_record(d->store, d->ops->name, res, n, &writes, now, cfg->lifetime_s * 1000);
         if (r < 0)
                 /* The rows stay in flight and are re-queued on the next start; meanwhile
                  * the remote is idempotent per order, so nothing is lost or doubled. */
                 log_err("dispatch.record_failed", "sink=%s error=\"%s\"", d->ops->name,
                         store_errmsg(d->store));
+        store_writes_clear(&writes);
         free(out);
         free(res);
 }

@@ -19,19 +19,18 @@ struct sink_outcome {
         bool uncertain;         /* the request may have been applied (answer lost, timeout) */
 };
 
-enum sink_status {
-        SINK_DONE = 0,          /* per-order outcomes are filled in */
-        SINK_REMOTE_DOWN = -1,  /* the remote failed as a whole: pause the sink, back off */
-        SINK_AUTH = -2,         /* credentials refused: pause for long, say so loudly */
-};
-
 struct sink_ops {
         const char *name;
         size_t batch_max;
-        /* Called before each batch with the sink's own store handle. Returns enum
-         * sink_status; outcomes must be filled for each of the n works when SINK_DONE,
-         * and may be left for the others (all are then TEMPFAIL). */
-        int (*deliver)(void *ctx, struct store *store, const struct store_work *works, size_t n,
-                       struct sink_outcome *outcomes);
+        /* Delivers a batch. `store` is the dispatcher's handle, for reads and for the few
+         * marks that must be durable BEFORE a remote write (a "maybe created" deal); every
+         * other durable fact the pass learns (links, cached look-ups) goes into `writes`,
+         * which the dispatcher records in the same transaction as the verdicts.
+         * Returns 0 when the per-order outcomes are filled in; -EAGAIN when the remote
+         * failed as a whole (pause the sink, back off); -EACCES when the credentials were
+         * refused (pause for long, say so loudly); -EIO when the store failed before any
+         * remote write. On a negative return, orders without a verdict are TEMPFAIL. */
+        int (*deliver)(void *ctx, struct store *store, struct store_writes *writes,
+                       const struct store_work *works, size_t n, struct sink_outcome *outcomes);
         void (*free)(void *ctx);
 };

@@ -681,8 +681,8 @@ static void order_free(struct order *o)
         free(o->rows_done);
 }
 
-static int deliver(void *ctx, struct store *st, const struct store_work *works, size_t n,
-                   struct sink_outcome *out)
+static int deliver(void *ctx, struct store *st, struct store_writes *writes,
+                   const struct store_work *works, size_t n, struct sink_outcome *out)
 {
         struct b24 *b = ctx;
         struct order *os = xcalloc(n, sizeof(*os));
@@ -738,9 +738,7 @@ static int deliver(void *ctx, struct store *st, const struct store_work *works, 
         for (size_t i = 0; i < n; i++)
                 order_free(&os[i]);
         free(os);
-        return r == B24_OK || r == B24_ERROR ? SINK_DONE
-               : r == B24_AUTH               ? SINK_AUTH
-                                             : SINK_REMOTE_DOWN;
+        return r == B24_OK || r == B24_ERROR ? 0 : r == B24_AUTH ? -EACCES : -EAGAIN;
 }
 
 static void b24_free(void *ctx)

@@ -165,10 +165,10 @@ static int classify_failure(const struct http_response *resp, int rc, char *deta
         describe(resp, rc, detail, size);
         *retry_after_ms = resp->retry_after_s > 0 ? resp->retry_after_s * 1000 : 0;
         if (rc < 0 || resp->status == 429 || resp->status >= 500 || resp->status == 408)
-                return SINK_REMOTE_DOWN;
+                return -EAGAIN;
         if (resp->status == 401 || resp->status == 403 || resp->status == 402)
-                return SINK_AUTH;
-        return SINK_DONE; /* a 4xx about the data: the caller decides per order */
+                return -EACCES;
+        return 0; /* a 4xx about the data: the caller decides per order */
 }
 
 static int ensure_statuses(struct roistat *r, struct store *store, struct sink_outcome *out)
@@ -178,12 +178,12 @@ static int ensure_statuses(struct roistat *r, struct store *store, struct sink_o
         int rc, st;
 
         if (r->statuses_sent)
-                return SINK_DONE;
+                return 0;
         if (store_meta_get(store, "roistat.statuses_sha256", &stored) == 0 &&
             strcmp(stored, r->statuses_hash) == 0) {
                 free(stored);
                 r->statuses_sent = true;
-                return SINK_DONE;
+                return 0;
         }
         free(stored);
         rc = post(r, r->url_statuses, r->statuses_body, &resp);
@@ -192,12 +192,12 @@ static int ensure_statuses(struct roistat *r, struct store *store, struct sink_o
                 r->statuses_sent = true;
                 log_info("roistat.statuses_set", "count=%zu", r->cfg->n_roistat_statuses);
                 http_response_clear(&resp);
-                return SINK_DONE;
+                return 0;
         }
         st = classify_failure(&resp, rc, out->detail, sizeof(out->detail), &out->retry_after_ms);
         log_err("roistat.statuses_failed", "detail=\"%s\"", out->detail);
         http_response_clear(&resp);
-        return st == SINK_DONE ? SINK_REMOTE_DOWN : st;
+        return st == 0 ? -EAGAIN : st;
 }
 
 /* Sends `n` prepared orders (array `orders`, indexes `idx` into works/out). */
@@ -208,7 +208,7 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
         char detail[256];
         int64_t retry_after = 0;
         char *body;
-        int rc, st = SINK_DONE;
+        int rc, st = 0;
 
         body = json_dumps(orders, JSON_COMPACT);
         rc = post(r, r->url_orders, body, &resp);
@@ -223,7 +223,7 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
                                 snprintf(out[idx[i]].detail, sizeof(out[idx[i]].detail),
                                          "unexpected answer: %s", detail);
                         }
-                        st = SINK_REMOTE_DOWN;
+                        st = -EAGAIN;
                         goto out;
                 }
                 int64_t waiting = a.waiting_visit;
@@ -268,7 +268,7 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
         }
 
         st = classify_failure(&resp, rc, detail, sizeof(detail), &retry_after);
-        if (st == SINK_DONE && n > 1) {
+        if (st == 0 && n > 1) {
                 /* a 4xx about the data: find the order at fault */
                 for (size_t i = 0; i < n; i++) {
                         json_t *one = json_array();
@@ -278,10 +278,10 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
                 }
                 goto out;
         }
-        if (st == SINK_REMOTE_DOWN && resp.status == 429)
+        if (st == -EAGAIN && resp.status == 429)
                 ratelimit_fill(&r->rl, clock_mono_ms());
         for (size_t i = 0; i < n; i++) {
-                out[idx[i]].kind = st == SINK_DONE ? STORE_PERMFAIL : STORE_TEMPFAIL;
+                out[idx[i]].kind = st == 0 ? STORE_PERMFAIL : STORE_TEMPFAIL;
                 out[idx[i]].retry_after_ms = retry_after;
                 /* sent, and no answer: Roistat may apply it yet (a refused connection was
                  * never sent) */
@@ -293,8 +293,8 @@ out:
         return st;
 }
 
-static int deliver(void *ctx, struct store *store, const struct store_work *works, size_t n,
-                   struct sink_outcome *out)
+static int deliver(void *ctx, struct store *store, struct store_writes *writes,
+                   const struct store_work *works, size_t n, struct sink_outcome *out)
 {
         struct roistat *r = ctx;
         json_t *orders = json_array();
@@ -302,7 +302,7 @@ static int deliver(void *ctx, struct store *store, const struct store_work *work
         int st;
 
         st = ensure_statuses(r, store, &out[0]);
-        if (st != SINK_DONE) {
+        if (st != 0) {
                 for (size_t i = 1; i < n; i++)
                         out[i] = out[0];
                 goto out;

@@ -72,6 +72,39 @@ struct store_result {
         bool uncertain;     /* this attempt may have been applied: remember when */
 };
 
+/* Durable facts a sink learns during a pass — links to remote records, cached look-ups —
+ * returned beside its verdicts and recorded in the same transaction (store_record), so
+ * that a link is never kept without the verdict that made it, and a sink's pass costs
+ * one commit, not one autocommitted fsync per fact. */
+enum store_write_kind {
+        STORE_WRITE_LINK,           /* order_id, key = kind ("b24.deal"), value = remote id */
+        STORE_WRITE_META,           /* key, value: set */
+        STORE_WRITE_META_IF_ABSENT, /* key, value: set unless the key exists (oldest wins) */
+};
+
+struct store_write {
+        enum store_write_kind kind;
+        char *order_id; /* LINK only */
+        char *key;
+        char *value;
+};
+
+struct store_writes {
+        struct store_write *items;
+        size_t n, cap;
+};
+
+void store_writes_link(struct store_writes *w, const char *order_id, const char *kind,
+                       const char *remote);
+void store_writes_meta(struct store_writes *w, const char *key, const char *value,
+                       bool only_if_absent);
+/* The value the pending writes give `key` (meta) or (order_id, kind) (link), or NULL:
+ * a sink reads its own writes of this pass before the store. */
+const char *store_writes_find_meta(const struct store_writes *w, const char *key);
+const char *store_writes_find_link(const struct store_writes *w, const char *order_id,
+                                   const char *kind);
+void store_writes_clear(struct store_writes *w);
+
 struct store_counts {
         int64_t pending, inflight, retrying, waiting, done, dead;
 };
@@ -96,10 +129,12 @@ int store_take_due(struct store *s, const char *sink, int64_t now_ms, size_t lim
                    struct store_work **ret, size_t *ret_n);
 void store_work_free(struct store_work *w, size_t n);
 
-/* Records what happened to work taken earlier, one transaction for all results. A
- * TEMPFAIL past `lifetime_ms` since the first failure becomes a dead letter. */
+/* Records what happened to work taken earlier and the side writes of the same pass
+ * (`writes`, may be NULL), one transaction for all. A TEMPFAIL past `lifetime_ms` since
+ * the first failure becomes a dead letter. On failure nothing is recorded. */
 int store_record(struct store *s, const char *sink, const struct store_result *results,
-                 size_t n, int64_t now_ms, int64_t lifetime_ms);
+                 size_t n, const struct store_writes *writes, int64_t now_ms,
+                 int64_t lifetime_ms);
 
 /* Work left in flight by a previous run goes back to pending, marked uncertain (the
  * request may yet be applied). Returns how many. */

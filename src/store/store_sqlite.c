@@ -434,8 +434,42 @@ void store_work_free(struct store_work *w, size_t n)
         free(w);
 }
 
+static int apply_writes(struct store *s, const struct store_writes *w)
+{
+        static const char *const sql[] = {
+                [STORE_WRITE_LINK] = "INSERT INTO links(order_id, kind, remote_id) "
+                                     "VALUES(?1, ?2, ?3) ON CONFLICT(order_id, kind) DO "
+                                     "UPDATE SET remote_id=excluded.remote_id",
+                [STORE_WRITE_META] = "INSERT INTO meta(key, value) VALUES(?2, ?3) ON "
+                                     "CONFLICT(key) DO UPDATE SET value=excluded.value",
+                [STORE_WRITE_META_IF_ABSENT] = "INSERT INTO meta(key, value) VALUES(?2, ?3) "
+                                               "ON CONFLICT(key) DO NOTHING",
+        };
+        sqlite3_stmt *st[3] = {0};
+        int r = 0, rc;
+
+        for (size_t k = 0; r == 0 && k < 3; k++)
+                r = prepare(s, sql[k], &st[k]);
+        for (size_t i = 0; r == 0 && i < w->n; i++) {
+                const struct store_write *x = &w->items[i];
+                sqlite3_stmt *q = st[x->kind];
+                sqlite3_reset(q);
+                sqlite3_clear_bindings(q);
+                if (x->kind == STORE_WRITE_LINK)
+                        sqlite3_bind_text(q, 1, x->order_id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 2, x->key, -1, SQLITE_STATIC);
+                sqlite3_bind_text(q, 3, x->value, -1, SQLITE_STATIC);
+                if ((rc = sqlite3_step(q)) != SQLITE_DONE)
+                        r = sql_errno(rc);
+        }
+        for (size_t k = 0; k < 3; k++)
+                sqlite3_finalize(st[k]);
+        return r;
+}
+
 int store_record(struct store *s, const char *sink, const struct store_result *results,
-                 size_t n, int64_t now_ms, int64_t lifetime_ms)
+                 size_t n, const struct store_writes *writes, int64_t now_ms,
+                 int64_t lifetime_ms)
 {
         static const char *const kind_names[] = {"ok", "tempfail", "permfail", "waiting"};
         sqlite3_stmt *upd = NULL, *att = NULL, *dead = NULL, *cur = NULL;
@@ -570,6 +604,8 @@ int store_record(struct store *s, const char *sink, const struct store_result *r
         sqlite3_finalize(upd);
         sqlite3_finalize(att);
         sqlite3_finalize(dead);
+        if (r == 0 && writes)
+                r = apply_writes(s, writes);
         if (r == 0)
                 r = exec(s, "COMMIT");
         if (r < 0)
@@ -806,4 +842,68 @@ int store_link_set(struct store *s, const char *order_id, const char *kind, cons
         return kv_set(s, "INSERT INTO links(order_id, kind, remote_id) VALUES(?1, ?2, ?3) "
                          "ON CONFLICT(order_id, kind) DO UPDATE SET remote_id=excluded.remote_id",
                       order_id, kind, remote);
+}
+
+static void writes_add(struct store_writes *w, enum store_write_kind kind, const char *order_id,
+                       const char *key, const char *value)
+{
+        if (w->n == w->cap) {
+                w->cap = w->cap ? w->cap * 2 : 16;
+                w->items = xrealloc(w->items, w->cap * sizeof(*w->items));
+        }
+        w->items[w->n++] = (struct store_write){kind, order_id ? xstrdup(order_id) : NULL,
+                                                xstrdup(key), xstrdup(value)};
+}
+
+void store_writes_link(struct store_writes *w, const char *order_id, const char *kind,
+                       const char *remote)
+{
+        writes_add(w, STORE_WRITE_LINK, order_id, kind, remote);
+}
+
+void store_writes_meta(struct store_writes *w, const char *key, const char *value,
+                       bool only_if_absent)
+{
+        writes_add(w, only_if_absent ? STORE_WRITE_META_IF_ABSENT : STORE_WRITE_META, NULL, key,
+                   value);
+}
+
+const char *store_writes_find_meta(const struct store_writes *w, const char *key)
+{
+        const char *v = NULL;
+
+        /* in order, as they will be applied: a set replaces, an if-absent only fills */
+        for (size_t i = 0; i < w->n; i++) {
+                const struct store_write *x = &w->items[i];
+                if (x->kind == STORE_WRITE_LINK || strcmp(x->key, key) != 0)
+                        continue;
+                if (x->kind == STORE_WRITE_META || !v)
+                        v = x->value;
+        }
+        return v;
+}
+
+const char *store_writes_find_link(const struct store_writes *w, const char *order_id,
+                                   const char *kind)
+{
+        const char *v = NULL;
+
+        for (size_t i = 0; i < w->n; i++) {
+                const struct store_write *x = &w->items[i];
+                if (x->kind == STORE_WRITE_LINK && strcmp(x->order_id, order_id) == 0 &&
+                    strcmp(x->key, kind) == 0)
+                        v = x->value;
+        }
+        return v;
+}
+
+void store_writes_clear(struct store_writes *w)
+{
+        for (size_t i = 0; i < w->n; i++) {
+                free(w->items[i].order_id);
+                free(w->items[i].key);
+                free(w->items[i].value);
+        }
+        free(w->items);
+        memset(w, 0, sizeof(*w));
 }

@@ -171,7 +171,7 @@ static void record(struct store *s, const char *order_id, int64_t rev, enum stor
         struct store_result r = {
             .order_id = order_id, .rev = rev, .kind = kind, .next_at = next_at, .detail = detail};
 
-        if (store_record(s, SINK, &r, 1, now, LIFETIME_MS) != 0)
+        if (store_record(s, SINK, &r, 1, NULL, now, LIFETIME_MS) != 0)
                 fail_msg("store_record(%s rev %lld) failed: %s", order_id, (long long)rev,
                          store_errmsg(s));
 }
