@@ -4,6 +4,8 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 
 FUZZ_SECONDS ?= 60
+# e.g. make bench BENCH_ARGS='--ceiling-bin build/orderbridge-ceiling --rounds 1'
+BENCH_ARGS ?=
 
 .PHONY: all deps build asan demo test bench fuzz soak clean
 
@@ -30,7 +32,7 @@ test:
 	@sh scripts/test.sh $(ASAN_BUILD)
 
 bench: build
-	@python3 bench/ingest_bench.py --bin $(BUILD)/orderbridge
+	@python3 bench/ingest_bench.py --bin $(BUILD)/orderbridge --rss $(BENCH_ARGS)
 	@python3 bench/b24_requests.py --bin $(BUILD)/orderbridge
 
 fuzz: deps
