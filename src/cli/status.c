@@ -1,7 +1,7 @@
 /*
  * `orderbridge status`: read the store that a running daemon uses (SQLite's WAL lets it
- * run beside the daemon): the queue per sink (every kind in sinks/registry.c), or one
- * order's whole story.
+ * run beside the daemon): the queue per sink (every kind in sinks/registry.c, or the one
+ * that --sink names), or one order's whole story.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -91,8 +91,9 @@ static void print_order(json_t *doc)
         }
 }
 
-/* The queue of every sink kind (enabled or not: a disabled one may still hold work). */
-static int queue(struct store *st, int as_json)
+/* The queue of every sink kind (enabled or not: a disabled one may still hold work), or
+ * of `only` when given. */
+static int queue(struct store *st, const char *only, int as_json)
 {
         size_t shown = 0;
         int r = 0;
@@ -105,6 +106,8 @@ static int queue(struct store *st, int as_json)
         for (size_t i = 0; i < sink_registry_count(); i++) {
                 const char *name = sink_registry_get(i)->name;
                 struct store_counts c;
+                if (only && strcmp(only, name) != 0)
+                        continue;
                 if ((r = store_counts(st, name, &c)) < 0)
                         break;
                 if (as_json)
@@ -126,7 +129,8 @@ static int queue(struct store *st, int as_json)
         return r;
 }
 
-static int status(const struct config *cfg, const char *order_id, int as_json)
+static int status(const struct config *cfg, const char *order_id, const char *only,
+                  int as_json)
 {
         struct store *st;
         int r;
@@ -153,7 +157,7 @@ static int status(const struct config *cfg, const char *order_id, int as_json)
                 }
                 free(json);
         } else {
-                r = queue(st, as_json);
+                r = queue(st, only, as_json);
         }
         store_close(st);
         return r < 0 ? 1 : 0;
@@ -165,5 +169,5 @@ int cli_status(const struct config *cfg, const struct cli_opts *o, int argc, cha
                 fprintf(stderr, "orderbridge status: at most one ORDER_ID\n");
                 return 2;
         }
-        return status(cfg, argc == 1 ? argv[0] : NULL, o->json);
+        return status(cfg, argc == 1 ? argv[0] : NULL, o->sink, o->json);
 }
