@@ -17,7 +17,9 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "config/core.h"
 #include "model/statusmap.h"
+#include "sinks/registry.h"
 #include "sinks/roistat_conf.h"
 
 #define NAME "test.conf"
@@ -759,6 +761,129 @@ static void a_map_key_that_is_not_a_code_or_flag_is_rejected(void **state)
                      NULL);
 }
 
+/* ---- sections: each module's keys are known in its own section only ---- */
+
+static bool section_has_key(const struct config_section *s, const char *key)
+{
+        for (size_t i = 0; i < s->n_keys; i++)
+                if (strcmp(s->keys[i].name, key) == 0)
+                        return true;
+        return false;
+}
+
+static void a_sinks_key_in_a_core_section_is_an_unknown_key_naming_it(void **state)
+{
+        expect_error("[server]\nthreads = 2\nbatch_size = 5\n", NAME ":3:", "[server] batch_size",
+                     "unknown key", NULL);
+        expect_error("[delivery]\nwebhook_url_file = /etc/b24\n", NAME ":2:",
+                     "[delivery] webhook_url_file", "unknown key", NULL);
+}
+
+static void a_key_of_one_sink_in_the_other_sinks_section_is_an_unknown_key(void **state)
+{
+        use_env_api_key();
+        expect_error(ROISTAT_OK "category_id = 3\n", NAME ":3:", "[roistat] category_id",
+                     "unknown key", NULL);
+        expect_error("[bitrix24]\nproject = 12345\n", NAME ":2:", "[bitrix24] project",
+                     "unknown key", NULL);
+}
+
+static void a_core_key_in_a_sinks_section_is_an_unknown_key(void **state)
+{
+        expect_error("[roistat]\nthreads = 2\n", NAME ":2:", "[roistat] threads", "unknown key",
+                     NULL);
+        expect_error("[bitrix24]\nlisten = 127.0.0.1:1\n", NAME ":2:", "[bitrix24] listen",
+                     "unknown key", NULL);
+}
+
+/* Every key of every registered sink section, written under [server] and under each
+ * other sink's section, is refused by name (unless that section has a key of the same
+ * name). */
+static void every_sink_key_is_refused_in_every_section_that_does_not_own_it(void **state)
+{
+        const struct config_section *server = &config_core_sections[0];
+        char text[256], want[128];
+        size_t tried = 0;
+
+        assert_string_equal(server->name, "server");
+        for (size_t i = 0; i < sink_registry_count(); i++) {
+                const struct config_section *own = sink_registry_get(i)->section;
+                for (size_t k = 0; k < own->n_keys; k++) {
+                        const char *key = own->keys[k].name;
+                        for (size_t j = 0; j <= sink_registry_count(); j++) {
+                                const struct config_section *other =
+                                        j < sink_registry_count() ? sink_registry_get(j)->section
+                                                                  : server;
+                                if (other == own || section_has_key(other, key))
+                                        continue;
+                                snprintf(text, sizeof(text), "[%s]\n%s = 1\n", other->name, key);
+                                snprintf(want, sizeof(want), NAME ":2: [%s] %s: unknown key",
+                                         other->name, key);
+                                expect_error(text, want, NULL);
+                                tried++;
+                        }
+                }
+        }
+        /* roistat's 8 keys and bitrix24's 10, each in two foreign sections, less the
+         * names both sinks have (enabled, rate, timeout_ms) */
+        assert_int_equal(tried, 2 * (8 + 10) - 2 * 3);
+}
+
+static void keys_lists_every_registered_sections_keys_under_its_header(void **state)
+{
+        char *text = NULL, header[64];
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        assert_non_null(f);
+        config_print_keys(f);
+        fclose(f);
+        for (size_t i = 0; i <= sink_registry_count(); i++) {
+                const struct config_section *s =
+                        i < sink_registry_count() ? sink_registry_get(i)->section
+                                                  : &config_core_sections[0];
+                const char *at, *next;
+                snprintf(header, sizeof(header), "\n[%s]\n", s->name);
+                at = strstr(text, header);
+                if (!at) {
+                        free(text);
+                        fail_msg("--keys has no %s header", s->name);
+                }
+                at += strlen(header);
+                next = strstr(at, "\n[");
+                for (size_t k = 0; k < s->n_keys; k++) {
+                        char line[64];
+                        const char *hit;
+                        snprintf(line, sizeof(line), "\n  %s ", s->keys[k].name);
+                        hit = strstr(at - 1, line);
+                        if (!hit || (next && hit > next)) {
+                                free(text);
+                                fail_msg("--keys lists no %s under [%s]", s->keys[k].name,
+                                         s->name);
+                        }
+                }
+                for (size_t j = 0; j < s->n_subsections; j++) {
+                        snprintf(header, sizeof(header), "\n[%s]\n", s->subsections[j].name);
+                        if (!strstr(text, header)) {
+                                free(text);
+                                fail_msg("--keys does not describe [%s]", s->subsections[j].name);
+                        }
+                }
+        }
+        free(text);
+}
+
+static void an_unknown_section_name_has_no_settings(void **state)
+{
+        struct config *c = load_ok("");
+
+        assert_null(config_section(c, "nosuch"));
+        assert_null(config_section_data(c, "nosuch"));
+        assert_null(config_section_data(c, "roistat.map")); /* a subsection, not a section */
+        /* a core section is always on, and is struct config itself */
+        assert_ptr_equal(config_section(c, "server"), c);
+}
+
 /* ---- secrets ---- */
 
 static void the_signing_secret_is_read_from_its_file(void **state)
@@ -920,6 +1045,12 @@ int main(void)
             T(map_entries_merge_over_the_defaults),
             T(a_map_value_naming_an_unknown_status_is_an_error_with_its_line),
             T(a_map_key_that_is_not_a_code_or_flag_is_rejected),
+            T(a_sinks_key_in_a_core_section_is_an_unknown_key_naming_it),
+            T(a_key_of_one_sink_in_the_other_sinks_section_is_an_unknown_key),
+            T(a_core_key_in_a_sinks_section_is_an_unknown_key),
+            T(every_sink_key_is_refused_in_every_section_that_does_not_own_it),
+            T(keys_lists_every_registered_sections_keys_under_its_header),
+            T(an_unknown_section_name_has_no_settings),
             T(the_signing_secret_is_read_from_its_file),
             T(the_signing_secret_is_read_from_the_environment),
             T(a_bad_signing_secret_is_rejected_without_showing_it),
