@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "cli/cli.h"
 #include "config/config.h"
+#include "sinks/registry.h"
 
 struct verb {
         const char *name, *args, *summary, *help;
@@ -35,9 +36,10 @@ static const struct verb verbs[] = {
          "was invalid (each is reported with its line number).\n",
          cli_import},
         {"status", "[--json] [ORDER_ID]", "show the queue, or one order's history",
-         "Without ORDER_ID: for each sink, how many orders are pending, in flight,\n"
-         "retrying, waiting, delivered and dead. With ORDER_ID: its latest snapshot, the\n"
-         "snapshots received, each sink's state, the attempts made and the last error.\n",
+         "Without ORDER_ID: for each sink (or only the one --sink NAME names), how many\n"
+         "orders are pending, in flight, retrying, waiting, delivered and dead. With\n"
+         "ORDER_ID: its latest snapshot, the snapshots received, each sink's state, the\n"
+         "attempts made and the last error.\n",
          cli_status},
         {"stages", "", "list the Bitrix24 portal's deal pipelines and stages",
          "Asks the portal (crm.category.list, crm.status.list) for every deal pipeline and\n"
@@ -69,7 +71,7 @@ static void verb_usage(const struct verb *v, FILE *f)
                 v->help);
         fprintf(f, "\noptions:\n  -c, --config FILE   the configuration (INI)\n"
                    "  --json              (status) print JSON instead of text\n"
-                   "  --sink NAME         (retry) only this sink's deliveries\n"
+                   "  --sink NAME         (status, retry) only this sink's deliveries\n"
                    "  -h, --help          this text\n");
 }
 
@@ -130,6 +132,13 @@ int main(int argc, char **argv)
                         verb_usage(v, stderr);
                         return 2;
                 }
+        }
+        if (vo.sink && !sink_registry_find(vo.sink)) {
+                char names[256];
+                sink_registry_names(names, sizeof(names));
+                fprintf(stderr, "orderbridge %s: --sink %s: no such sink (the sinks are %s)\n",
+                        v->name, vo.sink, names);
+                return 2;
         }
         if (!conf) {
                 fprintf(stderr, "orderbridge %s: -c FILE is required\n", v->name);

@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "model/snapshot.h"
+#include "sinks/registry.h"
 #include "store/store.h"
 #include "base/xalloc.h"
 
@@ -47,7 +48,7 @@ static int import_file(const struct config *cfg, const char *path)
         struct store_put *puts = xcalloc(CHUNK, sizeof(*puts));
         struct snapshot **snaps = xcalloc(CHUNK, sizeof(*snaps));
         struct import_stats stats = {0};
-        const char *sinks[2];
+        const char *sinks[SINK_KINDS_MAX];
         size_t n = 0, n_sinks = 0, cap = 0;
         struct store *st = NULL;
         char *line = NULL;
@@ -69,7 +70,7 @@ static int import_file(const struct config *cfg, const char *path)
                         strerror(-r));
                 goto out;
         }
-        n_sinks = config_sinks(cfg, sinks);
+        n_sinks = sink_registry_enabled(cfg, sinks, SINK_KINDS_MAX);
         store_set_sinks(st, sinks, n_sinks);
 
         while ((len = getline(&line, &cap, f)) >= 0) {

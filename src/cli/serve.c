@@ -15,32 +15,11 @@
 #include "http/ingest.h"
 #include "http/server.h"
 #include "queue/dispatch.h"
-#include "sinks/sink_bitrix24.h"
-#include "sinks/sink_roistat.h"
-
-static bool roistat_on(const struct config *cfg)
-{
-        return cfg->roistat_enabled;
-}
-
-static bool bitrix24_on(const struct config *cfg)
-{
-        return cfg->b24_enabled;
-}
-
-/* The sinks, in the order config_sinks() names them. */
-static const struct {
-        const char *name;
-        bool (*enabled)(const struct config *cfg);
-        int (*make)(const struct config *cfg, const struct sink_ops **ret_ops, void **ret_ctx);
-} sink_kinds[] = {
-        {"roistat", roistat_on, sink_roistat_new},
-        {"bitrix24", bitrix24_on, sink_bitrix24_new},
-};
+#include "sinks/registry.h"
 
 int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char **argv)
 {
-        struct dispatch *sinks[2] = {0};
+        struct dispatch *sinks[SINK_KINDS_MAX] = {0};
         struct http_server *srv = NULL;
         struct ingest *in = NULL;
         size_t n_sinks = 0;
@@ -59,16 +38,17 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        for (size_t i = 0; i < sizeof(sink_kinds) / sizeof(sink_kinds[0]); i++) {
+        for (size_t i = 0; i < sink_registry_count(); i++) {
+                const struct sink_kind *k = sink_registry_get(i);
                 const struct sink_ops *ops;
                 void *ctx;
-                if (!sink_kinds[i].enabled(cfg))
+                if (!sink_kind_enabled(k, cfg))
                         continue;
-                r = sink_kinds[i].make(cfg, &ops, &ctx);
+                r = k->create(cfg, &ops, &ctx);
                 if (r == 0)
                         r = dispatch_start(cfg, ops, ctx, &sinks[n_sinks]);
                 if (r < 0) {
-                        log_err("serve.failed", "what=%s error=\"%s\"", sink_kinds[i].name,
+                        log_err("serve.failed", "what=%s error=\"%s\"", k->name,
                                 strerror(-r));
                         goto out;
                 }

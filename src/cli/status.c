@@ -1,6 +1,7 @@
 /*
  * `orderbridge status`: read the store that a running daemon uses (SQLite's WAL lets it
- * run beside the daemon): the queue per sink, or one order's whole story.
+ * run beside the daemon): the queue per sink (every kind in sinks/registry.c, or the one
+ * that --sink names), or one order's whole story.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "sinks/registry.h"
 #include "store/store.h"
 
 static void print_time(const char *label, json_t *ms)
@@ -89,9 +91,47 @@ static void print_order(json_t *doc)
         }
 }
 
-static int status(const struct config *cfg, const char *order_id, int as_json)
+/* The queue of every sink kind (enabled or not: a disabled one may still hold work), or
+ * of `only` when given. */
+static int queue(struct store *st, const char *only, int as_json)
 {
-        static const char *const sinks[] = {"roistat", "bitrix24"};
+        size_t shown = 0;
+        int r = 0;
+
+        if (as_json)
+                printf("{");
+        else
+                printf("%-9s %8s %8s %8s %8s %8s %8s\n", "sink", "pending", "inflight",
+                       "retrying", "waiting", "done", "dead");
+        for (size_t i = 0; i < sink_registry_count(); i++) {
+                const char *name = sink_registry_get(i)->name;
+                struct store_counts c;
+                if (only && strcmp(only, name) != 0)
+                        continue;
+                if ((r = store_counts(st, name, &c)) < 0)
+                        break;
+                if (as_json)
+                        printf("%s\"%s\":{\"pending\":%lld,\"inflight\":%lld,"
+                               "\"retrying\":%lld,\"waiting\":%lld,\"done\":%lld,"
+                               "\"dead\":%lld}",
+                               shown ? "," : "", name, (long long)c.pending,
+                               (long long)c.inflight, (long long)c.retrying,
+                               (long long)c.waiting, (long long)c.done, (long long)c.dead);
+                else
+                        printf("%-9s %8lld %8lld %8lld %8lld %8lld %8lld\n", name,
+                               (long long)c.pending, (long long)c.inflight,
+                               (long long)c.retrying, (long long)c.waiting,
+                               (long long)c.done, (long long)c.dead);
+                shown++;
+        }
+        if (as_json)
+                printf("}\n");
+        return r;
+}
+
+static int status(const struct config *cfg, const char *order_id, const char *only,
+                  int as_json)
+{
         struct store *st;
         int r;
 
@@ -117,31 +157,7 @@ static int status(const struct config *cfg, const char *order_id, int as_json)
                 }
                 free(json);
         } else {
-                if (as_json)
-                        printf("{");
-                else
-                        printf("%-9s %8s %8s %8s %8s %8s %8s\n", "sink", "pending", "inflight",
-                               "retrying", "waiting", "done", "dead");
-                for (size_t i = 0; i < sizeof(sinks) / sizeof(sinks[0]); i++) {
-                        struct store_counts c;
-                        if ((r = store_counts(st, sinks[i], &c)) < 0)
-                                break;
-                        if (as_json)
-                                printf("%s\"%s\":{\"pending\":%lld,\"inflight\":%lld,"
-                                       "\"retrying\":%lld,\"waiting\":%lld,\"done\":%lld,"
-                                       "\"dead\":%lld}",
-                                       i ? "," : "", sinks[i], (long long)c.pending,
-                                       (long long)c.inflight, (long long)c.retrying,
-                                       (long long)c.waiting, (long long)c.done,
-                                       (long long)c.dead);
-                        else
-                                printf("%-9s %8lld %8lld %8lld %8lld %8lld %8lld\n", sinks[i],
-                                       (long long)c.pending, (long long)c.inflight,
-                                       (long long)c.retrying, (long long)c.waiting,
-                                       (long long)c.done, (long long)c.dead);
-                }
-                if (as_json)
-                        printf("}\n");
+                r = queue(st, only, as_json);
         }
         store_close(st);
         return r < 0 ? 1 : 0;
@@ -153,5 +169,5 @@ int cli_status(const struct config *cfg, const struct cli_opts *o, int argc, cha
                 fprintf(stderr, "orderbridge status: at most one ORDER_ID\n");
                 return 2;
         }
-        return status(cfg, argc == 1 ? argv[0] : NULL, o->json);
+        return status(cfg, argc == 1 ? argv[0] : NULL, o->sink, o->json);
 }

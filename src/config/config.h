@@ -1,8 +1,13 @@
 /*
- * The configuration: one INI file read with inih, checked against one table of typed keys
- * (section, key, type, default, limits). Every problem is reported as
+ * The configuration: one INI file read with inih and checked against the sections that
+ * the modules own. A section (struct config_section) is a table of typed keys (name,
+ * type, default, limits, help) plus its module's defaults, checks and subsections such
+ * as [roistat.map]. The core sections — [server], [store], [site], [log], [delivery]
+ * (config/core.c) — keep their fields in struct config; every other section has a struct
+ * of its own, which its module reads with config_section() (each sink's is named in
+ * sinks/registry.c, the one table of sink kinds). Every problem is reported as
  * "FILE:LINE: [section] key: what is wrong", all of them at once. Secrets are read from
- * the files the configuration names (or the environment) and kept only here.
+ * the files the configuration names (or the environment) and never printed.
  */
 #pragma once
 
@@ -13,20 +18,8 @@
 
 #include "http/signature.h"
 
-struct map_entry {
-        char *key;   /* a site status code, or "@canceled" / "@paid" */
-        char *value; /* the remote's status or stage id */
-        int line;    /* where it was set, 0 for a default */
-};
-
-struct status_map {
-        struct map_entry *entries;
-        size_t n;
-};
-
-struct roistat_status {
-        char *id, *type, *name;
-};
+struct status_map;
+struct config_part; /* one section's settings inside a loaded configuration */
 
 struct config {
         char *path;
@@ -59,61 +52,113 @@ struct config {
         int64_t poll_interval_ms;
         int64_t confirm_after_s;
 
-        /* [roistat] */
-        bool roistat_enabled;
-        char *roistat_url;
-        char *roistat_project;
-        char *roistat_api_key_file;
-        char *roistat_api_key;     /* secret */
-        int64_t roistat_batch_size;
-        int64_t roistat_timeout_ms;
-        int64_t roistat_rate;
-        bool roistat_canceled_zero;
-        struct roistat_status *roistat_statuses;
-        size_t n_roistat_statuses;
-        struct status_map roistat_map;
-
-        /* [bitrix24] */
-        bool b24_enabled;
-        char *b24_webhook_url_file;
-        char *b24_webhook_url;     /* secret: https://portal/rest/USER/CODE/ */
-        int64_t b24_category_id;
-        char *b24_roistat_field;
-        int64_t b24_rate, b24_burst;
-        int64_t b24_timeout_ms;
-        int64_t b24_orders_per_batch;
-        char *b24_deal_title_prefix;
-        char *b24_country_code;
-        struct status_map b24_map;
+        /* every section's settings, core ones first (those point back at this struct) */
+        struct config_part *parts;
+        size_t n_parts;
 };
+
+/* --- sections: what a module registers ------------------------------------------------ */
+
+enum config_key_type {
+        CONFIG_STRING, /* char *, NULL when unset and without default */
+        CONFIG_INT,    /* int64_t within [min, max] */
+        CONFIG_BOOL,   /* bool: yes/no, true/false, on/off, 1/0 */
+};
+
+struct config_key {
+        const char *name;
+        enum config_key_type type;
+        size_t offset;   /* of the field in the section's struct (struct config for core) */
+        const char *def; /* the default as it would be written in the file, or NULL */
+        int64_t min, max;
+        const char *help;
+};
+
+struct config_parse; /* a load in progress: checks and entry handlers report to it */
+
+/* A subsection that a section owns, such as [roistat.map]: free-form "key = value" lines,
+ * each handed to `entry` with the section's struct. */
+struct config_subsection {
+        const char *name;
+        void (*entry)(struct config_parse *p, void *conf, const char *subsection,
+                      const char *key, const char *value, int line);
+        const char *help; /* for --keys: "\n[name]\n  what its lines look like\n" */
+};
+
+struct config_section {
+        const char *name;
+        const struct config_key *keys;
+        size_t n_keys;
+        /* sizeof the module's struct, allocated and zeroed by the engine; 0 for a core
+         * section, whose keys are fields of struct config */
+        size_t size;
+        /* a sink's: an absent section means disabled, and so does its "enabled" key (a
+         * CONFIG_BOOL of that name, when the table has one) set to no */
+        bool optional;
+        const struct config_subsection *subsections;
+        size_t n_subsections;
+        /* after the keys' defaults are set: lists and maps that have defaults */
+        void (*defaults)(void *conf);
+        /* once the file is read without errors, for an enabled section: reads its secrets
+         * and reports what is wrong with config_error() */
+        void (*check)(struct config_parse *p, const struct config *cfg, void *conf);
+        /* frees what the module allocated beyond its string keys (the engine frees those
+         * and the struct); wipes secrets */
+        void (*free)(void *conf);
+};
+
+/* --- loading --------------------------------------------------------------------------- */
 
 /* Loads and checks `path`. On failure returns -EINVAL (or -errno when the file cannot be
  * read) and *ret_errors holds every problem, one per line (caller frees). */
 int config_load(const char *path, struct config **ret, char **ret_errors);
 
-/* A configuration built only from defaults, with `overrides` ("section.key=value" lines),
- * used by tests and the demo. Same checks as config_load. */
+/* The same from a string (tests, fuzzing); `name` stands for the file name in messages. */
 int config_load_string(const char *text, const char *name, struct config **ret,
                        char **ret_errors);
 
 struct config *config_free(struct config *c);
 
-/* Looks a snapshot's state up in a map: canceled first, then paid, then the status code.
- * Returns the mapped value or NULL when nothing matches. */
-const char *status_map_lookup(const struct status_map *m, const char *status, bool canceled,
-                              bool paid);
+/* The settings of section `name` (the module's struct; struct config itself for a core
+ * section), or NULL when the section is disabled or unknown. */
+const void *config_section(const struct config *cfg, const char *name);
 
-/* The Bitrix24 stage for a snapshot: the [bitrix24.map] value, prefixed with
- * "C<category>:" for a pipeline other than the default when the value has no prefix.
- * Returns 0, or -ENOENT when nothing maps. */
-int config_b24_stage(const struct config *c, const char *status, bool canceled, bool paid,
-                     char *buf, size_t size);
+/* The same whether the section is enabled or not (its defaults when it is absent);
+ * NULL only for an unknown name. */
+const void *config_section_data(const struct config *cfg, const char *name);
 
-/* The names of the enabled sinks ("roistat", "bitrix24"); returns how many (≤ 2). */
-size_t config_sinks(const struct config *c, const char *ret_names[2]);
-
-/* The roistat status by id, or NULL. */
-const struct roistat_status *config_roistat_status(const struct config *c, const char *id);
-
-/* Writes the documented keys, their defaults and limits (for --help and docs). */
+/* Writes every key of every section with its default and limits, then what each
+ * subsection's lines look like (`orderbridge --keys`). */
 void config_print_keys(FILE *f);
+
+/* --- for a section's check and entry handlers ----------------------------------------- */
+
+/* Reports one problem: "FILE:LINE: " (or "FILE: " when line is 0) and the text. */
+void config_error(struct config_parse *p, int line, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* Where [section] key was set, or 0 when it has its default. */
+int config_key_line(const struct config_parse *p, const char *section, const char *key);
+
+/* The line of the [section] header, or 0 when the file has none. */
+int config_section_line(const struct config_parse *p, const char *section);
+
+/* Reads a secret: the first line of the file at `path`, without its line end and trailing
+ * blanks, at most 4096 bytes; or when `path` is NULL, the environment variable `env`.
+ * Returns 1 and sets *ret (caller frees), 0 when neither is set, or a negative errno after
+ * reporting "[section] key: …" (never the secret itself). */
+int config_read_secret(struct config_parse *p, const char *section, const char *key,
+                       const char *path, const char *env, char **ret);
+
+/* Checks a remote URL: https://host[:port]/path, or http:// to a loopback host. Returns 0,
+ * or -EINVAL after reporting "[section] key: …" without repeating the URL. */
+int config_check_url(struct config_parse *p, const char *section, const char *key,
+                     const char *url);
+
+/* An id: 1..max bytes of letters, digits, '-', '_', ':' and '@'. */
+bool config_id_like(const char *s, size_t max);
+
+/* The entry handler of a status map subsection such as [roistat.map]: checks that `key`
+ * is a site status code, @canceled or @paid and `value` an id, then sets it in `m`. */
+void config_map_entry(struct config_parse *p, struct status_map *m, const char *subsection,
+                      const char *key, const char *value, int line);

@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "http/signature.h"
 #include "model/snapshot.h"
+#include "sinks/registry.h"
 #include "store/store.h"
 #include "base/xalloc.h"
 
@@ -193,7 +194,7 @@ int ingest_new(const struct config *cfg, struct dispatch *const *wake, size_t n_
                struct ingest **ret)
 {
         struct ingest *in = xcalloc(1, sizeof(*in));
-        const char *sinks[2];
+        const char *sinks[SINK_KINDS_MAX];
         size_t n_sinks = 0;
         int r;
 
@@ -209,7 +210,7 @@ int ingest_new(const struct config *cfg, struct dispatch *const *wake, size_t n_
                 free(in);
                 return r;
         }
-        n_sinks = config_sinks(cfg, sinks);
+        n_sinks = sink_registry_enabled(cfg, sinks, SINK_KINDS_MAX);
         store_set_sinks(in->store, sinks, n_sinks);
         r = -pthread_create(&in->thread, NULL, committer, in);
         if (r < 0) {

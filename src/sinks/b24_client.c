@@ -32,22 +32,22 @@ struct b24_client {
         int64_t operating_reset_at_ms;
 };
 
-struct b24_client *b24_client_new(const struct config *cfg)
+struct b24_client *b24_client_new(const struct b24_conf *conf)
 {
         struct b24_client *c = xcalloc(1, sizeof(*c));
 
         /* no connection reuse: on a kept-alive connection that dies before the answer,
          * libcurl silently sends the POST again, and a deal create sent twice unseen
          * would defeat the one-deal-per-order check */
-        c->http = http_client_new(cfg->b24_timeout_ms, MAX_ANSWER, false);
+        c->http = http_client_new(conf->timeout_ms, MAX_ANSWER, false);
         if (!c->http) {
                 free(c);
                 return NULL;
         }
         /* one unit of the portal's burst and 5 % of its rate are left unused, so that
          * network jitter (the portal times a request on arrival) never tips it over */
-        ratelimit_init(&c->rl, cfg->b24_rate, cfg->b24_burst > 1 ? cfg->b24_burst - 1 : 1, 5);
-        c->base = xstrdup(cfg->b24_webhook_url);
+        ratelimit_init(&c->rl, conf->rate, conf->burst > 1 ? conf->burst - 1 : 1, 5);
+        c->base = xstrdup(conf->webhook_url);
         return c;
 }
 

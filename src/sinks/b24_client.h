@@ -15,7 +15,7 @@
 
 #include <jansson.h>
 
-#include "config/config.h"
+#include "sinks/bitrix24_conf.h"
 
 enum b24_status { B24_OK = 0, B24_REMOTE_DOWN = -1, B24_AUTH = -2, B24_ERROR = -3 };
 
@@ -28,7 +28,8 @@ struct b24_error {
 
 struct b24_client;
 
-struct b24_client *b24_client_new(const struct config *cfg);
+/* A client for the enabled [bitrix24] webhook. */
+struct b24_client *b24_client_new(const struct b24_conf *conf);
 struct b24_client *b24_client_free(struct b24_client *c);
 
 /* Calls `method` with a JSON body (`params`, consumed). On B24_OK, *ret_doc is the whole

@@ -40,6 +40,7 @@
 struct b24 {
         struct sink_ops ops;
         const struct config *cfg;
+        const struct b24_conf *conf; /* [bitrix24] */
         struct b24_client *client;
 };
 
@@ -281,7 +282,7 @@ static int learn_contacts(struct b24 *b, struct store *st, json_t *ids, struct b
                         {
                                 const char *val = json_string_value(json_object_get(m, "VALUE"));
                                 char *have;
-                                if (phone_normalize(val, b->cfg->b24_country_code, norm,
+                                if (phone_normalize(val, b->conf->country_code, norm,
                                                     sizeof(norm)) < 0)
                                         continue;
                                 have = meta(st, "contact.phone", norm); /* oldest wins */
@@ -432,6 +433,7 @@ static size_t compose(struct b24 *b, struct store *st, struct order *o, size_t i
 {
         const struct snapshot *s = o->s;
         const struct config *cfg = b->cfg;
+        const struct b24_conf *conf = b->conf;
         json_t *fields;
         char key[32], deal_ref[48], amount[32], title_key[300] = "company:";
         size_t added = 0;
@@ -509,8 +511,8 @@ static size_t compose(struct b24 *b, struct store *st, struct order *o, size_t i
                 json_object_set_new(fields, "CONTACT_ID", json_string(o->contact_ref));
         if (o->company_ref[0])
                 json_object_set_new(fields, "COMPANY_ID", json_string(o->company_ref));
-        if (cfg->b24_roistat_field[0] && s->roistat_visit)
-                json_object_set_new(fields, cfg->b24_roistat_field,
+        if (conf->roistat_field[0] && s->roistat_visit)
+                json_object_set_new(fields, conf->roistat_field,
                                     json_string(s->roistat_visit));
         snprintf(key, sizeof(key), "d%zu", i);
         if (o->deal) {
@@ -520,10 +522,10 @@ static size_t compose(struct b24 *b, struct store *st, struct order *o, size_t i
                 snprintf(deal_ref, sizeof(deal_ref), "%s", o->deal);
         } else {
                 char title[400];
-                snprintf(title, sizeof(title), "%s%s", cfg->b24_deal_title_prefix,
+                snprintf(title, sizeof(title), "%s%s", conf->deal_title_prefix,
                          s->account_number);
                 json_object_set_new(fields, "TITLE", json_string(title));
-                json_object_set_new(fields, "CATEGORY_ID", json_integer(cfg->b24_category_id));
+                json_object_set_new(fields, "CATEGORY_ID", json_integer(conf->category_id));
                 json_object_set_new(fields, "ORIGINATOR_ID", json_string(cfg->site_id));
                 json_object_set_new(fields, "ORIGIN_ID", json_string(s->order_id));
                 batch_add(bt, key, "crm.deal.add", json_pack("{s:o}", "fields", fields));
@@ -698,14 +700,14 @@ static int deliver(void *ctx, struct store *st, struct store_writes *writes,
                                serr.field, serr.message);
                         continue;
                 }
-                if (config_b24_stage(b->cfg, o->s->status, o->s->canceled, o->s->paid, o->stage,
+                if (b24_conf_stage(b->conf, o->s->status, o->s->canceled, o->s->paid, o->stage,
                                      sizeof(o->stage)) < 0) {
                         finish(o, out, STORE_PERMFAIL,
                                "site status \"%s\" has no entry in [bitrix24.map]",
                                o->s->status);
                         continue;
                 }
-                if (phone_normalize(o->s->buyer.phone, b->cfg->b24_country_code, o->phone,
+                if (phone_normalize(o->s->buyer.phone, b->conf->country_code, o->phone,
                                     sizeof(o->phone)) < 0)
                         o->phone[0] = '\0';
                 if (email_normalize(o->s->buyer.email, o->email, sizeof(o->email)) < 0)
@@ -753,16 +755,21 @@ static void b24_free(void *ctx)
 
 int sink_bitrix24_new(const struct config *cfg, const struct sink_ops **ret_ops, void **ret_ctx)
 {
-        struct b24 *b = xcalloc(1, sizeof(*b));
+        const struct b24_conf *conf = b24_conf_get(cfg);
+        struct b24 *b;
 
+        if (!conf)
+                return -EINVAL; /* not enabled */
+        b = xcalloc(1, sizeof(*b));
         b->cfg = cfg;
-        b->client = b24_client_new(cfg);
+        b->conf = conf;
+        b->client = b24_client_new(conf);
         if (!b->client) {
                 free(b);
                 return -ENOMEM;
         }
         b->ops = (struct sink_ops){.name = "bitrix24",
-                                   .batch_max = (size_t)cfg->b24_orders_per_batch,
+                                   .batch_max = (size_t)conf->orders_per_batch,
                                    .deliver = deliver,
                                    .free = b24_free};
         *ret_ops = &b->ops;
@@ -854,7 +861,8 @@ static int fetch_stages(struct b24_client *c, json_t **ret, struct b24_error *er
 
 int b24_print_stages(const struct config *cfg)
 {
-        struct b24_client *c = b24_client_new(cfg);
+        const struct b24_conf *conf = b24_conf_get(cfg);
+        struct b24_client *c = b24_client_new(conf);
         struct b24_error err;
         json_t *all = NULL, *cat, *v;
         const char *key, *sid;
@@ -873,7 +881,7 @@ int b24_print_stages(const struct config *cfg)
         {
                 printf("pipeline %s \"%s\"%s\n", key,
                        json_string_value(json_object_get(cat, "name")),
-                       strtoll(key, NULL, 10) == cfg->b24_category_id ? " (configured)" : "");
+                       strtoll(key, NULL, 10) == conf->category_id ? " (configured)" : "");
                 json_object_foreach(json_object_get(cat, "stages"), sid, v)
                         printf("  %-28s %s\n", sid, json_string_value(v));
         }
@@ -883,7 +891,8 @@ int b24_print_stages(const struct config *cfg)
 
 int b24_check_stages(const struct config *cfg)
 {
-        struct b24_client *c = b24_client_new(cfg);
+        const struct b24_conf *conf = b24_conf_get(cfg);
+        struct b24_client *c = b24_client_new(conf);
         struct b24_error err;
         json_t *all = NULL, *stages;
         char k[32], stage[96];
@@ -899,7 +908,7 @@ int b24_check_stages(const struct config *cfg)
                         err.description);
                 return 2;
         }
-        snprintf(k, sizeof(k), "%lld", (long long)cfg->b24_category_id);
+        snprintf(k, sizeof(k), "%lld", (long long)conf->category_id);
         stages = json_object_get(json_object_get(all, k), "stages");
         if (!stages) {
                 fprintf(stderr, "%s: [bitrix24] category_id = %s: the portal has no such deal "
@@ -907,11 +916,11 @@ int b24_check_stages(const struct config *cfg)
                 json_decref(all);
                 return 1;
         }
-        for (size_t i = 0; i < cfg->b24_map.n; i++) {
-                const struct map_entry *e = &cfg->b24_map.entries[i];
-                if (cfg->b24_category_id > 0 && !strchr(e->value, ':'))
+        for (size_t i = 0; i < conf->map.n; i++) {
+                const struct status_map_entry *e = &conf->map.entries[i];
+                if (conf->category_id > 0 && !strchr(e->value, ':'))
                         snprintf(stage, sizeof(stage), "C%lld:%s",
-                                 (long long)cfg->b24_category_id, e->value);
+                                 (long long)conf->category_id, e->value);
                 else
                         snprintf(stage, sizeof(stage), "%s", e->value);
                 if (!json_object_get(stages, stage)) {

@@ -32,6 +32,7 @@
 struct roistat {
         struct sink_ops ops;
         const struct config *cfg;
+        const struct roistat_conf *conf; /* [roistat] */
         struct http_client *http;
         struct ratelimit rl;
         char *statuses_body;  /* canonical set-statuses body */
@@ -41,22 +42,22 @@ struct roistat {
         char header_key[4200];
 };
 
-json_t *roistat_statuses_json(const struct config *cfg)
+json_t *roistat_statuses_json(const struct roistat_conf *conf)
 {
         json_t *arr = json_array();
 
-        for (size_t i = 0; i < cfg->n_roistat_statuses; i++)
+        for (size_t i = 0; i < conf->n_statuses; i++)
                 json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "id",
-                                                     cfg->roistat_statuses[i].id, "name",
-                                                     cfg->roistat_statuses[i].name, "type",
-                                                     cfg->roistat_statuses[i].type));
+                                                     conf->statuses[i].id, "name",
+                                                     conf->statuses[i].name, "type",
+                                                     conf->statuses[i].type));
         return arr;
 }
 
-json_t *roistat_order_json(const struct config *cfg, const struct snapshot *s, char *why,
+json_t *roistat_order_json(const struct roistat_conf *conf, const struct snapshot *s, char *why,
                            size_t why_size)
 {
-        const char *status = status_map_lookup(&cfg->roistat_map, s->status, s->canceled, s->paid);
+        const char *status = status_map_lookup(&conf->map, s->status, s->canceled, s->paid);
         char price[32], name[300];
         json_t *o, *fields;
 
@@ -67,8 +68,8 @@ json_t *roistat_order_json(const struct config *cfg, const struct snapshot *s, c
         }
         /* "cancelled" is whatever maps to a status of type canceled: the flag, or a
          * status code such as C */
-        const struct roistat_status *rs = config_roistat_status(cfg, status);
-        if (cfg->roistat_canceled_zero && (s->canceled ||
+        const struct roistat_status *rs = roistat_conf_status(conf, status);
+        if (conf->canceled_price_zero && (s->canceled ||
                                            (rs && strcmp(rs->type, "canceled") == 0)))
                 snprintf(price, sizeof(price), "0");
         else
@@ -190,7 +191,7 @@ static int ensure_statuses(struct roistat *r, struct store *store, struct sink_o
         if (rc == 0 && resp.status == 200) {
                 store_meta_set(store, "roistat.statuses_sha256", r->statuses_hash);
                 r->statuses_sent = true;
-                log_info("roistat.statuses_set", "count=%zu", r->cfg->n_roistat_statuses);
+                log_info("roistat.statuses_set", "count=%zu", r->conf->n_statuses);
                 http_response_clear(&resp);
                 return 0;
         }
@@ -318,7 +319,7 @@ static int deliver(void *ctx, struct store *store, struct store_writes *writes,
                                  "stored snapshot unreadable: %s %s", err.field, err.message);
                         continue;
                 }
-                o = roistat_order_json(r->cfg, s, out[i].detail, sizeof(out[i].detail));
+                o = roistat_order_json(r->conf, s, out[i].detail, sizeof(out[i].detail));
                 snapshot_free(s);
                 if (!o) {
                         out[i].kind = STORE_PERMFAIL;
@@ -355,33 +356,38 @@ static const struct sink_ops roistat_ops = {
 
 int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, void **ret_ctx)
 {
-        struct roistat *r = xcalloc(1, sizeof(*r));
+        const struct roistat_conf *conf = roistat_conf_get(cfg);
+        struct roistat *r;
         unsigned char digest[32];
         unsigned int dlen = 0;
         json_t *st;
 
+        if (!conf)
+                return -EINVAL; /* not enabled */
+        r = xcalloc(1, sizeof(*r));
         r->cfg = cfg;
+        r->conf = conf;
         /* add-orders is an upsert: a silent re-send on a reused connection is harmless */
-        r->http = http_client_new(cfg->roistat_timeout_ms, MAX_ANSWER, true);
+        r->http = http_client_new(conf->timeout_ms, MAX_ANSWER, true);
         if (!r->http) {
                 free(r);
                 return -ENOMEM;
         }
         /* Roistat counts requests per rolling second: no burst, evenly spaced, 10% under */
-        ratelimit_init(&r->rl, cfg->roistat_rate, 1, 10);
+        ratelimit_init(&r->rl, conf->rate, 1, 10);
         snprintf(r->url_orders, sizeof(r->url_orders), "%s/project/add-orders?project=%s",
-                 cfg->roistat_url, cfg->roistat_project);
+                 conf->url, conf->project);
         snprintf(r->url_statuses, sizeof(r->url_statuses), "%s/project/set-statuses?project=%s",
-                 cfg->roistat_url, cfg->roistat_project);
-        snprintf(r->header_key, sizeof(r->header_key), "Api-key: %s", cfg->roistat_api_key);
-        st = roistat_statuses_json(cfg);
+                 conf->url, conf->project);
+        snprintf(r->header_key, sizeof(r->header_key), "Api-key: %s", conf->api_key);
+        st = roistat_statuses_json(conf);
         r->statuses_body = json_dumps(st, JSON_COMPACT);
         json_decref(st);
         EVP_Digest(r->statuses_body, strlen(r->statuses_body), digest, &dlen, EVP_sha256(), NULL);
         for (unsigned i = 0; i < 32; i++)
                 snprintf(r->statuses_hash + 2 * i, 3, "%02x", digest[i]);
         r->ops = roistat_ops;
-        r->ops.batch_max = (size_t)cfg->roistat_batch_size;
+        r->ops.batch_max = (size_t)conf->batch_size;
         *ret_ops = &r->ops;
         *ret_ctx = r;
         return 0;

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "config/config.h"
+#include "sinks/roistat_conf.h"
 #include "sinks/sink.h"
 #include "model/snapshot.h"
 
@@ -19,7 +20,7 @@ int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, 
 
 /* One order as Roistat's add-orders wants it, or NULL with `why` filled when the
  * configuration has no status for this snapshot. */
-json_t *roistat_order_json(const struct config *cfg, const struct snapshot *s, char *why,
+json_t *roistat_order_json(const struct roistat_conf *conf, const struct snapshot *s, char *why,
                            size_t why_size);
 
 /* What Roistat answered: the envelope's verdict and add-orders' per-batch counters. */
@@ -33,4 +34,4 @@ struct roistat_answer {
 int roistat_answer_parse(const char *body, size_t len, struct roistat_answer *ret);
 
 /* The set-statuses body for the configured dictionary. */
-json_t *roistat_statuses_json(const struct config *cfg);
+json_t *roistat_statuses_json(const struct roistat_conf *conf);

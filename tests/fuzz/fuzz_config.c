@@ -10,6 +10,9 @@
 
 #include "config/config.h"
 #include "base/log.h"
+#include "sinks/bitrix24_conf.h"
+#include "sinks/registry.h"
+#include "sinks/roistat_conf.h"
 
 static const char *const secrets[][2] = {
     {"ORDERBRIDGE_SIGNING_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
@@ -33,22 +36,34 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void use(const struct config *c)
 {
         static const char *const statuses[] = {"N", "P", "A", "D", "F", "C", "X"};
-        const char *sinks[2];
+        const struct roistat_conf *rs = config_section_data(c, "roistat");
+        const struct b24_conf *b24 = config_section_data(c, "bitrix24");
+        const char *sinks[SINK_KINDS_MAX];
+        size_t n_sinks = sink_registry_enabled(c, sinks, SINK_KINDS_MAX);
         char stage[128];
 
-        FUZZ_CHECK(config_sinks(c, sinks) <= 2, "more than two sinks");
+        FUZZ_CHECK(rs && b24, "a sink's section has no settings");
+        FUZZ_CHECK(n_sinks <= sink_registry_count(), "more sinks than kinds");
+        /* enabled means: its section is there and says so */
+        for (size_t i = 0; i < n_sinks; i++) {
+                const struct sink_kind *k = sink_registry_find(sinks[i]);
+                FUZZ_CHECK(k && config_section(c, k->section->name), "%s enabled without its "
+                           "section", sinks[i]);
+        }
+        FUZZ_CHECK(!config_section(c, "roistat") || rs->enabled, "[roistat] on with enabled=no");
+        FUZZ_CHECK(!config_section(c, "bitrix24") || b24->enabled, "[bitrix24] on with enabled=no");
         for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
                 for (int flags = 0; flags < 4; flags++) {
-                        status_map_lookup(&c->roistat_map, statuses[i], flags & 1, flags & 2);
-                        if (config_b24_stage(c, statuses[i], flags & 1, flags & 2, stage,
-                                             sizeof(stage)) == 0)
+                        status_map_lookup(&rs->map, statuses[i], flags & 1, flags & 2);
+                        if (b24_conf_stage(b24, statuses[i], flags & 1, flags & 2, stage,
+                                           sizeof(stage)) == 0)
                                 FUZZ_CHECK(stage[0], "empty stage for %s", statuses[i]);
                 }
         /* an enabled Roistat sink maps every site status to a status it will send */
-        for (size_t i = 0; c->roistat_enabled && i < c->roistat_map.n; i++)
-                FUZZ_CHECK(config_roistat_status(c, c->roistat_map.entries[i].value),
+        for (size_t i = 0; config_section(c, "roistat") && i < rs->map.n; i++)
+                FUZZ_CHECK(roistat_conf_status(rs, rs->map.entries[i].value),
                            "[roistat.map] %s = %s accepted without such a status",
-                           c->roistat_map.entries[i].key, c->roistat_map.entries[i].value);
+                           rs->map.entries[i].key, rs->map.entries[i].value);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

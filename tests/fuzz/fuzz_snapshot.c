@@ -11,10 +11,13 @@
 #include "sinks/b24_client.h"
 #include "config/config.h"
 #include "model/phone.h"
+#include "sinks/bitrix24_conf.h"
 #include "sinks/sink_roistat.h"
 #include "model/snapshot.h"
 
 static struct config *cfg; /* the defaults, both sinks on */
+static const struct roistat_conf *roistat;
+static const struct b24_conf *b24;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -28,6 +31,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                 fprintf(stderr, "fuzz_snapshot: config: %s", errors);
                 abort();
         }
+        roistat = roistat_conf_get(cfg);
+        b24 = b24_conf_get(cfg);
+        FUZZ_CHECK(roistat && b24, "both sinks must be on");
         return 0;
 }
 
@@ -39,12 +45,12 @@ static void deliver(const struct snapshot *s)
         char *q;
 
         if (s->buyer.phone)
-                phone_normalize(s->buyer.phone, cfg->b24_country_code, key, 24);
+                phone_normalize(s->buyer.phone, b24->country_code, key, 24);
         if (s->buyer.email)
                 email_normalize(s->buyer.email, key, sizeof(key));
-        o = roistat_order_json(cfg, s, why, sizeof(why));
+        o = roistat_order_json(roistat, s, why, sizeof(why));
         /* a status the map does not name is refused with a reason, any other is sent */
-        if (!status_map_lookup(&cfg->roistat_map, s->status, s->canceled, s->paid)) {
+        if (!status_map_lookup(&roistat->map, s->status, s->canceled, s->paid)) {
                 FUZZ_CHECK(!o && why[0], "status %s: unmapped, yet an order or no reason",
                            s->status);
                 return;

@@ -487,6 +487,49 @@ class Cli(unittest.TestCase):
         finally:
             wd.cleanup()
 
+    def test_an_unknown_sink_is_refused_by_status_and_retry_naming_the_known_ones(self):
+        wd = Workdir()
+        try:
+            conf, db = os.path.join(wd.path, "ok.conf"), os.path.join(wd.path, "ob.db")
+            with open(conf, "w") as f:
+                f.write(f"[store]\npath = {db}\n")
+            for verb in ("status", "retry"):
+                r = self.run_bin(verb, "-c", conf, "--sink", "roistatt")
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(f"orderbridge {verb}: --sink roistatt: no such sink (the sinks "
+                              "are roistat, bitrix24)", r.stderr)
+                self.assertEqual(r.stdout, "")
+            self.assertFalse(os.path.exists(db), "refused before the store is opened")
+            # a known sink, enabled or not, is one row; without --sink every kind is shown
+            r = self.run_bin("status", "-c", conf, "--json", "--sink", "bitrix24")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(list(json.loads(r.stdout)), ["bitrix24"])
+            r = self.run_bin("status", "-c", conf, "--json")
+            self.assertEqual(list(json.loads(r.stdout)), ["roistat", "bitrix24"])
+            r = self.run_bin("status", "-c", conf, "--sink", "roistat")
+            self.assertEqual([line.split()[0] for line in r.stdout.splitlines()],
+                             ["sink", "roistat"])
+            r = self.run_bin("retry", "-c", conf, "--sink", "roistat")
+            self.assertEqual((r.returncode, r.stdout), (0, "0 deliveries moved back to pending\n"))
+        finally:
+            wd.cleanup()
+
+    def test_check_and_stages_name_the_sinks_that_are_off(self):
+        wd = Workdir()
+        try:
+            conf = os.path.join(wd.path, "ok.conf")
+            with open(conf, "w") as f:
+                f.write(f"[store]\npath = {wd.path}/ob.db\n[roistat]\nenabled = no\n")
+            r = self.run_bin("check", "-c", conf)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.splitlines()[2:], ["  roistat: disabled",
+                                                         "  bitrix24: disabled"])
+            r = self.run_bin("stages", "-c", conf)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("orderbridge stages: [bitrix24] is not configured", r.stderr)
+        finally:
+            wd.cleanup()
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -2,7 +2,8 @@
  * The Bitrix24 sink's pure parts: contact keys (phone and e-mail normalisation, which
  * decide whether a buyer is a repeat customer), batch command composition (the
  * "method?query" strings the portal reads back with PHP's parse_str), and the
- * classification of the portal's answers and errors into what the sink does next.
+ * classification of the portal's answers and errors into what the sink does next, and
+ * the deal stage an order's state maps to ([bitrix24.map] under the configured pipeline).
  *
  * Query strings are checked the way the portal reads them: split on '&', then on the
  * first '=', then percent-decoded with '+' as a space (PHP's urldecode). So a test
@@ -21,7 +22,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "config/config.h"
 #include "sinks/b24_client.h"
+#include "sinks/bitrix24_conf.h"
 #include "model/phone.h"
 
 /* --- phone_normalize ------------------------------------------------------------------- */
@@ -538,6 +541,77 @@ static void batch_sections_accept_the_portals_empty_array(void **state)
         json_decref(doc);
 }
 
+/* --- b24_conf_stage: [bitrix24.map] and the pipeline ------------------------------------ */
+
+static struct config *stage_config;
+
+static int free_stage_config(void **state)
+{
+        stage_config = config_free(stage_config);
+        unsetenv("ORDERBRIDGE_BITRIX24_WEBHOOK_URL");
+        return 0;
+}
+
+/* The [bitrix24] settings of "[site] … [bitrix24]" + `more`; the sink is enabled. */
+static const struct b24_conf *b24_settings(const char *more)
+{
+        char text[512], *errors = NULL;
+
+        snprintf(text, sizeof(text), "[site]\nid = shop.example.ru\n[bitrix24]\n%s", more);
+        setenv("ORDERBRIDGE_BITRIX24_WEBHOOK_URL", "https://portal.example.ru/rest/1/c0de/", 1);
+        stage_config = config_free(stage_config);
+        if (config_load_string(text, "test.conf", &stage_config, &errors) != 0)
+                fail_msg("configuration refused:\n%s--- from:\n%s", errors, text);
+        assert_non_null(config_section(stage_config, "bitrix24"));
+        return config_section(stage_config, "bitrix24");
+}
+
+static void expect_stage(const struct b24_conf *bc, const char *status, bool canceled, bool paid,
+                         const char *want)
+{
+        char stage[96];
+
+        memset(stage, 'x', sizeof(stage));
+        if (b24_conf_stage(bc, status, canceled, paid, stage, sizeof(stage)) != 0 ||
+            strcmp(stage, want) != 0)
+                fail_msg("status %s canceled=%d paid=%d: want stage %s, got \"%.20s\"", status,
+                         canceled, paid, want, stage);
+}
+
+static void the_default_pipeline_uses_design_mds_stages(void **state)
+{
+        const struct b24_conf *bc = b24_settings("");
+
+        expect_stage(bc, "N", false, false, "NEW");
+        expect_stage(bc, "P", false, false, "PREPARATION");
+        expect_stage(bc, "A", false, false, "EXECUTING");
+        expect_stage(bc, "D", false, false, "FINAL_INVOICE");
+        expect_stage(bc, "F", false, false, "WON");
+        expect_stage(bc, "C", false, false, "LOSE");
+        expect_stage(bc, "F", true, true, "LOSE"); /* canceled wins */
+        expect_stage(bc, "N", false, true, "EXECUTING");
+}
+
+static void another_pipeline_prefixes_a_stage_that_has_no_prefix(void **state)
+{
+        const struct b24_conf *bc =
+                b24_settings("category_id = 7\n[bitrix24.map]\nD = C7:SHIPPED\n");
+
+        expect_stage(bc, "N", false, false, "C7:NEW");
+        expect_stage(bc, "D", false, false, "C7:SHIPPED"); /* not C7:C7:SHIPPED */
+        expect_stage(bc, "N", true, false, "C7:LOSE");
+}
+
+static void an_unmapped_status_has_no_stage(void **state)
+{
+        const struct b24_conf *bc = b24_settings("[bitrix24.map]\nZX = WON\n");
+        char stage[16] = "untouched";
+
+        expect_stage(bc, "ZX", false, false, "WON");
+        assert_int_equal(b24_conf_stage(bc, "ZZ", false, false, stage, sizeof(stage)), -ENOENT);
+        assert_string_equal(stage, "untouched");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -568,6 +642,11 @@ int main(void)
             cmocka_unit_test(an_envelope_error_is_classified_by_its_code),
             cmocka_unit_test(an_html_error_page_is_a_remote_failure_with_its_status),
             cmocka_unit_test(batch_sections_accept_the_portals_empty_array),
+            cmocka_unit_test_teardown(the_default_pipeline_uses_design_mds_stages,
+                                      free_stage_config),
+            cmocka_unit_test_teardown(another_pipeline_prefixes_a_stage_that_has_no_prefix,
+                                      free_stage_config),
+            cmocka_unit_test_teardown(an_unmapped_status_has_no_stage, free_stage_config),
         };
 
         return cmocka_run_group_tests(tests, NULL, free_last_query);

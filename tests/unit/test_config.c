@@ -17,6 +17,10 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "config/core.h"
+#include "model/statusmap.h"
+#include "sinks/registry.h"
+#include "sinks/roistat_conf.h"
 
 #define NAME "test.conf"
 #define API_KEY "rk_live_4f9a2c7e1b3d"
@@ -144,6 +148,15 @@ static size_t count_lines(const char *s)
         return n;
 }
 
+/* The [roistat] settings, whether the sink is enabled or not. */
+static const struct roistat_conf *roistat(const struct config *c)
+{
+        const struct roistat_conf *rc = config_section_data(c, "roistat");
+
+        assert_non_null(rc);
+        return rc;
+}
+
 /* A [roistat] section that is complete, with the API key from the environment. */
 #define ROISTAT_OK "[roistat]\nproject = 12345\n"
 
@@ -178,23 +191,24 @@ static void roistat_is_disabled_when_its_section_is_absent(void **state)
 {
         struct config *c = load_ok("[server]\nthreads = 4\n");
 
-        assert_false(c->roistat_enabled);
-        assert_null(c->roistat_api_key);
+        assert_null(config_section(c, "roistat"));
+        assert_false(roistat(c)->enabled);
+        assert_null(roistat(c)->api_key);
 }
 
 static void the_default_roistat_statuses_are_new_confirmed_canceled(void **state)
 {
         struct config *c = load_ok("");
 
-        assert_int_equal(c->n_roistat_statuses, 3);
-        assert_string_equal(c->roistat_statuses[0].id, "new");
-        assert_string_equal(c->roistat_statuses[0].type, "progress");
-        assert_string_equal(c->roistat_statuses[1].id, "confirmed");
-        assert_string_equal(c->roistat_statuses[1].type, "paid");
-        assert_string_equal(c->roistat_statuses[2].id, "canceled");
-        assert_string_equal(c->roistat_statuses[2].type, "canceled");
-        assert_non_null(config_roistat_status(c, "confirmed"));
-        assert_null(config_roistat_status(c, "paid"));
+        assert_int_equal(roistat(c)->n_statuses, 3);
+        assert_string_equal(roistat(c)->statuses[0].id, "new");
+        assert_string_equal(roistat(c)->statuses[0].type, "progress");
+        assert_string_equal(roistat(c)->statuses[1].id, "confirmed");
+        assert_string_equal(roistat(c)->statuses[1].type, "paid");
+        assert_string_equal(roistat(c)->statuses[2].id, "canceled");
+        assert_string_equal(roistat(c)->statuses[2].type, "canceled");
+        assert_non_null(roistat_conf_status(roistat(c), "confirmed"));
+        assert_null(roistat_conf_status(roistat(c), "paid"));
 }
 
 static void the_default_map_follows_the_design_table(void **state)
@@ -205,13 +219,13 @@ static void the_default_map_follows_the_design_table(void **state)
         struct config *c = load_ok("");
 
         for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-                const char *got = status_map_lookup(&c->roistat_map, map[i][0], false, false);
+                const char *got = status_map_lookup(&roistat(c)->map, map[i][0], false, false);
                 if (!got || strcmp(got, map[i][1]) != 0)
                         fail_msg("status %s: want %s, got %s", map[i][0], map[i][1],
                                  got ? got : "NULL");
         }
-        assert_string_equal(status_map_lookup(&c->roistat_map, "N", false, true), "confirmed");
-        assert_string_equal(status_map_lookup(&c->roistat_map, "N", true, false), "canceled");
+        assert_string_equal(status_map_lookup(&roistat(c)->map, "N", false, true), "confirmed");
+        assert_string_equal(status_map_lookup(&roistat(c)->map, "N", true, false), "canceled");
 }
 
 /* ---- status_map_lookup ---- */
@@ -220,32 +234,32 @@ static void canceled_wins_over_paid_and_over_the_status_code(void **state)
 {
         struct config *c = load_ok("");
 
-        assert_string_equal(status_map_lookup(&c->roistat_map, "F", true, true), "canceled");
-        assert_string_equal(status_map_lookup(&c->roistat_map, "UNKNOWN", true, true), "canceled");
+        assert_string_equal(status_map_lookup(&roistat(c)->map, "F", true, true), "canceled");
+        assert_string_equal(status_map_lookup(&roistat(c)->map, "UNKNOWN", true, true), "canceled");
 }
 
 static void paid_wins_over_the_status_code(void **state)
 {
         struct config *c = load_ok("");
 
-        assert_string_equal(status_map_lookup(&c->roistat_map, "C", false, true), "confirmed");
-        assert_string_equal(status_map_lookup(&c->roistat_map, "ZZ", false, true), "confirmed");
+        assert_string_equal(status_map_lookup(&roistat(c)->map, "C", false, true), "confirmed");
+        assert_string_equal(status_map_lookup(&roistat(c)->map, "ZZ", false, true), "confirmed");
 }
 
 static void an_unknown_status_code_maps_to_nothing(void **state)
 {
         struct config *c = load_ok("");
 
-        assert_null(status_map_lookup(&c->roistat_map, "ZZ", false, false));
-        assert_null(status_map_lookup(&c->roistat_map, "n", false, false)); /* case matters */
-        assert_null(status_map_lookup(&c->roistat_map, "", false, false));
-        assert_null(status_map_lookup(&c->roistat_map, NULL, false, false));
+        assert_null(status_map_lookup(&roistat(c)->map, "ZZ", false, false));
+        assert_null(status_map_lookup(&roistat(c)->map, "n", false, false)); /* case matters */
+        assert_null(status_map_lookup(&roistat(c)->map, "", false, false));
+        assert_null(status_map_lookup(&roistat(c)->map, NULL, false, false));
 }
 
 static void without_flag_entries_the_status_code_is_used(void **state)
 {
         struct status_map m;
-        struct map_entry e[] = {{.key = "N", .value = "new"}, {.key = "C", .value = "lost"}};
+        struct status_map_entry e[] = {{.key = "N", .value = "new"}, {.key = "C", .value = "lost"}};
 
         m.entries = e;
         m.n = 2;
@@ -314,8 +328,9 @@ static void every_documented_bool_spelling_is_understood(void **state)
                 snprintf(text, sizeof(text), "[roistat]\nenabled = no\ncanceled_price_zero = %s\n",
                          cases[i].text);
                 c = load_ok(text);
-                if (c->roistat_canceled_zero != cases[i].value)
-                        fail_msg("\"%s\" read as %d", cases[i].text, c->roistat_canceled_zero);
+                if (roistat(c)->canceled_price_zero != cases[i].value)
+                        fail_msg("\"%s\" read as %d", cases[i].text,
+                                 roistat(c)->canceled_price_zero);
         }
 }
 
@@ -473,11 +488,12 @@ static void roistat_with_project_and_env_key_is_enabled(void **state)
 
         use_env_api_key();
         c = load_ok(ROISTAT_OK);
-        assert_true(c->roistat_enabled);
-        assert_string_equal(c->roistat_project, "12345");
-        assert_string_equal(c->roistat_api_key, API_KEY);
-        assert_string_equal(c->roistat_url, "https://cloud.roistat.com/api/v1");
-        assert_true(c->roistat_canceled_zero);
+        assert_ptr_equal(config_section(c, "roistat"), roistat(c));
+        assert_true(roistat(c)->enabled);
+        assert_string_equal(roistat(c)->project, "12345");
+        assert_string_equal(roistat(c)->api_key, API_KEY);
+        assert_string_equal(roistat(c)->url, "https://cloud.roistat.com/api/v1");
+        assert_true(roistat(c)->canceled_price_zero);
 }
 
 static void roistat_api_key_is_read_from_the_first_line_of_its_file(void **state)
@@ -488,7 +504,7 @@ static void roistat_api_key_is_read_from_the_first_line_of_its_file(void **state
 
         snprintf(text, sizeof(text), ROISTAT_OK "api_key_file = %s\n", path);
         c = load_ok(text);
-        assert_string_equal(c->roistat_api_key, API_KEY);
+        assert_string_equal(roistat(c)->api_key, API_KEY);
 }
 
 static void roistat_api_key_file_wins_over_the_environment(void **state)
@@ -500,7 +516,7 @@ static void roistat_api_key_file_wins_over_the_environment(void **state)
         setenv("ORDERBRIDGE_ROISTAT_API_KEY", "from-the-environment", 1);
         snprintf(text, sizeof(text), ROISTAT_OK "api_key_file = %s\n", path);
         c = load_ok(text);
-        assert_string_equal(c->roistat_api_key, API_KEY);
+        assert_string_equal(roistat(c)->api_key, API_KEY);
 }
 
 static void roistat_without_a_project_is_an_error(void **state)
@@ -537,7 +553,8 @@ static void roistat_enabled_no_needs_neither_project_nor_key(void **state)
 {
         struct config *c = load_ok("[roistat]\nenabled = no\n");
 
-        assert_false(c->roistat_enabled);
+        assert_null(config_section(c, "roistat"));
+        assert_false(roistat(c)->enabled);
 }
 
 static void a_roistat_project_that_is_not_a_number_is_rejected(void **state)
@@ -631,7 +648,7 @@ static void roistat_url_over_plain_http_to_loopback_is_accepted(void **state)
                 struct config *c;
                 snprintf(text, sizeof(text), ROISTAT_OK "url = %s\n", good[i]);
                 c = load_ok(text);
-                assert_string_equal(c->roistat_url, good[i]);
+                assert_string_equal(roistat(c)->url, good[i]);
         }
 }
 
@@ -645,7 +662,7 @@ static void roistat_url_over_https_to_any_host_is_accepted(void **state)
         use_env_api_key();
         for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
                 snprintf(text, sizeof(text), ROISTAT_OK "url = %s\n", good[i]);
-                assert_string_equal(load_ok(text)->roistat_url, good[i]);
+                assert_string_equal(roistat(load_ok(text))->url, good[i]);
         }
 }
 
@@ -673,13 +690,13 @@ static void configured_statuses_replace_the_defaults(void **state)
                                "[roistat.map]\n"
                                "@canceled = lost\n@paid = won\nN = open\nP = open\nA = won\n"
                                "D = won\nF = won\nC = lost\n");
-        assert_int_equal(c->n_roistat_statuses, 3);
-        assert_string_equal(c->roistat_statuses[0].id, "open");
-        assert_string_equal(c->roistat_statuses[0].type, "progress");
-        assert_string_equal(c->roistat_statuses[0].name, "Open");
-        assert_string_equal(c->roistat_statuses[1].name, "Won deal");
-        assert_null(config_roistat_status(c, "new"));
-        assert_string_equal(status_map_lookup(&c->roistat_map, "F", false, false), "won");
+        assert_int_equal(roistat(c)->n_statuses, 3);
+        assert_string_equal(roistat(c)->statuses[0].id, "open");
+        assert_string_equal(roistat(c)->statuses[0].type, "progress");
+        assert_string_equal(roistat(c)->statuses[0].name, "Open");
+        assert_string_equal(roistat(c)->statuses[1].name, "Won deal");
+        assert_null(roistat_conf_status(roistat(c), "new"));
+        assert_string_equal(status_map_lookup(&roistat(c)->map, "F", false, false), "won");
 }
 
 static void a_status_with_an_unknown_type_is_rejected(void **state)
@@ -712,7 +729,7 @@ static void a_status_without_a_name_uses_its_id(void **state)
         use_env_api_key();
         c = load_ok(ROISTAT_OK "[roistat.statuses]\nnew = progress\nconfirmed = paid\n"
                                "canceled = canceled\n");
-        assert_string_equal(c->roistat_statuses[0].name, "new");
+        assert_string_equal(roistat(c)->statuses[0].name, "new");
 }
 
 static void map_entries_merge_over_the_defaults(void **state)
@@ -721,11 +738,11 @@ static void map_entries_merge_over_the_defaults(void **state)
 
         use_env_api_key();
         c = load_ok(ROISTAT_OK "[roistat.map]\nP = confirmed\nX1 = new\n");
-        assert_string_equal(status_map_lookup(&c->roistat_map, "P", false, false), "confirmed");
-        assert_string_equal(status_map_lookup(&c->roistat_map, "X1", false, false), "new");
+        assert_string_equal(status_map_lookup(&roistat(c)->map, "P", false, false), "confirmed");
+        assert_string_equal(status_map_lookup(&roistat(c)->map, "X1", false, false), "new");
         /* untouched defaults stay */
-        assert_string_equal(status_map_lookup(&c->roistat_map, "N", false, false), "new");
-        assert_string_equal(status_map_lookup(&c->roistat_map, "C", false, false), "canceled");
+        assert_string_equal(status_map_lookup(&roistat(c)->map, "N", false, false), "new");
+        assert_string_equal(status_map_lookup(&roistat(c)->map, "C", false, false), "canceled");
 }
 
 static void a_map_value_naming_an_unknown_status_is_an_error_with_its_line(void **state)
@@ -742,6 +759,129 @@ static void a_map_key_that_is_not_a_code_or_flag_is_rejected(void **state)
                      NAME ":4:", "[roistat.map] @refunded", NULL);
         expect_error(ROISTAT_OK "[roistat.map]\nN = new status\n", NAME ":4:", "[roistat.map] N",
                      NULL);
+}
+
+/* ---- sections: each module's keys are known in its own section only ---- */
+
+static bool section_has_key(const struct config_section *s, const char *key)
+{
+        for (size_t i = 0; i < s->n_keys; i++)
+                if (strcmp(s->keys[i].name, key) == 0)
+                        return true;
+        return false;
+}
+
+static void a_sinks_key_in_a_core_section_is_an_unknown_key_naming_it(void **state)
+{
+        expect_error("[server]\nthreads = 2\nbatch_size = 5\n", NAME ":3:", "[server] batch_size",
+                     "unknown key", NULL);
+        expect_error("[delivery]\nwebhook_url_file = /etc/b24\n", NAME ":2:",
+                     "[delivery] webhook_url_file", "unknown key", NULL);
+}
+
+static void a_key_of_one_sink_in_the_other_sinks_section_is_an_unknown_key(void **state)
+{
+        use_env_api_key();
+        expect_error(ROISTAT_OK "category_id = 3\n", NAME ":3:", "[roistat] category_id",
+                     "unknown key", NULL);
+        expect_error("[bitrix24]\nproject = 12345\n", NAME ":2:", "[bitrix24] project",
+                     "unknown key", NULL);
+}
+
+static void a_core_key_in_a_sinks_section_is_an_unknown_key(void **state)
+{
+        expect_error("[roistat]\nthreads = 2\n", NAME ":2:", "[roistat] threads", "unknown key",
+                     NULL);
+        expect_error("[bitrix24]\nlisten = 127.0.0.1:1\n", NAME ":2:", "[bitrix24] listen",
+                     "unknown key", NULL);
+}
+
+/* Every key of every registered sink section, written under [server] and under each
+ * other sink's section, is refused by name (unless that section has a key of the same
+ * name). */
+static void every_sink_key_is_refused_in_every_section_that_does_not_own_it(void **state)
+{
+        const struct config_section *server = &config_core_sections[0];
+        char text[256], want[128];
+        size_t tried = 0;
+
+        assert_string_equal(server->name, "server");
+        for (size_t i = 0; i < sink_registry_count(); i++) {
+                const struct config_section *own = sink_registry_get(i)->section;
+                for (size_t k = 0; k < own->n_keys; k++) {
+                        const char *key = own->keys[k].name;
+                        for (size_t j = 0; j <= sink_registry_count(); j++) {
+                                const struct config_section *other =
+                                        j < sink_registry_count() ? sink_registry_get(j)->section
+                                                                  : server;
+                                if (other == own || section_has_key(other, key))
+                                        continue;
+                                snprintf(text, sizeof(text), "[%s]\n%s = 1\n", other->name, key);
+                                snprintf(want, sizeof(want), NAME ":2: [%s] %s: unknown key",
+                                         other->name, key);
+                                expect_error(text, want, NULL);
+                                tried++;
+                        }
+                }
+        }
+        /* roistat's 8 keys and bitrix24's 10, each in two foreign sections, less the
+         * names both sinks have (enabled, rate, timeout_ms) */
+        assert_int_equal(tried, 2 * (8 + 10) - 2 * 3);
+}
+
+static void keys_lists_every_registered_sections_keys_under_its_header(void **state)
+{
+        char *text = NULL, header[64];
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+
+        assert_non_null(f);
+        config_print_keys(f);
+        fclose(f);
+        for (size_t i = 0; i <= sink_registry_count(); i++) {
+                const struct config_section *s =
+                        i < sink_registry_count() ? sink_registry_get(i)->section
+                                                  : &config_core_sections[0];
+                const char *at, *next;
+                snprintf(header, sizeof(header), "\n[%s]\n", s->name);
+                at = strstr(text, header);
+                if (!at) {
+                        free(text);
+                        fail_msg("--keys has no %s header", s->name);
+                }
+                at += strlen(header);
+                next = strstr(at, "\n[");
+                for (size_t k = 0; k < s->n_keys; k++) {
+                        char line[64];
+                        const char *hit;
+                        snprintf(line, sizeof(line), "\n  %s ", s->keys[k].name);
+                        hit = strstr(at - 1, line);
+                        if (!hit || (next && hit > next)) {
+                                free(text);
+                                fail_msg("--keys lists no %s under [%s]", s->keys[k].name,
+                                         s->name);
+                        }
+                }
+                for (size_t j = 0; j < s->n_subsections; j++) {
+                        snprintf(header, sizeof(header), "\n[%s]\n", s->subsections[j].name);
+                        if (!strstr(text, header)) {
+                                free(text);
+                                fail_msg("--keys does not describe [%s]", s->subsections[j].name);
+                        }
+                }
+        }
+        free(text);
+}
+
+static void an_unknown_section_name_has_no_settings(void **state)
+{
+        struct config *c = load_ok("");
+
+        assert_null(config_section(c, "nosuch"));
+        assert_null(config_section_data(c, "nosuch"));
+        assert_null(config_section_data(c, "roistat.map")); /* a subsection, not a section */
+        /* a core section is always on, and is struct config itself */
+        assert_ptr_equal(config_section(c, "server"), c);
 }
 
 /* ---- secrets ---- */
@@ -905,6 +1045,12 @@ int main(void)
             T(map_entries_merge_over_the_defaults),
             T(a_map_value_naming_an_unknown_status_is_an_error_with_its_line),
             T(a_map_key_that_is_not_a_code_or_flag_is_rejected),
+            T(a_sinks_key_in_a_core_section_is_an_unknown_key_naming_it),
+            T(a_key_of_one_sink_in_the_other_sinks_section_is_an_unknown_key),
+            T(a_core_key_in_a_sinks_section_is_an_unknown_key),
+            T(every_sink_key_is_refused_in_every_section_that_does_not_own_it),
+            T(keys_lists_every_registered_sections_keys_under_its_header),
+            T(an_unknown_section_name_has_no_settings),
             T(the_signing_secret_is_read_from_its_file),
             T(the_signing_secret_is_read_from_the_environment),
             T(a_bad_signing_secret_is_rejected_without_showing_it),

@@ -96,9 +96,22 @@ static struct config *config_from(const char *text)
         return configs[n_configs++] = c;
 }
 
+/* The [roistat] settings of `cfg`, whether the sink is enabled or not. */
+static const struct roistat_conf *roistat_of(const struct config *cfg)
+{
+        const struct roistat_conf *rc = config_section_data(cfg, "roistat");
+
+        assert_non_null(rc);
+        return rc;
+}
+
+/* A complete [roistat] section with the defaults: the sink is enabled. */
 static struct config *default_config(void)
 {
-        return config_from("[roistat]\nproject = 12345\n");
+        struct config *c = config_from("[roistat]\nproject = 12345\n");
+
+        assert_ptr_equal(config_section(c, "roistat"), roistat_of(c));
+        return c;
 }
 
 static struct snapshot *snapshot_of(struct order_spec o)
@@ -117,12 +130,12 @@ static struct snapshot *snapshot_of(struct order_spec o)
         return snapshots[n_snapshots++] = s;
 }
 
-/* roistat_order_json for `o` under `cfg`; must succeed. */
+/* roistat_order_json for `o` under the [roistat] settings of `cfg`; must succeed. */
 static json_t *order_json(const struct config *cfg, struct order_spec o)
 {
         struct snapshot *s = snapshot_of(o);
         char why[256] = "";
-        json_t *j = roistat_order_json(cfg, s, why, sizeof(why));
+        json_t *j = roistat_order_json(roistat_of(cfg), s, why, sizeof(why));
 
         if (!j)
                 fail_msg("roistat_order_json refused status %s: %s", s->status, why);
@@ -260,7 +273,7 @@ static void a_canceled_order_keeps_its_price_when_canceled_price_zero_is_off(voi
 {
         struct config *cfg = config_from("[roistat]\nproject = 12345\ncanceled_price_zero = no\n");
 
-        assert_false(cfg->roistat_canceled_zero);
+        assert_false(roistat_of(cfg)->canceled_price_zero);
         expect_status_and_price(cfg, (struct order_spec){.status = "N", .canceled = true},
                                 "canceled", "4990.00");
 }
@@ -273,7 +286,7 @@ static void the_price_keeps_its_kopecks(void **state)
         json_t *o;
 
         s->price_minor = 50;
-        o = keep_json(roistat_order_json(cfg, s, why, sizeof(why)));
+        o = keep_json(roistat_order_json(roistat_of(cfg), s, why, sizeof(why)));
         assert_string_equal(str(o, "price"), "0.50");
 }
 
@@ -333,7 +346,7 @@ static void an_unmapped_status_gives_no_order_and_a_reason_naming_it(void **stat
         struct snapshot *s = snapshot_of((struct order_spec){.status = "ZX"});
         char why[256] = "";
 
-        assert_null(roistat_order_json(cfg, s, why, sizeof(why)));
+        assert_null(roistat_order_json(roistat_of(cfg), s, why, sizeof(why)));
         if (!strstr(why, "\"ZX\""))
                 fail_msg("the reason does not name status \"ZX\": %s", why);
 }
@@ -345,7 +358,7 @@ static void a_short_reason_buffer_is_truncated_and_terminated(void **state)
         char why[12];
 
         memset(why, 'x', sizeof(why));
-        assert_null(roistat_order_json(cfg, s, why, sizeof(why)));
+        assert_null(roistat_order_json(roistat_of(cfg), s, why, sizeof(why)));
         assert_int_equal(strlen(why), sizeof(why) - 1);
 }
 
@@ -364,7 +377,8 @@ static void the_payload_is_built_from_the_defaults_when_roistat_is_not_configure
         struct config *cfg = config_from("");
         json_t *o = order_json(cfg, (struct order_spec){.status = "A"});
 
-        assert_false(cfg->roistat_enabled);
+        assert_null(config_section(cfg, "roistat"));
+        assert_false(roistat_of(cfg)->enabled);
         assert_string_equal(str(o, "status"), "confirmed");
 }
 
@@ -373,7 +387,7 @@ static void the_payload_is_built_from_the_defaults_when_roistat_is_not_configure
 static void the_default_statuses_body_lists_new_confirmed_canceled(void **state)
 {
         struct config *cfg = default_config();
-        json_t *arr = keep_json(roistat_statuses_json(cfg));
+        json_t *arr = keep_json(roistat_statuses_json(roistat_of(cfg)));
         char text[512];
         size_t n = json_dumpb(arr, text, sizeof(text) - 1, JSON_COMPACT | JSON_SORT_KEYS);
 
@@ -395,15 +409,15 @@ static void the_statuses_body_matches_the_configured_dictionary(void **state)
                                          "[roistat.map]\n@canceled = lost\n@paid = won\n"
                                          "N = open\nP = open\nA = won\nD = won\nF = won\n"
                                          "C = lost\n");
-        json_t *arr = keep_json(roistat_statuses_json(cfg));
+        json_t *arr = keep_json(roistat_statuses_json(roistat_of(cfg)));
 
-        assert_int_equal(json_array_size(arr), cfg->n_roistat_statuses);
+        assert_int_equal(json_array_size(arr), roistat_of(cfg)->n_statuses);
         assert_int_equal(json_array_size(arr), 4);
-        for (size_t i = 0; i < cfg->n_roistat_statuses; i++) {
+        for (size_t i = 0; i < roistat_of(cfg)->n_statuses; i++) {
                 json_t *st = json_array_get(arr, i);
-                assert_string_equal(str(st, "id"), cfg->roistat_statuses[i].id);
-                assert_string_equal(str(st, "name"), cfg->roistat_statuses[i].name);
-                assert_string_equal(str(st, "type"), cfg->roistat_statuses[i].type);
+                assert_string_equal(str(st, "id"), roistat_of(cfg)->statuses[i].id);
+                assert_string_equal(str(st, "name"), roistat_of(cfg)->statuses[i].name);
+                assert_string_equal(str(st, "type"), roistat_of(cfg)->statuses[i].type);
                 assert_int_equal(json_object_size(st), 3);
         }
         assert_string_equal(str(json_array_get(arr, 0), "name"), "Open deal");

@@ -1,0 +1,183 @@
+/*
+ * The core sections' keys and checks. Their fields are members of struct config (offsets
+ * below are into it), because the HTTP front, the store, ingest and the dispatcher all
+ * read them. The signing secret is parsed here into its key; neither it nor the admin
+ * token is ever printed.
+ */
+#include "config/core.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/xalloc.h"
+
+#define S(f) offsetof(struct config, f)
+#define N(keys) (sizeof(keys) / sizeof(keys[0]))
+
+static const struct config_key server_keys[] = {
+        {"listen", CONFIG_STRING, S(listen), "127.0.0.1:8088", 0, 0,
+         "address:port to accept orders on (loopback unless a proxy fronts it)"},
+        {"signing_secret_file", CONFIG_STRING, S(signing_secret_file), NULL, 0, 0,
+         "file holding the shared signing secret, whsec_<base64> (env ORDERBRIDGE_SIGNING_SECRET)"},
+        {"max_body_bytes", CONFIG_INT, S(max_body_bytes), "1048576", 1024, 67108864,
+         "largest accepted request body"},
+        {"max_connections", CONFIG_INT, S(max_connections), "512", 4, 65536,
+         "concurrent client connections"},
+        {"connection_timeout_s", CONFIG_INT, S(connection_timeout_s), "15", 1, 3600,
+         "an idle or slow client is dropped after this many seconds"},
+        {"threads", CONFIG_INT, S(threads), "2", 1, 64, "HTTP worker threads"},
+        {"admin_token_file", CONFIG_STRING, S(admin_token_file), NULL, 0, 0,
+         "file holding the bearer token for GET /v1/orders/{id} (env ORDERBRIDGE_ADMIN_TOKEN)"},
+};
+
+static const struct config_key store_keys[] = {
+        {"path", CONFIG_STRING, S(store_path), "var/orderbridge.db", 0, 0,
+         "SQLite database file (created if missing)"},
+};
+
+static const struct config_key site_keys[] = {
+        {"id", CONFIG_STRING, S(site_id), NULL, 0, 0,
+         "the shop's id (its host name); snapshots from another site are refused"},
+};
+
+static const struct config_key log_keys[] = {
+        {"level", CONFIG_STRING, S(log_level), "info", 0, 0, "debug, info, warn or error"},
+};
+
+static const struct config_key delivery_keys[] = {
+        {"backoff_min_ms", CONFIG_INT, S(backoff_min_ms), "1000", 10, 3600000,
+         "first retry delay"},
+        {"backoff_max_ms", CONFIG_INT, S(backoff_max_ms), "600000", 10, 86400000,
+         "longest retry delay"},
+        {"lifetime_s", CONFIG_INT, S(lifetime_s), "432000", 1, 31536000,
+         "a delivery still failing after this long goes to dead letters (5 days)"},
+        {"visit_wait_s", CONFIG_INT, S(visit_wait_s), "600", 1, 86400,
+         "re-send delay when Roistat has not seen the visit yet"},
+        {"visit_wait_max", CONFIG_INT, S(visit_wait_max), "6", 0, 100,
+         "how many times to re-send for an unseen visit"},
+        {"poll_interval_ms", CONFIG_INT, S(poll_interval_ms), "1000", 10, 60000,
+         "how often the queue is looked at when nothing wakes it"},
+        {"confirm_after_s", CONFIG_INT, S(confirm_after_s), "60", 0, 3600,
+         "after an attempt whose outcome is unknown, send the latest state once more this "
+         "long after, in case the lost request is applied late (0 = never)"},
+};
+
+#undef S
+
+/* Splits listen into host and port; the host must be numeric (no resolver at start-up). */
+static void check_listen(struct config_parse *p, struct config *c)
+{
+        int line = config_key_line(p, "server", "listen");
+        const char *colon = strrchr(c->listen, ':');
+        const char *port_text = colon ? colon + 1 : "";
+        struct in_addr a4;
+        struct in6_addr a6;
+        long long port = -1;
+        char *end = NULL;
+        size_t hlen;
+
+        errno = 0;
+        if (*port_text >= '0' && *port_text <= '9')
+                port = strtoll(port_text, &end, 10);
+        if (port < 0 || errno || *end || port > 65535) {
+                config_error(p, line,
+                             "[server] listen = %s: must be address:port, e.g. 127.0.0.1:8088",
+                             c->listen);
+                return;
+        }
+        hlen = (size_t)(colon - c->listen);
+        if (hlen >= 2 && c->listen[0] == '[' && c->listen[hlen - 1] == ']') {
+                c->listen_host = xstrndup(c->listen + 1, hlen - 2);
+        } else if (memchr(c->listen, ':', hlen)) {
+                config_error(p, line,
+                             "[server] listen = %s: write an IPv6 address in brackets, e.g. "
+                             "[::1]:8088",
+                             c->listen);
+                return;
+        } else {
+                c->listen_host = xstrndup(c->listen, hlen);
+        }
+        c->listen_port = (uint16_t)port;
+        if (inet_pton(AF_INET, c->listen_host, &a4) != 1 &&
+            inet_pton(AF_INET6, c->listen_host, &a6) != 1)
+                config_error(p, line,
+                             "[server] listen = %s: the address must be numeric IPv4 or [IPv6]",
+                             c->listen);
+}
+
+static void server_check(struct config_parse *p, const struct config *cfg, void *conf)
+{
+        struct config *c = conf;
+        char *secret = NULL;
+        int r;
+
+        check_listen(p, c);
+        r = config_read_secret(p, "server", "signing_secret_file", c->signing_secret_file,
+                               "ORDERBRIDGE_SIGNING_SECRET", &secret);
+        if (r > 0) {
+                if (signature_key_parse(secret, &c->signing_key) < 0)
+                        config_error(p, config_key_line(p, "server", "signing_secret_file"),
+                                     "[server] signing_secret_file: the secret must be whsec_ "
+                                     "followed by base64 of %d-%d random bytes",
+                                     SIGNATURE_KEY_MIN, SIGNATURE_KEY_MAX);
+                else
+                        c->has_signing_key = true;
+                explicit_bzero(secret, strlen(secret));
+                free(secret);
+        }
+        config_read_secret(p, "server", "admin_token_file", c->admin_token_file,
+                           "ORDERBRIDGE_ADMIN_TOKEN", &c->admin_token);
+        if (c->admin_token && strlen(c->admin_token) < 16)
+                config_error(p, config_key_line(p, "server", "admin_token_file"),
+                             "[server] admin_token_file: the token must be at least 16 bytes");
+}
+
+static void server_free(void *conf)
+{
+        struct config *c = conf;
+
+        if (c->admin_token)
+                explicit_bzero(c->admin_token, strlen(c->admin_token));
+        free(c->admin_token);
+        free(c->listen_host);
+        explicit_bzero(&c->signing_key, sizeof(c->signing_key));
+}
+
+static void site_check(struct config_parse *p, const struct config *cfg, void *conf)
+{
+        if (cfg->site_id && strlen(cfg->site_id) > 255)
+                config_error(p, config_key_line(p, "site", "id"),
+                             "[site] id: longer than 255 bytes");
+}
+
+static void log_check(struct config_parse *p, const struct config *cfg, void *conf)
+{
+        enum log_level lvl;
+
+        if (log_level_parse(cfg->log_level, &lvl) < 0)
+                config_error(p, config_key_line(p, "log", "level"),
+                             "[log] level = %s: must be debug, info, warn or error",
+                             cfg->log_level);
+}
+
+static void delivery_check(struct config_parse *p, const struct config *cfg, void *conf)
+{
+        if (cfg->backoff_min_ms > cfg->backoff_max_ms)
+                config_error(p, config_key_line(p, "delivery", "backoff_min_ms"),
+                             "[delivery] backoff_min_ms: must not exceed backoff_max_ms");
+}
+
+const struct config_section config_core_sections[] = {
+        {.name = "server", .keys = server_keys, .n_keys = N(server_keys),
+         .check = server_check, .free = server_free},
+        {.name = "store", .keys = store_keys, .n_keys = N(store_keys)},
+        {.name = "site", .keys = site_keys, .n_keys = N(site_keys), .check = site_check},
+        {.name = "log", .keys = log_keys, .n_keys = N(log_keys), .check = log_check},
+        {.name = "delivery", .keys = delivery_keys, .n_keys = N(delivery_keys),
+         .check = delivery_check},
+};
+
+const size_t config_core_n_sections = N(config_core_sections);

@@ -1,0 +1,184 @@
+/*
+ * [bitrix24] and [bitrix24.map]: keys, defaults (design.md's table) and checks. The
+ * webhook URL is a secret (its path holds the access code), so it comes from a file or
+ * the environment and no message ever repeats it. Deals carry [site] id as
+ * ORIGINATOR_ID, so an enabled sink needs it.
+ */
+#include "sinks/bitrix24_conf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/xalloc.h"
+#include "sinks/sink_bitrix24.h"
+
+#define B(f) offsetof(struct b24_conf, f)
+#define N(a) (sizeof(a) / sizeof(a[0]))
+
+static const struct config_key keys[] = {
+        {"enabled", CONFIG_BOOL, B(enabled), "yes", 0, 0,
+         "create and update Bitrix24 deals (the sink is off when the section is absent)"},
+        {"webhook_url_file", CONFIG_STRING, B(webhook_url_file), NULL, 0, 0,
+         "file holding the incoming webhook URL https://PORTAL/rest/USER/CODE/ "
+         "(env ORDERBRIDGE_BITRIX24_WEBHOOK_URL)"},
+        {"category_id", CONFIG_INT, B(category_id), "0", 0, 1000000,
+         "pipeline (deal category) for new deals; 0 is the default pipeline"},
+        {"roistat_field", CONFIG_STRING, B(roistat_field), "UF_CRM_ROISTAT", 0, 0,
+         "deal field that carries the Roistat visit (empty = none)"},
+        {"rate", CONFIG_INT, B(rate), "2", 1, 100,
+         "requests per second (2 on ordinary plans, 5 on Enterprise)"},
+        {"burst", CONFIG_INT, B(burst), "50", 1, 1000,
+         "requests that may go at once (50; 250 on Enterprise)"},
+        {"timeout_ms", CONFIG_INT, B(timeout_ms), "30000", 100, 600000, "whole-request timeout"},
+        {"orders_per_batch", CONFIG_INT, B(orders_per_batch), "48", 1, 500,
+         "orders handled together (their commands go out in batch calls of at most 50)"},
+        {"deal_title_prefix", CONFIG_STRING, B(deal_title_prefix), "Order ", 0, 0,
+         "deal title = prefix + the order's account number"},
+        {"country_code", CONFIG_STRING, B(country_code), "7", 0, 0,
+         "country code for phones written without one (for matching repeat customers)"},
+};
+
+#undef B
+
+static const char *const default_map[][2] = {
+        {"@canceled", "LOSE"}, {"@paid", "EXECUTING"},  {"N", "NEW"},  {"P", "PREPARATION"},
+        {"A", "EXECUTING"},    {"D", "FINAL_INVOICE"}, {"F", "WON"}, {"C", "LOSE"},
+};
+
+int b24_conf_stage(const struct b24_conf *conf, const char *status, bool canceled, bool paid,
+                   char *buf, size_t size)
+{
+        const char *v = status_map_lookup(&conf->map, status, canceled, paid);
+
+        if (!v)
+                return -ENOENT;
+        if (conf->category_id > 0 && !strchr(v, ':'))
+                snprintf(buf, size, "C%lld:%s", (long long)conf->category_id, v);
+        else
+                snprintf(buf, size, "%s", v);
+        return 0;
+}
+
+static void defaults(void *conf)
+{
+        struct b24_conf *bc = conf;
+
+        for (size_t i = 0; i < N(default_map); i++)
+                status_map_set(&bc->map, default_map[i][0], default_map[i][1], 0);
+}
+
+static void map_entry(struct config_parse *p, void *conf, const char *subsection,
+                      const char *key, const char *value, int line)
+{
+        struct b24_conf *bc = conf;
+
+        config_map_entry(p, &bc->map, subsection, key, value, line);
+}
+
+/* https://portal/rest/<user id>/<code>/ (a trailing slash is added when missing) */
+static void check(struct config_parse *p, const struct config *cfg, void *conf)
+{
+        struct b24_conf *bc = conf;
+        int header = config_section_line(p, "bitrix24");
+        int line = config_key_line(p, "bitrix24", "webhook_url_file");
+        const char *rest;
+        size_t n, digits;
+        int r;
+
+        if (!cfg->site_id)
+                config_error(p, header, "[site] id: required when Bitrix24 is enabled (deals "
+                             "carry it as ORIGINATOR_ID)");
+        r = config_read_secret(p, "bitrix24", "webhook_url_file", bc->webhook_url_file,
+                               "ORDERBRIDGE_BITRIX24_WEBHOOK_URL", &bc->webhook_url);
+        if (r == 0) {
+                config_error(p, header, "[bitrix24] webhook_url_file: required when Bitrix24 "
+                             "is enabled (or set ORDERBRIDGE_BITRIX24_WEBHOOK_URL)");
+                return;
+        }
+        if (r < 0)
+                return;
+        n = strlen(bc->webhook_url);
+        if (bc->webhook_url[n - 1] != '/') {
+                bc->webhook_url = xrealloc(bc->webhook_url, n + 2);
+                memcpy(bc->webhook_url + n, "/", 2);
+        }
+        rest = strstr(bc->webhook_url, "/rest/");
+        digits = rest ? strspn(rest + 6, "0123456789") : 0;
+        /* the URL itself is a secret: name the file, never print the value */
+        if (!rest || digits == 0 || rest[6 + digits] != '/' ||
+            strpbrk(bc->webhook_url, " \t\r\n?#")) {
+                config_error(p, line, "[bitrix24] webhook_url_file: the file must hold the "
+                             "incoming webhook URL, https://PORTAL/rest/USER_ID/CODE/");
+                return;
+        }
+        config_check_url(p, "bitrix24", "webhook_url_file", bc->webhook_url);
+        if (bc->roistat_field[0] && (strncmp(bc->roistat_field, "UF_CRM_", 7) != 0 ||
+                                     !config_id_like(bc->roistat_field, 64)))
+                config_error(p, config_key_line(p, "bitrix24", "roistat_field"),
+                             "[bitrix24] roistat_field: must be a deal user field code, "
+                             "UF_CRM_…");
+        if (strspn(bc->country_code, "0123456789") != strlen(bc->country_code) ||
+            strlen(bc->country_code) < 1 || strlen(bc->country_code) > 4)
+                config_error(p, config_key_line(p, "bitrix24", "country_code"),
+                             "[bitrix24] country_code: 1-4 digits, e.g. 7");
+        if (strlen(bc->deal_title_prefix) > 100)
+                config_error(p, config_key_line(p, "bitrix24", "deal_title_prefix"),
+                             "[bitrix24] deal_title_prefix: at most 100 bytes");
+}
+
+static void conf_free(void *conf)
+{
+        struct b24_conf *bc = conf;
+
+        if (bc->webhook_url)
+                explicit_bzero(bc->webhook_url, strlen(bc->webhook_url));
+        free(bc->webhook_url);
+        status_map_clear(&bc->map);
+}
+
+static const struct config_subsection subsections[] = {
+        {"bitrix24.map", map_entry,
+         "\n[bitrix24.map]\n  <site status code | @canceled | @paid> = <deal stage id>\n"
+         "  (merged over the defaults: @canceled=LOSE @paid=EXECUTING N=NEW P=PREPARATION "
+         "A=EXECUTING D=FINAL_INVOICE F=WON C=LOSE;\n   \"C<category_id>:\" is prepended "
+         "for another pipeline unless the value has a prefix)\n"},
+};
+
+const struct config_section b24_conf_section = {
+        .name = "bitrix24",
+        .keys = keys,
+        .n_keys = N(keys),
+        .size = sizeof(struct b24_conf),
+        .optional = true,
+        .subsections = subsections,
+        .n_subsections = N(subsections),
+        .defaults = defaults,
+        .check = check,
+        .free = conf_free,
+};
+
+const struct b24_conf *b24_conf_get(const struct config *cfg)
+{
+        return config_section(cfg, b24_conf_section.name);
+}
+
+int b24_conf_report(const struct config *cfg)
+{
+        const struct b24_conf *bc = b24_conf_get(cfg);
+        int r;
+
+        printf("  bitrix24: pipeline %lld, rate %lld/s burst %lld, map:",
+               (long long)bc->category_id, (long long)bc->rate, (long long)bc->burst);
+        for (size_t i = 0; i < bc->map.n; i++)
+                printf(" %s→%s", bc->map.entries[i].key, bc->map.entries[i].value);
+        printf("\n");
+        fflush(stdout);
+        r = b24_check_stages(cfg);
+        if (r == 1)
+                return 1;
+        printf(r == 0 ? "  bitrix24: every mapped stage exists in the portal\n"
+                      : "  bitrix24: stages NOT verified (portal unreachable)\n");
+        return 0;
+}

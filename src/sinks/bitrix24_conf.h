@@ -1,0 +1,44 @@
+/*
+ * The Bitrix24 sink's configuration: [bitrix24] and the map [bitrix24.map] from the
+ * site's order state to a deal stage. The engine (config/config.c) reads them through
+ * b24_conf_section; the sink reads them with b24_conf_get(), which is NULL when the
+ * sink is disabled.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "model/statusmap.h"
+
+struct b24_conf {
+        bool enabled;
+        char *webhook_url_file;
+        char *webhook_url;      /* secret: https://portal/rest/USER/CODE/ */
+        int64_t category_id;
+        char *roistat_field;
+        int64_t rate, burst;
+        int64_t timeout_ms;
+        int64_t orders_per_batch;
+        char *deal_title_prefix;
+        char *country_code;
+        struct status_map map;
+};
+
+extern const struct config_section b24_conf_section;
+
+/* The [bitrix24] settings of `cfg`, or NULL when the sink is disabled. */
+const struct b24_conf *b24_conf_get(const struct config *cfg);
+
+/* The deal stage for a snapshot: the [bitrix24.map] value, prefixed with "C<category>:"
+ * for a pipeline other than the default when the value has no prefix. Returns 0, or
+ * -ENOENT when nothing maps. */
+int b24_conf_stage(const struct b24_conf *conf, const char *status, bool canceled, bool paid,
+                   char *buf, size_t size);
+
+/* `orderbridge check`: prints what the enabled [bitrix24] amounts to and asks the portal
+ * whether every mapped stage exists. Returns 0, or 1 when a stage is missing (an
+ * unreachable portal is said, not failed). */
+int b24_conf_report(const struct config *cfg);

@@ -1,0 +1,226 @@
+/*
+ * [roistat], [roistat.statuses] and [roistat.map]: keys, defaults (design.md's table) and
+ * checks. A configured status list replaces the defaults, because set-statuses replaces
+ * Roistat's whole list; map lines merge over the default map. An enabled sink must map
+ * every state to a status it will send, and must have its project and API key.
+ */
+#include "sinks/roistat_conf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/xalloc.h"
+
+#define R(f) offsetof(struct roistat_conf, f)
+#define N(a) (sizeof(a) / sizeof(a[0]))
+
+static const struct config_key keys[] = {
+        {"enabled", CONFIG_BOOL, R(enabled), "yes", 0, 0,
+         "send orders to Roistat (the sink is off when the section is absent)"},
+        {"url", CONFIG_STRING, R(url), "https://cloud.roistat.com/api/v1", 0, 0,
+         "API base URL; https unless the host is loopback"},
+        {"project", CONFIG_STRING, R(project), NULL, 0, 0, "project number"},
+        {"api_key_file", CONFIG_STRING, R(api_key_file), NULL, 0, 0,
+         "file holding the API key (env ORDERBRIDGE_ROISTAT_API_KEY)"},
+        {"batch_size", CONFIG_INT, R(batch_size), "100", 1, 1000,
+         "orders per add-orders request"},
+        {"timeout_ms", CONFIG_INT, R(timeout_ms), "15000", 100, 300000, "whole-request timeout"},
+        {"rate", CONFIG_INT, R(rate), "10", 1, 1000,
+         "requests per second (Roistat allows 10 per project)"},
+        {"canceled_price_zero", CONFIG_BOOL, R(canceled_price_zero), "yes", 0, 0,
+         "send price 0 for a cancelled order"},
+};
+
+#undef R
+
+static const char *const default_statuses[][3] = {
+        {"new", "progress", "New"},
+        {"confirmed", "paid", "Confirmed"},
+        {"canceled", "canceled", "Canceled"},
+};
+
+static const char *const default_map[][2] = {
+        {"@canceled", "canceled"}, {"@paid", "confirmed"}, {"N", "new"},      {"P", "new"},
+        {"A", "confirmed"},        {"D", "confirmed"},     {"F", "confirmed"}, {"C", "canceled"},
+};
+
+static void statuses_clear(struct roistat_conf *rc)
+{
+        for (size_t i = 0; i < rc->n_statuses; i++) {
+                free(rc->statuses[i].id);
+                free(rc->statuses[i].type);
+                free(rc->statuses[i].name);
+        }
+        free(rc->statuses);
+        rc->statuses = NULL;
+        rc->n_statuses = 0;
+}
+
+static void status_add(struct roistat_conf *rc, const char *id, const char *type,
+                       const char *name)
+{
+        rc->statuses = xrealloc(rc->statuses, (rc->n_statuses + 1) * sizeof(*rc->statuses));
+        rc->statuses[rc->n_statuses++] =
+                (struct roistat_status){xstrdup(id), xstrdup(type), xstrdup(name)};
+}
+
+const struct roistat_status *roistat_conf_status(const struct roistat_conf *conf,
+                                                 const char *id)
+{
+        for (size_t i = 0; i < conf->n_statuses; i++)
+                if (strcmp(conf->statuses[i].id, id) == 0)
+                        return &conf->statuses[i];
+        return NULL;
+}
+
+static void defaults(void *conf)
+{
+        struct roistat_conf *rc = conf;
+
+        for (size_t i = 0; i < N(default_statuses); i++)
+                status_add(rc, default_statuses[i][0], default_statuses[i][1],
+                           default_statuses[i][2]);
+        for (size_t i = 0; i < N(default_map); i++)
+                status_map_set(&rc->map, default_map[i][0], default_map[i][1], 0);
+}
+
+/* "status_id = type, name" in [roistat.statuses] */
+static void status_entry(struct config_parse *p, void *conf, const char *subsection,
+                         const char *id, const char *value, int line)
+{
+        struct roistat_conf *rc = conf;
+        const char *comma = strchr(value, ',');
+        char type[32];
+        const char *name;
+        size_t tlen;
+
+        if (!rc->statuses_configured) {
+                /* set-statuses replaces Roistat's whole list, so a configured list replaces
+                 * the defaults rather than merging with them */
+                statuses_clear(rc);
+                rc->statuses_configured = true;
+        }
+        if (!config_id_like(id, 64)) {
+                config_error(p, line, "[%s] %s: a status id may contain only letters, digits, "
+                             "'-' and '_'", subsection, id);
+                return;
+        }
+        tlen = comma ? (size_t)(comma - value) : strlen(value);
+        while (tlen > 0 && value[tlen - 1] == ' ')
+                tlen--;
+        if (tlen >= sizeof(type))
+                tlen = sizeof(type) - 1;
+        memcpy(type, value, tlen);
+        type[tlen] = '\0';
+        if (strcmp(type, "progress") && strcmp(type, "paid") && strcmp(type, "canceled") &&
+            strcmp(type, "unused")) {
+                config_error(p, line,
+                             "[%s] %s: type must be progress, paid, canceled or unused (as in "
+                             "\"%s = progress, New\")", subsection, id, id);
+                return;
+        }
+        name = comma ? comma + 1 : id;
+        while (*name == ' ')
+                name++;
+        if (!*name || strlen(name) > 128) {
+                config_error(p, line, "[%s] %s: the name must be 1-128 bytes", subsection, id);
+                return;
+        }
+        if (roistat_conf_status(rc, id)) {
+                config_error(p, line, "[%s] %s: defined twice", subsection, id);
+                return;
+        }
+        status_add(rc, id, type, name);
+}
+
+static void map_entry(struct config_parse *p, void *conf, const char *subsection,
+                      const char *key, const char *value, int line)
+{
+        struct roistat_conf *rc = conf;
+
+        config_map_entry(p, &rc->map, subsection, key, value, line);
+}
+
+static void check(struct config_parse *p, const struct config *cfg, void *conf)
+{
+        struct roistat_conf *rc = conf;
+        int header = config_section_line(p, "roistat");
+        int r;
+
+        config_check_url(p, "roistat", "url", rc->url);
+        if (!rc->project)
+                config_error(p, header, "[roistat] project: required when Roistat is enabled");
+        else if (strspn(rc->project, "0123456789") != strlen(rc->project) ||
+                 strlen(rc->project) > 12)
+                config_error(p, config_key_line(p, "roistat", "project"),
+                             "[roistat] project: must be the project number");
+        r = config_read_secret(p, "roistat", "api_key_file", rc->api_key_file,
+                               "ORDERBRIDGE_ROISTAT_API_KEY", &rc->api_key);
+        if (r == 0)
+                config_error(p, header, "[roistat] api_key_file: required when Roistat is "
+                             "enabled (or set ORDERBRIDGE_ROISTAT_API_KEY)");
+        else if (r > 0 && strpbrk(rc->api_key, " \t\r\n"))
+                config_error(p, config_key_line(p, "roistat", "api_key_file"),
+                             "[roistat] api_key_file: the key must not contain spaces");
+        if (rc->n_statuses == 0)
+                config_error(p, header, "[roistat.statuses]: at least one status is required");
+        for (size_t i = 0; i < rc->map.n; i++)
+                if (!roistat_conf_status(rc, rc->map.entries[i].value))
+                        config_error(p, rc->map.entries[i].line,
+                                     "[roistat.map] %s = %s: no such status in "
+                                     "[roistat.statuses]",
+                                     rc->map.entries[i].key, rc->map.entries[i].value);
+}
+
+static void conf_free(void *conf)
+{
+        struct roistat_conf *rc = conf;
+
+        if (rc->api_key)
+                explicit_bzero(rc->api_key, strlen(rc->api_key));
+        free(rc->api_key);
+        statuses_clear(rc);
+        status_map_clear(&rc->map);
+}
+
+static const struct config_subsection subsections[] = {
+        {"roistat.statuses", status_entry,
+         "\n[roistat.statuses]\n  <status_id> = <progress|paid|canceled|unused>, <name>\n"
+         "  (replaces the defaults: new = progress, New; confirmed = paid, Confirmed; "
+         "canceled = canceled, Canceled)\n"},
+        {"roistat.map", map_entry,
+         "\n[roistat.map]\n  <site status code | @canceled | @paid> = <status_id>\n"
+         "  (merged over the defaults: @canceled=canceled @paid=confirmed N=new P=new "
+         "A=confirmed D=confirmed F=confirmed C=canceled)\n"},
+};
+
+const struct config_section roistat_conf_section = {
+        .name = "roistat",
+        .keys = keys,
+        .n_keys = N(keys),
+        .size = sizeof(struct roistat_conf),
+        .optional = true,
+        .subsections = subsections,
+        .n_subsections = N(subsections),
+        .defaults = defaults,
+        .check = check,
+        .free = conf_free,
+};
+
+const struct roistat_conf *roistat_conf_get(const struct config *cfg)
+{
+        return config_section(cfg, roistat_conf_section.name);
+}
+
+int roistat_conf_report(const struct config *cfg)
+{
+        const struct roistat_conf *rc = roistat_conf_get(cfg);
+
+        printf("  roistat: project %s, batch %lld, %zu statuses, map:", rc->project,
+               (long long)rc->batch_size, rc->n_statuses);
+        for (size_t i = 0; i < rc->map.n; i++)
+                printf(" %s→%s", rc->map.entries[i].key, rc->map.entries[i].value);
+        printf("\n");
+        return 0;
+}
