@@ -10,9 +10,9 @@ extern const struct http_route route_order;  /* GET  /v1/orders/{id}: one order,
 extern const struct http_route route_health; /* GET  /healthz */
 
 static const struct http_route *const routes[] = {
-        &route_orders,
-        &route_order,
-        &route_health,
+    &route_orders,
+    &route_order,
+    &route_health,
 };
 
 const struct http_route *const *http_routes(size_t *ret_n)

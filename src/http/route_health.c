@@ -13,8 +13,8 @@ static int health_handle(const struct http_env *env, void *state, struct http_re
 }
 
 const struct http_route route_health = {
-        .methods = "GET, HEAD",
-        .path = "/healthz",
-        .body = HTTP_BODY_NONE,
-        .handle = health_handle,
+    .methods = "GET, HEAD",
+    .path = "/healthz",
+    .body = HTTP_BODY_NONE,
+    .handle = health_handle,
 };

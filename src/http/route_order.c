@@ -96,11 +96,11 @@ static int order_handle(const struct http_env *env, void *state, struct http_req
 }
 
 const struct http_route route_order = {
-        .methods = "GET, HEAD",
-        .path = PREFIX,
-        .prefix = true,
-        .body = HTTP_BODY_NONE,
-        .open = order_open,
-        .close = order_close,
-        .handle = order_handle,
+    .methods = "GET, HEAD",
+    .path = PREFIX,
+    .prefix = true,
+    .body = HTTP_BODY_NONE,
+    .open = order_open,
+    .close = order_close,
+    .handle = order_handle,
 };

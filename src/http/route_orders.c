@@ -35,8 +35,8 @@ static char *error_json(const char *error, const char *field, const char *messag
 
 static char *outcome_json(const char *order_id, const char *what, bool duplicate)
 {
-        json_t *doc = json_pack("{s:s, s:b, s:b}", "order_id", order_id, what, 1, "duplicate",
-                                duplicate);
+        json_t *doc =
+            json_pack("{s:s, s:b, s:b}", "order_id", order_id, what, 1, "duplicate", duplicate);
         char *text = json_dumps(doc, JSON_COMPACT);
 
         json_decref(doc);
@@ -52,8 +52,8 @@ static void stored(void *userdata, const struct intake_result *res)
         enum intake_outcome o = dup ? res->first_outcome : res->outcome;
 
         log_info("ingest.stored", "order_id=%s version=%lld rev=%lld outcome=%s webhook_id=%s",
-                 s->order_id, s->has_version ? (long long)s->version : -1LL,
-                 (long long)res->rev, intake_outcome_name(res->outcome), res->webhook_id);
+                 s->order_id, s->has_version ? (long long)s->version : -1LL, (long long)res->rev,
+                 intake_outcome_name(res->outcome), res->webhook_id);
         switch (o) {
         case INTAKE_ACCEPTED:
                 http_request_resume(rq, 202, outcome_json(s->order_id, "accepted", dup), 0);
@@ -94,8 +94,8 @@ static const char *signature_field(int r)
 }
 
 /* Signature, fields, site: NULL (answered) when refused, else the snapshot. */
-static struct snapshot *check(const struct config *cfg, struct http_request *rq,
-                              const char *body, size_t len)
+static struct snapshot *check(const struct config *cfg, struct http_request *rq, const char *body,
+                              size_t len)
 {
         struct snapshot_error err;
         struct snapshot *snap;
@@ -109,8 +109,7 @@ static struct snapshot *check(const struct config *cfg, struct http_request *rq,
         }
         r = signature_verify(&cfg->signing_key, http_request_header(rq, "webhook-id"),
                              http_request_header(rq, "webhook-timestamp"),
-                             http_request_header(rq, "webhook-signature"), body, len,
-                             time(NULL));
+                             http_request_header(rq, "webhook-signature"), body, len, time(NULL));
         if (r < 0) {
                 log_warn("ingest.unauthorized", "reason=\"%s\"", signature_strerror(r));
                 http_request_reply_error(rq, 401, "bad_signature", signature_field(r),
@@ -134,8 +133,9 @@ static struct snapshot *check(const struct config *cfg, struct http_request *rq,
                 return NULL;
         }
         if (snap->visit_dropped)
-                log_warn("ingest.visit_dropped", "order_id=%s reason=\"roistat_visit must be "
-                         "1-%d digits\"", snap->order_id, SNAPSHOT_VISIT_MAX);
+                log_warn("ingest.visit_dropped",
+                         "order_id=%s reason=\"roistat_visit must be 1-%d digits\"", snap->order_id,
+                         SNAPSHOT_VISIT_MAX);
         return snap;
 }
 
@@ -171,8 +171,8 @@ static int orders_handle(const struct http_env *env, void *state, struct http_re
 }
 
 const struct http_route route_orders = {
-        .methods = "POST",
-        .path = "/v1/orders",
-        .body = HTTP_BODY_JSON,
-        .handle = orders_handle,
+    .methods = "POST",
+    .path = "/v1/orders",
+    .body = HTTP_BODY_JSON,
+    .handle = orders_handle,
 };

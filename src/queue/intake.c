@@ -60,8 +60,7 @@ struct intake {
 
 const char *intake_outcome_name(enum intake_outcome o)
 {
-        static const char *const names[] = {"accepted", "stale", "duplicate", "conflict",
-                                            "failed"};
+        static const char *const names[] = {"accepted", "stale", "duplicate", "conflict", "failed"};
 
         return (unsigned)o < sizeof(names) / sizeof(names[0]) ? names[o] : "unknown";
 }
@@ -88,15 +87,15 @@ static struct store_put put_of(const struct job *j)
 {
         const struct snapshot *s = j->snap;
         struct store_put p = {
-                .order_id = s->order_id,
-                .site = s->site,
-                .json = s->json,
-                .has_version = s->has_version,
-                .version = s->version,
-                .has_updated_at = s->has_updated_at,
-                .updated_at = s->updated_at,
-                .webhook_id = j->webhook_id,
-                .source = j->source,
+            .order_id = s->order_id,
+            .site = s->site,
+            .json = s->json,
+            .has_version = s->has_version,
+            .version = s->version,
+            .has_updated_at = s->has_updated_at,
+            .updated_at = s->updated_at,
+            .webhook_id = j->webhook_id,
+            .source = j->source,
         };
 
         memcpy(p.body_sha256, j->body_sha256, sizeof(p.body_sha256));
@@ -151,11 +150,11 @@ static void commit(struct intake *in, struct job **batch, size_t n, struct store
 
         for (size_t i = 0; i < n; i++) {
                 struct intake_result r = {
-                        .outcome = outcome_of(puts[i].outcome),
-                        .first_outcome = outcome_of(puts[i].first_outcome),
-                        .rev = puts[i].rev,
-                        .snap = batch[i]->snap,
-                        .webhook_id = batch[i]->webhook_id,
+                    .outcome = outcome_of(puts[i].outcome),
+                    .first_outcome = outcome_of(puts[i].first_outcome),
+                    .rev = puts[i].rev,
+                    .snap = batch[i]->snap,
+                    .webhook_id = batch[i]->webhook_id,
                 };
                 if (r.outcome == INTAKE_FAILED) {
                         r.error = c.error < 0 ? c.error : -EIO;
@@ -245,8 +244,7 @@ struct intake *intake_free(struct intake *in)
 }
 
 int intake_submit(struct intake *in, struct intake_item *item,
-                  void (*done)(void *userdata, const struct intake_result *result),
-                  void *userdata)
+                  void (*done)(void *userdata, const struct intake_result *result), void *userdata)
 {
         struct job *j = xcalloc(1, sizeof(*j));
 

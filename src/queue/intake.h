@@ -78,8 +78,7 @@ struct intake *intake_free(struct intake *in);
  * once, from the committer thread), or -ESHUTDOWN when the intake is draining (nothing is
  * taken, `done` is never called). A bulk item waits while INTAKE_QUEUE_MAX are queued. */
 int intake_submit(struct intake *in, struct intake_item *item,
-                  void (*done)(void *userdata, const struct intake_result *result),
-                  void *userdata);
+                  void (*done)(void *userdata, const struct intake_result *result), void *userdata);
 
 /* Adds a hook called from the committer after every transaction (up to 4 hooks; register
  * them before the first submission). Wake the dispatchers when commit->accepted > 0;

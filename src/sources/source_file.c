@@ -141,8 +141,9 @@ static struct snapshot *parse_line(struct source_file *sf, const struct buf *lin
         struct snapshot *s;
 
         if (too_long) {
-                log_warn("import.invalid", "line=%ld field=(body) message=\"longer than "
-                         "[server] max_body_bytes\"", no);
+                log_warn("import.invalid",
+                         "line=%ld field=(body) message=\"longer than [server] max_body_bytes\"",
+                         no);
                 return NULL;
         }
         if (snapshot_parse(line->data, line->len, &s, &err) < 0) {
@@ -151,8 +152,9 @@ static struct snapshot *parse_line(struct source_file *sf, const struct buf *lin
                 return NULL;
         }
         if (sf->cfg->site_id && strcmp(sf->cfg->site_id, s->site) != 0) {
-                log_warn("import.invalid", "line=%ld order_id=%s field=site message=\"not this "
-                         "site\"", no, s->order_id);
+                log_warn("import.invalid",
+                         "line=%ld order_id=%s field=site message=\"not this site\"", no,
+                         s->order_id);
                 snapshot_free(s);
                 return NULL;
         }
@@ -229,8 +231,7 @@ static void *reader(void *arg)
         while (sf->outstanding > 0)
                 pthread_cond_wait(&sf->settled, &sf->lock);
         if (sf->error)
-                log_err("import.store_failed", "line=%ld error=\"%s\"", sf->error_line,
-                        sf->errmsg);
+                log_err("import.store_failed", "line=%ld error=\"%s\"", sf->error_line, sf->errmsg);
         log_info("import.done", "lines=%ld accepted=%ld stale=%ld invalid=%ld failed=%ld",
                  sf->stats.lines, sf->stats.accepted, sf->stats.stale, sf->stats.invalid,
                  sf->stats.failed);
@@ -279,10 +280,10 @@ static void file_free(void *ctx)
 }
 
 static const struct source_ops file_ops = {
-        .name = "import",
-        .start = file_start,
-        .stop = file_stop,
-        .free = file_free,
+    .name = "import",
+    .start = file_start,
+    .stop = file_stop,
+    .free = file_free,
 };
 
 int source_file_new(const struct config *cfg, const char *path, struct source **ret)

@@ -52,8 +52,7 @@ static int setup(void **state)
         if (!mkdtemp(f->dir))
                 return -1;
         snprintf(f->path, sizeof(f->path), "%s/orderbridge.db", f->dir);
-        snprintf(text, sizeof(text), "[store]\npath = %s\n[site]\nid = shop.example.ru\n",
-                 f->path);
+        snprintf(text, sizeof(text), "[store]\npath = %s\n[site]\nid = shop.example.ru\n", f->path);
         if (config_load_string(text, "test", &f->cfg, &errors) != 0)
                 return -1;
         free(errors);
@@ -107,8 +106,7 @@ static void record(void *userdata, const struct intake_result *r)
                 seen.last[i].snap = NULL;
                 seen.last[i].webhook_id = NULL;
                 seen.last[i].errmsg = NULL;
-                snprintf(seen.last_order[i], sizeof(seen.last_order[i]), "%s",
-                         r->snap->order_id);
+                snprintf(seen.last_order[i], sizeof(seen.last_order[i]), "%s", r->snap->order_id);
         }
 }
 
@@ -116,10 +114,10 @@ static void submit_ok(struct intake *in, const char *id, int version, const char
                       unsigned char body_byte, bool bulk)
 {
         struct intake_item item = {
-                .snap = snap(id, version),
-                .webhook_id = webhook_id,
-                .source = "test",
-                .bulk = bulk,
+            .snap = snap(id, version),
+            .webhook_id = webhook_id,
+            .source = "test",
+            .bulk = bulk,
         };
 
         memset(item.body_sha256, body_byte, sizeof(item.body_sha256));

@@ -131,15 +131,15 @@ static void valid_lines_are_stored_and_bad_ones_counted_never_stored(void **stat
         memcpy(longl + MAX_BODY + 1 - n, s5, n + 1);
         assert_int_equal(strlen(longl), MAX_BODY + 1);
         snprintf(text, sizeof(text),
-                 "%s\n"                    /* 1 accepted */
-                 "\n"                      /* 2 blank */
-                 "{\"site\":\"x\"}\n"      /* 3 invalid: no order */
-                 "%s\n"                    /* 4 invalid: another site */
-                 "%s\r\n"                  /* 5 accepted, CRLF */
-                 "%s\n"                    /* 6 stale: S1 again */
-                 "%s\n"                    /* 7 invalid: too long */
-                 "\r\n"                    /* 8 blank */
-                 "%s",                     /* 9 accepted, no final newline */
+                 "%s\n"               /* 1 accepted */
+                 "\n"                 /* 2 blank */
+                 "{\"site\":\"x\"}\n" /* 3 invalid: no order */
+                 "%s\n"               /* 4 invalid: another site */
+                 "%s\r\n"             /* 5 accepted, CRLF */
+                 "%s\n"               /* 6 stale: S1 again */
+                 "%s\n"               /* 7 invalid: too long */
+                 "\r\n"               /* 8 blank */
+                 "%s",                /* 9 accepted, no final newline */
                  a, other, b, a, longl, c);
         write_file(f, text, strlen(text));
 
@@ -223,8 +223,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_setup_teardown(
                 valid_lines_are_stored_and_bad_ones_counted_never_stored, setup, teardown),
-            cmocka_unit_test_setup_teardown(a_line_exactly_at_max_body_bytes_is_read_whole,
-                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(a_line_exactly_at_max_body_bytes_is_read_whole, setup,
+                                            teardown),
             cmocka_unit_test_setup_teardown(a_carriage_return_inside_a_line_is_kept, setup,
                                             teardown),
             cmocka_unit_test_setup_teardown(a_file_that_cannot_be_opened_is_an_error, setup,
