@@ -36,8 +36,10 @@ int cli_import(const struct config *cfg, const struct cli_opts *o, int argc, cha
                 goto out;
         }
         r = source_start(src, in);
-        if (r == 0)
-                r = source_file_wait(src, &stats);
+        if (r < 0)
+                fprintf(stderr, "orderbridge import: cannot start reading: %s\n", strerror(-r));
+        else
+                r = source_file_wait(src, &stats); /* a store failure is logged already */
 out:
         src = source_free(src);
         in = intake_free(in);
