@@ -1,7 +1,10 @@
 /*
- * `orderbridge serve`: the daemon. Starts one dispatcher per enabled sink, the ingest
- * committer and the HTTP front, then waits for SIGTERM/SIGINT and stops them in the
- * reverse order, so that whatever was acknowledged is committed before exit.
+ * `orderbridge serve`: the daemon. Starts one dispatcher per enabled sink, the intake
+ * (the group committer, which wakes the dispatchers after each commit that accepted
+ * work) and the HTTP front, then waits for SIGTERM/SIGINT and stops them in the reverse
+ * order: the HTTP front answers what it holds, the intake commits what it was handed,
+ * and only then do the dispatchers stop, so whatever was acknowledged is committed
+ * before exit and no commit wakes a stopped dispatcher.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -12,16 +15,40 @@
 
 #include "base/log.h"
 #include "cli/cli.h"
-#include "http/ingest.h"
 #include "http/server.h"
 #include "queue/dispatch.h"
+#include "queue/intake.h"
 #include "sinks/registry.h"
+
+/* The dispatchers a commit wakes. */
+struct wake_list {
+        struct dispatch *const *d;
+        size_t n;
+};
+
+/* After each commit, from the intake's thread: the ingest's commit log lines, and a
+ * wake-up for every dispatcher when there is new work. */
+static void on_commit(void *arg, const struct intake_commit *c)
+{
+        const struct wake_list *w = arg;
+
+        log_debug("ingest.commit", "jobs=%zu ms=%lld ok=%s", c->items, (long long)c->elapsed_ms,
+                  c->error == 0 ? "yes" : "no");
+        if (c->error < 0)
+                log_err("ingest.commit_failed", "jobs=%zu error=\"%s\"", c->items, c->errmsg);
+        if (c->pruned > 0)
+                log_info("ingest.pruned", "webhook_ids=%d", c->pruned);
+        if (c->accepted > 0)
+                for (size_t i = 0; i < w->n; i++)
+                        dispatch_wake(w->d[i]);
+}
 
 int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char **argv)
 {
         struct dispatch *sinks[SINK_KINDS_MAX] = {0};
         struct http_server *srv = NULL;
-        struct ingest *in = NULL;
+        struct intake *in = NULL;
+        struct wake_list wake;
         size_t n_sinks = 0;
         sigset_t set;
         int sig = 0, r;
@@ -54,7 +81,10 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
                 }
                 n_sinks++;
         }
-        r = ingest_new(cfg, sinks, n_sinks, &in);
+        wake = (struct wake_list){sinks, n_sinks};
+        r = intake_new(cfg, &in);
+        if (r == 0)
+                r = intake_on_commit(in, on_commit, &wake);
         if (r < 0) {
                 log_err("serve.failed", "what=store path=%s error=\"%s\"", cfg->store_path,
                         strerror(-r));
@@ -78,9 +108,9 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
         r = 0;
 out:
         srv = http_server_stop(srv);
+        in = intake_free(in);
         for (size_t i = 0; i < n_sinks; i++)
                 dispatch_stop(sinks[i]);
-        in = ingest_free(in);
         log_info("serve.stopped", "status=%s", r == 0 ? "ok" : "failed");
         return r == 0 ? 0 : 1;
 }

@@ -1,14 +1,16 @@
 /*
- * libmicrohttpd glue. MHD's POST processor is not used: the only bodies are JSON, read
- * into a buffer capped at [server] max_body_bytes. A request is answered as early as its
- * problem is known: wrong route or method, wrong media type, or a declared length over
- * the cap, before any body is read. A suspended connection (waiting for the group
- * commit) is answered when the committer resumes it.
+ * libmicrohttpd glue, and the only file that speaks it. MHD's POST processor is not
+ * used: the routes' bodies are JSON, read into one capped buffer (base/buf, [server]
+ * max_body_bytes). A request is answered as early as its problem is known — no route,
+ * wrong method, wrong media type, or a declared length over the cap — before any body is
+ * read; then its route (route.c's table) answers, or holds it. A held request's
+ * connection is suspended until http_request_resume, which may come from any thread
+ * (the intake's committer); `hold_lock` orders the suspend before the resume.
  *
  * MHD's connection timeout only fires on silence, so a client that sends one byte a
  * second would hold its slot for ever: a reaper thread shuts down any connection whose
  * request (headers and body) takes longer than [server] connection_timeout_s, except
- * while the connection is waiting for our own commit.
+ * while the request is held (the wait is ours, not the client's).
  */
 #include "http/server.h"
 
@@ -25,13 +27,13 @@
 #include <time.h>
 
 #include <jansson.h>
-#include <openssl/crypto.h>
+#include <microhttpd.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/log.h"
-#include "model/snapshot.h"
-#include "store/store.h"
 #include "base/xalloc.h"
+#include "http/route.h"
 
 #define HEADER_MAX 8192
 
@@ -39,37 +41,51 @@
 struct conn_clock {
         int fd;
         int64_t since_ms;  /* accepted, or the last request answered */
-        bool waiting;      /* suspended on the commit: our time, not the client's */
+        bool waiting;      /* held: our time, not the client's */
         struct conn_clock *prev, *next;
 };
 
 struct http_server {
         const struct config *cfg;
+        struct http_env env;
+        const struct http_route *const *routes;
+        size_t n_routes;
+        void **states; /* each route's own, from its `open` */
+
         pthread_mutex_t clock_lock;
         pthread_cond_t clock_cond;
         struct conn_clock *clocks;
         pthread_t reaper;
         bool stopping;
-        struct ingest *ingest;
+
+        pthread_mutex_t hold_lock;
+        pthread_cond_t hold_cond; /* `held` reached 0 */
+        size_t held;              /* held requests not yet resumed */
+        bool draining;            /* stopping: no more holds */
+
         struct MHD_Daemon *mhd;
-        struct store *reader; /* for GET /v1/orders/{id} */
-        pthread_mutex_t reader_lock;
         unsigned port;
 };
 
-enum route { ROUTE_NONE, ROUTE_INGEST, ROUTE_ORDER, ROUTE_HEALTH };
-
-struct request {
-        enum route route;
-        char *body;
-        size_t len, cap, seen;
-        bool too_big;
-        bool submitted;
-        struct ingest_job *job;
+struct http_request {
+        struct http_server *srv;
+        struct MHD_Connection *conn;
+        const char *url;
+        const struct http_route *route; /* NULL: no route, answered 404 */
+        void *state;
+        struct buf body;
+        size_t seen;   /* body bytes received, kept or not */
+        bool too_big;  /* the body passed the cap: dropped, 413 at its end */
+        bool answered; /* an answer is queued: swallow whatever else comes */
+        /* a held request; under srv->hold_lock */
+        bool held, suspended, ready;
+        unsigned later_status, later_retry_after_s;
+        char *later_json;
 };
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *json,
-                             unsigned retry_after_s, const char *allow, bool bearer)
+static enum MHD_Result queue_answer(struct MHD_Connection *conn, unsigned status,
+                                    const char *json, unsigned retry_after_s, const char *allow,
+                                    const char *www_authenticate)
 {
         struct MHD_Response *resp;
         enum MHD_Result r;
@@ -87,100 +103,26 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
         }
         if (allow)
                 MHD_add_response_header(resp, "Allow", allow);
-        if (bearer)
-                MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+        if (www_authenticate)
+                MHD_add_response_header(resp, "WWW-Authenticate", www_authenticate);
         r = MHD_queue_response(conn, status, resp);
         MHD_destroy_response(resp);
         return r;
 }
 
-static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status,
-                                   const char *error, const char *field, const char *message)
+static char *error_json(const char *error, const char *field, const char *message)
 {
         json_t *doc = json_pack("{s:s, s:s}", "error", error, "message", message);
-        enum MHD_Result r;
         char *text;
 
         if (field)
                 json_object_set_new(doc, "field", json_string(field));
         text = json_dumps(doc, JSON_COMPACT);
         json_decref(doc);
-        r = reply(conn, status, text, 0, NULL, false);
-        free(text);
-        return r;
+        return text;
 }
 
-static enum MHD_Result reply_answer(struct MHD_Connection *conn, struct ingest_answer *a)
-{
-        enum MHD_Result r = reply(conn, a->status, a->json ? a->json : "{}", a->retry_after_s,
-                                  NULL, false);
-        ingest_answer_clear(a);
-        return r;
-}
-
-static bool json_media_type(const char *ct)
-{
-        size_t n = strlen("application/json");
-
-        if (!ct || strncasecmp(ct, "application/json", n) != 0)
-                return false;
-        return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
-}
-
-static enum MHD_Result handle_health(struct http_server *srv, struct MHD_Connection *conn)
-{
-        if (!ingest_store_healthy(srv->ingest))
-                return reply(conn, 503, "{\"status\":\"store_failing\"}", 5, NULL, false);
-        return reply(conn, 200, "{\"status\":\"ok\"}", 0, NULL, false);
-}
-
-static bool bearer_ok(const struct config *cfg, struct MHD_Connection *conn)
-{
-        const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                       MHD_HTTP_HEADER_AUTHORIZATION);
-        size_t want, got;
-
-        /* the scheme name is case-insensitive (RFC 9110) */
-        if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
-                return false;
-        auth += 7;
-        want = strlen(cfg->admin_token);
-        got = strlen(auth);
-        /* compare in constant time over the expected length */
-        return got == want && CRYPTO_memcmp(auth, cfg->admin_token, want) == 0;
-}
-
-static enum MHD_Result handle_order(struct http_server *srv, struct MHD_Connection *conn,
-                                    const char *url)
-{
-        const char *id = url + strlen("/v1/orders/");
-        size_t n = strlen(id);
-        char *json = NULL;
-        enum MHD_Result res;
-        int r;
-
-        if (!srv->cfg->admin_token)
-                return reply_error(conn, 403, "admin_disabled", NULL,
-                                   "set [server] admin_token_file to use this endpoint");
-        if (!bearer_ok(srv->cfg, conn))
-                return reply(conn, 401,
-                             "{\"error\":\"unauthorized\",\"field\":\"Authorization\","
-                             "\"message\":\"a valid bearer token is required\"}",
-                             0, NULL, true);
-        if (n == 0 || n > SNAPSHOT_ID_MAX || !snapshot_id_chars(id))
-                return reply_error(conn, 400, "invalid_field", "id",
-                                   "an order id has only letters, digits, '-' and '_'");
-        pthread_mutex_lock(&srv->reader_lock);
-        r = store_order_report(srv->reader, id, &json);
-        pthread_mutex_unlock(&srv->reader_lock);
-        if (r == -ENOENT)
-                return reply_error(conn, 404, "not_found", "id", "no such order");
-        if (r < 0)
-                return reply_error(conn, 503, "store_unavailable", NULL, "cannot read the store");
-        res = reply(conn, 200, json, 0, NULL, false);
-        free(json);
-        return res;
-}
+/* ---- connections and their clocks ---- */
 
 static struct conn_clock *clock_of(struct MHD_Connection *conn)
 {
@@ -267,56 +209,232 @@ static size_t keep_escapes(void *cls, struct MHD_Connection *conn, char *s)
         return strlen(s);
 }
 
-static enum route route_of(const char *url)
+/* ---- the request API of route.h ---- */
+
+const char *http_request_path(const struct http_request *rq)
 {
-        if (strcmp(url, "/v1/orders") == 0)
-                return ROUTE_INGEST;
-        if (strncmp(url, "/v1/orders/", 11) == 0)
-                return ROUTE_ORDER;
-        if (strcmp(url, "/healthz") == 0)
-                return ROUTE_HEALTH;
-        return ROUTE_NONE;
+        return rq->url;
 }
 
-/* The first call for a request: route, method, media type, declared length. Returns
- * MHD_YES with *done = true when it answered already. */
-static enum MHD_Result first_call(struct http_server *srv, struct MHD_Connection *conn,
-                                  const char *url, const char *method, struct request *rq,
-                                  bool *done)
+const char *http_request_header(const struct http_request *rq, const char *name)
 {
-        const char *cl, *ct;
+        return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+}
 
-        *done = true;
-        rq->route = route_of(url);
-        switch (rq->route) {
-        case ROUTE_NONE:
-                return reply_error(conn, 404, "not_found", NULL, "no such endpoint");
-        case ROUTE_HEALTH:
-        case ROUTE_ORDER:
-                if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-                        return reply(conn, 405, "{\"error\":\"method_not_allowed\"}", 0,
-                                     "GET, HEAD", false);
-                *done = false;
-                return MHD_YES;
-        case ROUTE_INGEST:
-                if (strcmp(method, "POST"))
-                        return reply(conn, 405, "{\"error\":\"method_not_allowed\"}", 0, "POST",
-                                     false);
-                ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
-                if (!json_media_type(ct))
-                        return reply_error(conn, 415, "unsupported_media_type", "Content-Type",
-                                           "the body must be application/json");
-                cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
-                if (cl && (strlen(cl) > 15 || strtoull(cl, NULL, 10) >
-                                                      (unsigned long long)srv->cfg->max_body_bytes))
-                        return reply_error(conn, 413, "body_too_large", NULL,
-                                           "the body is larger than [server] max_body_bytes");
-                *done = false;
+const char *http_request_body(const struct http_request *rq, size_t *ret_len)
+{
+        *ret_len = rq->body.len;
+        return rq->body.data ? rq->body.data : "";
+}
+
+int http_request_reply(struct http_request *rq, unsigned status, const char *json,
+                       unsigned retry_after_s, const char *www_authenticate)
+{
+        rq->answered = true;
+        return queue_answer(rq->conn, status, json, retry_after_s, NULL, www_authenticate) ==
+                               MHD_YES
+                       ? 0
+                       : -EIO;
+}
+
+int http_request_reply_error(struct http_request *rq, unsigned status, const char *error,
+                             const char *field, const char *message)
+{
+        char *text = error_json(error, field, message);
+        int r = http_request_reply(rq, status, text, 0, NULL);
+
+        free(text);
+        return r;
+}
+
+int http_request_hold(struct http_request *rq)
+{
+        struct http_server *srv = rq->srv;
+
+        pthread_mutex_lock(&srv->hold_lock);
+        if (srv->draining) {
+                pthread_mutex_unlock(&srv->hold_lock);
+                return -ESHUTDOWN;
+        }
+        rq->held = true;
+        srv->held++;
+        pthread_mutex_unlock(&srv->hold_lock);
+        clock_set(srv, rq->conn, true, false); /* from here on the wait is ours */
+        return 0;
+}
+
+void http_request_resume(struct http_request *rq, unsigned status, char *json,
+                         unsigned retry_after_s)
+{
+        struct http_server *srv = rq->srv;
+
+        pthread_mutex_lock(&srv->hold_lock);
+        rq->later_status = status;
+        rq->later_json = json;
+        rq->later_retry_after_s = retry_after_s;
+        rq->ready = true;
+        if (rq->suspended)
+                MHD_resume_connection(rq->conn);
+        if (--srv->held == 0)
+                pthread_cond_broadcast(&srv->hold_cond);
+        pthread_mutex_unlock(&srv->hold_lock);
+}
+
+/* A held request, in its own thread: answer it if its answer came, else suspend the
+ * connection until it does (under the lock, so that no resume can overtake it). */
+static enum MHD_Result answer_held(struct http_request *rq)
+{
+        struct http_server *srv = rq->srv;
+        enum MHD_Result r;
+        unsigned status, retry_after_s;
+        char *json;
+
+        pthread_mutex_lock(&srv->hold_lock);
+        if (!rq->ready) {
+                rq->suspended = true;
+                MHD_suspend_connection(rq->conn);
+                pthread_mutex_unlock(&srv->hold_lock);
                 return MHD_YES;
         }
-        return MHD_NO;
+        rq->suspended = false;
+        status = rq->later_status;
+        retry_after_s = rq->later_retry_after_s;
+        json = rq->later_json;
+        rq->later_json = NULL;
+        pthread_mutex_unlock(&srv->hold_lock);
+        rq->answered = true;
+        r = queue_answer(rq->conn, status, json ? json : "{}", retry_after_s, NULL, NULL);
+        free(json);
+        return r;
+}
+
+/* ---- routing ---- */
+
+static bool json_media_type(const char *ct)
+{
+        size_t n = strlen("application/json");
+
+        if (!ct || strncasecmp(ct, "application/json", n) != 0)
+                return false;
+        return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+/* Whether `method` is one of the comma-separated `list` ("GET, HEAD"). */
+static bool method_listed(const char *list, const char *method)
+{
+        size_t n = strlen(method);
+
+        for (const char *p = list; *p;) {
+                size_t len;
+
+                while (*p == ' ' || *p == ',')
+                        p++;
+                len = strcspn(p, ", ");
+                if (len == n && len > 0 && strncmp(p, method, n) == 0)
+                        return true;
+                p += len;
+        }
+        return false;
+}
+
+static size_t route_index(const struct http_server *srv, const char *url)
+{
+        size_t i;
+
+        for (i = 0; i < srv->n_routes; i++) {
+                const struct http_route *rt = srv->routes[i];
+                if (rt->prefix ? strncmp(url, rt->path, strlen(rt->path)) == 0
+                               : strcmp(url, rt->path) == 0)
+                        break;
+        }
+        return i;
+}
+
+/* The first call of a request, on its headers: route, method, media type, declared
+ * length. Anything refused here is answered before a byte of the body is read. */
+static enum MHD_Result first_call(struct http_server *srv, struct http_request *rq,
+                                  const char *url, const char *method)
+{
+        const char *cl, *ct;
+        size_t i = route_index(srv, url);
+
+        if (i == srv->n_routes) {
+                char *text = error_json("not_found", NULL, "no such endpoint");
+                enum MHD_Result r = queue_answer(rq->conn, 404, text, 0, NULL, NULL);
+                free(text);
+                rq->answered = true;
+                return r;
+        }
+        rq->route = srv->routes[i];
+        rq->state = srv->states[i];
+        if (!method_listed(rq->route->methods, method)) {
+                rq->answered = true;
+                return queue_answer(rq->conn, 405, "{\"error\":\"method_not_allowed\"}", 0,
+                                    rq->route->methods, NULL);
+        }
+        if (rq->route->body != HTTP_BODY_JSON)
+                return MHD_YES;
+        ct = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!json_media_type(ct))
+                return http_request_reply_error(rq, 415, "unsupported_media_type",
+                                                "Content-Type",
+                                                "the body must be application/json") == 0
+                               ? MHD_YES
+                               : MHD_NO;
+        cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && (strlen(cl) > 15 ||
+                   strtoull(cl, NULL, 10) > (unsigned long long)srv->cfg->max_body_bytes))
+                return http_request_reply_error(rq, 413, "body_too_large", NULL,
+                                                "the body is larger than [server] "
+                                                "max_body_bytes") == 0
+                               ? MHD_YES
+                               : MHD_NO;
+        return MHD_YES;
+}
+
+/* A JSON body arriving: into the capped buffer, or counted and dropped. */
+static enum MHD_Result take_body(struct http_server *srv, struct http_request *rq,
+                                 const char *data, size_t n)
+{
+        rq->seen += n;
+        /* a body that goes on far past the cap (chunked, so its length was not declared)
+         * is not drained for ever: drop the connection */
+        if (rq->too_big && rq->seen / 4 > (size_t)srv->cfg->max_body_bytes)
+                return MHD_NO;
+        if (rq->answered || rq->too_big)
+                return MHD_YES;
+        if (buf_append(&rq->body, data, n) < 0) {
+                rq->too_big = true;
+                buf_free(&rq->body);
+        }
+        return MHD_YES;
+}
+
+/* The request is complete: refusals common to JSON routes, then the route. */
+static enum MHD_Result complete(struct http_server *srv, struct http_request *rq)
+{
+        int r;
+
+        if (rq->route->body == HTTP_BODY_JSON) {
+                if (rq->too_big)
+                        r = http_request_reply_error(rq, 413, "body_too_large", NULL,
+                                                     "the body is larger than [server] "
+                                                     "max_body_bytes");
+                else if (rq->body.len == 0)
+                        r = http_request_reply_error(rq, 400, "invalid_field", "(body)",
+                                                     "the body is empty");
+                else
+                        r = 1;
+                if (r <= 0)
+                        return r == 0 ? MHD_YES : MHD_NO;
+        }
+        r = rq->route->handle(&srv->env, rq->state, rq);
+        if (r < 0)
+                return MHD_NO;
+        if (rq->held && !rq->answered)
+                return answer_held(rq);
+        return rq->answered ? MHD_YES : MHD_NO; /* a route that did not answer: cut */
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -325,110 +443,85 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   void **con_cls)
 {
         struct http_server *srv = cls;
-        struct request *rq = *con_cls;
-        struct ingest_answer ans = {0};
-        struct ingest_request ir;
-        bool done;
+        struct http_request *rq = *con_cls;
+        size_t n = *upload_data_size;
 
         if (!rq) {
-                enum MHD_Result r;
                 rq = xcalloc(1, sizeof(*rq));
+                rq->srv = srv;
+                rq->conn = conn;
+                rq->url = url;
+                buf_init(&rq->body, (size_t)srv->cfg->max_body_bytes);
                 *con_cls = rq;
-                r = first_call(srv, conn, url, method, rq, &done);
-                if (done)
-                        rq->submitted = true; /* answered: swallow any body */
-                return r;
+                return first_call(srv, rq, url, method);
         }
-        if ((rq->route == ROUTE_HEALTH || rq->route == ROUTE_ORDER) && *upload_data_size) {
-                *upload_data_size = 0; /* a GET has no use for a body: ignore it */
-                return MHD_YES;
-        }
-        if (rq->route == ROUTE_HEALTH)
-                return handle_health(srv, conn);
-        if (rq->route == ROUTE_ORDER)
-                return handle_order(srv, conn, url);
-        if (rq->route != ROUTE_INGEST)
-                return MHD_NO;
-
-        if (*upload_data_size > 0) {
-                size_t n = *upload_data_size;
+        rq->url = url;
+        if (!rq->route)
+                return MHD_NO; /* answered 404 already */
+        if (n > 0) {
                 *upload_data_size = 0;
-                rq->seen += n;
-                /* a body that goes on far past the cap (chunked, so its length was not
-                 * declared) is not drained for ever: drop the connection */
-                if (rq->too_big && rq->seen / 4 > (size_t)srv->cfg->max_body_bytes)
-                        return MHD_NO;
-                if (rq->submitted || rq->too_big)
-                        return MHD_YES;
-                if (rq->len + n > (size_t)srv->cfg->max_body_bytes) {
-                        rq->too_big = true;
-                        free(rq->body);
-                        rq->body = NULL;
-                        return MHD_YES;
-                }
-                if (rq->len + n + 1 > rq->cap) {
-                        rq->cap = rq->len + n + 1 < 4096 ? 4096 : (rq->len + n + 1) * 2;
-                        if (rq->cap > (size_t)srv->cfg->max_body_bytes + 1)
-                                rq->cap = (size_t)srv->cfg->max_body_bytes + 1;
-                        rq->body = xrealloc(rq->body, rq->cap);
-                }
-                memcpy(rq->body + rq->len, upload_data, n);
-                rq->len += n;
-                rq->body[rq->len] = '\0';
-                return MHD_YES;
+                if (rq->route->body == HTTP_BODY_NONE)
+                        return MHD_YES; /* a GET has no use for a body: ignore it */
+                return take_body(srv, rq, upload_data, n);
         }
-
-        /* The body is complete (or we were resumed). */
-        if (rq->job) {
-                ingest_job_finish(rq->job, &ans);
-                rq->job = NULL;
-                return reply_answer(conn, &ans);
-        }
-        if (rq->submitted)
+        if (rq->answered)
                 return MHD_YES;
-        if (rq->too_big)
-                return reply_error(conn, 413, "body_too_large", NULL,
-                                   "the body is larger than [server] max_body_bytes");
-        if (rq->len == 0)
-                return reply_error(conn, 400, "invalid_field", "(body)", "the body is empty");
-
-        rq->submitted = true;
-        clock_set(srv, conn, true, false); /* from here on the wait is ours */
-        ir = (struct ingest_request){
-                .body = rq->body,
-                .len = rq->len,
-                .webhook_id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "webhook-id"),
-                .webhook_timestamp =
-                        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "webhook-timestamp"),
-                .webhook_signature =
-                        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "webhook-signature"),
-        };
-        if (ingest_submit(srv->ingest, conn, &ir, &rq->job, &ans) == 1)
-                return reply_answer(conn, &ans);
-        return MHD_YES; /* suspended until committed */
+        if (rq->held)
+                return answer_held(rq); /* resumed */
+        return complete(srv, rq);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-        struct request *rq = *con_cls;
+        struct http_request *rq = *con_cls;
 
         if (!rq)
                 return;
         clock_set(cls, conn, false, true); /* the next request's clock starts now */
-        if (rq->job) {
-                /* the client went away after the commit was queued: the snapshot is
-                 * stored all the same; only the answer is lost */
-                struct ingest_answer ans;
-                ingest_job_finish(rq->job, &ans);
-                ingest_answer_clear(&ans);
-        }
-        free(rq->body);
+        /* a client that went away after its snapshot was handed over: stored all the
+         * same, only the answer is lost */
+        free(rq->later_json);
+        buf_free(&rq->body);
         free(rq);
         *con_cls = NULL;
 }
 
-int http_server_start(const struct config *cfg, struct ingest *in, struct http_server **ret)
+static void close_routes(struct http_server *srv)
+{
+        for (size_t i = 0; i < srv->n_routes; i++)
+                if (srv->states[i] && srv->routes[i]->close)
+                        srv->routes[i]->close(srv->states[i]);
+        free(srv->states);
+        srv->states = NULL;
+}
+
+static int open_routes(struct http_server *srv)
+{
+        srv->routes = http_routes(&srv->n_routes);
+        srv->states = xcalloc(srv->n_routes, sizeof(*srv->states));
+        for (size_t i = 0; i < srv->n_routes; i++) {
+                int r = srv->routes[i]->open ? srv->routes[i]->open(&srv->env, &srv->states[i])
+                                             : 0;
+                if (r < 0) {
+                        close_routes(srv);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+static void free_server(struct http_server *srv)
+{
+        close_routes(srv);
+        pthread_mutex_destroy(&srv->clock_lock);
+        pthread_cond_destroy(&srv->clock_cond);
+        pthread_mutex_destroy(&srv->hold_lock);
+        pthread_cond_destroy(&srv->hold_cond);
+        free(srv);
+}
+
+int http_server_start(const struct config *cfg, struct intake *in, struct http_server **ret)
 {
         struct http_server *srv = xcalloc(1, sizeof(*srv));
         struct sockaddr_storage ss = {0};
@@ -447,15 +540,16 @@ int http_server_start(const struct config *cfg, struct ingest *in, struct http_s
                 inet_pton(AF_INET, cfg->listen_host, &a->sin_addr);
         }
         srv->cfg = cfg;
-        srv->ingest = in;
-        pthread_mutex_init(&srv->reader_lock, NULL);
-        pthread_mutex_init(&srv->clock_lock, NULL);
-        clock_cond_init(&srv->clock_cond);
-        r = store_open(cfg->store_path, &srv->reader);
+        srv->env = (struct http_env){.cfg = cfg, .intake = in};
+        r = open_routes(srv);
         if (r < 0) {
                 free(srv);
                 return r;
         }
+        pthread_mutex_init(&srv->clock_lock, NULL);
+        clock_cond_init(&srv->clock_cond);
+        pthread_mutex_init(&srv->hold_lock, NULL);
+        pthread_cond_init(&srv->hold_cond, NULL);
         srv->mhd = MHD_start_daemon(
                 MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                         (strchr(cfg->listen_host, ':') ? MHD_USE_IPv6 : 0),
@@ -468,16 +562,12 @@ int http_server_start(const struct config *cfg, struct ingest *in, struct http_s
                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
                 MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, srv, MHD_OPTION_END);
-        if (!srv->mhd) {
-                store_close(srv->reader);
-                free(srv);
-                return -EADDRINUSE;
-        }
-        if (pthread_create(&srv->reaper, NULL, reaper, srv) != 0) {
-                MHD_stop_daemon(srv->mhd);
-                store_close(srv->reader);
-                free(srv);
-                return -EAGAIN;
+        r = srv->mhd ? -pthread_create(&srv->reaper, NULL, reaper, srv) : -EADDRINUSE;
+        if (r < 0) {
+                if (srv->mhd)
+                        MHD_stop_daemon(srv->mhd);
+                free_server(srv);
+                return r == -EADDRINUSE ? r : -EAGAIN;
         }
         info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
         srv->port = info ? info->port : cfg->listen_port;
@@ -500,12 +590,15 @@ struct http_server *http_server_stop(struct http_server *srv)
         pthread_mutex_unlock(&srv->clock_lock);
         pthread_join(srv->reaper, NULL);
         MHD_quiesce_daemon(srv->mhd);
-        ingest_drain(srv->ingest); /* answers and resumes every queued request */
+        /* every held request is answered (its commit is the intake's, which outlives
+         * us); keep-alive connections that ask again meanwhile hear 503 */
+        pthread_mutex_lock(&srv->hold_lock);
+        srv->draining = true;
+        while (srv->held > 0)
+                pthread_cond_wait(&srv->hold_cond, &srv->hold_lock);
+        pthread_mutex_unlock(&srv->hold_lock);
         MHD_stop_daemon(srv->mhd);
-        pthread_mutex_destroy(&srv->clock_lock);
-        pthread_cond_destroy(&srv->clock_cond);
-        store_close(srv->reader);
-        pthread_mutex_destroy(&srv->reader_lock);
-        free(srv);
+        free_server(srv);
         return NULL;
 }
+

@@ -1,20 +1,22 @@
 /*
  * The HTTP front: libmicrohttpd with a small thread pool, connection and time limits,
- * body caps, and the routes:
- *   POST /v1/orders        signed order snapshots (ingest.c)
- *   GET  /v1/orders/{id}   one order's state, behind a bearer token
- *   GET  /healthz          liveness and store health
+ * body caps, and the routes of route.c's table:
+ *   POST /v1/orders        signed order snapshots (route_orders.c)
+ *   GET  /v1/orders/{id}   one order's state, behind a bearer token (route_order.c)
+ *   GET  /healthz          liveness and store health (route_health.c)
  */
 #pragma once
 
 #include "config/config.h"
-#include "http/ingest.h"
+#include "queue/intake.h"
 
 struct http_server;
 
-int http_server_start(const struct config *cfg, struct ingest *in, struct http_server **ret);
+/* Opens every route and listens on [server] listen. `in` must outlive the server. */
+int http_server_start(const struct config *cfg, struct intake *in, struct http_server **ret);
 
-/* Stops accepting, lets the committer finish and answer what it holds, then stops. */
+/* Stops accepting, waits until every held request is answered (the intake must still be
+ * running), then stops and frees. Accepts NULL. */
 struct http_server *http_server_stop(struct http_server *srv);
 
 /* The port actually bound (useful with listen = …:0). */

@@ -122,26 +122,25 @@ static int timestamp_parse(const char *text, int64_t *ret)
         return 0;
 }
 
-enum signature_result signature_verify(const struct signature_key *key, const char *id,
-                                       const char *timestamp, const char *header,
-                                       const char *body, size_t body_len, int64_t now)
+int signature_verify(const struct signature_key *key, const char *id, const char *timestamp,
+                     const char *header, const char *body, size_t body_len, int64_t now)
 {
         unsigned char want[32], got[48];
         const char *p;
         int64_t ts;
 
         if (!id || !timestamp || !header)
-                return SIGNATURE_MISSING;
+                return -ENOKEY;
         if (!id_valid(id))
-                return SIGNATURE_BAD_ID;
+                return -EINVAL;
         if (timestamp_parse(timestamp, &ts) < 0)
-                return SIGNATURE_BAD_TIMESTAMP;
+                return -EDOM;
         if (ts < now - SIGNATURE_TOLERANCE_S || ts > now + SIGNATURE_TOLERANCE_S)
-                return SIGNATURE_EXPIRED;
+                return -ERANGE;
         if (strlen(header) > SIGNATURE_HEADER_MAX)
-                return SIGNATURE_MISMATCH;
+                return -EBADMSG;
         if (mac(key, id, timestamp, body, body_len, want) < 0)
-                return SIGNATURE_MISMATCH;
+                return -EBADMSG;
 
         for (p = header; *p;) {
                 const char *end;
@@ -160,27 +159,27 @@ enum signature_result signature_verify(const struct signature_key *key, const ch
                         b64[44] = '\0';
                         if (EVP_DecodeBlock(got, (const unsigned char *)b64, 44) == 33 &&
                             CRYPTO_memcmp(got, want, 32) == 0)
-                                return SIGNATURE_OK;
+                                return 0;
                 }
                 p = end;
         }
-        return SIGNATURE_MISMATCH;
+        return -EBADMSG;
 }
 
-const char *signature_result_text(enum signature_result r)
+const char *signature_strerror(int r)
 {
         switch (r) {
-        case SIGNATURE_OK:
+        case 0:
                 return "ok";
-        case SIGNATURE_MISSING:
+        case -ENOKEY:
                 return "webhook-id, webhook-timestamp and webhook-signature headers are required";
-        case SIGNATURE_BAD_ID:
+        case -EINVAL:
                 return "webhook-id must be 1-128 printable characters without '.'";
-        case SIGNATURE_BAD_TIMESTAMP:
+        case -EDOM:
                 return "webhook-timestamp must be Unix seconds";
-        case SIGNATURE_EXPIRED:
+        case -ERANGE:
                 return "webhook-timestamp is more than 5 minutes from the server's clock";
-        case SIGNATURE_MISMATCH:
+        case -EBADMSG:
                 return "webhook-signature does not match the body";
         }
         return "unknown";

@@ -20,15 +20,6 @@ struct signature_key {
         size_t len;
 };
 
-enum signature_result {
-        SIGNATURE_OK = 0,
-        SIGNATURE_MISSING = -1,       /* a header is absent */
-        SIGNATURE_BAD_ID = -2,        /* webhook-id empty, too long, or has '.' or controls */
-        SIGNATURE_BAD_TIMESTAMP = -3, /* not an integer */
-        SIGNATURE_EXPIRED = -4,       /* outside the tolerance */
-        SIGNATURE_MISMATCH = -5,      /* no v1 entry matches */
-};
-
 /* "whsec_<base64>" → key bytes. Returns 0 or -EINVAL. */
 int signature_key_parse(const char *text, struct signature_key *ret_key);
 
@@ -36,8 +27,18 @@ int signature_key_parse(const char *text, struct signature_key *ret_key);
 int signature_sign(const struct signature_key *key, const char *id, int64_t timestamp,
                    const char *body, size_t body_len, char *buf, size_t size);
 
-enum signature_result signature_verify(const struct signature_key *key, const char *id,
-                                       const char *timestamp, const char *header,
-                                       const char *body, size_t body_len, int64_t now);
+/* Checks the three headers against the body at Unix time `now`. Returns 0 when one v1
+ * entry of `header` matches, else the first problem found, each its own code so that the
+ * caller can name the header at fault:
+ *   -ENOKEY   a header is absent (NULL)
+ *   -EINVAL   webhook-id is empty, longer than SIGNATURE_ID_MAX, or has '.', spaces or
+ *             control characters
+ *   -EDOM     webhook-timestamp is not Unix seconds (1-12 digits)
+ *   -ERANGE   webhook-timestamp is more than SIGNATURE_TOLERANCE_S from `now`
+ *   -EBADMSG  no v1 entry matches (or the header is over SIGNATURE_HEADER_MAX bytes) */
+int signature_verify(const struct signature_key *key, const char *id, const char *timestamp,
+                     const char *header, const char *body, size_t body_len, int64_t now);
 
-const char *signature_result_text(enum signature_result r);
+/* A sentence for each result of signature_verify (0 included), fit for an answer to the
+ * sender: it names the header and never shows a value. "unknown" for any other code. */
+const char *signature_strerror(int r);

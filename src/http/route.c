@@ -1,0 +1,22 @@
+/*
+ * The route table: the only place a route is named. Each row is defined in its own file,
+ * http/route_NAME.c; the server tries the rows in this order and takes the first whose
+ * path matches ("/v1/orders" exactly before the "/v1/orders/" prefix).
+ */
+#include "http/route.h"
+
+extern const struct http_route route_orders; /* POST /v1/orders: signed snapshots */
+extern const struct http_route route_order;  /* GET  /v1/orders/{id}: one order, admin */
+extern const struct http_route route_health; /* GET  /healthz */
+
+static const struct http_route *const routes[] = {
+    &route_orders,
+    &route_order,
+    &route_health,
+};
+
+const struct http_route *const *http_routes(size_t *ret_n)
+{
+        *ret_n = sizeof(routes) / sizeof(routes[0]);
+        return routes;
+}

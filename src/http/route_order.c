@@ -1,0 +1,106 @@
+/*
+ * GET /v1/orders/{id}: one order's state (latest snapshot, history, per-sink delivery,
+ * attempts, dead letters, links) for an operator, behind `Authorization: Bearer <[server]
+ * admin_token>` compared in constant time. The route has its own read-only use of the
+ * store: one connection, one request at a time (the store's handles are per thread).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+
+#include "base/xalloc.h"
+#include "http/route.h"
+#include "model/snapshot.h"
+#include "store/store.h"
+
+#define PREFIX "/v1/orders/"
+
+struct order_reader {
+        pthread_mutex_t lock;
+        struct store *store;
+};
+
+static int order_open(const struct http_env *env, void **ret_state)
+{
+        struct order_reader *rd = xcalloc(1, sizeof(*rd));
+        int r = store_open(env->cfg->store_path, &rd->store);
+
+        if (r < 0) {
+                free(rd);
+                return r;
+        }
+        pthread_mutex_init(&rd->lock, NULL);
+        *ret_state = rd;
+        return 0;
+}
+
+static void order_close(void *state)
+{
+        struct order_reader *rd = state;
+
+        store_close(rd->store);
+        pthread_mutex_destroy(&rd->lock);
+        free(rd);
+}
+
+static bool bearer_ok(const struct config *cfg, const char *auth)
+{
+        size_t want, got;
+
+        /* the scheme name is case-insensitive (RFC 9110) */
+        if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+                return false;
+        auth += 7;
+        want = strlen(cfg->admin_token);
+        got = strlen(auth);
+        /* compare in constant time over the expected length */
+        return got == want && CRYPTO_memcmp(auth, cfg->admin_token, want) == 0;
+}
+
+static int order_handle(const struct http_env *env, void *state, struct http_request *rq)
+{
+        struct order_reader *rd = state;
+        const char *id = http_request_path(rq) + strlen(PREFIX);
+        size_t n = strlen(id);
+        char *json = NULL;
+        int r;
+
+        if (!env->cfg->admin_token)
+                return http_request_reply_error(rq, 403, "admin_disabled", NULL,
+                                                "set [server] admin_token_file to use this "
+                                                "endpoint");
+        if (!bearer_ok(env->cfg, http_request_header(rq, "Authorization")))
+                return http_request_reply(rq, 401,
+                                          "{\"error\":\"unauthorized\",\"field\":\"Authorization\","
+                                          "\"message\":\"a valid bearer token is required\"}",
+                                          0, "Bearer");
+        if (n == 0 || n > SNAPSHOT_ID_MAX || !snapshot_id_chars(id))
+                return http_request_reply_error(rq, 400, "invalid_field", "id",
+                                                "an order id has only letters, digits, '-' "
+                                                "and '_'");
+        pthread_mutex_lock(&rd->lock);
+        r = store_order_report(rd->store, id, &json);
+        pthread_mutex_unlock(&rd->lock);
+        if (r == -ENOENT)
+                return http_request_reply_error(rq, 404, "not_found", "id", "no such order");
+        if (r < 0)
+                return http_request_reply_error(rq, 503, "store_unavailable", NULL,
+                                                "cannot read the store");
+        r = http_request_reply(rq, 200, json, 0, NULL);
+        free(json);
+        return r;
+}
+
+const struct http_route route_order = {
+    .methods = "GET, HEAD",
+    .path = PREFIX,
+    .prefix = true,
+    .body = HTTP_BODY_NONE,
+    .open = order_open,
+    .close = order_close,
+    .handle = order_handle,
+};

@@ -1,0 +1,293 @@
+/*
+ * The group committer (see intake.h). Submitters append jobs to one FIFO under `lock`;
+ * the committer thread takes up to INTAKE_COMMIT_MAX of them, converts each snapshot to
+ * a store_put (the only place that conversion is written), stores them in one
+ * transaction, and calls back every submitter, then the commit hooks. Nothing is called
+ * back with `lock` held, so a callback may take its own locks and even submit again.
+ *
+ * `healthy` is written by the committer and read by /healthz from the HTTP threads, so it
+ * is an atomic. Webhook ids are pruned from the committer, at most once an hour.
+ */
+#include "queue/intake.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/xalloc.h"
+#include "sinks/registry.h"
+#include "store/store.h"
+
+/* webhook ids are kept a week (the site module's spool re-sends within days at most) */
+#define WEBHOOK_ID_KEEP_MS (7LL * 24 * 3600 * 1000)
+#define PRUNE_EVERY_MS (3600LL * 1000)
+#define HOOKS_MAX 4
+
+struct job {
+        struct job *next;
+        struct snapshot *snap;
+        char *webhook_id;
+        unsigned char body_sha256[32];
+        const char *source;
+        void (*done)(void *userdata, const struct intake_result *result);
+        void *userdata;
+};
+
+struct hook {
+        void (*fn)(void *arg, const struct intake_commit *c);
+        void *arg;
+};
+
+struct intake {
+        struct store *store;
+        pthread_t thread;
+        bool started;
+
+        pthread_mutex_t lock;
+        pthread_cond_t work;  /* committer: something queued, or stopping */
+        pthread_cond_t space; /* bulk submitters: the queue shrank, or stopping */
+        struct job *head, **tail;
+        size_t queued;
+        bool stopping;
+        struct hook hooks[HOOKS_MAX];
+        size_t n_hooks;
+
+        atomic_bool healthy;
+        int64_t next_prune_ms; /* monotonic */
+};
+
+const char *intake_outcome_name(enum intake_outcome o)
+{
+        static const char *const names[] = {"accepted", "stale", "duplicate", "conflict", "failed"};
+
+        return (unsigned)o < sizeof(names) / sizeof(names[0]) ? names[o] : "unknown";
+}
+
+static enum intake_outcome outcome_of(enum store_put_outcome o)
+{
+        switch (o) {
+        case STORE_PUT_ACCEPTED:
+                return INTAKE_ACCEPTED;
+        case STORE_PUT_STALE:
+                return INTAKE_STALE;
+        case STORE_PUT_DUPLICATE:
+                return INTAKE_DUPLICATE;
+        case STORE_PUT_CONFLICT:
+                return INTAKE_CONFLICT;
+        case STORE_PUT_FAILED:
+                break;
+        }
+        return INTAKE_FAILED;
+}
+
+/* The snapshot → store_put conversion: the store reads the job's strings in place. */
+static struct store_put put_of(const struct job *j)
+{
+        const struct snapshot *s = j->snap;
+        struct store_put p = {
+            .order_id = s->order_id,
+            .site = s->site,
+            .json = s->json,
+            .has_version = s->has_version,
+            .version = s->version,
+            .has_updated_at = s->has_updated_at,
+            .updated_at = s->updated_at,
+            .webhook_id = j->webhook_id,
+            .source = j->source,
+        };
+
+        memcpy(p.body_sha256, j->body_sha256, sizeof(p.body_sha256));
+        return p;
+}
+
+static struct job *job_free(struct job *j)
+{
+        snapshot_free(j->snap);
+        free(j->webhook_id);
+        free(j);
+        return NULL;
+}
+
+/* Takes up to INTAKE_COMMIT_MAX jobs, waiting for one; 0 jobs means stop. */
+static size_t take_batch(struct intake *in, struct job **batch, struct hook *hooks,
+                         size_t *ret_n_hooks)
+{
+        size_t n = 0;
+
+        pthread_mutex_lock(&in->lock);
+        while (!in->head && !in->stopping)
+                pthread_cond_wait(&in->work, &in->lock);
+        while (in->head && n < INTAKE_COMMIT_MAX) {
+                batch[n++] = in->head;
+                in->head = in->head->next;
+        }
+        if (!in->head)
+                in->tail = &in->head;
+        in->queued -= n;
+        if (n)
+                pthread_cond_broadcast(&in->space);
+        memcpy(hooks, in->hooks, in->n_hooks * sizeof(*hooks));
+        *ret_n_hooks = in->n_hooks;
+        pthread_mutex_unlock(&in->lock);
+        return n;
+}
+
+static void commit(struct intake *in, struct job **batch, size_t n, struct store_put *puts,
+                   const struct hook *hooks, size_t n_hooks)
+{
+        struct intake_commit c = {.items = n};
+        int64_t mono = clock_mono_ms(), now = clock_wall_ms();
+
+        for (size_t i = 0; i < n; i++)
+                puts[i] = put_of(batch[i]);
+        c.error = store_put(in->store, puts, n, now);
+        c.elapsed_ms = clock_mono_ms() - mono;
+        if (c.error < 0)
+                c.errmsg = store_errmsg(in->store);
+        atomic_store(&in->healthy, c.error == 0);
+
+        for (size_t i = 0; i < n; i++) {
+                struct intake_result r = {
+                    .outcome = outcome_of(puts[i].outcome),
+                    .first_outcome = outcome_of(puts[i].first_outcome),
+                    .rev = puts[i].rev,
+                    .snap = batch[i]->snap,
+                    .webhook_id = batch[i]->webhook_id,
+                };
+                if (r.outcome == INTAKE_FAILED) {
+                        r.error = c.error < 0 ? c.error : -EIO;
+                        r.errmsg = c.errmsg ? c.errmsg : "not stored";
+                }
+                c.accepted += r.outcome == INTAKE_ACCEPTED;
+                batch[i]->done(batch[i]->userdata, &r);
+                batch[i] = job_free(batch[i]);
+        }
+
+        if (mono >= in->next_prune_ms) {
+                int dropped = store_prune_webhook_ids(in->store, now - WEBHOOK_ID_KEEP_MS);
+                in->next_prune_ms = mono + PRUNE_EVERY_MS;
+                c.pruned = dropped > 0 ? dropped : 0;
+        }
+        for (size_t i = 0; i < n_hooks; i++)
+                hooks[i].fn(hooks[i].arg, &c);
+}
+
+static void *committer(void *arg)
+{
+        struct intake *in = arg;
+        struct store_put *puts = xcalloc(INTAKE_COMMIT_MAX, sizeof(*puts));
+        struct job **batch = xcalloc(INTAKE_COMMIT_MAX, sizeof(*batch));
+        struct hook hooks[HOOKS_MAX];
+        size_t n, n_hooks;
+
+        while ((n = take_batch(in, batch, hooks, &n_hooks)) > 0)
+                commit(in, batch, n, puts, hooks, n_hooks);
+        free(batch);
+        free(puts);
+        return NULL;
+}
+
+int intake_new(const struct config *cfg, struct intake **ret)
+{
+        struct intake *in = xcalloc(1, sizeof(*in));
+        const char *sinks[SINK_KINDS_MAX];
+        size_t n_sinks;
+        int r;
+
+        in->tail = &in->head;
+        atomic_init(&in->healthy, true);
+        pthread_mutex_init(&in->lock, NULL);
+        pthread_cond_init(&in->work, NULL);
+        pthread_cond_init(&in->space, NULL);
+        r = store_open(cfg->store_path, &in->store);
+        if (r < 0)
+                goto fail;
+        n_sinks = sink_registry_enabled(cfg, sinks, SINK_KINDS_MAX);
+        store_set_sinks(in->store, sinks, n_sinks);
+        r = -pthread_create(&in->thread, NULL, committer, in);
+        if (r < 0)
+                goto fail;
+        in->started = true;
+        *ret = in;
+        return 0;
+fail:
+        intake_free(in);
+        return r;
+}
+
+void intake_drain(struct intake *in)
+{
+        pthread_mutex_lock(&in->lock);
+        in->stopping = true;
+        pthread_cond_signal(&in->work);
+        pthread_cond_broadcast(&in->space);
+        pthread_mutex_unlock(&in->lock);
+        if (in->started) {
+                pthread_join(in->thread, NULL);
+                in->started = false;
+        }
+}
+
+struct intake *intake_free(struct intake *in)
+{
+        if (!in)
+                return NULL;
+        intake_drain(in);
+        store_close(in->store);
+        pthread_mutex_destroy(&in->lock);
+        pthread_cond_destroy(&in->work);
+        pthread_cond_destroy(&in->space);
+        free(in);
+        return NULL;
+}
+
+int intake_submit(struct intake *in, struct intake_item *item,
+                  void (*done)(void *userdata, const struct intake_result *result), void *userdata)
+{
+        struct job *j = xcalloc(1, sizeof(*j));
+
+        j->webhook_id = item->webhook_id ? xstrdup(item->webhook_id) : NULL;
+        memcpy(j->body_sha256, item->body_sha256, sizeof(j->body_sha256));
+        j->source = item->source;
+        j->done = done;
+        j->userdata = userdata;
+
+        pthread_mutex_lock(&in->lock);
+        while (item->bulk && in->queued >= INTAKE_QUEUE_MAX && !in->stopping)
+                pthread_cond_wait(&in->space, &in->lock);
+        if (in->stopping) {
+                pthread_mutex_unlock(&in->lock);
+                job_free(j);
+                return -ESHUTDOWN;
+        }
+        j->snap = item->snap;
+        item->snap = NULL;
+        *in->tail = j;
+        in->tail = &j->next;
+        in->queued++;
+        pthread_cond_signal(&in->work);
+        pthread_mutex_unlock(&in->lock);
+        return 0;
+}
+
+int intake_on_commit(struct intake *in, void (*fn)(void *arg, const struct intake_commit *c),
+                     void *arg)
+{
+        int r = 0;
+
+        pthread_mutex_lock(&in->lock);
+        if (in->n_hooks == HOOKS_MAX)
+                r = -ENOSPC;
+        else
+                in->hooks[in->n_hooks++] = (struct hook){fn, arg};
+        pthread_mutex_unlock(&in->lock);
+        return r;
+}
+
+bool intake_healthy(struct intake *in)
+{
+        return atomic_load(&in->healthy);
+}
