@@ -2,12 +2,13 @@
 # Debian machine (they install missing packages with apt-get when run as root).
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 
 FUZZ_SECONDS ?= 60
 # e.g. make bench BENCH_ARGS='--ceiling-bin build/orderbridge-ceiling --rounds 1'
 BENCH_ARGS ?=
 
-.PHONY: all deps build asan demo test bench fuzz soak clean
+.PHONY: all deps build asan tsan demo test bench fuzz soak clean
 
 all: build
 
@@ -22,6 +23,11 @@ asan: deps
 	@test -f $(ASAN_BUILD)/build.ninja || meson setup $(ASAN_BUILD) \
 		-Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug >/dev/null
 	@ninja -C $(ASAN_BUILD)
+
+tsan: deps
+	@test -f $(TSAN_BUILD)/build.ninja || meson setup $(TSAN_BUILD) \
+		-Db_sanitize=thread --buildtype=debug >/dev/null
+	@ninja -C $(TSAN_BUILD)
 
 demo: build
 	@python3 scripts/demo.py --bin $(BUILD)/orderbridge
@@ -38,8 +44,8 @@ bench: build
 fuzz: deps
 	@sh scripts/fuzz.sh $(FUZZ_SECONDS)
 
-soak: build asan
-	@sh scripts/soak.sh
+soak: build asan tsan
+	@sh scripts/soak.sh $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz var
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz var

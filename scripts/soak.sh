@@ -5,15 +5,22 @@
 #     SOAK_ORDERS orders (5000), SIGKILL SOAK_KILLS times (20) while the emulators inject
 #     faults, then the order-by-order check of Roistat and Bitrix24;
 #  2. the same against the ASan+UBSan build, when it exists (SOAK_ASAN=0 skips it);
-#  3. the whole integration suite with the daemon (and every CLI verb but the polled
+#  3. a ThreadSanitizer build (TSAN_BUILD, default build-tsan: meson setup build-tsan
+#     -Db_sanitize=thread --buildtype=debug, configured and built here when missing) under
+#     tests/integration/tsan_http_load.py: concurrent signed POST /v1/orders while GET
+#     /healthz is polled, both sinks delivering, for SOAK_TSAN_SECONDS (10); any
+#     "WARNING: ThreadSanitizer" report fails the stage (SOAK_TSAN=0 skips it);
+#  4. the whole integration suite with the daemon (and every CLI verb but the polled
 #     `status`, see below) under valgrind memcheck (--leak-check=full; any error or leak
 #     makes the process exit 99, which the harness reports as a failed clean stop; valgrind
 #     reaches serve.ready in about 2 s, within the harness's 15 s). SOAK_VALGRIND=0 skips it.
 #
-# Usage: scripts/soak.sh [RELEASE_BUILD [ASAN_BUILD]]   (default build, build-asan)
+# Usage: scripts/soak.sh [RELEASE_BUILD [ASAN_BUILD [TSAN_BUILD]]]
+#        (default build, build-asan, build-tsan)
 # Environment: SOAK_KILLS, SOAK_ORDERS, SOAK_SECONDS (chaos window; default orders/40),
 # SOAK_SEED (default: from the clock; printed, and a failed run keeps its work directory),
-# SOAK_CRASH=0 / SOAK_ASAN=0 / SOAK_VALGRIND=0 skip parts, SOAK_VALGRIND_PATTERN picks
+# SOAK_CRASH=0 / SOAK_ASAN=0 / SOAK_TSAN=0 / SOAK_VALGRIND=0 skip parts,
+# SOAK_TSAN_SECONDS the ThreadSanitizer load's length, SOAK_VALGRIND_PATTERN picks
 # the integration test files for valgrind (default test_*.py).
 # Prints the figures lines at the end; the exit status is non-zero if any part failed.
 set -u
@@ -21,6 +28,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
 build=${1:-build}
 asan_build=${2:-build-asan}
+tsan_build=${3:-build-tsan}
 kills=${SOAK_KILLS:-20}
 orders=${SOAK_ORDERS:-5000}
 seed=${SOAK_SEED:-$(date +%s)}
@@ -62,6 +70,18 @@ crash_loop() { # label, binary
 mkdir "$logs/release" "$logs/asan"
 cp "$build/orderbridge" "$logs/release/orderbridge"
 [ -x "$asan_build/orderbridge" ] && cp "$asan_build/orderbridge" "$logs/asan/orderbridge"
+if [ "${SOAK_TSAN:-1}" != 0 ]; then
+	mkdir "$logs/tsan"
+	if [ ! -x "$tsan_build/orderbridge" ]; then
+		echo "== building $tsan_build (ThreadSanitizer)"
+		if ! { { [ -f "$tsan_build/build.ninja" ] ||
+			meson setup "$tsan_build" -Db_sanitize=thread --buildtype=debug; } &&
+			ninja -C "$tsan_build" orderbridge; } >"$logs/tsan-build" 2>&1; then
+			tail -n 30 "$logs/tsan-build"
+		fi
+	fi
+	[ -x "$tsan_build/orderbridge" ] && cp "$tsan_build/orderbridge" "$logs/tsan/orderbridge"
+fi
 
 [ "${SOAK_CRASH:-1}" != 0 ] && crash_loop release "$logs/release/orderbridge"
 
@@ -70,6 +90,27 @@ if [ "${SOAK_CRASH:-1}" != 0 ] && [ "${SOAK_ASAN:-1}" != 0 ]; then
 		crash_loop asan "$logs/asan/orderbridge"
 	else
 		note "asan: skipped ($asan_build/orderbridge is missing; make asan)"
+	fi
+fi
+
+if [ "${SOAK_TSAN:-1}" != 0 ]; then
+	if [ -x "$logs/tsan/orderbridge" ]; then
+		echo "== ThreadSanitizer: the HTTP and intake threads under POST, /healthz, report and import load"
+		python3 tests/integration/tsan_http_load.py --bin "$logs/tsan/orderbridge" \
+			--seconds "${SOAK_TSAN_SECONDS:-10}" >"$logs/tsan-load" 2>&1
+		rc=$?
+		line=$(grep -E '^daemon: [0-9]+ requests' "$logs/tsan-load" | tail -n 1)
+		# fails on any report, and when the load did not reach every path it is meant to
+		if [ $rc -ne 0 ] || grep -q 'WARNING: ThreadSanitizer' "$logs/tsan-load"; then
+			tail -n 60 "$logs/tsan-load"
+			failed=$((failed + 1))
+			note "tsan: ${line:-the load did not finish}  FAILED"
+		else
+			note "tsan: $line"
+		fi
+	else
+		failed=$((failed + 1))
+		note "tsan: $tsan_build/orderbridge could not be built  FAILED"
 	fi
 fi
 

@@ -54,7 +54,7 @@ EVENT_TIMEOUT_S = 5.0
 PORTAL_TZ = datetime.timezone(datetime.timedelta(hours=3))  # a Moscow portal
 CURRENCIES = ("RUB", "USD", "EUR", "UAH", "BYN", "KZT", "CNY", "GBP")
 FAULT_MODES = ("none", "error503", "error500", "hang", "reset", "lost", "expired_token",
-               "query_limit")
+               "query_limit", "slow")
 COUNTERS = ("http_requests", "commands", "query_limit_exceeded", "operation_time_limit",
             "faulted", "findbycomm_truncated")
 
@@ -566,8 +566,11 @@ class Emulator:
         if methods is not None and (not isinstance(methods, list) or not all(
                 isinstance(m, str) and m for m in methods)):
             raise ValueError("methods must be a list of method names")
+        delay = spec.get("delay_ms", 1000)
+        if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= 10 ** 6:
+            raise ValueError("delay_ms must be an integer from 0 to 1000000")
         with self.lock:
-            self.fault = {"mode": spec["mode"], "count": count or None,
+            self.fault = {"mode": spec["mode"], "count": count or None, "delay_ms": delay,
                           "methods": {m.lower() for m in methods} if methods else None}
             self.fault_generation += 1
             self.cond.notify_all()  # wake requests held by an earlier "hang"
@@ -585,7 +588,7 @@ class Emulator:
             self.counts["faulted"] += 1
             if fault["mode"] == "query_limit":
                 self.counts["query_limit_exceeded"] += 1
-            return fault["mode"], self.fault_generation
+            return fault["mode"], self.fault_generation, fault.get("delay_ms", 1000) / 1000.0
 
     def wait_hang(self, generation):
         """Hold a request until the faults are set again, a reset, shutdown, or the timeout."""
@@ -1627,9 +1630,15 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(status, payload)
 
-    def _apply_fault(self, mode, generation):
+    def _apply_fault(self, mode, generation, delay_s):
         """Carry out a fault. True when the request is finished, False to go on normally."""
         if mode == "lost":
+            return False
+        if mode == "slow":
+            # The request is answered normally, only late: a portal under load takes
+            # seconds per call (the answer's time.duration shows it; the docs' operating
+            # limit exists because of such calls). Nothing is applied before the delay.
+            time.sleep(delay_s)
             return False
         if mode == "error503":
             self._send(503, HTML_503, "text/html")

@@ -148,12 +148,13 @@ class Emulator:
 
     def _clear(self):
         self.orders = {}  # id -> {"order": object as received, "updates": times saved}
+        self.received = collections.Counter()  # id -> add-orders elements received for it
         self.statuses = []
         self.counts = dict.fromkeys(COUNTERS, 0)
         self.history = collections.deque(maxlen=HISTORY_LEN)
         self.waiting = set()  # visits Roistat "has not seen yet"
         self.admitted = collections.deque()  # times of requests admitted in the last second
-        self.fault = {"mode": "none", "count": 0, "delay_ms": 0, "methods": None}
+        self.fault = {"mode": "none", "count": 0, "delay_ms": 0, "methods": None, "then": None}
         self.fault_generation += 1
         self.cond.notify_all()  # hung requests give up
 
@@ -183,7 +184,10 @@ class Emulator:
             if fault["count"] > 0:
                 fault["count"] -= 1
                 if fault["count"] == 0:
-                    fault["mode"] = "none"  # used up; a hang already in progress keeps hanging
+                    # used up; a hang already in progress keeps hanging. A "then" fault
+                    # takes over at once, with no gap a client could slip a request into
+                    # (the generation is kept, so it does not release a hang either).
+                    self.fault = fault.get("then") or dict(fault, mode="none")
             return taken
 
     def set_fault(self, fault):
@@ -220,6 +224,8 @@ class Emulator:
             self.counts["add_orders"] += 1
             self.counts["orders_received"] += len(orders)
             for order in orders:
+                if isinstance(order, dict) and isinstance(order.get("id"), str):
+                    self.received[order["id"]] += 1
                 if order_format_error(order) is not None:
                     result["skipped_by_invalid_format"] += 1
                 elif order.get("roistat") is not None and str(order["roistat"]) in self.waiting:
@@ -283,14 +289,22 @@ class Emulator:
                 "orders": {oid: dict(e["order"], updates=e["updates"]) for oid, e in self.orders.items()},
                 "statuses": list(self.statuses),
                 "counts": dict(self.counts),
+                "received": dict(self.received),
                 "history": list(self.history),
                 "waiting": sorted(self.waiting),
                 "fault": dict(self.fault),
             }
 
 
-def check_fault(spec):
-    """Validate a /_emu/fault body; return the fault to install or raise ValueError."""
+def check_fault(spec, depth=0):
+    """Validate a /_emu/fault body; return the fault to install or raise ValueError.
+
+    "then" (optional, with a count) is the fault that takes over when count runs out, e.g.
+    {"mode": "error400", "count": 1, "then": {"mode": "hang"}}: the remote refuses a
+    batch's data and then stops answering. That is what a real API does when its backend
+    falls over between two requests (a validation answer from a healthy node, then an
+    nginx front that accepts connections but whose upstream never answers), and what a
+    client's retry or isolation logic must survive."""
     if not isinstance(spec, dict) or spec.get("mode") not in FAULT_MODES:
         raise ValueError("mode must be one of " + ", ".join(FAULT_MODES))
     count, delay = spec.get("count") or 0, spec.get("delay_ms", 1000)
@@ -301,7 +315,13 @@ def check_fault(spec):
     if methods is not None and (not isinstance(methods, list) or
                                 not all(isinstance(m, str) and m for m in methods)):
         raise ValueError("methods must be a list of non-empty strings")
-    return {"mode": spec["mode"], "count": count, "delay_ms": delay, "methods": methods or None}
+    then = spec.get("then")
+    if then is not None:
+        if not count or depth >= 4:
+            raise ValueError("then needs a count (and nests at most 4 deep)")
+        then = check_fault(then, depth + 1)
+    return {"mode": spec["mode"], "count": count, "delay_ms": delay, "methods": methods or None,
+            "then": then}
 
 
 class Server(ThreadingHTTPServer):

@@ -649,6 +649,18 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 3)
         self.emu.ok("crm.deal.list", {})
 
+    def test_fault_slow_answers_normally_after_the_delay(self):
+        self.emu.control("fault", {"mode": "slow", "delay_ms": 400, "count": 1,
+                                   "methods": ["crm.deal.add"]})
+        t0 = time.monotonic()
+        deal_id = self.add_deal(TITLE="late")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.4)
+        self.assertEqual(self.emu.state()["deals"][str(deal_id)]["TITLE"], "late")
+        t0 = time.monotonic()
+        self.add_deal(TITLE="on time")  # count 1 used up
+        self.assertLess(time.monotonic() - t0, 0.4)
+        self.assertEqual(self.emu.control("fault", {"mode": "slow", "delay_ms": "1s"})[0], 400)
+
     # --- outgoing events -----------------------------------------------------------------
 
     def test_deal_add_and_update_post_outgoing_webhooks(self):

@@ -343,6 +343,7 @@ class TestHttpHandling(EmulatorTestCase):
         state = self.emu.state()
         self.assertEqual(state["counts"], {"requests": 3, "add_orders": 1, "set_statuses": 1,
                                            "rate_limited": 0, "faulted": 0, "orders_received": 2})
+        self.assertEqual(state["received"], {"1": 1, "2": 1})  # per order id; refused: none
         self.assertEqual([(h["path"], h["n_orders"], h["http_status"]) for h in state["history"]],
                          [("/api/v1/project/add-orders", 2, 200), ("/api/v1/project/set-statuses", 0, 200),
                           ("/api/v1/project/add-orders", 1, 401)])
@@ -425,6 +426,31 @@ class TestFaults(EmulatorTestCase):
         self.assertFalse(caller.is_alive())
         self.assertIsInstance(outcome[0], ConnectionError)
         self.assertEqual(self.emu.state()["orders"], {})
+
+    def test_then_takes_over_when_the_count_runs_out(self):
+        self.emu.fault(mode="error400", count=1, then={"mode": "hang"})
+        self.assertEqual(self.emu.api("project/add-orders", [order("1")])[0], 400)
+        self.assertEqual(self.emu.state()["fault"]["mode"], "hang")
+        outcome = []
+        caller = threading.Thread(target=lambda: outcome.append(
+            self._call_or_error(lambda: self.emu.api("project/add-orders", [order("2")],
+                                                     timeout=10))))
+        caller.start()
+        time.sleep(0.4)
+        self.assertTrue(caller.is_alive(), "the follow-up hang answered: %r" % outcome)
+        self.emu.fault(mode="none")
+        caller.join(5)
+        self.assertIsInstance(outcome[0], ConnectionError)
+        self.assertEqual(self.emu.state()["orders"], {})
+        self.assertEqual(self.emu.control("POST", "fault", {"mode": "error400",
+                                                             "then": {"mode": "hang"}})[0], 400)
+
+    @staticmethod
+    def _call_or_error(fn):
+        try:
+            return fn()
+        except Exception as exc:
+            return exc
 
     def test_bad_fault_spec_is_400(self):
         self.assertEqual(self.emu.control("POST", "fault", {"mode": "explode"})[0], 400)
