@@ -17,6 +17,7 @@
 #include "queue/dispatch.h"
 #include "sinks/sink_bitrix24.h"
 #include "sinks/sink_roistat.h"
+#include "store/store.h"
 
 static bool roistat_on(const struct config *cfg)
 {
@@ -43,6 +44,8 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
         struct dispatch *sinks[2] = {0};
         struct http_server *srv = NULL;
         struct ingest *in = NULL;
+        struct store *lock = NULL;
+        long holder = 0;
         size_t n_sinks = 0;
         sigset_t set;
         int sig = 0, r;
@@ -59,6 +62,19 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        /* First, before any dispatcher: this process becomes the store's only server, and
+         * what an earlier run left in flight goes back to pending (Postfix's qmgr). */
+        r = dispatch_recover(cfg, &lock, &holder);
+        if (r == -EBUSY) {
+                log_err("serve.failed", "what=lock error=\"another orderbridge (pid %ld) is "
+                        "serving %s\"", holder, cfg->store_path);
+                goto out;
+        }
+        if (r < 0) {
+                log_err("serve.failed", "what=recover path=%s error=\"%s\"", cfg->store_path,
+                        strerror(-r));
+                goto out;
+        }
         for (size_t i = 0; i < sizeof(sink_kinds) / sizeof(sink_kinds[0]); i++) {
                 const struct sink_ops *ops;
                 void *ctx;
@@ -101,6 +117,7 @@ out:
         for (size_t i = 0; i < n_sinks; i++)
                 dispatch_stop(sinks[i]);
         in = ingest_free(in);
+        lock = store_close(lock);
         log_info("serve.stopped", "status=%s", r == 0 ? "ok" : "failed");
         return r == 0 ? 0 : 1;
 }
