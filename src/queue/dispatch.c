@@ -9,7 +9,11 @@
  * than sized to outlast a pass: a pass's length depends on the remote (timeouts, rate
  * limits, how many calls a batch takes), the keeper's cadence does not. A lease ends only
  * when this process stops renewing — it died, or its store failed for a whole lease.
-
+ *
+ * Verdicts are the only copy of what the remote now holds: when recording them fails,
+ * the loop keeps them (and the side writes) and retries with backoff, taking no new work
+ * meanwhile; if it must stop first, the rows stay in flight and the next start sends them
+ * again, marked uncertain.
  *
  * Two levels of backoff: per order (attempts recorded in the store, so they survive a
  * restart) and per sink (a remote that is down as a whole pauses the loop, so a backlog
@@ -34,6 +38,9 @@
  * lease survives three missed renewals (a store busy for its 10 s timeout each time). */
 #define LEASE_MS 60000
 #define RENEW_EVERY_MS (LEASE_MS / 4)
+/* Retrying a failed store_record */
+#define RECORD_RETRY_MIN_MS 200
+#define RECORD_RETRY_MAX_MS 30000
 
 struct dispatch {
         const struct config *cfg;
@@ -122,19 +129,36 @@ static const char *kind_name(enum store_result_kind k)
         return names[k];
 }
 
-/* Records a pass's verdicts and side writes. */
+/* Records a pass's verdicts and side writes, retrying until the store takes them. */
 static void record(struct dispatch *d, const struct store_result *res, size_t n,
                    const struct store_writes *writes, int64_t now)
 {
-        int r = store_record(d->store, d->ops->name, d->owner, res, n, writes, now,
-                             d->cfg->lifetime_s * 1000);
+        int64_t failures = 0, delay;
+        int r;
 
-        if (r < 0)
-                /* The rows stay in flight and are put back on the next start; meanwhile
-                 * the remote is idempotent per order, so nothing is lost or doubled. */
-                log_err("dispatch.record_failed", "sink=%s error=\"%s\"", d->ops->name,
-                        store_errmsg(d->store));
-        else if (r > 0)
+        for (;;) {
+                r = store_record(d->store, d->ops->name, d->owner, res, n, writes, now,
+                                 d->cfg->lifetime_s * 1000);
+                if (r >= 0)
+                        break;
+                failures++;
+                delay =
+                    backoff_delay_ms(failures, RECORD_RETRY_MIN_MS, RECORD_RETRY_MAX_MS, &d->rng);
+                log_err("dispatch.record_failed",
+                        "sink=%s orders=%zu failures=%lld retry_ms=%lld error=\"%s\"", d->ops->name,
+                        n, (long long)failures, (long long)delay, store_errmsg(d->store));
+                if (!wait_for(d, delay, false)) {
+                        log_warn("dispatch.record_abandoned",
+                                 "sink=%s orders=%zu hint=\"left in flight: the next start "
+                                 "sends them again\"",
+                                 d->ops->name, n);
+                        return;
+                }
+        }
+        if (failures > 0)
+                log_info("dispatch.record_recovered", "sink=%s orders=%zu failures=%lld",
+                         d->ops->name, n, (long long)failures);
+        if (r > 0)
                 log_warn("dispatch.lease_lost",
                          "sink=%s orders=%d hint=\"their lease ended and another took them: "
                          "verdicts not recorded\"",
