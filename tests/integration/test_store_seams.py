@@ -1,9 +1,11 @@
 """The store's seams as the daemon uses them: recovery runs once at start-up, before any
 sink's dispatcher (a sink's work in flight is never put back by another sink's start), and
 one store has one server (a second `serve` is refused with the holder's pid and the
-store's path, while status, retry and import still run beside the first)."""
+store's path, while status, retry and import still run beside the first). A verdict that
+cannot be recorded is kept and recorded once the store takes writes again."""
 import json
 import os
+import sqlite3
 import subprocess
 import unittest
 
@@ -96,6 +98,43 @@ class OneServerPerStore(unittest.TestCase):
         self.daemon.start()  # after a clean stop
         status, _ = self.daemon.post(order("again"))
         self.assertEqual(status, 202)
+
+
+class RecordRetry(unittest.TestCase):
+    def setUp(self):
+        self.wd = Workdir()
+        self.roistat = Roistat(self.wd.path)
+        self.daemon = Daemon(self.wd.path, roistat=self.roistat)
+        self.daemon.start()
+
+    def tearDown(self):
+        try:
+            self.daemon.stop()
+        finally:
+            self.roistat.stop()
+            self.wd.cleanup()
+
+    def test_a_verdict_the_store_cannot_take_is_recorded_once_it_can(self):
+        self.roistat.fault("slow", count=1, delay_ms=2000, methods=["add-orders"])
+        self.assertEqual(self.daemon.post(order("e1"))[0], 202)
+        wait_for(lambda: self.roistat.state()["counts"]["faulted"] >= 1,
+                 what="the Roistat request under way")
+        # another process holds the store's write lock past SQLite's busy timeout (10 s),
+        # so the verdict on that request cannot be recorded
+        blocker = sqlite3.connect(self.daemon.db, isolation_level=None, timeout=10)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            wait_for(lambda: "dispatch.record_failed" in self.daemon.read_log(), timeout=30,
+                     what="a failed record")
+            self.assertEqual(self.daemon.delivery("e1")["state"], "inflight")
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        wait_for(lambda: (self.daemon.delivery("e1") or {}).get("state") == "done",
+                 timeout=45, what="the kept verdict recorded, without a restart")
+        self.assertIn("dispatch.record_recovered", self.daemon.read_log())
+        self.assertEqual(self.roistat.state()["counts"]["orders_received"], 1,
+                         "the verdict was lost and the order sent again")
 
 
 if __name__ == "__main__":
