@@ -19,6 +19,7 @@
 #include "queue/dispatch.h"
 #include "queue/intake.h"
 #include "sinks/registry.h"
+#include "store/store.h"
 
 /* The dispatchers a commit wakes. */
 struct wake_list {
@@ -49,6 +50,8 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
         struct http_server *srv = NULL;
         struct intake *in = NULL;
         struct wake_list wake;
+        struct store *lock = NULL;
+        long holder = 0;
         size_t n_sinks = 0;
         sigset_t set;
         int sig = 0, r;
@@ -65,6 +68,19 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        /* First, before any dispatcher: this process becomes the store's only server, and
+         * what an earlier run left in flight goes back to pending (Postfix's qmgr). */
+        r = dispatch_recover(cfg, &lock, &holder);
+        if (r == -EBUSY) {
+                log_err("serve.failed", "what=lock error=\"another orderbridge (pid %ld) is "
+                        "serving %s\"", holder, cfg->store_path);
+                goto out;
+        }
+        if (r < 0) {
+                log_err("serve.failed", "what=recover path=%s error=\"%s\"", cfg->store_path,
+                        strerror(-r));
+                goto out;
+        }
         for (size_t i = 0; i < sink_registry_count(); i++) {
                 const struct sink_kind *k = sink_registry_get(i);
                 const struct sink_ops *ops;
@@ -111,6 +127,7 @@ out:
         in = intake_free(in);
         for (size_t i = 0; i < n_sinks; i++)
                 dispatch_stop(sinks[i]);
+        lock = store_close(lock);
         log_info("serve.stopped", "status=%s", r == 0 ? "ok" : "failed");
         return r == 0 ? 0 : 1;
 }

@@ -491,7 +491,8 @@ struct snapshot *snapshot_free(struct snapshot *s)
         return NULL;
 }
 
-int snapshot_compare(const struct snapshot *a, const struct snapshot *b)
+int snapshot_order_compare(const struct snapshot_order_key *a,
+                           const struct snapshot_order_key *b)
 {
         if (a->has_version && b->has_version && a->version != b->version)
                 return a->version > b->version ? 1 : -1;
@@ -500,4 +501,14 @@ int snapshot_compare(const struct snapshot *a, const struct snapshot *b)
         if (a->has_updated_at && b->has_updated_at && a->updated_at != b->updated_at)
                 return a->updated_at > b->updated_at ? 1 : -1;
         return 0;
+}
+
+int snapshot_compare(const struct snapshot *a, const struct snapshot *b)
+{
+        struct snapshot_order_key ka = {a->has_version, a->version, a->has_updated_at,
+                                        a->updated_at};
+        struct snapshot_order_key kb = {b->has_version, b->version, b->has_updated_at,
+                                        b->updated_at};
+
+        return snapshot_order_compare(&ka, &kb);
 }

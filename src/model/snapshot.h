@@ -67,8 +67,23 @@ struct snapshot *snapshot_free(struct snapshot *s);
  * '-' and '_' (the HTTP layer checks ids in URLs with the same rule). */
 bool snapshot_id_chars(const char *s);
 
-/* Which of two snapshots of one order is newer: by version when both carry one, else by
- * updated_at. >0 when `a` is newer than `b`, 0 when neither is. */
+/* What orders the snapshots of one order: the sender's version and its updated_at. The
+ * store keeps this key beside each order's latest snapshot, so that it can judge a new
+ * snapshot without parsing the stored one. */
+struct snapshot_order_key {
+        bool has_version;
+        int64_t version;
+        bool has_updated_at;
+        int64_t updated_at; /* Unix seconds */
+};
+
+/* THE ordering rule, the only copy: by version when both carry one, else by updated_at
+ * when both carry one; otherwise neither is newer. >0 when `a` is newer than `b`, <0 when
+ * older, 0 when neither is. */
+int snapshot_order_compare(const struct snapshot_order_key *a,
+                           const struct snapshot_order_key *b);
+
+/* snapshot_order_compare on two parsed snapshots. */
 int snapshot_compare(const struct snapshot *a, const struct snapshot *b);
 
 /* ISO 8601 "2026-03-13T10:00:00+03:00" (or Z, or ±HHMM, optional fraction) → Unix s. */

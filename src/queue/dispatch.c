@@ -1,7 +1,19 @@
 /*
- * One delivery loop per sink. Each loop has its own store connection. On start it
- * re-queues what a previous run left in flight (the sinks' remotes are idempotent per
- * order, or, for Bitrix24 creates, resolve the uncertainty themselves).
+ * One delivery loop per sink. Each loop has its own store connection. What an earlier
+ * run left in flight is put back once, at start-up, before any loop runs
+ * (dispatch_recover; the sinks' remotes are idempotent per order, or, for Bitrix24
+ * creates, resolve the uncertainty themselves).
+ *
+ * Work in flight is leased to this loop (owner "host:pid:start"). The lease is short and
+ * renewed while the loop holds work, by a keeper thread with its own connection, rather
+ * than sized to outlast a pass: a pass's length depends on the remote (timeouts, rate
+ * limits, how many calls a batch takes), the keeper's cadence does not. A lease ends only
+ * when this process stops renewing — it died, or its store failed for a whole lease.
+ *
+ * Verdicts are the only copy of what the remote now holds: when recording them fails,
+ * the loop keeps them (and the side writes) and retries with backoff, taking no new work
+ * meanwhile; if it must stop first, the rows stay in flight and the next start sends them
+ * again, marked uncertain.
  *
  * Two levels of backoff: per order (attempts recorded in the store, so they survive a
  * restart) and per sink (a remote that is down as a whole pauses the loop, so a backlog
@@ -15,40 +27,100 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/backoff.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
 
+/* How long work stays leased without renewal, and how often the keeper renews it: a
+ * lease survives three missed renewals (a store busy for its 10 s timeout each time). */
+#define LEASE_MS 60000
+#define RENEW_EVERY_MS (LEASE_MS / 4)
+/* Retrying a failed store_record */
+#define RECORD_RETRY_MIN_MS 200
+#define RECORD_RETRY_MAX_MS 30000
+
 struct dispatch {
         const struct config *cfg;
         const struct sink_ops *ops;
         void *ctx;
         struct store *store;
-        pthread_t thread;
+        struct store *keeper_store;
+        char owner[128];
+        pthread_t thread, keeper;
+        bool keeper_started;
         pthread_mutex_t lock;
-        pthread_cond_t cond;
+        pthread_cond_t cond, keeper_cond;
         bool woken, stopping;
+        bool holding; /* the loop holds leased work (under `lock`) */
         struct backoff_rng rng;
         int64_t sink_failures;
 };
 
-/* Sleeps `delay_ms` (monotonic) or until a wake-up. Returns false when stopping. */
-static bool wait_for(struct dispatch *d, int64_t delay_ms)
+/* Sleeps `delay_ms` (monotonic) or, when `wakeable`, until a wake-up. Returns false when
+ * stopping. A wait that is not wakeable leaves the wake-up for the next one. */
+static bool wait_for(struct dispatch *d, int64_t delay_ms, bool wakeable)
 {
         struct timespec ts;
         bool go_on;
 
         clock_mono_deadline(delay_ms, &ts);
         pthread_mutex_lock(&d->lock);
-        while (!d->woken && !d->stopping)
+        while (!(wakeable && d->woken) && !d->stopping)
                 if (pthread_cond_timedwait(&d->cond, &d->lock, &ts) == ETIMEDOUT)
                         break;
-        d->woken = false;
+        if (wakeable)
+                d->woken = false;
         go_on = !d->stopping;
         pthread_mutex_unlock(&d->lock);
         return go_on;
+}
+
+static bool stopping(struct dispatch *d)
+{
+        bool v;
+
+        pthread_mutex_lock(&d->lock);
+        v = d->stopping;
+        pthread_mutex_unlock(&d->lock);
+        return v;
+}
+
+static void set_holding(struct dispatch *d, bool holding)
+{
+        pthread_mutex_lock(&d->lock);
+        d->holding = holding;
+        pthread_mutex_unlock(&d->lock);
+}
+
+/* The keeper: while the loop holds work, renews its leases every RENEW_EVERY_MS. */
+static void *keep_leases(void *arg)
+{
+        struct dispatch *d = arg;
+        int64_t failures = 0;
+
+        pthread_mutex_lock(&d->lock);
+        while (!d->stopping) {
+                struct timespec ts;
+                int r;
+                clock_mono_deadline(RENEW_EVERY_MS, &ts);
+                pthread_cond_timedwait(&d->keeper_cond, &d->lock, &ts);
+                if (d->stopping || !d->holding)
+                        continue;
+                pthread_mutex_unlock(&d->lock);
+                r = store_renew(d->keeper_store, d->ops->name, d->owner, clock_wall_ms(), LEASE_MS);
+                if (r < 0)
+                        log_warn("dispatch.renew_failed",
+                                 "sink=%s failures=%lld lease_ms=%d error=\"%s\"", d->ops->name,
+                                 (long long)++failures, LEASE_MS, store_errmsg(d->keeper_store));
+                else
+                        failures = 0;
+                pthread_mutex_lock(&d->lock);
+        }
+        pthread_mutex_unlock(&d->lock);
+        return NULL;
 }
 
 static const char *kind_name(enum store_result_kind k)
@@ -57,13 +129,49 @@ static const char *kind_name(enum store_result_kind k)
         return names[k];
 }
 
+/* Records a pass's verdicts and side writes, retrying until the store takes them. */
+static void record(struct dispatch *d, const struct store_result *res, size_t n,
+                   const struct store_writes *writes, int64_t now)
+{
+        int64_t failures = 0, delay;
+        int r;
+
+        for (;;) {
+                r = store_record(d->store, d->ops->name, d->owner, res, n, writes, now,
+                                 d->cfg->lifetime_s * 1000);
+                if (r >= 0)
+                        break;
+                failures++;
+                delay =
+                    backoff_delay_ms(failures, RECORD_RETRY_MIN_MS, RECORD_RETRY_MAX_MS, &d->rng);
+                log_err("dispatch.record_failed",
+                        "sink=%s orders=%zu failures=%lld retry_ms=%lld error=\"%s\"", d->ops->name,
+                        n, (long long)failures, (long long)delay, store_errmsg(d->store));
+                if (!wait_for(d, delay, false)) {
+                        log_warn("dispatch.record_abandoned",
+                                 "sink=%s orders=%zu hint=\"left in flight: the next start "
+                                 "sends them again\"",
+                                 d->ops->name, n);
+                        return;
+                }
+        }
+        if (failures > 0)
+                log_info("dispatch.record_recovered", "sink=%s orders=%zu failures=%lld",
+                         d->ops->name, n, (long long)failures);
+        if (r > 0)
+                log_warn("dispatch.lease_lost",
+                         "sink=%s orders=%d hint=\"their lease ended and another took them: "
+                         "verdicts not recorded\"",
+                         d->ops->name, r);
+}
+
 static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_t *pause_until)
 {
         struct sink_outcome *out = xcalloc(n, sizeof(*out));
         struct store_result *res = xcalloc(n, sizeof(*res));
         const struct config *cfg = d->cfg;
         int64_t now;
-        int status, r;
+        int status;
 
         for (size_t i = 0; i < n; i++) {
                 out[i].kind = STORE_TEMPFAIL;
@@ -82,8 +190,8 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                 for (size_t i = 0; i < n; i++)
                         if (out[i].retry_after_ms > hint)
                                 hint = out[i].retry_after_ms;
-                delay = backoff_delay_ms(d->sink_failures, cfg->backoff_min_ms,
-                                         cfg->backoff_max_ms, &d->rng);
+                delay = backoff_delay_ms(d->sink_failures, cfg->backoff_min_ms, cfg->backoff_max_ms,
+                                         &d->rng);
                 if (status == -EACCES && delay < 60000)
                         delay = 60000;
                 if (hint > delay)
@@ -100,8 +208,8 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                 /* A request that may have been applied after we gave up on it could still
                  * land after this newer one: send the latest state once more when that
                  * window has passed, so the remote ends on the latest snapshot. */
-                if (out[i].kind == STORE_OK && w[i].uncertain_at > 0 &&
-                    cfg->confirm_after_s > 0 && now < confirm_at) {
+                if (out[i].kind == STORE_OK && w[i].uncertain_at > 0 && cfg->confirm_after_s > 0 &&
+                    now < confirm_at) {
                         out[i].kind = STORE_WAITING;
                         out[i].retry_after_ms = confirm_at - now;
                         snprintf(out[i].detail, sizeof(out[i].detail),
@@ -123,25 +231,22 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                                 delay = *pause_until - clock_mono_ms();
                         res[i].next_at = now + delay;
                 } else if (out[i].kind == STORE_WAITING) {
-                        res[i].next_at = now + (out[i].retry_after_ms > 0
-                                                        ? out[i].retry_after_ms
-                                                        : cfg->visit_wait_s * 1000);
+                        res[i].next_at =
+                            now + (out[i].retry_after_ms > 0 ? out[i].retry_after_ms
+                                                             : cfg->visit_wait_s * 1000);
                 }
                 if (out[i].kind == STORE_OK)
                         log_info("deliver.ok", "sink=%s order_id=%s rev=%lld", d->ops->name,
                                  w[i].order_id, (long long)w[i].rev);
                 else
-                        log_warn("deliver.not_ok", "sink=%s order_id=%s rev=%lld outcome=%s "
-                                 "attempts=%lld detail=\"%s\"", d->ops->name, w[i].order_id,
-                                 (long long)w[i].rev, kind_name(out[i].kind),
-                                 (long long)w[i].attempts + 1, out[i].detail);
+                        log_warn("deliver.not_ok",
+                                 "sink=%s order_id=%s rev=%lld outcome=%s "
+                                 "attempts=%lld detail=\"%s\"",
+                                 d->ops->name, w[i].order_id, (long long)w[i].rev,
+                                 kind_name(out[i].kind), (long long)w[i].attempts + 1,
+                                 out[i].detail);
         }
-        r = store_record(d->store, d->ops->name, res, n, &writes, now, cfg->lifetime_s * 1000);
-        if (r < 0)
-                /* The rows stay in flight and are re-queued on the next start; meanwhile
-                 * the remote is idempotent per order, so nothing is lost or doubled. */
-                log_err("dispatch.record_failed", "sink=%s error=\"%s\"", d->ops->name,
-                        store_errmsg(d->store));
+        record(d, res, n, &writes, now);
         store_writes_clear(&writes);
         free(out);
         free(res);
@@ -158,31 +263,71 @@ static void *loop(void *arg)
                 size_t n = 0;
                 int r;
 
+                if (stopping(d))
+                        break;
                 if (mono < pause_until) {
-                        if (!wait_for(d, pause_until - mono))
+                        if (!wait_for(d, pause_until - mono, true))
                                 break;
                         continue;
                 }
                 now = clock_wall_ms();
-                r = store_take_due(d->store, d->ops->name, now, d->ops->batch_max, &w, &n);
+                r = store_take_due(d->store, d->ops->name, d->owner, now, LEASE_MS,
+                                   d->ops->batch_max, &w, &n);
                 if (r < 0) {
                         log_err("dispatch.take_failed", "sink=%s error=\"%s\"", d->ops->name,
                                 store_errmsg(d->store));
-                        if (!wait_for(d, d->cfg->poll_interval_ms))
+                        if (!wait_for(d, d->cfg->poll_interval_ms, true))
                                 break;
                         continue;
                 }
                 if (n > 0) {
+                        set_holding(d, true);
                         run_batch(d, w, n, &pause_until);
+                        set_holding(d, false);
                         store_work_free(w, n);
                         continue;
                 }
                 next = store_next_due(d->store, d->ops->name);
+                if (next <= now) {
+                        /* due, yet nothing to take: a lease has ended unrenewed */
+                        r = store_requeue_expired(d->store, d->ops->name, now);
+                        if (r > 0) {
+                                log_warn("dispatch.requeued", "sink=%s count=%d reason=lease_ended",
+                                         d->ops->name, r);
+                                continue;
+                        }
+                        if (r < 0)
+                                log_err("dispatch.requeue_failed", "sink=%s error=\"%s\"",
+                                        d->ops->name, store_errmsg(d->store));
+                        next = now + d->cfg->poll_interval_ms;
+                }
                 if (next > now + d->cfg->poll_interval_ms)
                         next = now + d->cfg->poll_interval_ms;
-                if (!wait_for(d, next - now))
+                if (!wait_for(d, next - now, true))
                         break;
         }
+        return NULL;
+}
+
+/* Stops and joins whichever threads run, then frees. */
+static struct dispatch *dispatch_free(struct dispatch *d, bool started)
+{
+        pthread_mutex_lock(&d->lock);
+        d->stopping = true;
+        pthread_cond_broadcast(&d->cond);
+        pthread_cond_broadcast(&d->keeper_cond);
+        pthread_mutex_unlock(&d->lock);
+        if (started)
+                pthread_join(d->thread, NULL);
+        if (d->keeper_started)
+                pthread_join(d->keeper, NULL);
+        d->ops->free(d->ctx);
+        store_close(d->store);
+        store_close(d->keeper_store);
+        pthread_mutex_destroy(&d->lock);
+        pthread_cond_destroy(&d->cond);
+        pthread_cond_destroy(&d->keeper_cond);
+        free(d);
         return NULL;
 }
 
@@ -190,6 +335,7 @@ int dispatch_start(const struct config *cfg, const struct sink_ops *ops, void *c
                    struct dispatch **ret)
 {
         struct dispatch *d = xcalloc(1, sizeof(*d));
+        char host[64] = "localhost";
         int r;
 
         d->cfg = cfg;
@@ -197,26 +343,53 @@ int dispatch_start(const struct config *cfg, const struct sink_ops *ops, void *c
         d->ctx = ctx;
         pthread_mutex_init(&d->lock, NULL);
         clock_cond_init(&d->cond);
+        clock_cond_init(&d->keeper_cond);
         backoff_rng_seed(&d->rng, (uint64_t)clock_wall_ms() ^ (uint64_t)(uintptr_t)d);
+        gethostname(host, sizeof(host) - 1);
+        snprintf(d->owner, sizeof(d->owner), "%s:%ld:%lld", host, (long)getpid(),
+                 (long long)clock_wall_ms());
         r = store_open(cfg->store_path, &d->store);
+        if (r == 0)
+                r = store_open(cfg->store_path, &d->keeper_store);
         if (r == 0) {
-                r = store_requeue_inflight(d->store, clock_wall_ms());
-                if (r > 0)
-                        log_info("dispatch.requeued", "sink=%s count=%d", ops->name, r);
-                r = r < 0 ? r : 0;
+                r = -pthread_create(&d->keeper, NULL, keep_leases, d);
+                d->keeper_started = r == 0;
         }
         if (r == 0)
                 r = -pthread_create(&d->thread, NULL, loop, d);
         if (r < 0) {
-                d->store = store_close(d->store);
-                ops->free(ctx);
-                pthread_mutex_destroy(&d->lock);
-                pthread_cond_destroy(&d->cond);
-                free(d);
+                dispatch_free(d, false);
                 return r;
         }
-        log_info("dispatch.started", "sink=%s batch_max=%zu", ops->name, ops->batch_max);
+        log_info("dispatch.started", "sink=%s batch_max=%zu lease_ms=%d", ops->name, ops->batch_max,
+                 LEASE_MS);
         *ret = d;
+        return 0;
+}
+
+int dispatch_recover(const struct config *cfg, struct store **ret_lock, long *ret_holder_pid)
+{
+        struct store *s = NULL;
+        char **sinks = NULL;
+        size_t n = 0;
+        int r;
+
+        r = store_open(cfg->store_path, &s);
+        if (r == 0)
+                r = store_lock(s, ret_holder_pid);
+        if (r == 0)
+                r = store_sinks(s, &sinks, &n);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                r = store_recover(s, sinks[i], clock_wall_ms());
+                if (r > 0)
+                        log_info("dispatch.requeued", "sink=%s count=%d", sinks[i], r);
+        }
+        store_names_free(sinks, n);
+        if (r < 0) {
+                store_close(s);
+                return r;
+        }
+        *ret_lock = s;
         return 0;
 }
 
@@ -234,15 +407,5 @@ struct dispatch *dispatch_stop(struct dispatch *d)
 {
         if (!d)
                 return NULL;
-        pthread_mutex_lock(&d->lock);
-        d->stopping = true;
-        pthread_cond_signal(&d->cond);
-        pthread_mutex_unlock(&d->lock);
-        pthread_join(d->thread, NULL);
-        d->ops->free(d->ctx);
-        store_close(d->store);
-        pthread_mutex_destroy(&d->lock);
-        pthread_cond_destroy(&d->cond);
-        free(d);
-        return NULL;
+        return dispatch_free(d, true);
 }

@@ -1,16 +1,23 @@
 /*
  * The store interface. The store owns every durable fact: the latest snapshot of each
  * order (and the history of snapshots), each sink's delivery state for each order, the
- * attempts made, dead letters, links to remote records, and small metadata. The SQLite
- * backend (store_sqlite.c) is the only one today; the interface is shaped so that a
- * PostgreSQL one can follow.
+ * attempts made, dead letters, links to remote records, and small metadata.
+ *
+ * Policy and mechanism are apart, as in OpenSMTPD's queue: store.c holds the rules (which
+ * snapshot is newer, how a delivery moves between states, when a failing one becomes a
+ * dead letter, the operator's report) over a table of backend operations
+ * (store_backend.h) that only read and write rows; store_sqlite.c is one backend, and a
+ * PostgreSQL one is one more table.
  *
  * Level-triggered delivery: every accepted snapshot gets a revision (`rev`, increasing
  * across the whole store). A delivery row says which rev a sink must reach (want_rev)
  * and which it has reached (done_rev). A sink always sends the order's *latest* snapshot,
  * so any number of changes between two sends collapse into one.
  *
- * A handle is one database connection and is used by one thread at a time.
+ * Work in flight is leased: store_take_due gives rows to an owner until a time, and only
+ * that owner's verdicts are recorded; a lease that ends unrenewed puts its rows back.
+ *
+ * A handle is one backend connection and is used by one thread at a time.
  */
 #pragma once
 
@@ -32,14 +39,14 @@ struct store_put {
         /* in */
         const char *order_id;
         const char *site;
-        const char *json;          /* canonical snapshot */
+        const char *json; /* canonical snapshot */
         bool has_version;
         int64_t version;
         bool has_updated_at;
         int64_t updated_at;
-        const char *webhook_id;    /* may be NULL (import, poller) */
+        const char *webhook_id; /* may be NULL (import, poller) */
         unsigned char body_sha256[32];
-        const char *source;        /* "ingest", "import", … */
+        const char *source; /* "ingest", "import", … */
         /* out */
         enum store_put_outcome outcome;
         enum store_put_outcome first_outcome; /* for DUPLICATE: what the first one got */
@@ -55,8 +62,8 @@ enum store_result_kind {
 
 struct store_work {
         char *order_id;
-        int64_t rev;        /* the rev of `json` */
-        char *json;         /* the order's latest snapshot */
+        int64_t rev; /* the rev of `json` */
+        char *json;  /* the order's latest snapshot */
         int64_t attempts;
         int64_t waits;
         int64_t first_failed_at;
@@ -109,8 +116,14 @@ struct store_counts {
         int64_t pending, inflight, retrying, waiting, done, dead;
 };
 
-int store_open(const char *path, struct store **ret);
+/* Opens the store at `location`: a file path (SQLite). Creates and migrates the schema. */
+int store_open(const char *location, struct store **ret);
 struct store *store_close(struct store *s);
+
+/* Makes this handle the store's only server until store_close (Postfix's master.lock):
+ * -EBUSY when another process holds it, with its pid in *ret_holder_pid (0 when unknown).
+ * Readers and writers that do not serve (status, retry, import) never take it. */
+int store_lock(struct store *s, long *ret_holder_pid);
 
 /* The sinks that newly accepted snapshots must reach (names like "roistat"). */
 void store_set_sinks(struct store *s, const char *const *sinks, size_t n);
@@ -123,24 +136,45 @@ int store_put(struct store *s, struct store_put *puts, size_t n, int64_t now_ms)
  * minutes; the ids only need to outlive them). Returns how many were dropped. */
 int store_prune_webhook_ids(struct store *s, int64_t before_ms);
 
-/* Deliveries of `sink` due at `now_ms`, at most `limit`, oldest first, marked in flight
- * in the same transaction. Free with store_work_free. */
-int store_take_due(struct store *s, const char *sink, int64_t now_ms, size_t limit,
-                   struct store_work **ret, size_t *ret_n);
+/* Deliveries of `sink` due at `now_ms`, at most `limit`, oldest first, leased to `owner`
+ * until now_ms + lease_ms (in flight) in the same transaction. Free with store_work_free. */
+int store_take_due(struct store *s, const char *sink, const char *owner, int64_t now_ms,
+                   int64_t lease_ms, size_t limit, struct store_work **ret, size_t *ret_n);
 void store_work_free(struct store_work *w, size_t n);
 
-/* Records what happened to work taken earlier and the side writes of the same pass
- * (`writes`, may be NULL), one transaction for all. A TEMPFAIL past `lifetime_ms` since
- * the first failure becomes a dead letter. On failure nothing is recorded. */
-int store_record(struct store *s, const char *sink, const struct store_result *results,
-                 size_t n, const struct store_writes *writes, int64_t now_ms,
-                 int64_t lifetime_ms);
+/* Extends every lease that `owner` holds on `sink` to now_ms + lease_ms. Returns how many
+ * rows it holds. */
+int store_renew(struct store *s, const char *sink, const char *owner, int64_t now_ms,
+                int64_t lease_ms);
 
-/* Work left in flight by a previous run goes back to pending, marked uncertain (the
- * request may yet be applied). Returns how many. */
-int store_requeue_inflight(struct store *s, int64_t now_ms);
+/* Records what happened to work taken earlier by `owner` and the side writes of the same
+ * pass (`writes`, may be NULL), one transaction for all. A TEMPFAIL past `lifetime_ms`
+ * since the first failure becomes a dead letter. A verdict on a row that `owner` no
+ * longer holds (its lease ended and the row was put back or taken by another) is not
+ * applied: returns 0 when every verdict was applied, else how many were not. On failure
+ * (-errno) nothing is recorded. */
+int store_record(struct store *s, const char *sink, const char *owner,
+                 const struct store_result *results, size_t n, const struct store_writes *writes,
+                 int64_t now_ms, int64_t lifetime_ms);
 
-/* Earliest next_at among due-able deliveries of `sink`, or INT64_MAX. */
+/* Rows of `sink` whose lease has ended go back to pending, marked uncertain (the request
+ * may yet be applied). Returns how many. */
+int store_requeue_expired(struct store *s, const char *sink, int64_t now_ms);
+
+/* Start-up recovery, once per sink before any dispatcher runs (Postfix's qmgr moves
+ * `active` back to `incoming` before any scan). Needs store_lock: the lock proves that
+ * no other process serves this store, so every lease still recorded was granted to a run
+ * that has ended, and ended with it. Those rows go back to pending, marked uncertain.
+ * Returns how many; -ENOLCK without the lock. */
+int store_recover(struct store *s, const char *sink, int64_t now_ms);
+
+/* The sinks that have delivery rows, enabled in this run or not (for store_recover).
+ * Free with store_names_free. */
+int store_sinks(struct store *s, char ***ret_names, size_t *ret_n);
+void store_names_free(char **names, size_t n);
+
+/* When a delivery of `sink` next needs attention (is due, or its lease ends), or
+ * INT64_MAX. */
 int64_t store_next_due(struct store *s, const char *sink);
 
 int store_counts(struct store *s, const char *sink, struct store_counts *ret);
@@ -159,5 +193,5 @@ int store_meta_set(struct store *s, const char *key, const char *value);
 int store_link_get(struct store *s, const char *order_id, const char *kind, char **ret_remote);
 int store_link_set(struct store *s, const char *order_id, const char *kind, const char *remote);
 
-/* The last SQLite error text, for the caller's log line. */
+/* The last error's text (the backend's words), for the caller's log line. */
 const char *store_errmsg(struct store *s);

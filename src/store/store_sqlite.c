@@ -1,78 +1,211 @@
 /*
- * The SQLite store. WAL journal with synchronous=FULL: a commit is on disk before the
- * caller hears about it, so "accepted" means durable. Schema changes are numbered
- * migrations recorded in PRAGMA user_version. Every state change is one transaction.
+ * The SQLite store backend: rows in and out, no rules (those are in store.c). WAL
+ * journal with synchronous=FULL: a commit is on disk before the caller hears about it,
+ * so "accepted" means durable. Schema changes are numbered migrations recorded in PRAGMA
+ * user_version; a file from an older orderbridge is brought forward on open, one from a
+ * newer one is refused. Statements are prepared once per connection and kept.
  *
- * Deliveries move through: pending → inflight → done | retrying | waiting | dead, and back
- * to pending whenever a newer snapshot arrives (except that a retrying row keeps its
- * backoff, so new snapshots never make a sink hammer a remote that is down).
+ * The server lock is an flock on "<path>.lock" holding the holder's pid: the kernel drops
+ * it when the process ends, however it ends, so a crash never leaves a stale lock. The
+ * file is never removed (removing it would let two processes lock two different files).
  */
-#include "store/store.h"
+#include "store/store_backend.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
-#include <jansson.h>
 #include <sqlite3.h>
 
 #include "base/xalloc.h"
 
-struct store {
-        sqlite3 *db;
-        char **sinks;
-        size_t n_sinks;
-};
-
 static const char *const migrations[] = {
-        /* 1: the first schema */
-        "CREATE TABLE orders("
-        "  order_id TEXT PRIMARY KEY, site TEXT NOT NULL, rev INTEGER NOT NULL,"
-        "  has_version INTEGER NOT NULL, version INTEGER, has_updated_at INTEGER NOT NULL,"
-        "  updated_at INTEGER, snapshot TEXT NOT NULL, received_at INTEGER NOT NULL,"
-        "  first_received_at INTEGER NOT NULL);"
-        "CREATE TABLE snapshots("
-        "  rev INTEGER PRIMARY KEY AUTOINCREMENT, order_id TEXT NOT NULL, version INTEGER,"
-        "  received_at INTEGER NOT NULL, source TEXT NOT NULL, outcome TEXT NOT NULL,"
-        "  snapshot TEXT NOT NULL);"
-        "CREATE INDEX snapshots_order ON snapshots(order_id, rev);"
-        "CREATE TABLE webhook_ids("
-        "  webhook_id TEXT PRIMARY KEY, body_sha256 BLOB NOT NULL, order_id TEXT NOT NULL,"
-        "  outcome TEXT NOT NULL, received_at INTEGER NOT NULL);"
-        "CREATE TABLE deliveries("
-        "  sink TEXT NOT NULL, order_id TEXT NOT NULL, want_rev INTEGER NOT NULL,"
-        "  sent_rev INTEGER NOT NULL DEFAULT 0, done_rev INTEGER NOT NULL DEFAULT 0,"
-        "  state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-        "  waits INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL,"
-        "  first_failed_at INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
-        "  updated_at INTEGER NOT NULL, PRIMARY KEY(sink, order_id)) WITHOUT ROWID;"
-        "CREATE INDEX deliveries_due ON deliveries(sink, state, next_at);"
-        "CREATE TABLE attempts("
-        "  id INTEGER PRIMARY KEY, sink TEXT NOT NULL, order_id TEXT NOT NULL,"
-        "  rev INTEGER NOT NULL, at INTEGER NOT NULL, outcome TEXT NOT NULL, detail TEXT);"
-        "CREATE INDEX attempts_order ON attempts(order_id, id);"
-        "CREATE TABLE dead_letters("
-        "  id INTEGER PRIMARY KEY, sink TEXT NOT NULL, order_id TEXT NOT NULL,"
-        "  rev INTEGER NOT NULL, at INTEGER NOT NULL, reason TEXT NOT NULL);"
-        "CREATE TABLE links("
-        "  order_id TEXT NOT NULL, kind TEXT NOT NULL, remote_id TEXT NOT NULL,"
-        "  PRIMARY KEY(order_id, kind)) WITHOUT ROWID;"
-        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
-        /* 2: when a delivery's last attempt had an unknown outcome */
-        "ALTER TABLE deliveries ADD COLUMN uncertain_at INTEGER NOT NULL DEFAULT 0;",
-        /* 3: webhook ids are pruned by age */
-        "CREATE INDEX webhook_ids_received ON webhook_ids(received_at);",
+    /* 1: the first schema */
+    "CREATE TABLE orders("
+    "  order_id TEXT PRIMARY KEY, site TEXT NOT NULL, rev INTEGER NOT NULL,"
+    "  has_version INTEGER NOT NULL, version INTEGER, has_updated_at INTEGER NOT NULL,"
+    "  updated_at INTEGER, snapshot TEXT NOT NULL, received_at INTEGER NOT NULL,"
+    "  first_received_at INTEGER NOT NULL);"
+    "CREATE TABLE snapshots("
+    "  rev INTEGER PRIMARY KEY AUTOINCREMENT, order_id TEXT NOT NULL, version INTEGER,"
+    "  received_at INTEGER NOT NULL, source TEXT NOT NULL, outcome TEXT NOT NULL,"
+    "  snapshot TEXT NOT NULL);"
+    "CREATE INDEX snapshots_order ON snapshots(order_id, rev);"
+    "CREATE TABLE webhook_ids("
+    "  webhook_id TEXT PRIMARY KEY, body_sha256 BLOB NOT NULL, order_id TEXT NOT NULL,"
+    "  outcome TEXT NOT NULL, received_at INTEGER NOT NULL);"
+    "CREATE TABLE deliveries("
+    "  sink TEXT NOT NULL, order_id TEXT NOT NULL, want_rev INTEGER NOT NULL,"
+    "  sent_rev INTEGER NOT NULL DEFAULT 0, done_rev INTEGER NOT NULL DEFAULT 0,"
+    "  state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    "  waits INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL,"
+    "  first_failed_at INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+    "  updated_at INTEGER NOT NULL, PRIMARY KEY(sink, order_id)) WITHOUT ROWID;"
+    "CREATE INDEX deliveries_due ON deliveries(sink, state, next_at);"
+    "CREATE TABLE attempts("
+    "  id INTEGER PRIMARY KEY, sink TEXT NOT NULL, order_id TEXT NOT NULL,"
+    "  rev INTEGER NOT NULL, at INTEGER NOT NULL, outcome TEXT NOT NULL, detail TEXT);"
+    "CREATE INDEX attempts_order ON attempts(order_id, id);"
+    "CREATE TABLE dead_letters("
+    "  id INTEGER PRIMARY KEY, sink TEXT NOT NULL, order_id TEXT NOT NULL,"
+    "  rev INTEGER NOT NULL, at INTEGER NOT NULL, reason TEXT NOT NULL);"
+    "CREATE TABLE links("
+    "  order_id TEXT NOT NULL, kind TEXT NOT NULL, remote_id TEXT NOT NULL,"
+    "  PRIMARY KEY(order_id, kind)) WITHOUT ROWID;"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+    /* 2: when a delivery's last attempt had an unknown outcome */
+    "ALTER TABLE deliveries ADD COLUMN uncertain_at INTEGER NOT NULL DEFAULT 0;",
+    /* 3: webhook ids are pruned by age */
+    "CREATE INDEX webhook_ids_received ON webhook_ids(received_at);",
+    /* 4: leases. Work in flight has an owner, and next_at becomes the one time the
+     * store watches a row by: its lease's end when in flight (rows left in flight by
+     * an earlier version have no lease: it ended long ago), never when done or dead.
+     * One index on (sink, next_at) then serves "due", "lease ended" and "next". */
+    "ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;"
+    "UPDATE deliveries SET next_at=9223372036854775807 WHERE state IN ('done','dead');"
+    "UPDATE deliveries SET next_at=0 WHERE state='inflight';"
+    "DROP INDEX deliveries_due;"
+    "CREATE INDEX deliveries_next ON deliveries(sink, next_at);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-static const char *const outcome_names[] = {"accepted", "stale", "duplicate", "conflict",
-                                            "failed"};
+#define DELIVERY_COLS                                                                              \
+        "d.sink, d.order_id, d.state, d.want_rev, d.sent_rev, d.done_rev, d.attempts, "            \
+        "d.waits, d.next_at, d.first_failed_at, d.uncertain_at, d.updated_at, d.last_error, "      \
+        "d.lease_owner"
+#define N_DELIVERY_COLS 14
 
-const char *store_errmsg(struct store *s)
-{
-        return sqlite3_errmsg(s->db);
-}
+enum query {
+        Q_BEGIN,
+        Q_COMMIT,
+        Q_ROLLBACK,
+        Q_WEBHOOK_GET,
+        Q_WEBHOOK_ADD,
+        Q_WEBHOOK_PRUNE,
+        Q_ORDER_GET,
+        Q_ORDER_GET_JSON,
+        Q_ORDER_PUT,
+        Q_HISTORY_ADD,
+        Q_HISTORY_LIST,
+        Q_DELIVERY_GET,
+        Q_DELIVERY_PUT,
+        Q_DELIVERY_WALK,
+        Q_DELIVERY_WALK_SINK,
+        Q_DELIVERY_WALK_ORDER,
+        Q_DELIVERY_DUE,
+        Q_DELIVERY_NEXT,
+        Q_DELIVERY_COUNT,
+        Q_DELIVERY_SINKS,
+        Q_ATTEMPT_ADD,
+        Q_ATTEMPT_LIST,
+        Q_DEAD_ADD,
+        Q_DEAD_LIST,
+        Q_LINK_GET,
+        Q_LINK_SET,
+        Q_LINK_LIST,
+        Q_META_GET,
+        Q_META_SET,
+        Q_META_ADD,
+        N_QUERIES,
+};
+
+static const char *const queries[N_QUERIES] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_WEBHOOK_GET] = "SELECT body_sha256, order_id, outcome, received_at FROM webhook_ids "
+                      "WHERE webhook_id=?1",
+    [Q_WEBHOOK_ADD] = "INSERT INTO webhook_ids(webhook_id, body_sha256, order_id, outcome, "
+                      "received_at) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [Q_WEBHOOK_PRUNE] = "DELETE FROM webhook_ids WHERE received_at < ?1",
+    [Q_ORDER_GET] = "SELECT site, rev, has_version, version, has_updated_at, updated_at, "
+                    "received_at, first_received_at, NULL FROM orders WHERE order_id=?1",
+    [Q_ORDER_GET_JSON] = "SELECT site, rev, has_version, version, has_updated_at, "
+                         "updated_at, received_at, first_received_at, snapshot FROM orders "
+                         "WHERE order_id=?1",
+    [Q_ORDER_PUT] = "INSERT INTO orders(order_id, site, rev, has_version, version, "
+                    "has_updated_at, updated_at, snapshot, received_at, first_received_at) "
+                    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(order_id) "
+                    "DO UPDATE SET site=excluded.site, rev=excluded.rev, "
+                    "has_version=excluded.has_version, version=excluded.version, "
+                    "has_updated_at=excluded.has_updated_at, "
+                    "updated_at=excluded.updated_at, snapshot=excluded.snapshot, "
+                    "received_at=excluded.received_at, "
+                    "first_received_at=excluded.first_received_at",
+    [Q_HISTORY_ADD] = "INSERT INTO snapshots(order_id, version, received_at, source, "
+                      "outcome, snapshot) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_HISTORY_LIST] = "SELECT rev, version, received_at, source, outcome FROM snapshots "
+                       "WHERE order_id=?1 ORDER BY rev DESC LIMIT ?2",
+    [Q_DELIVERY_GET] = "SELECT " DELIVERY_COLS " FROM deliveries d "
+                       "WHERE sink=?1 AND order_id=?2",
+    [Q_DELIVERY_PUT] = "INSERT INTO deliveries(sink, order_id, state, want_rev, sent_rev, "
+                       "done_rev, attempts, waits, next_at, first_failed_at, uncertain_at, "
+                       "updated_at, last_error, lease_owner) VALUES(?1, ?2, ?3, ?4, ?5, "
+                       "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
+                       "ON CONFLICT(sink, order_id) DO UPDATE SET state=excluded.state, "
+                       "want_rev=excluded.want_rev, sent_rev=excluded.sent_rev, "
+                       "done_rev=excluded.done_rev, attempts=excluded.attempts, "
+                       "waits=excluded.waits, next_at=excluded.next_at, "
+                       "first_failed_at=excluded.first_failed_at, "
+                       "uncertain_at=excluded.uncertain_at, "
+                       "updated_at=excluded.updated_at, last_error=excluded.last_error, "
+                       "lease_owner=excluded.lease_owner",
+    /* three shapes of one walk, so that each can use its index */
+    [Q_DELIVERY_WALK] = "SELECT " DELIVERY_COLS " FROM deliveries d WHERE next_at<=?3 "
+                        "ORDER BY sink, order_id",
+    [Q_DELIVERY_WALK_SINK] = "SELECT " DELIVERY_COLS " FROM deliveries d WHERE sink=?1 "
+                             "AND (?2 IS NULL OR order_id=?2) AND next_at<=?3",
+    [Q_DELIVERY_WALK_ORDER] = "SELECT " DELIVERY_COLS " FROM deliveries d "
+                              "WHERE order_id=?2 AND next_at<=?3 ORDER BY sink",
+    [Q_DELIVERY_DUE] = "SELECT " DELIVERY_COLS ", o.rev, o.snapshot FROM deliveries d "
+                       "JOIN orders o USING(order_id) WHERE d.sink=?1 AND d.next_at<=?2 "
+                       "ORDER BY d.next_at, o.rev",
+    [Q_DELIVERY_NEXT] = "SELECT min(next_at) FROM deliveries WHERE sink=?1",
+    [Q_DELIVERY_COUNT] = "SELECT state, count(*) FROM deliveries WHERE sink=?1 "
+                         "GROUP BY state",
+    [Q_DELIVERY_SINKS] = "SELECT DISTINCT sink FROM deliveries ORDER BY sink",
+    [Q_ATTEMPT_ADD] = "INSERT INTO attempts(sink, order_id, rev, at, outcome, detail) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_ATTEMPT_LIST] = "SELECT sink, rev, at, outcome, detail FROM attempts "
+                       "WHERE order_id=?1 ORDER BY id DESC LIMIT ?2",
+    [Q_DEAD_ADD] = "INSERT INTO dead_letters(sink, order_id, rev, at, reason) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5)",
+    [Q_DEAD_LIST] = "SELECT sink, rev, at, NULL, reason FROM dead_letters "
+                    "WHERE order_id=?1 ORDER BY id DESC LIMIT ?2",
+    [Q_LINK_GET] = "SELECT remote_id FROM links WHERE order_id=?1 AND kind=?2",
+    [Q_LINK_SET] = "INSERT INTO links(order_id, kind, remote_id) VALUES(?1, ?2, ?3) "
+                   "ON CONFLICT(order_id, kind) DO UPDATE SET remote_id=excluded.remote_id",
+    [Q_LINK_LIST] = "SELECT kind, remote_id FROM links WHERE order_id=?1 ORDER BY kind",
+    [Q_META_GET] = "SELECT value FROM meta WHERE key=?1",
+    [Q_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO "
+                   "UPDATE SET value=excluded.value",
+    [Q_META_ADD] = "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) "
+                   "DO NOTHING",
+};
+
+/* Strings handed back by a get: kept until the next call of the same get. */
+enum keep_slot {
+        K_WEBHOOK,
+        K_ORDER_SITE,
+        K_ORDER_JSON,
+        K_LAST_ERROR,
+        K_LEASE_OWNER,
+        K_VALUE,
+        N_KEEP
+};
+
+struct store_backend {
+        sqlite3 *db;
+        char *path;
+        int lock_fd;
+        sqlite3_stmt *st[N_QUERIES];
+        char *keep[N_KEEP];
+};
 
 static int sql_errno(int rc)
 {
@@ -96,814 +229,723 @@ static int sql_errno(int rc)
         }
 }
 
-static int exec(struct store *s, const char *sql)
+static const char *kept(struct store_backend *be, enum keep_slot slot, const unsigned char *text)
 {
-        return sql_errno(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
+        free(be->keep[slot]);
+        be->keep[slot] = text ? xstrdup((const char *)text) : NULL;
+        return be->keep[slot];
 }
 
-static int prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
+/* The statement for `q`, reset and unbound, prepared on first use. NULL on failure. */
+static sqlite3_stmt *stmt(struct store_backend *be, enum query q)
 {
-        return sql_errno(sqlite3_prepare_v2(s->db, sql, -1, ret, NULL));
+        sqlite3_stmt *st = be->st[q];
+
+        if (!st) {
+                if (sqlite3_prepare_v3(be->db, queries[q], -1, SQLITE_PREPARE_PERSISTENT,
+                                       &be->st[q], NULL) != SQLITE_OK)
+                        return NULL;
+                return be->st[q];
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return st;
 }
 
-static int64_t query_int(struct store *s, const char *sql)
+/* Runs a statement that returns no rows. */
+static int run(struct store_backend *be, sqlite3_stmt *st)
+{
+        int rc = sqlite3_step(st);
+
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE)
+                return 0;
+        return sql_errno(rc) ? sql_errno(rc) : -EIO;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *text)
+{
+        if (text)
+                sqlite3_bind_text(st, i, text, -1, SQLITE_STATIC);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+        return (const char *)sqlite3_column_text(st, i);
+}
+
+static int exec(struct store_backend *be, const char *sql)
+{
+        return sql_errno(sqlite3_exec(be->db, sql, NULL, NULL, NULL));
+}
+
+static int migrate(struct store_backend *be)
 {
         sqlite3_stmt *st;
-        int64_t v = -1;
-
-        if (prepare(s, sql, &st) < 0)
-                return -1;
-        if (sqlite3_step(st) == SQLITE_ROW)
-                v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        return v;
-}
-
-static int migrate(struct store *s)
-{
-        int64_t version = query_int(s, "PRAGMA user_version");
+        int64_t version = -1;
         char sql[64];
         int r;
 
+        if (sqlite3_prepare_v2(be->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        if (sqlite3_step(st) == SQLITE_ROW)
+                version = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
         if (version < 0)
                 return -EIO;
         if (version > N_MIGRATIONS)
                 return -EPROTO; /* written by a newer orderbridge */
         for (int64_t v = version; v < N_MIGRATIONS; v++) {
-                if ((r = exec(s, "BEGIN IMMEDIATE")) < 0)
+                if ((r = exec(be, "BEGIN IMMEDIATE")) < 0)
                         return r;
                 snprintf(sql, sizeof(sql), "PRAGMA user_version=%lld", (long long)v + 1);
-                if ((r = exec(s, migrations[v])) < 0 || (r = exec(s, sql)) < 0 ||
-                    (r = exec(s, "COMMIT")) < 0) {
-                        exec(s, "ROLLBACK");
+                if ((r = exec(be, migrations[v])) < 0 || (r = exec(be, sql)) < 0 ||
+                    (r = exec(be, "COMMIT")) < 0) {
+                        exec(be, "ROLLBACK");
                         return r;
                 }
         }
         return 0;
 }
 
-int store_open(const char *path, struct store **ret)
+static void sq_close(struct store_backend *be)
 {
-        struct store *s = xcalloc(1, sizeof(*s));
-        int r;
-
-        r = sql_errno(sqlite3_open_v2(path, &s->db,
-                                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                              SQLITE_OPEN_NOMUTEX,
-                                      NULL));
-        if (r == 0) {
-                sqlite3_busy_timeout(s->db, 10000);
-                if ((r = exec(s, "PRAGMA journal_mode=WAL")) == 0 &&
-                    (r = exec(s, "PRAGMA synchronous=FULL")) == 0 &&
-                    (r = exec(s, "PRAGMA foreign_keys=ON")) == 0)
-                        r = migrate(s);
-        }
-        if (r < 0) {
-                store_close(s);
-                return r ? r : -EIO;
-        }
-        *ret = s;
-        return 0;
-}
-
-struct store *store_close(struct store *s)
-{
-        if (!s)
-                return NULL;
-        sqlite3_close(s->db);
-        for (size_t i = 0; i < s->n_sinks; i++)
-                free(s->sinks[i]);
-        free(s->sinks);
-        free(s);
-        return NULL;
-}
-
-void store_set_sinks(struct store *s, const char *const *sinks, size_t n)
-{
-        for (size_t i = 0; i < s->n_sinks; i++)
-                free(s->sinks[i]);
-        free(s->sinks);
-        s->sinks = xcalloc(n, sizeof(*s->sinks));
-        for (size_t i = 0; i < n; i++)
-                s->sinks[i] = xstrdup(sinks[i]);
-        s->n_sinks = n;
-}
-
-/* Is `p` newer than the stored row? by version when both have one, else updated_at. */
-static bool newer(const struct store_put *p, sqlite3_stmt *row)
-{
-        bool hv = sqlite3_column_int(row, 1), hu = sqlite3_column_int(row, 3);
-        int64_t v = sqlite3_column_int64(row, 2), u = sqlite3_column_int64(row, 4);
-
-        if (p->has_version && hv)
-                return p->version > v;
-        if (p->has_updated_at && hu)
-                return p->updated_at > u;
-        /* one carries a version and the other only a time: nothing to compare with */
-        return false;
-}
-
-static int put_one(struct store *s, struct store_put *p, int64_t now, sqlite3_stmt **st)
-{
-        enum { Q_WEBHOOK, Q_CURRENT, Q_HISTORY, Q_UPSERT, Q_DELIVERY, Q_WEBHOOK_ADD };
-        int rc;
-
-        p->rev = 0;
-        if (p->webhook_id) {
-                sqlite3_reset(st[Q_WEBHOOK]);
-                sqlite3_bind_text(st[Q_WEBHOOK], 1, p->webhook_id, -1, SQLITE_STATIC);
-                rc = sqlite3_step(st[Q_WEBHOOK]);
-                if (rc == SQLITE_ROW) {
-                        const void *h = sqlite3_column_blob(st[Q_WEBHOOK], 0);
-                        const char *o = (const char *)sqlite3_column_text(st[Q_WEBHOOK], 1);
-                        if (!h || sqlite3_column_bytes(st[Q_WEBHOOK], 0) != 32 ||
-                            memcmp(h, p->body_sha256, 32) != 0) {
-                                p->outcome = STORE_PUT_CONFLICT;
-                                return 0;
-                        }
-                        p->outcome = STORE_PUT_DUPLICATE;
-                        p->first_outcome = o && strcmp(o, "stale") == 0 ? STORE_PUT_STALE
-                                                                        : STORE_PUT_ACCEPTED;
-                        return 0;
-                }
-                if (rc != SQLITE_DONE)
-                        return sql_errno(rc);
-        }
-
-        sqlite3_reset(st[Q_CURRENT]);
-        sqlite3_bind_text(st[Q_CURRENT], 1, p->order_id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st[Q_CURRENT]);
-        if (rc == SQLITE_ROW)
-                p->outcome = newer(p, st[Q_CURRENT]) ? STORE_PUT_ACCEPTED : STORE_PUT_STALE;
-        else if (rc == SQLITE_DONE)
-                p->outcome = STORE_PUT_ACCEPTED;
-        else
-                return sql_errno(rc);
-
-        /* history: every snapshot, accepted or stale, for `status ORDER_ID` */
-        sqlite3_reset(st[Q_HISTORY]);
-        sqlite3_bind_text(st[Q_HISTORY], 1, p->order_id, -1, SQLITE_STATIC);
-        if (p->has_version)
-                sqlite3_bind_int64(st[Q_HISTORY], 2, p->version);
-        else
-                sqlite3_bind_null(st[Q_HISTORY], 2);
-        sqlite3_bind_int64(st[Q_HISTORY], 3, now);
-        sqlite3_bind_text(st[Q_HISTORY], 4, p->source, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st[Q_HISTORY], 5, outcome_names[p->outcome], -1, SQLITE_STATIC);
-        sqlite3_bind_text(st[Q_HISTORY], 6, p->json, -1, SQLITE_STATIC);
-        if ((rc = sqlite3_step(st[Q_HISTORY])) != SQLITE_DONE)
-                return sql_errno(rc);
-
-        if (p->outcome == STORE_PUT_ACCEPTED) {
-                p->rev = sqlite3_last_insert_rowid(s->db);
-                sqlite3_reset(st[Q_UPSERT]);
-                sqlite3_bind_text(st[Q_UPSERT], 1, p->order_id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st[Q_UPSERT], 2, p->site, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st[Q_UPSERT], 3, p->rev);
-                sqlite3_bind_int(st[Q_UPSERT], 4, p->has_version);
-                sqlite3_bind_int64(st[Q_UPSERT], 5, p->version);
-                sqlite3_bind_int(st[Q_UPSERT], 6, p->has_updated_at);
-                sqlite3_bind_int64(st[Q_UPSERT], 7, p->updated_at);
-                sqlite3_bind_text(st[Q_UPSERT], 8, p->json, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st[Q_UPSERT], 9, now);
-                if ((rc = sqlite3_step(st[Q_UPSERT])) != SQLITE_DONE)
-                        return sql_errno(rc);
-                for (size_t i = 0; i < s->n_sinks; i++) {
-                        sqlite3_reset(st[Q_DELIVERY]);
-                        sqlite3_bind_text(st[Q_DELIVERY], 1, s->sinks[i], -1, SQLITE_STATIC);
-                        sqlite3_bind_text(st[Q_DELIVERY], 2, p->order_id, -1, SQLITE_STATIC);
-                        sqlite3_bind_int64(st[Q_DELIVERY], 3, p->rev);
-                        sqlite3_bind_int64(st[Q_DELIVERY], 4, now);
-                        if ((rc = sqlite3_step(st[Q_DELIVERY])) != SQLITE_DONE)
-                                return sql_errno(rc);
-                }
-        }
-        if (p->webhook_id) {
-                sqlite3_reset(st[Q_WEBHOOK_ADD]);
-                sqlite3_bind_text(st[Q_WEBHOOK_ADD], 1, p->webhook_id, -1, SQLITE_STATIC);
-                sqlite3_bind_blob(st[Q_WEBHOOK_ADD], 2, p->body_sha256, 32, SQLITE_STATIC);
-                sqlite3_bind_text(st[Q_WEBHOOK_ADD], 3, p->order_id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st[Q_WEBHOOK_ADD], 4, outcome_names[p->outcome], -1,
-                                  SQLITE_STATIC);
-                sqlite3_bind_int64(st[Q_WEBHOOK_ADD], 5, now);
-                if ((rc = sqlite3_step(st[Q_WEBHOOK_ADD])) != SQLITE_DONE)
-                        return sql_errno(rc);
-        }
-        return 0;
-}
-
-int store_put(struct store *s, struct store_put *puts, size_t n, int64_t now_ms)
-{
-        static const char *const sql[] = {
-                "SELECT body_sha256, outcome FROM webhook_ids WHERE webhook_id=?1",
-                "SELECT rev, has_version, version, has_updated_at, updated_at FROM orders "
-                "WHERE order_id=?1",
-                "INSERT INTO snapshots(order_id, version, received_at, source, outcome, "
-                "snapshot) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-                "INSERT INTO orders(order_id, site, rev, has_version, version, has_updated_at,"
-                " updated_at, snapshot, received_at, first_received_at) "
-                "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) ON CONFLICT(order_id) DO "
-                "UPDATE SET site=excluded.site, rev=excluded.rev, "
-                "has_version=excluded.has_version, version=excluded.version, "
-                "has_updated_at=excluded.has_updated_at, updated_at=excluded.updated_at, "
-                "snapshot=excluded.snapshot, received_at=excluded.received_at",
-                /* A new revision wakes the delivery now, unless it is backing off from a
-                 * failing remote (retrying keeps its next_at) or is in flight (it will be
-                 * picked up again when the in-flight attempt is recorded). */
-                "INSERT INTO deliveries(sink, order_id, want_rev, state, next_at, updated_at) "
-                "VALUES(?1, ?2, ?3, 'pending', ?4, ?4) ON CONFLICT(sink, order_id) DO UPDATE "
-                "SET want_rev=excluded.want_rev, updated_at=excluded.updated_at, "
-                "state=CASE state WHEN 'inflight' THEN 'inflight' WHEN 'retrying' THEN "
-                "'retrying' ELSE 'pending' END, "
-                "next_at=CASE state WHEN 'retrying' THEN next_at ELSE excluded.next_at END, "
-                "attempts=CASE state WHEN 'dead' THEN 0 ELSE attempts END, "
-                "first_failed_at=CASE state WHEN 'dead' THEN 0 ELSE first_failed_at END",
-                "INSERT INTO webhook_ids(webhook_id, body_sha256, order_id, outcome, "
-                "received_at) VALUES(?1, ?2, ?3, ?4, ?5)",
-        };
-        sqlite3_stmt *st[6] = {0};
-        int r;
-
-        r = exec(s, "BEGIN IMMEDIATE");
-        for (size_t i = 0; r == 0 && i < 6; i++)
-                r = prepare(s, sql[i], &st[i]);
-        for (size_t i = 0; r == 0 && i < n; i++)
-                r = put_one(s, &puts[i], now_ms, st);
-        for (size_t i = 0; i < 6; i++)
-                sqlite3_finalize(st[i]);
-        if (r == 0)
-                r = exec(s, "COMMIT");
-        if (r < 0) {
-                exec(s, "ROLLBACK");
-                for (size_t i = 0; i < n; i++) {
-                        puts[i].outcome = STORE_PUT_FAILED;
-                        puts[i].rev = 0;
-                }
-        }
-        return r;
-}
-
-int store_prune_webhook_ids(struct store *s, int64_t before_ms)
-{
-        char sql[128];
-        int r;
-
-        snprintf(sql, sizeof(sql), "DELETE FROM webhook_ids WHERE received_at < %lld",
-                 (long long)before_ms);
-        r = exec(s, sql);
-        return r < 0 ? r : sqlite3_changes(s->db);
-}
-
-int store_take_due(struct store *s, const char *sink, int64_t now_ms, size_t limit,
-                   struct store_work **ret, size_t *ret_n)
-{
-        sqlite3_stmt *sel = NULL, *upd = NULL;
-        struct store_work *w = NULL;
-        size_t n = 0;
-        int r, rc;
-
-        *ret = NULL;
-        *ret_n = 0;
-        r = exec(s, "BEGIN IMMEDIATE");
-        if (r == 0)
-                r = prepare(s,
-                            "SELECT d.order_id, o.rev, o.snapshot, d.attempts, d.waits, "
-                            "d.first_failed_at, d.uncertain_at FROM deliveries d "
-                            "JOIN orders o USING(order_id) "
-                            "WHERE d.sink=?1 AND d.state IN ('pending','retrying','waiting') "
-                            "AND d.next_at<=?2 ORDER BY d.next_at, o.rev LIMIT ?3",
-                            &sel);
-        if (r == 0)
-                r = prepare(s,
-                            "UPDATE deliveries SET state='inflight', sent_rev=?3, updated_at=?4 "
-                            "WHERE sink=?1 AND order_id=?2",
-                            &upd);
-        if (r == 0) {
-                sqlite3_bind_text(sel, 1, sink, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(sel, 2, now_ms);
-                sqlite3_bind_int64(sel, 3, (sqlite3_int64)limit);
-                w = xcalloc(limit, sizeof(*w));
-                while ((rc = sqlite3_step(sel)) == SQLITE_ROW && n < limit) {
-                        w[n].order_id = xstrdup((const char *)sqlite3_column_text(sel, 0));
-                        w[n].rev = sqlite3_column_int64(sel, 1);
-                        w[n].json = xstrdup((const char *)sqlite3_column_text(sel, 2));
-                        w[n].attempts = sqlite3_column_int64(sel, 3);
-                        w[n].waits = sqlite3_column_int64(sel, 4);
-                        w[n].first_failed_at = sqlite3_column_int64(sel, 5);
-                        w[n].uncertain_at = sqlite3_column_int64(sel, 6);
-                        n++;
-                }
-                if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-                        r = sql_errno(rc);
-        }
-        for (size_t i = 0; r == 0 && i < n; i++) {
-                sqlite3_reset(upd);
-                sqlite3_bind_text(upd, 1, sink, -1, SQLITE_STATIC);
-                sqlite3_bind_text(upd, 2, w[i].order_id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(upd, 3, w[i].rev);
-                sqlite3_bind_int64(upd, 4, now_ms);
-                if ((rc = sqlite3_step(upd)) != SQLITE_DONE)
-                        r = sql_errno(rc);
-        }
-        sqlite3_finalize(sel);
-        sqlite3_finalize(upd);
-        if (r == 0)
-                r = exec(s, "COMMIT");
-        if (r < 0) {
-                exec(s, "ROLLBACK");
-                store_work_free(w, n);
-                return r;
-        }
-        if (n == 0) {
-                free(w);
-                w = NULL;
-        }
-        *ret = w;
-        *ret_n = n;
-        return 0;
-}
-
-void store_work_free(struct store_work *w, size_t n)
-{
-        if (!w)
+        if (!be)
                 return;
-        for (size_t i = 0; i < n; i++) {
-                free(w[i].order_id);
-                free(w[i].json);
-        }
-        free(w);
+        for (size_t i = 0; i < N_QUERIES; i++)
+                sqlite3_finalize(be->st[i]);
+        sqlite3_close(be->db);
+        if (be->lock_fd >= 0)
+                close(be->lock_fd); /* drops the lock */
+        for (size_t i = 0; i < N_KEEP; i++)
+                free(be->keep[i]);
+        free(be->path);
+        free(be);
 }
 
-static int apply_writes(struct store *s, const struct store_writes *w)
+static int sq_open(const char *location, struct store_backend **ret)
 {
-        static const char *const sql[] = {
-                [STORE_WRITE_LINK] = "INSERT INTO links(order_id, kind, remote_id) "
-                                     "VALUES(?1, ?2, ?3) ON CONFLICT(order_id, kind) DO "
-                                     "UPDATE SET remote_id=excluded.remote_id",
-                [STORE_WRITE_META] = "INSERT INTO meta(key, value) VALUES(?2, ?3) ON "
-                                     "CONFLICT(key) DO UPDATE SET value=excluded.value",
-                [STORE_WRITE_META_IF_ABSENT] = "INSERT INTO meta(key, value) VALUES(?2, ?3) "
-                                               "ON CONFLICT(key) DO NOTHING",
-        };
-        sqlite3_stmt *st[3] = {0};
-        int r = 0, rc;
-
-        for (size_t k = 0; r == 0 && k < 3; k++)
-                r = prepare(s, sql[k], &st[k]);
-        for (size_t i = 0; r == 0 && i < w->n; i++) {
-                const struct store_write *x = &w->items[i];
-                sqlite3_stmt *q = st[x->kind];
-                sqlite3_reset(q);
-                sqlite3_clear_bindings(q);
-                if (x->kind == STORE_WRITE_LINK)
-                        sqlite3_bind_text(q, 1, x->order_id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(q, 2, x->key, -1, SQLITE_STATIC);
-                sqlite3_bind_text(q, 3, x->value, -1, SQLITE_STATIC);
-                if ((rc = sqlite3_step(q)) != SQLITE_DONE)
-                        r = sql_errno(rc);
-        }
-        for (size_t k = 0; k < 3; k++)
-                sqlite3_finalize(st[k]);
-        return r;
-}
-
-int store_record(struct store *s, const char *sink, const struct store_result *results,
-                 size_t n, const struct store_writes *writes, int64_t now_ms,
-                 int64_t lifetime_ms)
-{
-        static const char *const kind_names[] = {"ok", "tempfail", "permfail", "waiting"};
-        sqlite3_stmt *upd = NULL, *att = NULL, *dead = NULL, *cur = NULL;
-        int r, rc;
-
-        r = exec(s, "BEGIN IMMEDIATE");
-        if (r == 0)
-                r = prepare(s, "SELECT first_failed_at FROM deliveries WHERE sink=?1 AND "
-                               "order_id=?2", &cur);
-        if (r == 0)
-                /* ?3 state after this result, ?4 done_rev, ?5 next_at, ?6 error,
-                 * ?7 attempts delta, ?8 waits delta, ?9 first_failed_at, ?10 now,
-                 * ?11 the rev this result is about: a newer snapshot that arrived while
-                 * it was in flight sends the row back to pending, even after a dead
-                 * letter, because the newer snapshot may well be deliverable */
-                r = prepare(s,
-                            "UPDATE deliveries SET done_rev=max(done_rev, ?4), "
-                            "state=CASE WHEN ?3 IN ('done','dead') AND want_rev>?11 THEN "
-                            "'pending' ELSE ?3 END, "
-                            "next_at=CASE WHEN ?3 IN ('done','dead') AND want_rev>?11 THEN ?10 "
-                            "ELSE ?5 END, last_error=?6, "
-                            "attempts=CASE WHEN ?7<0 THEN 0 ELSE attempts+?7 END, "
-                            "waits=CASE WHEN ?8<0 THEN 0 ELSE waits+?8 END, "
-                            "first_failed_at=?9, updated_at=?10, "
-                            "uncertain_at=CASE WHEN ?12 THEN ?10 ELSE uncertain_at END "
-                            "WHERE sink=?1 AND order_id=?2",
-                            &upd);
-        if (r == 0)
-                r = prepare(s,
-                            "INSERT INTO attempts(sink, order_id, rev, at, outcome, detail) "
-                            "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-                            &att);
-        if (r == 0)
-                r = prepare(s,
-                            "INSERT INTO dead_letters(sink, order_id, rev, at, reason) "
-                            "VALUES(?1, ?2, ?3, ?4, ?5)",
-                            &dead);
-        for (size_t i = 0; r == 0 && i < n; i++) {
-                const struct store_result *res = &results[i];
-                const char *state = "done", *detail = res->detail;
-                int64_t done_rev = 0, next_at = now_ms, first_failed = 0;
-                int attempts_delta = -1, waits_delta = -1;
-                enum store_result_kind kind = res->kind;
-
-                sqlite3_reset(cur);
-                sqlite3_bind_text(cur, 1, sink, -1, SQLITE_STATIC);
-                sqlite3_bind_text(cur, 2, res->order_id, -1, SQLITE_STATIC);
-                if (sqlite3_step(cur) == SQLITE_ROW)
-                        first_failed = sqlite3_column_int64(cur, 0);
-
-                switch (kind) {
-                case STORE_OK:
-                        done_rev = res->rev;
-                        first_failed = 0;
-                        detail = NULL;
-                        break;
-                case STORE_WAITING:
-                        state = "waiting";
-                        next_at = res->next_at;
-                        waits_delta = 1;
-                        attempts_delta = -1;
-                        first_failed = 0;
-                        break;
-                case STORE_TEMPFAIL:
-                        if (!first_failed)
-                                first_failed = now_ms;
-                        if (now_ms - first_failed >= lifetime_ms) {
-                                kind = STORE_PERMFAIL;
-                                detail = "gave up: still failing after the delivery lifetime";
-                                state = "dead";
-                                attempts_delta = 1;
-                                waits_delta = 0;
-                                break;
-                        }
-                        state = "retrying";
-                        next_at = res->next_at;
-                        attempts_delta = 1;
-                        waits_delta = 0;
-                        break;
-                case STORE_PERMFAIL:
-                        state = "dead";
-                        attempts_delta = 1;
-                        waits_delta = 0;
-                        break;
-                }
-                sqlite3_reset(upd);
-                sqlite3_bind_text(upd, 1, sink, -1, SQLITE_STATIC);
-                sqlite3_bind_text(upd, 2, res->order_id, -1, SQLITE_STATIC);
-                sqlite3_bind_text(upd, 3, state, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(upd, 4, done_rev);
-                sqlite3_bind_int64(upd, 5, next_at);
-                if (kind == STORE_OK)
-                        sqlite3_bind_null(upd, 6);
-                else
-                        sqlite3_bind_text(upd, 6, detail ? detail : "", -1, SQLITE_STATIC);
-                sqlite3_bind_int(upd, 7, attempts_delta);
-                sqlite3_bind_int(upd, 8, waits_delta);
-                sqlite3_bind_int64(upd, 9, first_failed);
-                sqlite3_bind_int64(upd, 10, now_ms);
-                sqlite3_bind_int64(upd, 11, res->rev);
-                sqlite3_bind_int(upd, 12, res->uncertain);
-                if ((rc = sqlite3_step(upd)) != SQLITE_DONE) {
-                        r = sql_errno(rc);
-                        break;
-                }
-                sqlite3_reset(att);
-                sqlite3_bind_text(att, 1, sink, -1, SQLITE_STATIC);
-                sqlite3_bind_text(att, 2, res->order_id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(att, 3, res->rev);
-                sqlite3_bind_int64(att, 4, now_ms);
-                sqlite3_bind_text(att, 5, kind_names[kind], -1, SQLITE_STATIC);
-                if (detail)
-                        sqlite3_bind_text(att, 6, detail, -1, SQLITE_STATIC);
-                else
-                        sqlite3_bind_null(att, 6);
-                if ((rc = sqlite3_step(att)) != SQLITE_DONE) {
-                        r = sql_errno(rc);
-                        break;
-                }
-                if (kind == STORE_PERMFAIL) {
-                        sqlite3_reset(dead);
-                        sqlite3_bind_text(dead, 1, sink, -1, SQLITE_STATIC);
-                        sqlite3_bind_text(dead, 2, res->order_id, -1, SQLITE_STATIC);
-                        sqlite3_bind_int64(dead, 3, res->rev);
-                        sqlite3_bind_int64(dead, 4, now_ms);
-                        sqlite3_bind_text(dead, 5, detail ? detail : "", -1, SQLITE_STATIC);
-                        if ((rc = sqlite3_step(dead)) != SQLITE_DONE)
-                                r = sql_errno(rc);
-                }
-        }
-        sqlite3_finalize(cur);
-        sqlite3_finalize(upd);
-        sqlite3_finalize(att);
-        sqlite3_finalize(dead);
-        if (r == 0 && writes)
-                r = apply_writes(s, writes);
-        if (r == 0)
-                r = exec(s, "COMMIT");
-        if (r < 0)
-                exec(s, "ROLLBACK");
-        return r;
-}
-
-int store_requeue_inflight(struct store *s, int64_t now_ms)
-{
-        char sql[200];
+        struct store_backend *be = xcalloc(1, sizeof(*be));
         int r;
 
-        snprintf(sql, sizeof(sql),
-                 "UPDATE deliveries SET state='pending', next_at=%lld, uncertain_at=%lld "
-                 "WHERE state='inflight'",
-                 (long long)now_ms, (long long)now_ms);
-        r = exec(s, sql);
-        return r < 0 ? r : sqlite3_changes(s->db);
-}
-
-int64_t store_next_due(struct store *s, const char *sink)
-{
-        sqlite3_stmt *st;
-        int64_t v = INT64_MAX;
-
-        if (prepare(s,
-                    "SELECT min(next_at) FROM deliveries WHERE sink=?1 AND state IN "
-                    "('pending','retrying','waiting')",
-                    &st) < 0)
-                return INT64_MAX;
-        sqlite3_bind_text(st, 1, sink, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-                v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        return v;
-}
-
-int store_counts(struct store *s, const char *sink, struct store_counts *ret)
-{
-        sqlite3_stmt *st;
-        struct store_counts c = {0};
-        int r, rc;
-
-        r = prepare(s, "SELECT state, count(*) FROM deliveries WHERE sink=?1 GROUP BY state",
-                    &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(st, 1, sink, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                const char *state = (const char *)sqlite3_column_text(st, 0);
-                int64_t k = sqlite3_column_int64(st, 1);
-                if (!strcmp(state, "pending"))
-                        c.pending = k;
-                else if (!strcmp(state, "inflight"))
-                        c.inflight = k;
-                else if (!strcmp(state, "retrying"))
-                        c.retrying = k;
-                else if (!strcmp(state, "waiting"))
-                        c.waiting = k;
-                else if (!strcmp(state, "done"))
-                        c.done = k;
-                else if (!strcmp(state, "dead"))
-                        c.dead = k;
+        be->lock_fd = -1;
+        be->path = xstrdup(location);
+        r = sql_errno(sqlite3_open_v2(
+            location, &be->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+            NULL));
+        if (r == 0) {
+                sqlite3_busy_timeout(be->db, 10000);
+                if ((r = exec(be, "PRAGMA journal_mode=WAL")) == 0 &&
+                    (r = exec(be, "PRAGMA synchronous=FULL")) == 0 &&
+                    (r = exec(be, "PRAGMA foreign_keys=ON")) == 0)
+                        r = migrate(be);
         }
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-                return sql_errno(rc);
-        *ret = c;
+        if (r < 0) {
+                sq_close(be);
+                return r;
+        }
+        *ret = be;
         return 0;
 }
 
-int store_retry(struct store *s, const char *sink, const char *order_id, int64_t now_ms)
+static const char *sq_errmsg(struct store_backend *be)
 {
-        sqlite3_stmt *st;
-        int r, rc;
+        return sqlite3_errmsg(be->db);
+}
 
-        r = prepare(s,
-                    "UPDATE deliveries SET state='pending', next_at=?3, attempts=0, "
-                    "first_failed_at=0 WHERE state IN ('dead','retrying','waiting') AND "
-                    "(?1 IS NULL OR sink=?1) AND (?2 IS NULL OR order_id=?2)",
-                    &st);
-        if (r < 0)
-                return r;
-        if (sink)
-                sqlite3_bind_text(st, 1, sink, -1, SQLITE_STATIC);
-        if (order_id)
-                sqlite3_bind_text(st, 2, order_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now_ms);
+static int sq_lock(struct store_backend *be, long *ret_holder_pid)
+{
+        char path[4096], pid[32];
+        ssize_t len;
+        int fd;
+
+        if (be->lock_fd >= 0)
+                return 0;
+        if ((size_t)snprintf(path, sizeof(path), "%s.lock", be->path) >= sizeof(path))
+                return -ENAMETOOLONG;
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -errno;
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                int e = errno == EWOULDBLOCK ? -EBUSY : -errno;
+                len = pread(fd, pid, sizeof(pid) - 1, 0);
+                pid[len > 0 ? len : 0] = '\0';
+                *ret_holder_pid = strtol(pid, NULL, 10);
+                close(fd);
+                return e;
+        }
+        /* the pid is only for the refusal message: a failure to write it is no failure */
+        len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)len, 0) != len)
+                (void)ftruncate(fd, 0);
+        be->lock_fd = fd;
+        return 0;
+}
+
+static int sq_begin(struct store_backend *be)
+{
+        sqlite3_stmt *st = stmt(be, Q_BEGIN);
+
+        return st ? run(be, st) : -EIO;
+}
+
+static int sq_commit(struct store_backend *be)
+{
+        sqlite3_stmt *st = stmt(be, Q_COMMIT);
+
+        return st ? run(be, st) : -EIO;
+}
+
+static void sq_rollback(struct store_backend *be)
+{
+        sqlite3_stmt *st = stmt(be, Q_ROLLBACK);
+
+        /* after some errors SQLite has already rolled back: then there is nothing to do */
+        if (st && sqlite3_get_autocommit(be->db) == 0)
+                run(be, st);
+}
+
+static int sq_webhook_get(struct store_backend *be, const char *webhook_id,
+                          struct store_webhook *ret)
+{
+        sqlite3_stmt *st = stmt(be, Q_WEBHOOK_GET);
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, webhook_id);
         rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        return rc == SQLITE_DONE ? sqlite3_changes(s->db) : sql_errno(rc);
-}
-
-/* Runs `sql` with ?1 = order_id and returns the rows as an array of objects. */
-static json_t *rows_json(struct store *s, const char *sql, const char *order_id)
-{
-        sqlite3_stmt *st;
-        json_t *arr = json_array();
-
-        if (prepare(s, sql, &st) < 0)
-                return arr;
-        sqlite3_bind_text(st, 1, order_id, -1, SQLITE_STATIC);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-                json_t *row = json_object();
-                for (int i = 0; i < sqlite3_column_count(st); i++) {
-                        const char *name = sqlite3_column_name(st, i);
-                        json_t *v;
-                        switch (sqlite3_column_type(st, i)) {
-                        case SQLITE_INTEGER:
-                                v = json_integer(sqlite3_column_int64(st, i));
-                                break;
-                        case SQLITE_NULL:
-                                v = json_null();
-                                break;
-                        default:
-                                v = json_string((const char *)sqlite3_column_text(st, i));
-                                if (!v)
-                                        v = json_null();
-                        }
-                        json_object_set_new(row, name, v);
-                }
-                json_array_append_new(arr, row);
+        if (rc == SQLITE_ROW) {
+                const void *h = sqlite3_column_blob(st, 0);
+                memset(ret, 0, sizeof(*ret));
+                ret->webhook_id = webhook_id;
+                /* a damaged hash matches nothing: the id is then a conflict, never a replay */
+                if (h && sqlite3_column_bytes(st, 0) == 32)
+                        memcpy(ret->body_sha256, h, 32);
+                ret->order_id = kept(be, K_WEBHOOK, sqlite3_column_text(st, 1));
+                if (store_outcome_parse(col_text(st, 2), &ret->outcome) < 0)
+                        ret->outcome = STORE_PUT_ACCEPTED;
+                ret->received_at = sqlite3_column_int64(st, 3);
+        } else {
+                r = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
         }
-        sqlite3_finalize(st);
-        return arr;
+        sqlite3_reset(st);
+        return r;
 }
 
-int store_order_report(struct store *s, const char *order_id, char **ret_json)
+static int sq_webhook_add(struct store_backend *be, const struct store_webhook *w)
 {
-        json_t *orders, *doc, *snap;
-        json_error_t jerr;
+        sqlite3_stmt *st = stmt(be, Q_WEBHOOK_ADD);
 
-        orders = rows_json(s, "SELECT order_id, rev, received_at, first_received_at, snapshot "
-                              "FROM orders WHERE order_id=?1",
-                           order_id);
-        if (json_array_size(orders) == 0) {
-                json_decref(orders);
-                return -ENOENT;
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, w->webhook_id);
+        sqlite3_bind_blob(st, 2, w->body_sha256, 32, SQLITE_STATIC);
+        bind_text(st, 3, w->order_id);
+        bind_text(st, 4, store_outcome_name(w->outcome));
+        sqlite3_bind_int64(st, 5, w->received_at);
+        return run(be, st);
+}
+
+static int sq_webhook_prune(struct store_backend *be, int64_t before_ms)
+{
+        sqlite3_stmt *st = stmt(be, Q_WEBHOOK_PRUNE);
+        int r;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, before_ms);
+        r = run(be, st);
+        return r < 0 ? r : sqlite3_changes(be->db);
+}
+
+static int sq_order_get(struct store_backend *be, const char *order_id, bool with_json,
+                        struct store_order *ret)
+{
+        sqlite3_stmt *st = stmt(be, with_json ? Q_ORDER_GET_JSON : Q_ORDER_GET);
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, order_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                ret->order_id = order_id;
+                ret->site = kept(be, K_ORDER_SITE, sqlite3_column_text(st, 0));
+                ret->rev = sqlite3_column_int64(st, 1);
+                ret->has_version = sqlite3_column_int(st, 2);
+                ret->version = sqlite3_column_int64(st, 3);
+                ret->has_updated_at = sqlite3_column_int(st, 4);
+                ret->updated_at = sqlite3_column_int64(st, 5);
+                ret->received_at = sqlite3_column_int64(st, 6);
+                ret->first_received_at = sqlite3_column_int64(st, 7);
+                ret->json = with_json ? kept(be, K_ORDER_JSON, sqlite3_column_text(st, 8)) : NULL;
+        } else {
+                r = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
         }
-        doc = json_object();
-        snap = json_loads(json_string_value(json_object_get(json_array_get(orders, 0),
-                                                            "snapshot")),
-                          0, &jerr);
-        json_object_set_new(doc, "order_id", json_string(order_id));
-        json_object_set(doc, "rev", json_object_get(json_array_get(orders, 0), "rev"));
-        json_object_set(doc, "received_at",
-                        json_object_get(json_array_get(orders, 0), "received_at"));
-        json_object_set_new(doc, "snapshot", snap ? snap : json_null());
-        json_decref(orders);
-        json_object_set_new(doc, "deliveries",
-                            rows_json(s, "SELECT sink, state, want_rev, done_rev, attempts, "
-                                         "waits, next_at, first_failed_at, last_error, "
-                                         "updated_at FROM deliveries WHERE order_id=?1 "
-                                         "ORDER BY sink",
-                                      order_id));
-        json_object_set_new(doc, "history",
-                            rows_json(s, "SELECT rev, version, received_at, source, outcome "
-                                         "FROM snapshots WHERE order_id=?1 ORDER BY rev DESC "
-                                         "LIMIT 50",
-                                      order_id));
-        json_object_set_new(doc, "attempts",
-                            rows_json(s, "SELECT sink, rev, at, outcome, detail FROM attempts "
-                                         "WHERE order_id=?1 ORDER BY id DESC LIMIT 50",
-                                      order_id));
-        json_object_set_new(doc, "dead_letters",
-                            rows_json(s, "SELECT sink, rev, at, reason FROM dead_letters "
-                                         "WHERE order_id=?1 ORDER BY id DESC LIMIT 20",
-                                      order_id));
-        json_object_set_new(doc, "links",
-                            rows_json(s, "SELECT kind, remote_id FROM links WHERE order_id=?1 "
-                                         "ORDER BY kind",
-                                      order_id));
-        *ret_json = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        json_decref(doc);
-        return *ret_json ? 0 : -ENOMEM;
+        sqlite3_reset(st);
+        return r;
 }
 
-static int kv_get(struct store *s, const char *sql, const char *a, const char *b, char **ret)
+static int sq_order_put(struct store_backend *be, const struct store_order *o)
 {
-        sqlite3_stmt *st;
-        int r, rc;
+        sqlite3_stmt *st = stmt(be, Q_ORDER_PUT);
 
-        *ret = NULL;
-        if ((r = prepare(s, sql, &st)) < 0)
-                return r;
-        sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
-        if (b)
-                sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, o->order_id);
+        bind_text(st, 2, o->site);
+        sqlite3_bind_int64(st, 3, o->rev);
+        sqlite3_bind_int(st, 4, o->has_version);
+        sqlite3_bind_int64(st, 5, o->version);
+        sqlite3_bind_int(st, 6, o->has_updated_at);
+        sqlite3_bind_int64(st, 7, o->updated_at);
+        bind_text(st, 8, o->json);
+        sqlite3_bind_int64(st, 9, o->received_at);
+        sqlite3_bind_int64(st, 10, o->first_received_at);
+        return run(be, st);
+}
+
+static int sq_history_add(struct store_backend *be, const struct store_history *h, int64_t *ret_rev)
+{
+        sqlite3_stmt *st = stmt(be, Q_HISTORY_ADD);
+        int r;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, h->order_id);
+        if (h->has_version)
+                sqlite3_bind_int64(st, 2, h->version);
+        sqlite3_bind_int64(st, 3, h->received_at);
+        bind_text(st, 4, h->source);
+        bind_text(st, 5, store_outcome_name(h->outcome));
+        bind_text(st, 6, h->json);
+        if ((r = run(be, st)) == 0)
+                *ret_rev = sqlite3_last_insert_rowid(be->db);
+        return r;
+}
+
+/* Steps `st` to its end, handing each row to `row`; resets it in every case. */
+static int walk(sqlite3_stmt *st, int (*row)(sqlite3_stmt *st, void *ctx), void *ctx)
+{
+        int rc, r = 0;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                if ((r = row(st, ctx)) != 0)
+                        break;
+        if (r == 0 && rc != SQLITE_DONE)
+                r = sql_errno(rc);
+        sqlite3_reset(st);
+        return r < 0 ? r : 0;
+}
+
+struct walk_ctx {
+        void *cb;
+        void *arg;
+        const char *order_id;
+};
+
+static int history_row(sqlite3_stmt *st, void *ctx)
+{
+        struct walk_ctx *w = ctx;
+        int (*cb)(void *, const struct store_history *) = w->cb;
+        struct store_history h = {
+            .rev = sqlite3_column_int64(st, 0),
+            .order_id = w->order_id,
+            .has_version = sqlite3_column_type(st, 1) != SQLITE_NULL,
+            .version = sqlite3_column_int64(st, 1),
+            .received_at = sqlite3_column_int64(st, 2),
+            .source = col_text(st, 3),
+        };
+
+        if (store_outcome_parse(col_text(st, 4), &h.outcome) < 0)
+                return -EIO;
+        return cb(w->arg, &h);
+}
+
+static int sq_history_list(struct store_backend *be, const char *order_id, size_t limit,
+                           int (*cb)(void *arg, const struct store_history *h), void *arg)
+{
+        sqlite3_stmt *st = stmt(be, Q_HISTORY_LIST);
+        struct walk_ctx w = {(void *)cb, arg, order_id};
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, order_id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+        return walk(st, history_row, &w);
+}
+
+/* A delivery row from DELIVERY_COLS; its strings live as long as the statement's row. */
+static int read_delivery(sqlite3_stmt *st, struct store_delivery *d)
+{
+        d->sink = col_text(st, 0);
+        d->order_id = col_text(st, 1);
+        if (store_state_parse(col_text(st, 2), &d->state) < 0)
+                return -EIO;
+        d->want_rev = sqlite3_column_int64(st, 3);
+        d->sent_rev = sqlite3_column_int64(st, 4);
+        d->done_rev = sqlite3_column_int64(st, 5);
+        d->attempts = sqlite3_column_int64(st, 6);
+        d->waits = sqlite3_column_int64(st, 7);
+        d->next_at = sqlite3_column_int64(st, 8);
+        d->first_failed_at = sqlite3_column_int64(st, 9);
+        d->uncertain_at = sqlite3_column_int64(st, 10);
+        d->updated_at = sqlite3_column_int64(st, 11);
+        d->last_error = col_text(st, 12);
+        d->lease_owner = col_text(st, 13);
+        return 0;
+}
+
+static int sq_delivery_get(struct store_backend *be, const char *sink, const char *order_id,
+                           struct store_delivery *ret)
+{
+        sqlite3_stmt *st = stmt(be, Q_DELIVERY_GET);
+        int rc, r;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, sink);
+        bind_text(st, 2, order_id);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW && (r = read_delivery(st, ret)) == 0) {
+                ret->sink = sink;
+                ret->order_id = order_id;
+                ret->last_error = kept(be, K_LAST_ERROR, sqlite3_column_text(st, 12));
+                ret->lease_owner = kept(be, K_LEASE_OWNER, sqlite3_column_text(st, 13));
+        } else if (rc != SQLITE_ROW) {
+                r = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
+        }
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sq_delivery_put(struct store_backend *be, const struct store_delivery *d)
+{
+        sqlite3_stmt *st = stmt(be, Q_DELIVERY_PUT);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, d->sink);
+        bind_text(st, 2, d->order_id);
+        bind_text(st, 3, store_state_name(d->state));
+        sqlite3_bind_int64(st, 4, d->want_rev);
+        sqlite3_bind_int64(st, 5, d->sent_rev);
+        sqlite3_bind_int64(st, 6, d->done_rev);
+        sqlite3_bind_int64(st, 7, d->attempts);
+        sqlite3_bind_int64(st, 8, d->waits);
+        sqlite3_bind_int64(st, 9, d->next_at);
+        sqlite3_bind_int64(st, 10, d->first_failed_at);
+        sqlite3_bind_int64(st, 11, d->uncertain_at);
+        sqlite3_bind_int64(st, 12, d->updated_at);
+        bind_text(st, 13, d->last_error);
+        bind_text(st, 14, d->lease_owner);
+        return run(be, st);
+}
+
+struct delivery_walk_ctx {
+        int (*cb)(void *arg, const struct store_delivery *d);
+        void *arg;
+        unsigned states;
+};
+
+static int delivery_row(sqlite3_stmt *st, void *ctx)
+{
+        struct delivery_walk_ctx *w = ctx;
+        struct store_delivery d;
+
+        if (read_delivery(st, &d) < 0)
+                return -EIO;
+        if (w->states && !(w->states & (1u << d.state)))
+                return 0;
+        return w->cb(w->arg, &d);
+}
+
+static int sq_delivery_walk(struct store_backend *be, const struct store_filter *f,
+                            int (*cb)(void *arg, const struct store_delivery *d), void *arg)
+{
+        sqlite3_stmt *st = stmt(be, f->sink       ? Q_DELIVERY_WALK_SINK
+                                    : f->order_id ? Q_DELIVERY_WALK_ORDER
+                                                  : Q_DELIVERY_WALK);
+        struct delivery_walk_ctx w = {cb, arg, f->states};
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, f->sink);
+        bind_text(st, 2, f->order_id);
+        sqlite3_bind_int64(st, 3, f->next_at_max);
+        return walk(st, delivery_row, &w);
+}
+
+struct due_ctx {
+        int (*cb)(void *arg, const struct store_delivery *d, const struct store_order *o);
+        void *arg;
+};
+
+static int due_row(sqlite3_stmt *st, void *ctx)
+{
+        struct due_ctx *w = ctx;
+        struct store_delivery d;
+        struct store_order o = {0};
+
+        if (read_delivery(st, &d) < 0)
+                return -EIO;
+        o.order_id = d.order_id;
+        o.rev = sqlite3_column_int64(st, N_DELIVERY_COLS);
+        o.json = col_text(st, N_DELIVERY_COLS + 1);
+        return w->cb(w->arg, &d, &o);
+}
+
+static int sq_delivery_due(struct store_backend *be, const char *sink, int64_t now_ms,
+                           int (*cb)(void *arg, const struct store_delivery *d,
+                                     const struct store_order *o),
+                           void *arg)
+{
+        sqlite3_stmt *st = stmt(be, Q_DELIVERY_DUE);
+        struct due_ctx w = {cb, arg};
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, sink);
+        sqlite3_bind_int64(st, 2, now_ms);
+        return walk(st, due_row, &w);
+}
+
+static int sq_delivery_next(struct store_backend *be, const char *sink, int64_t *ret_min)
+{
+        sqlite3_stmt *st = stmt(be, Q_DELIVERY_NEXT);
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, sink);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
-                *ret = xstrdup((const char *)sqlite3_column_text(st, 0));
-        sqlite3_finalize(st);
-        if (rc == SQLITE_DONE)
-                return -ENOENT;
-        return rc == SQLITE_ROW ? 0 : sql_errno(rc);
+                *ret_min = sqlite3_column_type(st, 0) == SQLITE_NULL ? STORE_NEVER
+                                                                     : sqlite3_column_int64(st, 0);
+        else
+                r = sql_errno(rc);
+        sqlite3_reset(st);
+        return r;
 }
 
-static int kv_set(struct store *s, const char *sql, const char *a, const char *b, const char *c)
+static int count_row(sqlite3_stmt *st, void *ctx)
 {
-        sqlite3_stmt *st;
-        int r, rc;
+        int64_t *c = ctx;
+        enum store_state s;
 
-        if ((r = prepare(s, sql, &st)) < 0)
-                return r;
-        sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
-        if (c)
-                sqlite3_bind_text(st, 3, c, -1, SQLITE_STATIC);
+        if (store_state_parse(col_text(st, 0), &s) == 0)
+                c[s] = sqlite3_column_int64(st, 1);
+        return 0;
+}
+
+static int sq_delivery_count(struct store_backend *be, const char *sink,
+                             int64_t ret[STORE_N_STATES])
+{
+        sqlite3_stmt *st = stmt(be, Q_DELIVERY_COUNT);
+        int64_t c[STORE_N_STATES] = {0};
+        int r;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, sink);
+        if ((r = walk(st, count_row, c)) == 0)
+                memcpy(ret, c, sizeof(c));
+        return r;
+}
+
+static int name_row(sqlite3_stmt *st, void *ctx)
+{
+        struct walk_ctx *w = ctx;
+        int (*cb)(void *, const char *) = w->cb;
+
+        return cb(w->arg, col_text(st, 0));
+}
+
+static int sq_delivery_sinks(struct store_backend *be, int (*cb)(void *arg, const char *name),
+                             void *arg)
+{
+        sqlite3_stmt *st = stmt(be, Q_DELIVERY_SINKS);
+        struct walk_ctx w = {(void *)cb, arg, NULL};
+
+        return st ? walk(st, name_row, &w) : -EIO;
+}
+
+static int add_attempt(struct store_backend *be, enum query q, const struct store_attempt *a)
+{
+        sqlite3_stmt *st = stmt(be, q);
+        int i = 1;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, i++, a->sink);
+        bind_text(st, i++, a->order_id);
+        sqlite3_bind_int64(st, i++, a->rev);
+        sqlite3_bind_int64(st, i++, a->at);
+        if (q == Q_ATTEMPT_ADD)
+                bind_text(st, i++, store_kind_name(a->kind));
+        bind_text(st, i, a->text ? a->text : q == Q_DEAD_ADD ? "" : NULL);
+        return run(be, st);
+}
+
+static int sq_attempt_add(struct store_backend *be, const struct store_attempt *a)
+{
+        return add_attempt(be, Q_ATTEMPT_ADD, a);
+}
+
+static int sq_dead_letter_add(struct store_backend *be, const struct store_attempt *a)
+{
+        return add_attempt(be, Q_DEAD_ADD, a);
+}
+
+static int attempt_row(sqlite3_stmt *st, void *ctx)
+{
+        struct walk_ctx *w = ctx;
+        int (*cb)(void *, const struct store_attempt *) = w->cb;
+        struct store_attempt a = {
+            .sink = col_text(st, 0),
+            .order_id = w->order_id,
+            .rev = sqlite3_column_int64(st, 1),
+            .at = sqlite3_column_int64(st, 2),
+            .text = col_text(st, 4),
+        };
+
+        /* a dead letter has no outcome column: it is a PERMFAIL */
+        if (store_kind_parse(col_text(st, 3), &a.kind) < 0)
+                a.kind = STORE_PERMFAIL;
+        return cb(w->arg, &a);
+}
+
+static int list_attempts(struct store_backend *be, enum query q, const char *order_id, size_t limit,
+                         int (*cb)(void *arg, const struct store_attempt *a), void *arg)
+{
+        sqlite3_stmt *st = stmt(be, q);
+        struct walk_ctx w = {(void *)cb, arg, order_id};
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, order_id);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+        return walk(st, attempt_row, &w);
+}
+
+static int sq_attempt_list(struct store_backend *be, const char *order_id, size_t limit,
+                           int (*cb)(void *arg, const struct store_attempt *a), void *arg)
+{
+        return list_attempts(be, Q_ATTEMPT_LIST, order_id, limit, cb, arg);
+}
+
+static int sq_dead_letter_list(struct store_backend *be, const char *order_id, size_t limit,
+                               int (*cb)(void *arg, const struct store_attempt *a), void *arg)
+{
+        return list_attempts(be, Q_DEAD_LIST, order_id, limit, cb, arg);
+}
+
+static int get_value(struct store_backend *be, enum query q, const char *a, const char *b,
+                     const char **ret)
+{
+        sqlite3_stmt *st = stmt(be, q);
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, a);
+        bind_text(st, 2, b);
         rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        return sql_errno(rc);
+        if (rc == SQLITE_ROW)
+                *ret = kept(be, K_VALUE, sqlite3_column_text(st, 0));
+        else
+                r = rc == SQLITE_DONE ? -ENOENT : sql_errno(rc);
+        sqlite3_reset(st);
+        return r;
 }
 
-int store_meta_get(struct store *s, const char *key, char **ret_value)
+static int sq_link_get(struct store_backend *be, const char *order_id, const char *kind,
+                       const char **ret_remote)
 {
-        return kv_get(s, "SELECT value FROM meta WHERE key=?1", key, NULL, ret_value);
+        return get_value(be, Q_LINK_GET, order_id, kind, ret_remote);
 }
 
-int store_meta_set(struct store *s, const char *key, const char *value)
-{
-        return kv_set(s, "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO "
-                         "UPDATE SET value=excluded.value",
-                      key, value, NULL);
-}
-
-int store_link_get(struct store *s, const char *order_id, const char *kind, char **ret_remote)
-{
-        return kv_get(s, "SELECT remote_id FROM links WHERE order_id=?1 AND kind=?2", order_id,
-                      kind, ret_remote);
-}
-
-int store_link_set(struct store *s, const char *order_id, const char *kind, const char *remote)
-{
-        return kv_set(s, "INSERT INTO links(order_id, kind, remote_id) VALUES(?1, ?2, ?3) "
-                         "ON CONFLICT(order_id, kind) DO UPDATE SET remote_id=excluded.remote_id",
-                      order_id, kind, remote);
-}
-
-static void writes_add(struct store_writes *w, enum store_write_kind kind, const char *order_id,
-                       const char *key, const char *value)
-{
-        if (w->n == w->cap) {
-                w->cap = w->cap ? w->cap * 2 : 16;
-                w->items = xrealloc(w->items, w->cap * sizeof(*w->items));
-        }
-        w->items[w->n++] = (struct store_write){kind, order_id ? xstrdup(order_id) : NULL,
-                                                xstrdup(key), xstrdup(value)};
-}
-
-void store_writes_link(struct store_writes *w, const char *order_id, const char *kind,
+static int sq_link_set(struct store_backend *be, const char *order_id, const char *kind,
                        const char *remote)
 {
-        writes_add(w, STORE_WRITE_LINK, order_id, kind, remote);
+        sqlite3_stmt *st = stmt(be, Q_LINK_SET);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, order_id);
+        bind_text(st, 2, kind);
+        bind_text(st, 3, remote);
+        return run(be, st);
 }
 
-void store_writes_meta(struct store_writes *w, const char *key, const char *value,
+static int link_row(sqlite3_stmt *st, void *ctx)
+{
+        struct walk_ctx *w = ctx;
+        int (*cb)(void *, const char *, const char *) = w->cb;
+
+        return cb(w->arg, col_text(st, 0), col_text(st, 1));
+}
+
+static int sq_link_list(struct store_backend *be, const char *order_id,
+                        int (*cb)(void *arg, const char *kind, const char *remote), void *arg)
+{
+        sqlite3_stmt *st = stmt(be, Q_LINK_LIST);
+        struct walk_ctx w = {(void *)cb, arg, order_id};
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, order_id);
+        return walk(st, link_row, &w);
+}
+
+static int sq_meta_get(struct store_backend *be, const char *key, const char **ret_value)
+{
+        return get_value(be, Q_META_GET, key, NULL, ret_value);
+}
+
+static int sq_meta_set(struct store_backend *be, const char *key, const char *value,
                        bool only_if_absent)
 {
-        writes_add(w, only_if_absent ? STORE_WRITE_META_IF_ABSENT : STORE_WRITE_META, NULL, key,
-                   value);
+        sqlite3_stmt *st = stmt(be, only_if_absent ? Q_META_ADD : Q_META_SET);
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, key);
+        bind_text(st, 2, value);
+        return run(be, st);
 }
 
-const char *store_writes_find_meta(const struct store_writes *w, const char *key)
-{
-        const char *v = NULL;
-
-        /* in order, as they will be applied: a set replaces, an if-absent only fills */
-        for (size_t i = 0; i < w->n; i++) {
-                const struct store_write *x = &w->items[i];
-                if (x->kind == STORE_WRITE_LINK || strcmp(x->key, key) != 0)
-                        continue;
-                if (x->kind == STORE_WRITE_META || !v)
-                        v = x->value;
-        }
-        return v;
-}
-
-const char *store_writes_find_link(const struct store_writes *w, const char *order_id,
-                                   const char *kind)
-{
-        const char *v = NULL;
-
-        for (size_t i = 0; i < w->n; i++) {
-                const struct store_write *x = &w->items[i];
-                if (x->kind == STORE_WRITE_LINK && strcmp(x->order_id, order_id) == 0 &&
-                    strcmp(x->key, kind) == 0)
-                        v = x->value;
-        }
-        return v;
-}
-
-void store_writes_clear(struct store_writes *w)
-{
-        for (size_t i = 0; i < w->n; i++) {
-                free(w->items[i].order_id);
-                free(w->items[i].key);
-                free(w->items[i].value);
-        }
-        free(w->items);
-        memset(w, 0, sizeof(*w));
-}
+const struct store_backend_ops store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .errmsg = sq_errmsg,
+    .lock = sq_lock,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .webhook_get = sq_webhook_get,
+    .webhook_add = sq_webhook_add,
+    .webhook_prune = sq_webhook_prune,
+    .order_get = sq_order_get,
+    .order_put = sq_order_put,
+    .history_add = sq_history_add,
+    .history_list = sq_history_list,
+    .delivery_get = sq_delivery_get,
+    .delivery_put = sq_delivery_put,
+    .delivery_walk = sq_delivery_walk,
+    .delivery_due = sq_delivery_due,
+    .delivery_next = sq_delivery_next,
+    .delivery_count = sq_delivery_count,
+    .delivery_sinks = sq_delivery_sinks,
+    .attempt_add = sq_attempt_add,
+    .attempt_list = sq_attempt_list,
+    .dead_letter_add = sq_dead_letter_add,
+    .dead_letter_list = sq_dead_letter_list,
+    .link_get = sq_link_get,
+    .link_set = sq_link_set,
+    .link_list = sq_link_list,
+    .meta_get = sq_meta_get,
+    .meta_set = sq_meta_set,
+};
