@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 
 FUZZ_SECONDS ?= 60
-# e.g. make bench BENCH_ARGS='--ceiling-bin build/orderbridge-ceiling --rounds 1'
+# e.g. make bench BENCH_ARGS='--rounds 1 --conns 64'
 BENCH_ARGS ?=
 
 .PHONY: all deps build asan tsan demo test bench fuzz soak clean
@@ -38,7 +38,9 @@ test:
 	@sh scripts/test.sh $(ASAN_BUILD)
 
 bench: build
-	@python3 bench/ingest_bench.py --bin $(BUILD)/orderbridge --rss $(BENCH_ARGS)
+	@ninja -C $(BUILD) bench/orderbridge-ceiling >/dev/null
+	@python3 bench/ingest_bench.py --bin $(BUILD)/orderbridge \
+		--ceiling-bin $(BUILD)/bench/orderbridge-ceiling --rss $(BENCH_ARGS)
 	@python3 bench/b24_requests.py --bin $(BUILD)/orderbridge
 
 fuzz: deps

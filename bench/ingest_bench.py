@@ -12,9 +12,10 @@ shows loadgen's own CPU share ("gen cpu") beside the daemon's ("srv cpu", 100% =
 so that this can be checked. Each phase is measured --rounds times (3) and the median is
 shown, with the spread of orders/s. Any answer other than 202 fails the run.
 
-Ceiling (--ceiling-bin PATH): a binary that serves the same HTTP API without storing. It
-is started exactly like the daemon (`PATH serve -c CONF`, the same configuration file:
-[server] listen 127.0.0.1:0 and signing_secret_file, [store] path, [site] id; it must log
+Ceiling (--ceiling-bin PATH, `make bench` passes build/bench/orderbridge-ceiling): the same
+daemon built with a store backend that keeps nothing (bench/store_null.c), so the same
+server answering without storing. It is started like the daemon (`PATH serve -c CONF`,
+the same configuration but `[store] path = null:`; it must log
 a line containing " serve.ready " and " port=N") and measured the same way, alternating
 with the daemon round by round; the table shows its figures and the durable/ceiling ratio
 of orders/s. Without it those columns say n/a.
@@ -123,10 +124,10 @@ def measure(args, daemon, conns, est):
     return out
 
 
-def start(binary, label, tag):
+def start(binary, label, tag, sections=SECTIONS):
     harness.BIN = binary
     wd = Workdir()
-    d = Daemon(wd.path, sections=SECTIONS)
+    d = Daemon(wd.path, sections=sections)
     d.wd, d.label, d.tag = wd, label, tag
     d.start()
     return d
@@ -165,7 +166,9 @@ def throughput(args):
     ceiling = None
     try:
         if args.ceiling_bin:
-            ceiling = start(os.path.abspath(args.ceiling_bin), "ceiling", "k")
+            # bench/orderbridge-ceiling keeps nothing behind `[store] path = null:`
+            ceiling = start(os.path.abspath(args.ceiling_bin), "ceiling", "k",
+                            dict(SECTIONS, store={"path": "null:"}))
         print(f"ingest: {args.rounds} round(s) of {args.seconds:g} s per phase after "
               f"{args.warmup:g} s warm-up (median of the rounds), loadgen {args.loadgen}")
         print(f"{'conns':>5} | {'orders/s':>8} {'min-max':>11} {'p50 ms':>6} {'p99 ms':>6} "

@@ -184,7 +184,7 @@ struct store_backend_ops {
 
 extern const struct store_backend_ops store_sqlite_ops;
 
-/* The backend that serves `location` (today always SQLite). */
+/* The backend that serves `location` (store.c's table; a plain path is SQLite). */
 const struct store_backend_ops *store_backend_for(const char *location);
 
 /* store_open with a given backend: for tests that wrap a backend to inject faults. */
