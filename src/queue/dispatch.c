@@ -238,6 +238,8 @@ struct dispatch *dispatch_stop(struct dispatch *d)
         d->stopping = true;
         pthread_cond_signal(&d->cond);
         pthread_mutex_unlock(&d->lock);
+        if (d->ops->stop)
+                d->ops->stop(d->ctx);
         pthread_join(d->thread, NULL);
         d->ops->free(d->ctx);
         store_close(d->store);
