@@ -147,13 +147,13 @@ static void batch_add(struct batch *b, const char *key, const char *method, json
 }
 
 /* Sends the commands in calls of at most BATCH_MAX (the caller keeps dependent commands
- * in one call by sending them before adding more). Returns a b24_status. */
+ * in one call by sending them before adding more). Returns 0 or a b24_call code. */
 static int batch_run(struct b24 *b, struct batch *bt, struct b24_error *err)
 {
         const char *key;
         json_t *v, *chunk = json_object();
         void *tmp;
-        int st = B24_OK;
+        int st = 0;
 
         json_object_foreach_safe(bt->cmd, tmp, key, v)
         {
@@ -165,7 +165,7 @@ static int batch_run(struct b24 *b, struct batch *bt, struct b24_error *err)
                                       json_pack("{s:i, s:O}", "halt", 0, "cmd", chunk), &doc,
                                       err);
                         json_object_clear(chunk);
-                        if (st != B24_OK)
+                        if (st != 0)
                                 break;
                         b24_batch_sections(doc, &r, &e);
                         if (r)
@@ -330,7 +330,7 @@ static int lookup(struct b24 *b, struct store *st, struct order *os, size_t n,
         struct batch bt;
         const char *key;
         char k[32];
-        int r = B24_OK;
+        int r = 0;
 
         batch_init(&bt);
         for (size_t i = 0; i < n; i++) {
@@ -369,7 +369,7 @@ static int lookup(struct b24 *b, struct store *st, struct order *os, size_t n,
         add_findbycomm(&bt, "EMAIL", emails);
         if (json_object_size(bt.cmd) > 0)
                 r = batch_run(b, &bt, err);
-        if (r != B24_OK)
+        if (r != 0)
                 goto out;
 
         json_object_foreach(bt.result, key, v)
@@ -569,7 +569,7 @@ static int settle(struct b24 *b, struct store *st, struct order *o, size_t i, st
 {
         const char *errs[4] = {0}, *what[4] = {"company", "contact", "deal", "product rows"};
         char keys[4][32], id[32];
-        int worst = B24_OK;
+        int worst = 0;
 
         snprintf(keys[0], 32, "m%zu", i);
         snprintf(keys[1], 32, "c%zu", i);
@@ -579,8 +579,7 @@ static int settle(struct b24 *b, struct store *st, struct order *o, size_t i, st
                 errs[k] = cmd_error(bt, keys[k]);
                 if (errs[k]) {
                         int c = cmd_error_class(bt, keys[k]);
-                        if (c == B24_AUTH || (c == B24_REMOTE_DOWN && worst != B24_AUTH) ||
-                            worst == B24_OK)
+                        if (c == -EACCES || (c == -EAGAIN && worst != -EACCES) || worst == 0)
                                 worst = c;
                 }
         }
@@ -617,19 +616,19 @@ static int settle(struct b24 *b, struct store *st, struct order *o, size_t i, st
 
         for (int k = 0; k < 4; k++)
                 if (errs[k]) {
-                        finish(o, out, worst == B24_ERROR ? STORE_PERMFAIL : STORE_TEMPFAIL,
+                        finish(o, out, worst == -EINVAL ? STORE_PERMFAIL : STORE_TEMPFAIL,
                                "Bitrix24 refused the %s: %s", what[k], errs[k]);
                         return worst;
                 }
         finish(o, out, STORE_OK, "%s", "");
-        return B24_OK;
+        return 0;
 }
 
 static int write_pass(struct b24 *b, struct store *st, struct order *os, size_t n,
                       struct sink_outcome *out, struct b24_error *err)
 {
         size_t next = 0;
-        int r = B24_OK;
+        int r = 0;
 
         while (next < n) {
                 struct batch bt;
@@ -658,15 +657,15 @@ static int write_pass(struct b24 *b, struct store *st, struct order *os, size_t 
                 json_decref(planned);
                 if (count > 0)
                         r = batch_run(b, &bt, err);
-                if (r == B24_OK)
+                if (r == 0)
                         for (size_t i = first; i < next; i++)
                                 if (!os[i].finished) {
                                         int c = settle(b, st, &os[i], i, &bt, out);
-                                        if (c == B24_AUTH)
-                                                r = B24_AUTH;
+                                        if (c == -EACCES)
+                                                r = -EACCES;
                                 }
                 batch_clear(&bt);
-                if (r != B24_OK)
+                if (r != 0)
                         break;
         }
         return r;
@@ -718,18 +717,18 @@ static int deliver(void *ctx, struct store *st, struct store_writes *writes,
         }
 
         r = lookup(b, st, os, n, out, &err);
-        if (r == B24_OK)
+        if (r == 0)
                 r = write_pass(b, st, os, n, out, &err);
-        if (r != B24_OK)
+        if (r != 0)
                 for (size_t i = 0; i < n; i++)
                         if (!os[i].finished) {
                                 out[i].retry_after_ms = err.retry_after_ms;
                                 out[i].uncertain = strcmp(err.code, "transport") == 0;
                                 finish(&os[i], out,
-                                       r == B24_ERROR ? STORE_PERMFAIL : STORE_TEMPFAIL,
+                                       r == -EINVAL ? STORE_PERMFAIL : STORE_TEMPFAIL,
                                        "Bitrix24: %s %s", err.code, err.description);
                         }
-        if (r == B24_AUTH)
+        if (r == -EACCES)
                 log_err("b24.auth_refused", "code=%s hint=\"the incoming webhook was refused: "
                         "check [bitrix24] webhook_url_file and the webhook's CRM rights\"",
                         err.code);
@@ -738,7 +737,7 @@ static int deliver(void *ctx, struct store *st, struct store_writes *writes,
         for (size_t i = 0; i < n; i++)
                 order_free(&os[i]);
         free(os);
-        return r == B24_OK || r == B24_ERROR ? 0 : r == B24_AUTH ? -EACCES : -EAGAIN;
+        return r == 0 || r == -EINVAL ? 0 : r == -EACCES ? -EACCES : -EAGAIN;
 }
 
 static void b24_free(void *ctx)
@@ -773,7 +772,7 @@ int sink_bitrix24_new(const struct config *cfg, const struct sink_ops **ret_ops,
 /* --- stages: `orderbridge stages` and `orderbridge check` -------------------------- */
 
 /* Fetches every deal pipeline and its stages: {"<category id>": {"name":…, "stages":
- * {"STAGE_ID": "name", …}}, …}. Returns a b24_status. */
+ * {"STAGE_ID": "name", …}}, …}. Returns 0 or a b24_call code. */
 static int fetch_stages(struct b24_client *c, json_t **ret, struct b24_error *err)
 {
         json_t *doc = NULL, *cats, *cat, *out = json_object(), *cmd = json_object(), *v;
@@ -782,7 +781,7 @@ static int fetch_stages(struct b24_client *c, json_t **ret, struct b24_error *er
         int r;
 
         r = b24_call(c, "crm.category.list", json_pack("{s:i}", "entityTypeId", 2), &doc, err);
-        if (r != B24_OK) {
+        if (r != 0) {
                 json_decref(out);
                 json_decref(cmd);
                 return r;
@@ -826,7 +825,7 @@ static int fetch_stages(struct b24_client *c, json_t **ret, struct b24_error *er
         json_decref(doc);
         doc = NULL;
         r = b24_call(c, "batch", json_pack("{s:i, s:o}", "halt", 0, "cmd", cmd), &doc, err);
-        if (r == B24_OK) {
+        if (r == 0) {
                 json_t *res = json_object_get(json_object_get(doc, "result"), "result");
                 json_object_foreach(res, key, v)
                 {
@@ -844,12 +843,12 @@ static int fetch_stages(struct b24_client *c, json_t **ret, struct b24_error *er
                 }
         }
         json_decref(doc);
-        if (r != B24_OK) {
+        if (r != 0) {
                 json_decref(out);
                 return r;
         }
         *ret = out;
-        return B24_OK;
+        return 0;
 }
 
 int b24_print_stages(const struct config *cfg)
@@ -864,7 +863,7 @@ int b24_print_stages(const struct config *cfg)
                 return 1;
         r = fetch_stages(c, &all, &err);
         b24_client_free(c);
-        if (r != B24_OK) {
+        if (r != 0) {
                 fprintf(stderr, "orderbridge stages: the portal answered %s: %s\n", err.code,
                         err.description);
                 return 1;
@@ -893,7 +892,7 @@ int b24_check_stages(const struct config *cfg)
                 return 2;
         r = fetch_stages(c, &all, &err);
         b24_client_free(c);
-        if (r != B24_OK) {
+        if (r != 0) {
                 fprintf(stderr, "%s: could not ask the portal for its stages (%s: %s); the "
                         "[bitrix24.map] stages are not verified\n", cfg->path, err.code,
                         err.description);
