@@ -6,8 +6,9 @@ project/add-orders, project/set-statuses, project/integration/status/list and
 project/integration/order/list, with Roistat's error envelope and its habit of
 answering HTTP 200 on errors unless the request carries "Use-Http-Code: 1".
 On top of that: a rolling one-second rate limit per project, faults that a test
-switches on at run time (5xx, hang, TCP reset, slow, lost answer), and /_emu/*
-control endpoints to inspect and steer the emulator.
+switches on at run time (5xx, hang, TCP reset, slow, lost answer; one after
+another with "then"), and /_emu/* control endpoints to inspect and steer the
+emulator.
 
 Invariants: all mutable state lives in one Emulator object behind one lock (a
 Condition, so a hung request can wait on it). A request that is refused (key,
@@ -153,7 +154,7 @@ class Emulator:
         self.history = collections.deque(maxlen=HISTORY_LEN)
         self.waiting = set()  # visits Roistat "has not seen yet"
         self.admitted = collections.deque()  # times of requests admitted in the last second
-        self.fault = {"mode": "none", "count": 0, "delay_ms": 0, "methods": None}
+        self.fault = {"mode": "none", "count": 0, "delay_ms": 0, "methods": None, "then": None}
         self.fault_generation += 1
         self.cond.notify_all()  # hung requests give up
 
@@ -183,7 +184,12 @@ class Emulator:
             if fault["count"] > 0:
                 fault["count"] -= 1
                 if fault["count"] == 0:
-                    fault["mode"] = "none"  # used up; a hang already in progress keeps hanging
+                    # used up: the next fault of the chain, or none; a hang already in
+                    # progress keeps hanging (the generation does not change)
+                    if fault["then"]:
+                        self.fault = dict(fault["then"])
+                    else:
+                        fault["mode"] = "none"
             return taken
 
     def set_fault(self, fault):
@@ -289,19 +295,32 @@ class Emulator:
             }
 
 
-def check_fault(spec):
-    """Validate a /_emu/fault body; return the fault to install or raise ValueError."""
+def check_fault(spec, depth=0):
+    """Validate a /_emu/fault body; return the fault to install or raise ValueError.
+
+    "then" is the fault that follows once "count" requests have taken this one: a remote
+    whose behaviour changes in the middle of a client's work, as when add-orders refuses a
+    batch (400 request_data_validation_error, n8n helpers/errors.ts) and the project then
+    stops answering (the 500 internal_error and time-outs of a live project, n8n
+    helpers/request.ts) while the client re-sends the batch's orders one by one."""
     if not isinstance(spec, dict) or spec.get("mode") not in FAULT_MODES:
         raise ValueError("mode must be one of " + ", ".join(FAULT_MODES))
     count, delay = spec.get("count") or 0, spec.get("delay_ms", 1000)
-    methods = spec.get("methods")
+    methods, then = spec.get("methods"), spec.get("then")
     for name, value in (("count", count), ("delay_ms", delay)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**6:
             raise ValueError(name + " must be an integer from 0 to 1000000")
     if methods is not None and (not isinstance(methods, list) or
                                 not all(isinstance(m, str) and m for m in methods)):
         raise ValueError("methods must be a list of non-empty strings")
-    return {"mode": spec["mode"], "count": count, "delay_ms": delay, "methods": methods or None}
+    if then is not None:
+        if count == 0:
+            raise ValueError("then needs a count: a fault without one is never used up")
+        if depth >= 8:
+            raise ValueError("then: at most 8 faults in a chain")
+        then = check_fault(then, depth + 1)
+    return {"mode": spec["mode"], "count": count, "delay_ms": delay, "methods": methods or None,
+            "then": then}
 
 
 class Server(ThreadingHTTPServer):

@@ -426,8 +426,24 @@ class TestFaults(EmulatorTestCase):
         self.assertIsInstance(outcome[0], ConnectionError)
         self.assertEqual(self.emu.state()["orders"], {})
 
+    def test_then_follows_a_used_up_fault(self):
+        self.emu.fault(mode="error400", count=1, methods=["add-orders"],
+                       then={"mode": "error503", "count": 2, "then": {"mode": "error500", "count": 1}})
+        self.assertEqual(self.emu.api("project/set-statuses", [])[0], 200)  # methods: not this one
+        self.assertApiError(self.emu.api("project/add-orders", [order("1")]), 400,
+                            "request_data_validation_error")
+        for _ in range(2):  # the chained fault applies to every method: it has no "methods"
+            self.assertApiError(self.emu.api("project/set-statuses", []), 503, "internal_error")
+        self.assertApiError(self.emu.api("project/add-orders", [order("1")]), 500, "internal_error")
+        self.assertEqual(self.emu.api("project/add-orders", [order("1")])[0], 200)
+        state = self.emu.state()
+        self.assertEqual((state["fault"]["mode"], state["counts"]["faulted"]), ("none", 4))
+
     def test_bad_fault_spec_is_400(self):
         self.assertEqual(self.emu.control("POST", "fault", {"mode": "explode"})[0], 400)
+        self.assertEqual(self.emu.control("POST", "fault", {"mode": "error400", "then": {"mode": "hang"}})[0], 400)
+        self.assertEqual(self.emu.control("POST", "fault", {"mode": "error400", "count": 1,
+                                                            "then": {"mode": "bad"}})[0], 400)
         self.assertEqual(self.emu.control("POST", "fault", {"mode": "slow", "delay_ms": "1s"})[0], 400)
         self.assertEqual(self.emu.control("POST", "fault", {"mode": "hang", "methods": "add-orders"})[0], 400)
 
