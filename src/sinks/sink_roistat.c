@@ -8,11 +8,14 @@
  *                               one by one) and dead-letter only the one at fault
  *   200 + skipped_by_waiting_visit_info → Roistat has not seen the visit yet: re-send later
  * The answer's counters are per batch, not per order, so where a counter says "some were
- * skipped" the batch is re-sent one order at a time to learn which.
+ * skipped" the batch is re-sent one order at a time to learn which. That isolation stops
+ * at the first answer that is not about the order's own data (the remote is unwell: the
+ * rest would only wait out their timeouts one by one), and at a stop of the daemon.
  */
 #include "sinks/sink_roistat.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +42,7 @@ struct roistat {
         bool statuses_sent;
         char url_orders[1200], url_statuses[1200];
         char header_key[4200];
+        atomic_bool stopping; /* set by roistat_stop from another thread */
 };
 
 json_t *roistat_statuses_json(const struct config *cfg)
@@ -200,7 +204,55 @@ static int ensure_statuses(struct roistat *r, struct store *store, struct sink_o
         return st == 0 ? -EAGAIN : st;
 }
 
-/* Sends `n` prepared orders (array `orders`, indexes `idx` into works/out). */
+static int send_orders(struct roistat *r, const struct store_work *works, json_t *orders,
+                       const size_t *idx, size_t n, struct sink_outcome *out);
+
+/* A refused batch, re-sent one order at a time to find the order at fault (upserts, so
+ * the re-sends are harmless). Each order keeps its own call's verdict. The first call
+ * whose answer is not about that order's data — transport failure, timeout, 5xx, 429,
+ * refused key — ends the isolation: the remote is unwell, and the remaining orders (not
+ * sent again) are TEMPFAIL with that reason; the call's status is returned, so the sink
+ * pauses. A stop of the daemon ends it too (-ECANCELED), the remaining orders TEMPFAIL. */
+static int isolate(struct roistat *r, const struct store_work *works, json_t *orders,
+                   const size_t *idx, size_t n, struct sink_outcome *out)
+{
+        for (size_t i = 0; i < n; i++) {
+                json_t *one;
+                int st;
+
+                if (atomic_load(&r->stopping)) {
+                        for (; i < n; i++) {
+                                out[idx[i]].kind = STORE_TEMPFAIL;
+                                snprintf(out[idx[i]].detail, sizeof(out[idx[i]].detail),
+                                         "not sent: the daemon is stopping");
+                        }
+                        return -ECANCELED;
+                }
+                one = json_array();
+                json_array_append(one, json_array_get(orders, i));
+                st = send_orders(r, works, one, &idx[i], 1, out);
+                json_decref(one);
+                if (st < 0) {
+                        char why[sizeof(out->detail)];
+                        snprintf(why, sizeof(why), "%s", out[idx[i]].detail);
+                        for (size_t j = i + 1; j < n; j++) {
+                                struct sink_outcome *o = &out[idx[j]];
+                                o->kind = STORE_TEMPFAIL;
+                                o->retry_after_ms = out[idx[i]].retry_after_ms;
+                                o->uncertain = false; /* not sent again */
+                                snprintf(o->detail, sizeof(o->detail),
+                                         "not sent: finding the order at fault in a refused "
+                                         "batch stopped at %s", why);
+                        }
+                        return st;
+                }
+        }
+        return 0;
+}
+
+/* Sends `n` prepared orders (array `orders`, indexes `idx` into works/out). Returns 0
+ * with every order's verdict, -EAGAIN/-EACCES (the remote failed as a whole; the orders
+ * are TEMPFAIL with the reason) or -ECANCELED (stopped while finding a refused order). */
 static int send_orders(struct roistat *r, const struct store_work *works, json_t *orders,
                        const size_t *idx, size_t n, struct sink_outcome *out)
 {
@@ -230,13 +282,8 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
                 int64_t invalid = a.invalid_format;
                 int64_t internal = a.internal_error;
                 if (n > 1 && (invalid > 0 || internal > 0)) {
-                        /* learn which order it was: one by one (upserts, so harmless) */
-                        for (size_t i = 0; i < n; i++) {
-                                json_t *one = json_array();
-                                json_array_append(one, json_array_get(orders, i));
-                                send_orders(r, works, one, &idx[i], 1, out);
-                                json_decref(one);
-                        }
+                        /* learn which order it was */
+                        st = isolate(r, works, orders, idx, n, out);
                         goto out;
                 }
                 for (size_t i = 0; i < n; i++) {
@@ -270,12 +317,7 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
         st = classify_failure(&resp, rc, detail, sizeof(detail), &retry_after);
         if (st == 0 && n > 1) {
                 /* a 4xx about the data: find the order at fault */
-                for (size_t i = 0; i < n; i++) {
-                        json_t *one = json_array();
-                        json_array_append(one, json_array_get(orders, i));
-                        send_orders(r, works, one, &idx[i], 1, out);
-                        json_decref(one);
-                }
+                st = isolate(r, works, orders, idx, n, out);
                 goto out;
         }
         if (st == -EAGAIN && resp.status == 429)
@@ -301,6 +343,15 @@ static int deliver(void *ctx, struct store *store, struct store_writes *writes,
         size_t *idx = xcalloc(n, sizeof(*idx)), m = 0;
         int st;
 
+        if (atomic_load(&r->stopping)) {
+                for (size_t i = 0; i < n; i++) {
+                        out[i].kind = STORE_TEMPFAIL;
+                        snprintf(out[i].detail, sizeof(out[i].detail),
+                                 "not sent: the daemon is stopping");
+                }
+                st = -ECANCELED;
+                goto out;
+        }
         st = ensure_statuses(r, store, &out[0]);
         if (st != 0) {
                 for (size_t i = 1; i < n; i++)
@@ -335,6 +386,13 @@ out:
         return st;
 }
 
+static void roistat_stop(void *ctx)
+{
+        struct roistat *r = ctx;
+
+        atomic_store(&r->stopping, true);
+}
+
 static void roistat_free(void *ctx)
 {
         struct roistat *r = ctx;
@@ -350,6 +408,7 @@ static void roistat_free(void *ctx)
 static const struct sink_ops roistat_ops = {
         .name = "roistat",
         .deliver = deliver,
+        .stop = roistat_stop,
         .free = roistat_free,
 };
 
@@ -377,6 +436,7 @@ int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, 
         st = roistat_statuses_json(cfg);
         r->statuses_body = json_dumps(st, JSON_COMPACT);
         json_decref(st);
+        atomic_init(&r->stopping, false);
         EVP_Digest(r->statuses_body, strlen(r->statuses_body), digest, &dlen, EVP_sha256(), NULL);
         for (unsigned i = 0; i < 32; i++)
                 snprintf(r->statuses_hash + 2 * i, 3, "%02x", digest[i]);
