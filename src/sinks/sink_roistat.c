@@ -11,6 +11,9 @@
  * skipped" the batch is re-sent one order at a time to learn which. That isolation stops
  * at the first answer that is not about the order's own data (the remote is unwell: the
  * rest would only wait out their timeouts one by one), and at a stop of the daemon.
+ *
+ * The dictionary sent with set-statuses is remembered by its hash in meta
+ * "roistat.statuses_sha256", written through the dispatcher's `writes`.
  */
 #include "sinks/sink_roistat.h"
 
@@ -31,6 +34,7 @@
 #include "base/xalloc.h"
 
 #define MAX_ANSWER (1024 * 1024)
+#define STATUSES_KEY "roistat.statuses_sha256"
 
 struct roistat {
         struct sink_ops ops;
@@ -50,10 +54,15 @@ json_t *roistat_statuses_json(const struct config *cfg)
         json_t *arr = json_array();
 
         for (size_t i = 0; i < cfg->n_roistat_statuses; i++)
-                json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "id",
-                                                     cfg->roistat_statuses[i].id, "name",
-                                                     cfg->roistat_statuses[i].name, "type",
-                                                     cfg->roistat_statuses[i].type));
+                /* set-statuses replaces the whole dictionary: a status left out would fall
+                 * into "не учитывается", so one that cannot be encoded fails them all */
+                if (json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "id",
+                                                         cfg->roistat_statuses[i].id, "name",
+                                                         cfg->roistat_statuses[i].name, "type",
+                                                         cfg->roistat_statuses[i].type)) < 0) {
+                        json_decref(arr);
+                        return NULL;
+                }
         return arr;
 }
 
@@ -63,6 +72,7 @@ json_t *roistat_order_json(const struct config *cfg, const struct snapshot *s, c
         const char *status = status_map_lookup(&cfg->roistat_map, s->status, s->canceled, s->paid);
         char price[32], name[300];
         json_t *o, *fields;
+        bool ok;
 
         if (!status) {
                 snprintf(why, why_size, "site status \"%s\" has no entry in [roistat.map]",
@@ -78,27 +88,43 @@ json_t *roistat_order_json(const struct config *cfg, const struct snapshot *s, c
         else
                 money_format(s->price_minor, price, sizeof(price));
         snprintf(name, sizeof(name), "Order %s", s->account_number);
+        /* jansson refuses only a text that is not UTF-8 (its allocations abort on OOM):
+         * none is expected (snapshot texts were parsed as JSON, map values are ids), but
+         * an order is never sent with a member missing */
         o = json_pack("{s:s, s:s, s:I, s:s, s:s}", "id", s->order_id, "name", name,
                       "date_create", (json_int_t)s->created_at, "status", status, "price", price);
+        ok = o != NULL;
         if (s->roistat_visit)
-                json_object_set_new(o, "roistat", json_string(s->roistat_visit));
+                ok = json_object_set_new(o, "roistat", json_string(s->roistat_visit)) == 0 && ok;
         if (s->has_cost) {
                 money_format(s->cost_minor, price, sizeof(price));
-                json_object_set_new(o, "cost", json_string(price));
+                ok = json_object_set_new(o, "cost", json_string(price)) == 0 && ok;
         }
         fields = json_pack("{s:s, s:s}", "currency", s->currency, "account_number",
                            s->account_number);
         if (s->buyer.name)
-                json_object_set_new(fields, "buyer_name", json_string(s->buyer.name));
+                ok = json_object_set_new(fields, "buyer_name", json_string(s->buyer.name)) == 0 &&
+                     ok;
         if (s->buyer.phone)
-                json_object_set_new(fields, "buyer_phone", json_string(s->buyer.phone));
+                ok = json_object_set_new(fields, "buyer_phone", json_string(s->buyer.phone)) ==
+                             0 &&
+                     ok;
         if (s->buyer.email)
-                json_object_set_new(fields, "buyer_email", json_string(s->buyer.email));
+                ok = json_object_set_new(fields, "buyer_email", json_string(s->buyer.email)) ==
+                             0 &&
+                     ok;
         if (s->buyer.company)
-                json_object_set_new(fields, "company", json_string(s->buyer.company));
+                ok = json_object_set_new(fields, "company", json_string(s->buyer.company)) == 0 &&
+                     ok;
         if (s->buyer.inn)
-                json_object_set_new(fields, "inn", json_string(s->buyer.inn));
-        json_object_set_new(o, "fields", fields);
+                ok = json_object_set_new(fields, "inn", json_string(s->buyer.inn)) == 0 && ok;
+        ok = json_object_set_new(o, "fields", fields) == 0 && ok;
+        if (!ok) {
+                json_decref(o);
+                snprintf(why, why_size, "the order could not be encoded: a text is not "
+                         "valid UTF-8");
+                return NULL;
+        }
         return o;
 }
 
@@ -175,16 +201,27 @@ static int classify_failure(const struct http_response *resp, int rc, char *deta
         return 0; /* a 4xx about the data: the caller decides per order */
 }
 
-static int ensure_statuses(struct roistat *r, struct store *store, struct sink_outcome *out)
+/* Sends the dictionary unless Roistat has it: 0, -EAGAIN/-EACCES with out->detail, or
+ * -EIO when the store could not say whether it was sent (nothing is sent then). */
+static int ensure_statuses(struct roistat *r, struct store *store, struct store_writes *writes,
+                           struct sink_outcome *out)
 {
         struct http_response resp;
+        const char *pending;
         char *stored = NULL;
         int rc, st;
 
         if (r->statuses_sent)
                 return 0;
-        if (store_meta_get(store, "roistat.statuses_sha256", &stored) == 0 &&
-            strcmp(stored, r->statuses_hash) == 0) {
+        pending = store_writes_find_meta(writes, STATUSES_KEY);
+        rc = pending ? 0 : store_meta_get(store, STATUSES_KEY, &stored);
+        if (rc < 0 && rc != -ENOENT) {
+                snprintf(out->detail, sizeof(out->detail),
+                         "not sent: the store failed reading %s (%s)", STATUSES_KEY,
+                         store_errmsg(store));
+                return -EIO;
+        }
+        if (rc == 0 && strcmp(pending ? pending : stored, r->statuses_hash) == 0) {
                 free(stored);
                 r->statuses_sent = true;
                 return 0;
@@ -192,7 +229,7 @@ static int ensure_statuses(struct roistat *r, struct store *store, struct sink_o
         free(stored);
         rc = post(r, r->url_statuses, r->statuses_body, &resp);
         if (rc == 0 && resp.status == 200) {
-                store_meta_set(store, "roistat.statuses_sha256", r->statuses_hash);
+                store_writes_meta(writes, STATUSES_KEY, r->statuses_hash, false);
                 r->statuses_sent = true;
                 log_info("roistat.statuses_set", "count=%zu", r->cfg->n_roistat_statuses);
                 http_response_clear(&resp);
@@ -229,6 +266,7 @@ static int isolate(struct roistat *r, const struct store_work *works, json_t *or
                         return -ECANCELED;
                 }
                 one = json_array();
+                /* an element of `orders`: fails only on OOM, which aborts */
                 json_array_append(one, json_array_get(orders, i));
                 st = send_orders(r, works, one, &idx[i], 1, out);
                 json_decref(one);
@@ -262,7 +300,17 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
         char *body;
         int rc, st = 0;
 
+        /* an array of objects built by roistat_order_json: json_dumps fails only on OOM,
+         * which aborts; still, nothing is sent without a body */
         body = json_dumps(orders, JSON_COMPACT);
+        if (!body) {
+                for (size_t i = 0; i < n; i++) {
+                        out[idx[i]].kind = STORE_TEMPFAIL;
+                        snprintf(out[idx[i]].detail, sizeof(out[idx[i]].detail),
+                                 "not sent: the request could not be encoded");
+                }
+                return 0;
+        }
         rc = post(r, r->url_orders, body, &resp);
         free(body);
 
@@ -352,7 +400,7 @@ static int deliver(void *ctx, struct store *store, struct store_writes *writes,
                 st = -ECANCELED;
                 goto out;
         }
-        st = ensure_statuses(r, store, &out[0]);
+        st = ensure_statuses(r, store, writes, &out[0]);
         if (st != 0) {
                 for (size_t i = 1; i < n; i++)
                         out[i] = out[0];
@@ -375,6 +423,7 @@ static int deliver(void *ctx, struct store *store, struct store_writes *writes,
                         out[i].kind = STORE_PERMFAIL;
                         continue;
                 }
+                /* an object into an array: fails only on OOM, which aborts */
                 json_array_append_new(orders, o);
                 idx[m++] = i;
         }
@@ -434,8 +483,14 @@ int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, 
                  cfg->roistat_url, cfg->roistat_project);
         snprintf(r->header_key, sizeof(r->header_key), "Api-key: %s", cfg->roistat_api_key);
         st = roistat_statuses_json(cfg);
-        r->statuses_body = json_dumps(st, JSON_COMPACT);
+        r->statuses_body = st ? json_dumps(st, JSON_COMPACT) : NULL;
         json_decref(st);
+        if (!r->statuses_body) {
+                /* a status that cannot be encoded would be left out of set-statuses */
+                http_client_free(r->http);
+                free(r);
+                return -EINVAL;
+        }
         atomic_init(&r->stopping, false);
         EVP_Digest(r->statuses_body, strlen(r->statuses_body), digest, &dlen, EVP_sha256(), NULL);
         for (unsigned i = 0; i < 32; i++)
