@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 
+#include "base/json.h"
 #include "base/log.h"
 #include "cli/cli.h"
 #include "config/config.h"
@@ -90,6 +91,7 @@ int main(int argc, char **argv)
         enum log_level lvl;
         int c, r;
 
+        json_alloc_init(); /* jansson aborts on OOM like every other allocation */
         if (argc < 2) {
                 usage(stderr);
                 return 2;

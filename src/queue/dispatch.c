@@ -317,6 +317,8 @@ static struct dispatch *dispatch_free(struct dispatch *d, bool started)
         pthread_cond_broadcast(&d->cond);
         pthread_cond_broadcast(&d->keeper_cond);
         pthread_mutex_unlock(&d->lock);
+        if (started && d->ops->stop)
+                d->ops->stop(d->ctx); /* cut a long pass short: at most one request more */
         if (started)
                 pthread_join(d->thread, NULL);
         if (d->keeper_started)

@@ -80,15 +80,15 @@ int b24_classify_error(const char *code, long http_status)
 
         for (size_t i = 0; code && i < sizeof(auth) / sizeof(auth[0]); i++)
                 if (strcmp(code, auth[i]) == 0)
-                        return B24_AUTH;
+                        return -EACCES;
         for (size_t i = 0; code && i < sizeof(later) / sizeof(later[0]); i++)
                 if (strcmp(code, later[i]) == 0)
-                        return B24_REMOTE_DOWN;
+                        return -EAGAIN;
         if (http_status == 401)
-                return B24_AUTH;
+                return -EACCES;
         if (http_status >= 500 || http_status == 429 || http_status == 408)
-                return B24_REMOTE_DOWN;
-        return B24_ERROR;
+                return -EAGAIN;
+        return -EINVAL;
 }
 
 static int64_t reset_at_ms(json_t *time_block)
@@ -109,7 +109,7 @@ int b24_answer_parse(const char *body, size_t len, long http_status, json_t **re
         err->http_status = http_status;
         if (http_status == 200 && json_is_object(doc) && json_object_get(doc, "result")) {
                 *ret_doc = doc;
-                return B24_OK;
+                return 0;
         }
         if (json_is_object(doc) && json_is_string(json_object_get(doc, "error"))) {
                 const char *desc = json_string_value(json_object_get(doc, "error_description"));
@@ -149,10 +149,18 @@ int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **
         memset(err, 0, sizeof(*err));
         doc = NULL;
         *ret_doc = NULL;
+        body = params ? json_dumps(params, JSON_COMPACT) : NULL;
+        json_decref(params);
+        if (!body) {
+                /* json_pack refused a text that is not UTF-8 (from the configuration or a
+                 * snapshot): nothing is sent, and sending it again would not help */
+                snprintf(err->code, sizeof(err->code), "request");
+                snprintf(err->description, sizeof(err->description),
+                         "%s: the request could not be encoded (a text is not UTF-8)", method);
+                return -EINVAL;
+        }
         ratelimit_acquire(&c->rl);
         snprintf(url, sizeof(url), "%s%s.json", c->base, method);
-        body = json_dumps(params, JSON_COMPACT);
-        json_decref(params);
         rc = http_client_post(c->http, url, headers, body, strlen(body), &resp);
         free(body);
         err->http_status = resp.status;
@@ -160,7 +168,7 @@ int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **
                 snprintf(err->code, sizeof(err->code), "transport");
                 snprintf(err->description, sizeof(err->description), "%s", resp.error);
                 http_response_clear(&resp);
-                return B24_REMOTE_DOWN;
+                return -EAGAIN;
         }
         st = b24_answer_parse(resp.body, resp.len, resp.status, &doc, err);
         t = json_object_get(doc, "time");
@@ -171,10 +179,10 @@ int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **
                 if (reset_at_ms(t))
                         c->operating_reset_at_ms = reset_at_ms(t);
         }
-        if (st == B24_OK) {
+        if (st == 0) {
                 *ret_doc = doc;
                 http_response_clear(&resp);
-                return B24_OK;
+                return 0;
         }
         if (strcmp(err->code, "QUERY_LIMIT_EXCEEDED") == 0) {
                 ratelimit_fill(&c->rl, clock_mono_ms());
@@ -199,6 +207,19 @@ static void append(char **buf, size_t *len, size_t *cap, const char *s, size_t n
         memcpy(*buf + *len, s, n);
         *len += n;
         (*buf)[*len] = '\0';
+}
+
+/* Percent-encodes `n` bytes of `s` (0: up to its NUL). libcurl returns NULL only when it
+ * cannot allocate (inputs here are bounded texts), which is an abort like any xmalloc. */
+static char *escape(const char *s, size_t n)
+{
+        char *e = curl_easy_escape(NULL, s, (int)n);
+
+        if (!e) {
+                fputs("orderbridge: out of memory\n", stderr);
+                abort();
+        }
+        return e;
 }
 
 /* "$result[key]" or "$result[key][FIELD]": a batch reference, substituted by the portal
@@ -226,7 +247,7 @@ static void flatten(char **buf, size_t *len, size_t *cap, const char *prefix, js
                 {
                         /* a key may hold filter operators ("=TITLE", ">=DATE_MODIFY"):
                          * escaped, so that '=' and '&' cannot end it early */
-                        char *e = curl_easy_escape(NULL, k, 0);
+                        char *e = escape(k, 0);
                         if (prefix)
                                 snprintf(key, sizeof(key), "%s[%s]", prefix, e);
                         else
@@ -253,8 +274,7 @@ static void flatten(char **buf, size_t *len, size_t *cap, const char *prefix, js
         if (json_is_string(v) && is_reference(json_string_value(v))) {
                 append(buf, len, cap, json_string_value(v), json_string_length(v));
         } else if (json_is_string(v)) {
-                char *e = curl_easy_escape(NULL, json_string_value(v),
-                                           (int)json_string_length(v));
+                char *e = escape(json_string_value(v), json_string_length(v));
                 append(buf, len, cap, e, strlen(e));
                 curl_free(e);
         } else if (json_is_integer(v)) {

@@ -26,11 +26,21 @@ struct sink_ops {
          * marks that must be durable BEFORE a remote write (a "maybe created" deal); every
          * other durable fact the pass learns (links, cached look-ups) goes into `writes`,
          * which the dispatcher records in the same transaction as the verdicts.
+         * Every read of the store is checked: a failure other than -ENOENT stops the
+         * orders concerned before any remote write for them (never "no link, so create").
          * Returns 0 when the per-order outcomes are filled in; -EAGAIN when the remote
          * failed as a whole (pause the sink, back off); -EACCES when the credentials were
-         * refused (pause for long, say so loudly); -EIO when the store failed before any
-         * remote write. On a negative return, orders without a verdict are TEMPFAIL. */
+         * refused (pause for long, say so loudly); -EIO when the store failed (a read, or
+         * a mark that had to be durable first) and the orders it concerns were not sent:
+         * pause as for -EAGAIN; -ECANCELED when the pass was cut short by `stop` (pause
+         * too: the loop is ending). On a negative return, orders without a verdict are
+         * TEMPFAIL. */
         int (*deliver)(void *ctx, struct store *store, struct store_writes *writes,
                        const struct store_work *works, size_t n, struct sink_outcome *outcomes);
+        /* May be NULL. Called from another thread when the daemon stops: a pass in progress
+         * sends no further request (the one in flight ends or times out) and returns
+         * -ECANCELED, its unsent orders TEMPFAIL, so that shutdown waits for one request,
+         * not a pass of many. Once called, every later pass returns so at once. */
+        void (*stop)(void *ctx);
         void (*free)(void *ctx);
 };

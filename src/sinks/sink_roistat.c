@@ -8,11 +8,17 @@
  *                               one by one) and dead-letter only the one at fault
  *   200 + skipped_by_waiting_visit_info → Roistat has not seen the visit yet: re-send later
  * The answer's counters are per batch, not per order, so where a counter says "some were
- * skipped" the batch is re-sent one order at a time to learn which.
+ * skipped" the batch is re-sent one order at a time to learn which. That isolation stops
+ * at the first answer that is not about the order's own data (the remote is unwell: the
+ * rest would only wait out their timeouts one by one), and at a stop of the daemon.
+ *
+ * The dictionary sent with set-statuses is remembered by its hash in meta
+ * "roistat.statuses_sha256", written through the dispatcher's `writes`.
  */
 #include "sinks/sink_roistat.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +34,7 @@
 #include "base/xalloc.h"
 
 #define MAX_ANSWER (1024 * 1024)
+#define STATUSES_KEY "roistat.statuses_sha256"
 
 struct roistat {
         struct sink_ops ops;
@@ -40,6 +47,7 @@ struct roistat {
         bool statuses_sent;
         char url_orders[1200], url_statuses[1200];
         char header_key[4200];
+        atomic_bool stopping; /* set by roistat_stop from another thread */
 };
 
 json_t *roistat_statuses_json(const struct roistat_conf *conf)
@@ -47,10 +55,15 @@ json_t *roistat_statuses_json(const struct roistat_conf *conf)
         json_t *arr = json_array();
 
         for (size_t i = 0; i < conf->n_statuses; i++)
-                json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "id",
-                                                     conf->statuses[i].id, "name",
-                                                     conf->statuses[i].name, "type",
-                                                     conf->statuses[i].type));
+                /* set-statuses replaces the whole dictionary: a status left out would fall
+                 * into "не учитывается", so one that cannot be encoded fails them all */
+                if (json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "id",
+                                                         conf->statuses[i].id, "name",
+                                                         conf->statuses[i].name, "type",
+                                                         conf->statuses[i].type)) < 0) {
+                        json_decref(arr);
+                        return NULL;
+                }
         return arr;
 }
 
@@ -60,6 +73,7 @@ json_t *roistat_order_json(const struct roistat_conf *conf, const struct snapsho
         const char *status = status_map_lookup(&conf->map, s->status, s->canceled, s->paid);
         char price[32], name[300];
         json_t *o, *fields;
+        bool ok;
 
         if (!status) {
                 snprintf(why, why_size, "site status \"%s\" has no entry in [roistat.map]",
@@ -75,27 +89,43 @@ json_t *roistat_order_json(const struct roistat_conf *conf, const struct snapsho
         else
                 money_format(s->price_minor, price, sizeof(price));
         snprintf(name, sizeof(name), "Order %s", s->account_number);
+        /* jansson refuses only a text that is not UTF-8 (its allocations abort on OOM):
+         * none is expected (snapshot texts were parsed as JSON, map values are ids), but
+         * an order is never sent with a member missing */
         o = json_pack("{s:s, s:s, s:I, s:s, s:s}", "id", s->order_id, "name", name,
                       "date_create", (json_int_t)s->created_at, "status", status, "price", price);
+        ok = o != NULL;
         if (s->roistat_visit)
-                json_object_set_new(o, "roistat", json_string(s->roistat_visit));
+                ok = json_object_set_new(o, "roistat", json_string(s->roistat_visit)) == 0 && ok;
         if (s->has_cost) {
                 money_format(s->cost_minor, price, sizeof(price));
-                json_object_set_new(o, "cost", json_string(price));
+                ok = json_object_set_new(o, "cost", json_string(price)) == 0 && ok;
         }
         fields = json_pack("{s:s, s:s}", "currency", s->currency, "account_number",
                            s->account_number);
         if (s->buyer.name)
-                json_object_set_new(fields, "buyer_name", json_string(s->buyer.name));
+                ok = json_object_set_new(fields, "buyer_name", json_string(s->buyer.name)) == 0 &&
+                     ok;
         if (s->buyer.phone)
-                json_object_set_new(fields, "buyer_phone", json_string(s->buyer.phone));
+                ok = json_object_set_new(fields, "buyer_phone", json_string(s->buyer.phone)) ==
+                             0 &&
+                     ok;
         if (s->buyer.email)
-                json_object_set_new(fields, "buyer_email", json_string(s->buyer.email));
+                ok = json_object_set_new(fields, "buyer_email", json_string(s->buyer.email)) ==
+                             0 &&
+                     ok;
         if (s->buyer.company)
-                json_object_set_new(fields, "company", json_string(s->buyer.company));
+                ok = json_object_set_new(fields, "company", json_string(s->buyer.company)) == 0 &&
+                     ok;
         if (s->buyer.inn)
-                json_object_set_new(fields, "inn", json_string(s->buyer.inn));
-        json_object_set_new(o, "fields", fields);
+                ok = json_object_set_new(fields, "inn", json_string(s->buyer.inn)) == 0 && ok;
+        ok = json_object_set_new(o, "fields", fields) == 0 && ok;
+        if (!ok) {
+                json_decref(o);
+                snprintf(why, why_size, "the order could not be encoded: a text is not "
+                         "valid UTF-8");
+                return NULL;
+        }
         return o;
 }
 
@@ -172,16 +202,27 @@ static int classify_failure(const struct http_response *resp, int rc, char *deta
         return 0; /* a 4xx about the data: the caller decides per order */
 }
 
-static int ensure_statuses(struct roistat *r, struct store *store, struct sink_outcome *out)
+/* Sends the dictionary unless Roistat has it: 0, -EAGAIN/-EACCES with out->detail, or
+ * -EIO when the store could not say whether it was sent (nothing is sent then). */
+static int ensure_statuses(struct roistat *r, struct store *store, struct store_writes *writes,
+                           struct sink_outcome *out)
 {
         struct http_response resp;
+        const char *pending;
         char *stored = NULL;
         int rc, st;
 
         if (r->statuses_sent)
                 return 0;
-        if (store_meta_get(store, "roistat.statuses_sha256", &stored) == 0 &&
-            strcmp(stored, r->statuses_hash) == 0) {
+        pending = store_writes_find_meta(writes, STATUSES_KEY);
+        rc = pending ? 0 : store_meta_get(store, STATUSES_KEY, &stored);
+        if (rc < 0 && rc != -ENOENT) {
+                snprintf(out->detail, sizeof(out->detail),
+                         "not sent: the store failed reading %s (%s)", STATUSES_KEY,
+                         store_errmsg(store));
+                return -EIO;
+        }
+        if (rc == 0 && strcmp(pending ? pending : stored, r->statuses_hash) == 0) {
                 free(stored);
                 r->statuses_sent = true;
                 return 0;
@@ -189,7 +230,7 @@ static int ensure_statuses(struct roistat *r, struct store *store, struct sink_o
         free(stored);
         rc = post(r, r->url_statuses, r->statuses_body, &resp);
         if (rc == 0 && resp.status == 200) {
-                store_meta_set(store, "roistat.statuses_sha256", r->statuses_hash);
+                store_writes_meta(writes, STATUSES_KEY, r->statuses_hash, false);
                 r->statuses_sent = true;
                 log_info("roistat.statuses_set", "count=%zu", r->conf->n_statuses);
                 http_response_clear(&resp);
@@ -201,7 +242,56 @@ static int ensure_statuses(struct roistat *r, struct store *store, struct sink_o
         return st == 0 ? -EAGAIN : st;
 }
 
-/* Sends `n` prepared orders (array `orders`, indexes `idx` into works/out). */
+static int send_orders(struct roistat *r, const struct store_work *works, json_t *orders,
+                       const size_t *idx, size_t n, struct sink_outcome *out);
+
+/* A refused batch, re-sent one order at a time to find the order at fault (upserts, so
+ * the re-sends are harmless). Each order keeps its own call's verdict. The first call
+ * whose answer is not about that order's data — transport failure, timeout, 5xx, 429,
+ * refused key — ends the isolation: the remote is unwell, and the remaining orders (not
+ * sent again) are TEMPFAIL with that reason; the call's status is returned, so the sink
+ * pauses. A stop of the daemon ends it too (-ECANCELED), the remaining orders TEMPFAIL. */
+static int isolate(struct roistat *r, const struct store_work *works, json_t *orders,
+                   const size_t *idx, size_t n, struct sink_outcome *out)
+{
+        for (size_t i = 0; i < n; i++) {
+                json_t *one;
+                int st;
+
+                if (atomic_load(&r->stopping)) {
+                        for (; i < n; i++) {
+                                out[idx[i]].kind = STORE_TEMPFAIL;
+                                snprintf(out[idx[i]].detail, sizeof(out[idx[i]].detail),
+                                         "not sent: the daemon is stopping");
+                        }
+                        return -ECANCELED;
+                }
+                one = json_array();
+                /* an element of `orders`: fails only on OOM, which aborts */
+                json_array_append(one, json_array_get(orders, i));
+                st = send_orders(r, works, one, &idx[i], 1, out);
+                json_decref(one);
+                if (st < 0) {
+                        char why[sizeof(out->detail)];
+                        snprintf(why, sizeof(why), "%s", out[idx[i]].detail);
+                        for (size_t j = i + 1; j < n; j++) {
+                                struct sink_outcome *o = &out[idx[j]];
+                                o->kind = STORE_TEMPFAIL;
+                                o->retry_after_ms = out[idx[i]].retry_after_ms;
+                                o->uncertain = false; /* not sent again */
+                                snprintf(o->detail, sizeof(o->detail),
+                                         "not sent: finding the order at fault in a refused "
+                                         "batch stopped at %s", why);
+                        }
+                        return st;
+                }
+        }
+        return 0;
+}
+
+/* Sends `n` prepared orders (array `orders`, indexes `idx` into works/out). Returns 0
+ * with every order's verdict, -EAGAIN/-EACCES (the remote failed as a whole; the orders
+ * are TEMPFAIL with the reason) or -ECANCELED (stopped while finding a refused order). */
 static int send_orders(struct roistat *r, const struct store_work *works, json_t *orders,
                        const size_t *idx, size_t n, struct sink_outcome *out)
 {
@@ -211,7 +301,17 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
         char *body;
         int rc, st = 0;
 
+        /* an array of objects built by roistat_order_json: json_dumps fails only on OOM,
+         * which aborts; still, nothing is sent without a body */
         body = json_dumps(orders, JSON_COMPACT);
+        if (!body) {
+                for (size_t i = 0; i < n; i++) {
+                        out[idx[i]].kind = STORE_TEMPFAIL;
+                        snprintf(out[idx[i]].detail, sizeof(out[idx[i]].detail),
+                                 "not sent: the request could not be encoded");
+                }
+                return 0;
+        }
         rc = post(r, r->url_orders, body, &resp);
         free(body);
 
@@ -231,13 +331,8 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
                 int64_t invalid = a.invalid_format;
                 int64_t internal = a.internal_error;
                 if (n > 1 && (invalid > 0 || internal > 0)) {
-                        /* learn which order it was: one by one (upserts, so harmless) */
-                        for (size_t i = 0; i < n; i++) {
-                                json_t *one = json_array();
-                                json_array_append(one, json_array_get(orders, i));
-                                send_orders(r, works, one, &idx[i], 1, out);
-                                json_decref(one);
-                        }
+                        /* learn which order it was */
+                        st = isolate(r, works, orders, idx, n, out);
                         goto out;
                 }
                 for (size_t i = 0; i < n; i++) {
@@ -271,12 +366,7 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
         st = classify_failure(&resp, rc, detail, sizeof(detail), &retry_after);
         if (st == 0 && n > 1) {
                 /* a 4xx about the data: find the order at fault */
-                for (size_t i = 0; i < n; i++) {
-                        json_t *one = json_array();
-                        json_array_append(one, json_array_get(orders, i));
-                        send_orders(r, works, one, &idx[i], 1, out);
-                        json_decref(one);
-                }
+                st = isolate(r, works, orders, idx, n, out);
                 goto out;
         }
         if (st == -EAGAIN && resp.status == 429)
@@ -302,7 +392,16 @@ static int deliver(void *ctx, struct store *store, struct store_writes *writes,
         size_t *idx = xcalloc(n, sizeof(*idx)), m = 0;
         int st;
 
-        st = ensure_statuses(r, store, &out[0]);
+        if (atomic_load(&r->stopping)) {
+                for (size_t i = 0; i < n; i++) {
+                        out[i].kind = STORE_TEMPFAIL;
+                        snprintf(out[i].detail, sizeof(out[i].detail),
+                                 "not sent: the daemon is stopping");
+                }
+                st = -ECANCELED;
+                goto out;
+        }
+        st = ensure_statuses(r, store, writes, &out[0]);
         if (st != 0) {
                 for (size_t i = 1; i < n; i++)
                         out[i] = out[0];
@@ -325,6 +424,7 @@ static int deliver(void *ctx, struct store *store, struct store_writes *writes,
                         out[i].kind = STORE_PERMFAIL;
                         continue;
                 }
+                /* an object into an array: fails only on OOM, which aborts */
                 json_array_append_new(orders, o);
                 idx[m++] = i;
         }
@@ -334,6 +434,13 @@ out:
         json_decref(orders);
         free(idx);
         return st;
+}
+
+static void roistat_stop(void *ctx)
+{
+        struct roistat *r = ctx;
+
+        atomic_store(&r->stopping, true);
 }
 
 static void roistat_free(void *ctx)
@@ -351,6 +458,7 @@ static void roistat_free(void *ctx)
 static const struct sink_ops roistat_ops = {
         .name = "roistat",
         .deliver = deliver,
+        .stop = roistat_stop,
         .free = roistat_free,
 };
 
@@ -381,8 +489,15 @@ int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, 
                  conf->url, conf->project);
         snprintf(r->header_key, sizeof(r->header_key), "Api-key: %s", conf->api_key);
         st = roistat_statuses_json(conf);
-        r->statuses_body = json_dumps(st, JSON_COMPACT);
+        r->statuses_body = st ? json_dumps(st, JSON_COMPACT) : NULL;
         json_decref(st);
+        if (!r->statuses_body) {
+                /* a status that cannot be encoded would be left out of set-statuses */
+                http_client_free(r->http);
+                free(r);
+                return -EINVAL;
+        }
+        atomic_init(&r->stopping, false);
         EVP_Digest(r->statuses_body, strlen(r->statuses_body), digest, &dlen, EVP_sha256(), NULL);
         for (unsigned i = 0; i < 32; i++)
                 snprintf(r->statuses_hash + 2 * i, 3, "%02x", digest[i]);

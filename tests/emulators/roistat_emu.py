@@ -6,8 +6,9 @@ project/add-orders, project/set-statuses, project/integration/status/list and
 project/integration/order/list, with Roistat's error envelope and its habit of
 answering HTTP 200 on errors unless the request carries "Use-Http-Code: 1".
 On top of that: a rolling one-second rate limit per project, faults that a test
-switches on at run time (5xx, hang, TCP reset, slow, lost answer), and /_emu/*
-control endpoints to inspect and steer the emulator.
+switches on at run time (5xx, hang, TCP reset, slow, lost answer; one after
+another with "then"), and /_emu/* control endpoints to inspect and steer the
+emulator.
 
 Invariants: all mutable state lives in one Emulator object behind one lock (a
 Condition, so a hung request can wait on it). A request that is refused (key,
@@ -308,14 +309,13 @@ def check_fault(spec, depth=0):
     if not isinstance(spec, dict) or spec.get("mode") not in FAULT_MODES:
         raise ValueError("mode must be one of " + ", ".join(FAULT_MODES))
     count, delay = spec.get("count") or 0, spec.get("delay_ms", 1000)
-    methods = spec.get("methods")
+    methods, then = spec.get("methods"), spec.get("then")
     for name, value in (("count", count), ("delay_ms", delay)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**6:
             raise ValueError(name + " must be an integer from 0 to 1000000")
     if methods is not None and (not isinstance(methods, list) or
                                 not all(isinstance(m, str) and m for m in methods)):
         raise ValueError("methods must be a list of non-empty strings")
-    then = spec.get("then")
     if then is not None:
         if not count or depth >= 4:
             raise ValueError("then needs a count (and nests at most 4 deep)")

@@ -454,6 +454,9 @@ class TestFaults(EmulatorTestCase):
 
     def test_bad_fault_spec_is_400(self):
         self.assertEqual(self.emu.control("POST", "fault", {"mode": "explode"})[0], 400)
+        self.assertEqual(self.emu.control("POST", "fault", {"mode": "error400", "then": {"mode": "hang"}})[0], 400)
+        self.assertEqual(self.emu.control("POST", "fault", {"mode": "error400", "count": 1,
+                                                            "then": {"mode": "bad"}})[0], 400)
         self.assertEqual(self.emu.control("POST", "fault", {"mode": "slow", "delay_ms": "1s"})[0], 400)
         self.assertEqual(self.emu.control("POST", "fault", {"mode": "hang", "methods": "add-orders"})[0], 400)
 

@@ -407,38 +407,38 @@ static void no_parameters_is_the_bare_method(void **state)
 
 static void auth_errors_stop_the_sink(void **state)
 {
-        assert_int_equal(b24_classify_error("expired_token", 401), B24_AUTH);
-        assert_int_equal(b24_classify_error("INVALID_CREDENTIALS", 401), B24_AUTH);
-        assert_int_equal(b24_classify_error("NO_AUTH_FOUND", 401), B24_AUTH);
-        assert_int_equal(b24_classify_error("invalid_token", 401), B24_AUTH);
-        assert_int_equal(b24_classify_error("insufficient_scope", 403), B24_AUTH);
+        assert_int_equal(b24_classify_error("expired_token", 401), -EACCES);
+        assert_int_equal(b24_classify_error("INVALID_CREDENTIALS", 401), -EACCES);
+        assert_int_equal(b24_classify_error("NO_AUTH_FOUND", 401), -EACCES);
+        assert_int_equal(b24_classify_error("invalid_token", 401), -EACCES);
+        assert_int_equal(b24_classify_error("insufficient_scope", 403), -EACCES);
         /* the code decides even when the status is not 401 */
-        assert_int_equal(b24_classify_error("expired_token", 400), B24_AUTH);
+        assert_int_equal(b24_classify_error("expired_token", 400), -EACCES);
         /* a 401 without a code */
-        assert_int_equal(b24_classify_error(NULL, 401), B24_AUTH);
+        assert_int_equal(b24_classify_error(NULL, 401), -EACCES);
 }
 
 static void limits_and_server_errors_mean_try_later(void **state)
 {
-        assert_int_equal(b24_classify_error("QUERY_LIMIT_EXCEEDED", 503), B24_REMOTE_DOWN);
-        assert_int_equal(b24_classify_error("OPERATION_TIME_LIMIT", 429), B24_REMOTE_DOWN);
-        assert_int_equal(b24_classify_error("INTERNAL_SERVER_ERROR", 500), B24_REMOTE_DOWN);
-        assert_int_equal(b24_classify_error("", 500), B24_REMOTE_DOWN);
-        assert_int_equal(b24_classify_error("HTTP_503", 503), B24_REMOTE_DOWN);
-        assert_int_equal(b24_classify_error(NULL, 502), B24_REMOTE_DOWN);
-        assert_int_equal(b24_classify_error(NULL, 429), B24_REMOTE_DOWN);
+        assert_int_equal(b24_classify_error("QUERY_LIMIT_EXCEEDED", 503), -EAGAIN);
+        assert_int_equal(b24_classify_error("OPERATION_TIME_LIMIT", 429), -EAGAIN);
+        assert_int_equal(b24_classify_error("INTERNAL_SERVER_ERROR", 500), -EAGAIN);
+        assert_int_equal(b24_classify_error("", 500), -EAGAIN);
+        assert_int_equal(b24_classify_error("HTTP_503", 503), -EAGAIN);
+        assert_int_equal(b24_classify_error(NULL, 502), -EAGAIN);
+        assert_int_equal(b24_classify_error(NULL, 429), -EAGAIN);
         /* inside a batch the sink classifies with 400: the code alone must decide */
-        assert_int_equal(b24_classify_error("QUERY_LIMIT_EXCEEDED", 400), B24_REMOTE_DOWN);
-        assert_int_equal(b24_classify_error("OPERATION_TIME_LIMIT", 400), B24_REMOTE_DOWN);
+        assert_int_equal(b24_classify_error("QUERY_LIMIT_EXCEEDED", 400), -EAGAIN);
+        assert_int_equal(b24_classify_error("OPERATION_TIME_LIMIT", 400), -EAGAIN);
 }
 
 static void crm_refusals_are_permanent(void **state)
 {
         /* CRM's own errors: HTTP 400 with an EMPTY code and the message in the description */
-        assert_int_equal(b24_classify_error("", 400), B24_ERROR);
-        assert_int_equal(b24_classify_error(NULL, 400), B24_ERROR);
-        assert_int_equal(b24_classify_error("ERROR_METHOD_NOT_FOUND", 404), B24_ERROR);
-        assert_int_equal(b24_classify_error("ERROR_BATCH_LENGTH_EXCEEDED", 400), B24_ERROR);
+        assert_int_equal(b24_classify_error("", 400), -EINVAL);
+        assert_int_equal(b24_classify_error(NULL, 400), -EINVAL);
+        assert_int_equal(b24_classify_error("ERROR_METHOD_NOT_FOUND", 404), -EINVAL);
+        assert_int_equal(b24_classify_error("ERROR_BATCH_LENGTH_EXCEEDED", 400), -EINVAL);
 }
 
 static int parse(const char *body, long status, json_t **doc, struct b24_error *err)
@@ -453,12 +453,12 @@ static void an_answer_with_a_result_is_ok(void **state)
         json_t *doc = NULL;
 
         assert_int_equal(parse("{\"result\":17,\"time\":{\"operating\":0.1}}", 200, &doc, &err),
-                         B24_OK);
+                         0);
         assert_non_null(doc);
         assert_int_equal(json_integer_value(json_object_get(doc, "result")), 17);
         json_decref(doc);
         /* result false is still a result */
-        assert_int_equal(parse("{\"result\":false}", 200, &doc, &err), B24_OK);
+        assert_int_equal(parse("{\"result\":false}", 200, &doc, &err), 0);
         json_decref(doc);
 }
 
@@ -470,7 +470,7 @@ static void crms_empty_code_400_keeps_the_portals_message(void **state)
         assert_int_equal(parse("{\"error\":\"\",\"error_description\":\"Invalid value for the "
                                "\\\"Stage\\\" field\"}",
                                400, &doc, &err),
-                         B24_ERROR);
+                         -EINVAL);
         assert_string_equal(err.description, "Invalid value for the \"Stage\" field");
         assert_int_equal(err.http_status, 400);
         json_decref(doc);
@@ -484,19 +484,19 @@ static void an_envelope_error_is_classified_by_its_code(void **state)
         assert_int_equal(parse("{\"error\":\"expired_token\",\"error_description\":\"The access "
                                "token provided has expired.\"}",
                                401, &doc, &err),
-                         B24_AUTH);
+                         -EACCES);
         assert_string_equal(err.code, "expired_token");
         json_decref(doc);
         assert_int_equal(parse("{\"error\":\"QUERY_LIMIT_EXCEEDED\",\"error_description\":"
                                "\"Too many requests\"}",
                                503, &doc, &err),
-                         B24_REMOTE_DOWN);
+                         -EAGAIN);
         assert_string_equal(err.code, "QUERY_LIMIT_EXCEEDED");
         json_decref(doc);
         assert_int_equal(parse("{\"error\":\"OPERATION_TIME_LIMIT\",\"error_description\":\"x\","
                                "\"time\":{\"operating_reset_at\":1773385800}}",
                                429, &doc, &err),
-                         B24_REMOTE_DOWN);
+                         -EAGAIN);
         assert_non_null(doc); /* kept for its time block */
         json_decref(doc);
 }
@@ -509,15 +509,15 @@ static void an_html_error_page_is_a_remote_failure_with_its_status(void **state)
         assert_int_equal(parse("<html><center><h1>503 Service Temporarily Unavailable</h1>"
                                "</center></html>",
                                503, &doc, &err),
-                         B24_REMOTE_DOWN);
+                         -EAGAIN);
         assert_null(doc);
         assert_string_equal(err.code, "HTTP_503");
-        assert_int_equal(parse("", 502, &doc, &err), B24_REMOTE_DOWN);
+        assert_int_equal(parse("", 502, &doc, &err), -EAGAIN);
         assert_null(doc);
         /* a 200 that is not the envelope is not a success */
-        assert_int_not_equal(parse("<html>ok</html>", 200, &doc, &err), B24_OK);
+        assert_int_not_equal(parse("<html>ok</html>", 200, &doc, &err), 0);
         json_decref(doc);
-        assert_int_not_equal(parse("{\"foo\":1}", 200, &doc, &err), B24_OK);
+        assert_int_not_equal(parse("{\"foo\":1}", 200, &doc, &err), 0);
         json_decref(doc);
 }
 
