@@ -24,6 +24,7 @@
 
 #include <ini.h>
 
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "config/core.h"
@@ -50,8 +51,7 @@ struct config_parse {
         bool line_too_long;
         int *header_line;  /* per part: line of its [section] header, 0 = absent */
         int **key_line;    /* per part, per key: where it was set, 0 = default */
-        char *errors;
-        size_t errors_len;
+        struct buf errors; /* every problem, a line each (at most ERRORS_MAX) */
         int n_errors;
 };
 
@@ -142,12 +142,7 @@ void config_error(struct config_parse *p, int line, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
         va_end(ap);
-        n = (int)strlen(msg);
-        p->errors = xrealloc(p->errors, p->errors_len + (size_t)n + 2);
-        memcpy(p->errors + p->errors_len, msg, (size_t)n);
-        p->errors_len += (size_t)n;
-        p->errors[p->errors_len++] = '\n';
-        p->errors[p->errors_len] = '\0';
+        buf_printf(&p->errors, "%s\n", msg); /* bounded: ERRORS_MAX lines of msg's size */
 }
 
 int config_key_line(const struct config_parse *p, const char *section, const char *key)
@@ -502,6 +497,7 @@ static struct config *config_defaults(void)
 static void parse_init(struct config_parse *p, const char *name)
 {
         p->name = name;
+        buf_init(&p->errors, (ERRORS_MAX + 1) * 520); /* ERRORS_MAX lines of ≤ 512 bytes */
         p->c = config_defaults();
         p->c->path = xstrdup(name);
         p->header_line = xcalloc(p->c->n_parts, sizeof(*p->header_line));
@@ -552,11 +548,11 @@ static int finish(struct config_parse *p, int ini_result, struct config **ret,
         free(p->key_line);
         free(p->header_line);
         if (p->n_errors > 0) {
-                *ret_errors = p->errors;
+                *ret_errors = buf_steal(&p->errors);
                 config_free(p->c);
                 return -EINVAL;
         }
-        free(p->errors);
+        buf_free(&p->errors);
         *ret = p->c;
         *ret_errors = NULL;
         return 0;

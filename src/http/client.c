@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 
+#include "base/buf.h"
 #include "base/xalloc.h"
 
 struct http_client {
@@ -24,37 +25,28 @@ struct http_client {
         bool reuse;
 };
 
-struct sink_buf {
-        char *data;
-        size_t len, cap, max;
+/* One transfer's answer: the body, capped, and what the headers said. */
+struct answer {
+        struct buf body;
         bool too_big;
         int64_t retry_after_s;
 };
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *user)
 {
-        struct sink_buf *b = user;
+        struct answer *a = user;
         size_t n = size * nmemb;
 
-        if (b->len + n > b->max) {
-                b->too_big = true;
+        if (buf_append(&a->body, ptr, n) < 0) {
+                a->too_big = true;
                 return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
         }
-        if (b->len + n + 1 > b->cap) {
-                b->cap = (b->len + n + 1) * 2;
-                if (b->cap > b->max + 1)
-                        b->cap = b->max + 1;
-                b->data = xrealloc(b->data, b->cap);
-        }
-        memcpy(b->data + b->len, ptr, n);
-        b->len += n;
-        b->data[b->len] = '\0';
         return n;
 }
 
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *user)
 {
-        struct sink_buf *b = user;
+        struct answer *b = user;
         size_t n = size * nmemb;
 
         if (n > 12 && strncasecmp(ptr, "Retry-After:", 12) == 0) {
@@ -103,7 +95,7 @@ void http_response_clear(struct http_response *r)
 int http_client_post(struct http_client *c, const char *url, const char *const *headers,
                      const char *body, size_t len, struct http_response *ret)
 {
-        struct sink_buf b = {.max = c->max_response, .retry_after_s = -1};
+        struct answer b = {.retry_after_s = -1};
         struct curl_slist *hl = NULL;
         CURLcode rc;
         CURL *e = c->easy;
@@ -111,6 +103,7 @@ int http_client_post(struct http_client *c, const char *url, const char *const *
 
         memset(ret, 0, sizeof(*ret));
         ret->retry_after_s = -1;
+        buf_init(&b.body, c->max_response);
         for (size_t i = 0; headers && headers[i]; i++)
                 hl = curl_slist_append(hl, headers[i]);
         hl = curl_slist_append(hl, "Expect:"); /* no 100-continue round trip */
@@ -157,8 +150,8 @@ int http_client_post(struct http_client *c, const char *url, const char *const *
                         r = -EIO;
                 }
         }
-        ret->body = b.data ? b.data : xstrdup("");
-        ret->len = b.len;
+        ret->len = b.body.len;
+        ret->body = buf_steal(&b.body);
         ret->retry_after_s = b.retry_after_s;
         return r;
 }

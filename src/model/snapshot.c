@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "model/iso8601.h"
 #include "model/money.h"
 #include "base/xalloc.h"
 
@@ -113,86 +114,6 @@ static int get_bool(json_t *obj, const char *key, const char *path, bool *ret,
                 return fail(err, path, "must be true or false");
         *ret = json_is_true(v);
         return 0;
-}
-
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-        /* Howard Hinnant's algorithm: days since 1970-01-01 in the proleptic calendar */
-        y -= m <= 2;
-        int64_t era = (y >= 0 ? y : y - 399) / 400;
-        unsigned yoe = (unsigned)(y - era * 400);
-        unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-        unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + (int64_t)doe - 719468;
-}
-
-static int digits(const char **p, int n, int *ret)
-{
-        int v = 0;
-
-        for (int i = 0; i < n; i++, (*p)++) {
-                if (**p < '0' || **p > '9')
-                        return -1;
-                v = v * 10 + (**p - '0');
-        }
-        *ret = v;
-        return 0;
-}
-
-int iso8601_parse(const char *text, int64_t *ret_epoch)
-{
-        static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-        const char *p = text;
-        int y, mo, d, h, mi, s, oh = 0, om = 0, sign = 0;
-        int64_t epoch;
-        bool leap;
-
-        if (digits(&p, 4, &y) < 0 || *p++ != '-' || digits(&p, 2, &mo) < 0 || *p++ != '-' ||
-            digits(&p, 2, &d) < 0 || (*p != 'T' && *p != ' ') || !*p++ ||
-            digits(&p, 2, &h) < 0 || *p++ != ':' || digits(&p, 2, &mi) < 0 || *p++ != ':' ||
-            digits(&p, 2, &s) < 0)
-                return -EINVAL;
-        if (*p == '.') {
-                int n = 0;
-                for (p++; *p >= '0' && *p <= '9'; p++)
-                        n++;
-                if (n == 0 || n > 9)
-                        return -EINVAL;
-        }
-        if (*p == 'Z') {
-                p++;
-        } else if (*p == '+' || *p == '-') {
-                sign = *p++ == '-' ? -1 : 1;
-                if (digits(&p, 2, &oh) < 0)
-                        return -EINVAL;
-                if (*p == ':')
-                        p++;
-                if (digits(&p, 2, &om) < 0 || oh > 23 || om > 59)
-                        return -EINVAL;
-        } else {
-                return -EINVAL; /* a time without an offset is ambiguous: refuse it */
-        }
-        leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-        if (*p || y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
-            (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || s > 60)
-                return -EINVAL;
-        epoch = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s -
-                sign * (oh * 3600 + om * 60);
-        /* the offset or a leap second can carry a time out of the years we write back
-         * (1970..9999): refuse it here rather than store what we could not re-read */
-        if (epoch < 0 || epoch > 253402300799LL)
-                return -EINVAL;
-        *ret_epoch = epoch;
-        return 0;
-}
-
-void iso8601_format(int64_t epoch, char *buf, size_t size)
-{
-        time_t t = (time_t)epoch;
-        struct tm tm;
-
-        gmtime_r(&t, &tm);
-        strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static int get_time(json_t *obj, const char *key, const char *path, bool required,

@@ -16,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "http/client.h"
 #include "base/log.h"
@@ -198,15 +199,16 @@ int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **
         return st;
 }
 
-static void append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+/* A command's query string is built from a bounded snapshot; past this it is refused
+ * (the portal would refuse it too) rather than grown without end. */
+#define QUERY_MAX (8u << 20)
+
+/* Appends, or on overflow marks the buffer spoilt (max 0) so that every later append
+ * fails too and b24_query_string returns NULL. */
+static void append(struct buf *b, const char *s, size_t n)
 {
-        if (*len + n + 1 > *cap) {
-                *cap = (*len + n + 1) * 2;
-                *buf = xrealloc(*buf, *cap);
-        }
-        memcpy(*buf + *len, s, n);
-        *len += n;
-        (*buf)[*len] = '\0';
+        if (b->max && buf_append(b, s, n) < 0)
+                b->max = 0;
 }
 
 /* Percent-encodes `n` bytes of `s` (0: up to its NUL). libcurl returns NULL only when it
@@ -235,7 +237,7 @@ static bool is_reference(const char *s)
         return true;
 }
 
-static void flatten(char **buf, size_t *len, size_t *cap, const char *prefix, json_t *v)
+static void flatten(struct buf *b, const char *prefix, json_t *v)
 {
         char key[512], num[64];
         const char *k;
@@ -253,7 +255,7 @@ static void flatten(char **buf, size_t *len, size_t *cap, const char *prefix, js
                         else
                                 snprintf(key, sizeof(key), "%s", e);
                         curl_free(e);
-                        flatten(buf, len, cap, key, item);
+                        flatten(b, key, item);
                 }
                 return;
         }
@@ -261,38 +263,41 @@ static void flatten(char **buf, size_t *len, size_t *cap, const char *prefix, js
                 json_array_foreach(v, i, item)
                 {
                         snprintf(key, sizeof(key), "%s[%zu]", prefix, i);
-                        flatten(buf, len, cap, key, item);
+                        flatten(b, key, item);
                 }
                 return;
         }
         if (json_is_null(v) || !prefix)
                 return;
-        if (*len > 0 && (*buf)[*len - 1] != '?')
-                append(buf, len, cap, "&", 1);
-        append(buf, len, cap, prefix, strlen(prefix));
-        append(buf, len, cap, "=", 1);
+        if (b->len > 0 && b->data[b->len - 1] != '?')
+                append(b, "&", 1);
+        append(b, prefix, strlen(prefix));
+        append(b, "=", 1);
         if (json_is_string(v) && is_reference(json_string_value(v))) {
-                append(buf, len, cap, json_string_value(v), json_string_length(v));
+                append(b, json_string_value(v), json_string_length(v));
         } else if (json_is_string(v)) {
                 char *e = escape(json_string_value(v), json_string_length(v));
-                append(buf, len, cap, e, strlen(e));
+                append(b, e, strlen(e));
                 curl_free(e);
         } else if (json_is_integer(v)) {
                 snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
-                append(buf, len, cap, num, strlen(num));
+                append(b, num, strlen(num));
         } else if (json_is_boolean(v)) {
-                append(buf, len, cap, json_is_true(v) ? "Y" : "N", 1);
+                append(b, json_is_true(v) ? "Y" : "N", 1);
         }
 }
 
 char *b24_query_string(const char *method, json_t *params)
 {
-        size_t len = 0, cap = 256;
-        char *buf = xmalloc(cap);
+        struct buf b;
 
-        buf[0] = '\0';
-        append(&buf, &len, &cap, method, strlen(method));
-        append(&buf, &len, &cap, "?", 1);
-        flatten(&buf, &len, &cap, NULL, params);
-        return buf;
+        buf_init(&b, QUERY_MAX);
+        append(&b, method, strlen(method));
+        append(&b, "?", 1);
+        flatten(&b, NULL, params);
+        if (b.max == 0) { /* overflowed: see append */
+                buf_free(&b);
+                return NULL;
+        }
+        return buf_steal(&b);
 }

@@ -5,6 +5,7 @@
  */
 #include "fuzz.h"
 
+#include "model/iso8601.h"
 #include "model/snapshot.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

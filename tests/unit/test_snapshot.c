@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "model/iso8601.h"
 #include "model/snapshot.h"
 
 /* design.md, "The ingest contract" */
