@@ -1,10 +1,12 @@
 /*
- * `orderbridge serve`: the daemon. Starts one dispatcher per enabled sink, the intake
- * (the group committer, which wakes the dispatchers after each commit that accepted
- * work) and the HTTP front, then waits for SIGTERM/SIGINT and stops them in the reverse
- * order: the HTTP front answers what it holds, the intake commits what it was handed,
- * and only then do the dispatchers stop, so whatever was acknowledged is committed
- * before exit and no commit wakes a stopped dispatcher.
+ * `orderbridge serve`: the daemon. Start-up order: take the store's server lock and
+ * recover what an earlier run left in flight (once, per sink, before any worker), start
+ * one dispatcher per enabled sink, the intake (the group committer, which wakes the
+ * dispatchers after each commit that accepted work), the enabled sources, and the HTTP
+ * front. Then wait for SIGTERM/SIGINT and stop in the reverse order: the HTTP front
+ * answers what it holds and the sources stop submitting, the intake commits what it was
+ * handed, and only then do the dispatchers stop, so whatever was acknowledged is
+ * committed before exit and no commit wakes a stopped dispatcher.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -19,19 +21,27 @@
 #include "queue/dispatch.h"
 #include "queue/intake.h"
 #include "sinks/registry.h"
+#include "sources/registry.h"
 #include "store/store.h"
 
-/* The dispatchers a commit wakes. */
-struct wake_list {
-        struct dispatch *const *d;
-        size_t n;
+#define SOURCES_MAX 16
+
+/* What the daemon runs; each part is NULL (or 0) until started. */
+struct daemon {
+        struct store *lock; /* the server lock, held until exit */
+        struct dispatch *sinks[SINK_KINDS_MAX];
+        size_t n_sinks;
+        struct intake *in;
+        struct source *sources[SOURCES_MAX];
+        size_t n_sources;
+        struct http_server *srv;
 };
 
 /* After each commit, from the intake's thread: the ingest's commit log lines, and a
  * wake-up for every dispatcher when there is new work. */
 static void on_commit(void *arg, const struct intake_commit *c)
 {
-        const struct wake_list *w = arg;
+        const struct daemon *d = arg;
 
         log_debug("ingest.commit", "jobs=%zu ms=%lld ok=%s", c->items, (long long)c->elapsed_ms,
                   c->error == 0 ? "yes" : "no");
@@ -40,19 +50,98 @@ static void on_commit(void *arg, const struct intake_commit *c)
         if (c->pruned > 0)
                 log_info("ingest.pruned", "webhook_ids=%d", c->pruned);
         if (c->accepted > 0)
-                for (size_t i = 0; i < w->n; i++)
-                        dispatch_wake(w->d[i]);
+                for (size_t i = 0; i < d->n_sinks; i++)
+                        dispatch_wake(d->sinks[i]);
+}
+
+/* This process becomes the store's only server, and what an earlier run left in flight
+ * goes back to pending: first, before any dispatcher (Postfix's qmgr). */
+static int take_store(const struct config *cfg, struct daemon *d)
+{
+        long holder = 0;
+        int r = dispatch_recover(cfg, &d->lock, &holder);
+
+        if (r == -EBUSY)
+                log_err("serve.failed", "what=lock error=\"another orderbridge (pid %ld) is "
+                        "serving %s\"", holder, cfg->store_path);
+        else if (r < 0)
+                log_err("serve.failed", "what=recover path=%s error=\"%s\"", cfg->store_path,
+                        strerror(-r));
+        return r;
+}
+
+static int start_sinks(const struct config *cfg, struct daemon *d)
+{
+        for (size_t i = 0; i < sink_registry_count(); i++) {
+                const struct sink_kind *k = sink_registry_get(i);
+                const struct sink_ops *ops;
+                void *ctx;
+                int r;
+
+                if (!sink_kind_enabled(k, cfg))
+                        continue;
+                r = k->create(cfg, &ops, &ctx);
+                if (r == 0)
+                        r = dispatch_start(cfg, ops, ctx, &d->sinks[d->n_sinks]);
+                if (r < 0) {
+                        log_err("serve.failed", "what=%s error=\"%s\"", k->name, strerror(-r));
+                        return r;
+                }
+                d->n_sinks++;
+        }
+        return 0;
+}
+
+static int start_intake(const struct config *cfg, struct daemon *d)
+{
+        int r = intake_new(cfg, &d->in);
+
+        if (r == 0)
+                r = intake_on_commit(d->in, on_commit, d);
+        if (r < 0)
+                log_err("serve.failed", "what=store path=%s error=\"%s\"", cfg->store_path,
+                        strerror(-r));
+        return r;
+}
+
+static int start_sources(const struct config *cfg, struct daemon *d)
+{
+        for (size_t i = 0; i < source_registry_count() && d->n_sources < SOURCES_MAX; i++) {
+                const struct source_kind *k = source_registry_get(i);
+                struct source *src = NULL;
+                int r;
+
+                if (!source_kind_enabled(k, cfg))
+                        continue;
+                r = k->create(cfg, &src);
+                if (r == 0) {
+                        d->sources[d->n_sources++] = src;
+                        r = source_start(src, d->in);
+                }
+                if (r < 0) {
+                        log_err("serve.failed", "what=%s error=\"%s\"", k->name, strerror(-r));
+                        return r;
+                }
+        }
+        return 0;
+}
+
+static void stop_all(struct daemon *d)
+{
+        d->srv = http_server_stop(d->srv);
+        for (size_t i = 0; i < d->n_sources; i++)
+                source_stop(d->sources[i]);
+        d->in = intake_free(d->in); /* commits what it holds first */
+        for (size_t i = 0; i < d->n_sources; i++)
+                d->sources[i] = source_free(d->sources[i]);
+        for (size_t i = 0; i < d->n_sinks; i++)
+                d->sinks[i] = dispatch_stop(d->sinks[i]);
+        d->lock = store_close(d->lock);
 }
 
 int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char **argv)
 {
-        struct dispatch *sinks[SINK_KINDS_MAX] = {0};
-        struct http_server *srv = NULL;
-        struct intake *in = NULL;
-        struct wake_list wake;
-        struct store *lock = NULL;
-        long holder = 0;
-        size_t n_sinks = 0;
+        struct daemon d = {0};
         sigset_t set;
         int sig = 0, r;
 
@@ -68,52 +157,17 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
         pthread_sigmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        /* First, before any dispatcher: this process becomes the store's only server, and
-         * what an earlier run left in flight goes back to pending (Postfix's qmgr). */
-        r = dispatch_recover(cfg, &lock, &holder);
-        if (r == -EBUSY) {
-                log_err("serve.failed", "what=lock error=\"another orderbridge (pid %ld) is "
-                        "serving %s\"", holder, cfg->store_path);
+        if ((r = take_store(cfg, &d)) < 0 || (r = start_sinks(cfg, &d)) < 0 ||
+            (r = start_intake(cfg, &d)) < 0 || (r = start_sources(cfg, &d)) < 0)
                 goto out;
-        }
-        if (r < 0) {
-                log_err("serve.failed", "what=recover path=%s error=\"%s\"", cfg->store_path,
-                        strerror(-r));
-                goto out;
-        }
-        for (size_t i = 0; i < sink_registry_count(); i++) {
-                const struct sink_kind *k = sink_registry_get(i);
-                const struct sink_ops *ops;
-                void *ctx;
-                if (!sink_kind_enabled(k, cfg))
-                        continue;
-                r = k->create(cfg, &ops, &ctx);
-                if (r == 0)
-                        r = dispatch_start(cfg, ops, ctx, &sinks[n_sinks]);
-                if (r < 0) {
-                        log_err("serve.failed", "what=%s error=\"%s\"", k->name,
-                                strerror(-r));
-                        goto out;
-                }
-                n_sinks++;
-        }
-        wake = (struct wake_list){sinks, n_sinks};
-        r = intake_new(cfg, &in);
-        if (r == 0)
-                r = intake_on_commit(in, on_commit, &wake);
-        if (r < 0) {
-                log_err("serve.failed", "what=store path=%s error=\"%s\"", cfg->store_path,
-                        strerror(-r));
-                goto out;
-        }
-        r = http_server_start(cfg, in, &srv);
+        r = http_server_start(cfg, d.in, &d.srv);
         if (r < 0) {
                 log_err("serve.failed", "what=listen listen=%s error=\"%s\"", cfg->listen,
                         strerror(-r));
                 goto out;
         }
-        log_info("serve.ready", "listen=%s port=%u sinks=%zu store=%s", cfg->listen,
-                 http_server_port(srv), n_sinks, cfg->store_path);
+        log_info("serve.ready", "listen=%s port=%u sinks=%zu sources=%zu store=%s", cfg->listen,
+                 http_server_port(d.srv), d.n_sinks, d.n_sources, cfg->store_path);
         do {
                 if (sigwait(&set, &sig) != 0)
                         break;
@@ -123,11 +177,7 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
         log_info("serve.stopping", "signal=%d", sig);
         r = 0;
 out:
-        srv = http_server_stop(srv);
-        in = intake_free(in);
-        for (size_t i = 0; i < n_sinks; i++)
-                dispatch_stop(sinks[i]);
-        lock = store_close(lock);
+        stop_all(&d);
         log_info("serve.stopped", "status=%s", r == 0 ? "ok" : "failed");
         return r == 0 ? 0 : 1;
 }

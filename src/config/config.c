@@ -30,6 +30,7 @@
 #include "config/core.h"
 #include "model/statusmap.h"
 #include "sinks/registry.h"
+#include "sources/registry.h"
 
 #define LINE_MAX_BYTES 1024
 #define SECRET_MAX 4096
@@ -59,14 +60,18 @@ struct config_parse {
 
 static size_t n_sections(void)
 {
-        return config_core_n_sections + sink_registry_count();
+        return config_core_n_sections + sink_registry_count() + source_registry_count();
 }
 
+/* The core's sections, then the sinks', then the sources', in their tables' order. */
 static const struct config_section *section_at(size_t i)
 {
         if (i < config_core_n_sections)
                 return &config_core_sections[i];
-        return sink_registry_get(i - config_core_n_sections)->section;
+        i -= config_core_n_sections;
+        if (i < sink_registry_count())
+                return sink_registry_get(i)->section;
+        return source_registry_get(i - sink_registry_count())->section;
 }
 
 static struct config_part *part_find(const struct config *c, const char *name, size_t *ret_i)
