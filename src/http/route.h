@@ -66,6 +66,10 @@ const char *http_request_body(const struct http_request *rq, size_t *ret_len);
 int http_request_reply(struct http_request *rq, unsigned status, const char *json,
                        unsigned retry_after_s, const char *www_authenticate);
 
+/* The error body every route answers with: {"error":…,"message":…[,"field":…]}
+ * (caller frees; for http_request_resume). */
+char *http_error_json(const char *error, const char *field, const char *message);
+
 /* Answers {"error":…,"message":…[,"field":…]} now. */
 int http_request_reply_error(struct http_request *rq, unsigned status, const char *error,
                              const char *field, const char *message);

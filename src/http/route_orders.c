@@ -21,18 +21,6 @@
 #include "http/signature.h"
 #include "model/snapshot.h"
 
-static char *error_json(const char *error, const char *field, const char *message)
-{
-        json_t *doc = json_pack("{s:s, s:s}", "error", error, "message", message);
-        char *text;
-
-        if (field)
-                json_object_set_new(doc, "field", json_string(field));
-        text = json_dumps(doc, JSON_COMPACT);
-        json_decref(doc);
-        return text;
-}
-
 static char *outcome_json(const char *order_id, const char *what, bool duplicate)
 {
         json_t *doc =
@@ -63,7 +51,7 @@ static void stored(void *userdata, const struct intake_result *res)
                 break;
         case INTAKE_CONFLICT:
                 http_request_resume(rq, 409,
-                                    error_json("webhook_id_reused", "webhook-id",
+                                    http_error_json("webhook_id_reused", "webhook-id",
                                                "this webhook-id was already used for a "
                                                "different body; a new snapshot needs a new "
                                                "webhook-id"),
@@ -71,7 +59,7 @@ static void stored(void *userdata, const struct intake_result *res)
                 break;
         default:
                 http_request_resume(rq, 503,
-                                    error_json("store_unavailable", NULL,
+                                    http_error_json("store_unavailable", NULL,
                                                "the order could not be stored; nothing was "
                                                "accepted, send it again"),
                                     5);
@@ -160,7 +148,7 @@ static int orders_handle(const struct http_env *env, void *state, struct http_re
         if (r == 0)
                 return 0; /* `stored` answers */
         snapshot_free(item.snap);
-        json = error_json("shutting_down", NULL, "orderbridge is stopping; send it again");
+        json = http_error_json("shutting_down", NULL, "orderbridge is stopping; send it again");
         if (held) {
                 http_request_resume(rq, 503, json, 5);
                 return 0;

@@ -110,7 +110,7 @@ static enum MHD_Result queue_answer(struct MHD_Connection *conn, unsigned status
         return r;
 }
 
-static char *error_json(const char *error, const char *field, const char *message)
+char *http_error_json(const char *error, const char *field, const char *message)
 {
         json_t *doc = json_pack("{s:s, s:s}", "error", error, "message", message);
         char *text;
@@ -240,7 +240,7 @@ int http_request_reply(struct http_request *rq, unsigned status, const char *jso
 int http_request_reply_error(struct http_request *rq, unsigned status, const char *error,
                              const char *field, const char *message)
 {
-        char *text = error_json(error, field, message);
+        char *text = http_error_json(error, field, message);
         int r = http_request_reply(rq, status, text, 0, NULL);
 
         free(text);
@@ -359,7 +359,7 @@ static enum MHD_Result first_call(struct http_server *srv, struct http_request *
         size_t i = route_index(srv, url);
 
         if (i == srv->n_routes) {
-                char *text = error_json("not_found", NULL, "no such endpoint");
+                char *text = http_error_json("not_found", NULL, "no such endpoint");
                 enum MHD_Result r = queue_answer(rq->conn, 404, text, 0, NULL, NULL);
                 free(text);
                 rq->answered = true;
