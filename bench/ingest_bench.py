@@ -27,7 +27,8 @@ ingest at 64 connections; then the daemon's VmHWM (peak RSS) and VmRSS from
 Figures are compared as ratios within one run (this machine is shared and noisy).
 
 Usage: ingest_bench.py [--bin build/orderbridge] [--seconds 5] [--warmup 1] [--rounds 3]
-                       [--conns 1,16,64] [--ceiling-bin PATH] [--rss [--rss-orders N]]
+                       [--conns 1,16,64] [--ceiling-bin PATH] [--before-bin PATH]
+                       [--rss [--rss-orders N]]
                        [--loadgen build/bench/loadgen]"""
 import argparse
 import json
@@ -163,8 +164,10 @@ def throughput(args):
     if not conns:
         return
     durable = start(os.path.abspath(args.bin), "orderbridge", "d")
-    ceiling = None
+    ceiling = before = None
     try:
+        if args.before_bin:
+            before = start(os.path.abspath(args.before_bin), "before", "b")
         if args.ceiling_bin:
             # bench/orderbridge-ceiling keeps nothing behind `[store] path = null:`
             ceiling = start(os.path.abspath(args.ceiling_bin), "ceiling", "k",
@@ -173,28 +176,34 @@ def throughput(args):
               f"{args.warmup:g} s warm-up (median of the rounds), loadgen {args.loadgen}")
         print(f"{'conns':>5} | {'orders/s':>8} {'min-max':>11} {'p50 ms':>6} {'p99 ms':>6} "
               f"{'srv cpu':>7} {'gen cpu':>7} | {'ceiling/s':>9} {'p50 ms':>6} {'p99 ms':>6} | "
-              f"{'durable/ceiling':>15}")
-        est = {"d": 2000.0, "k": 5000.0}
+              f"{'durable/ceiling':>15}" + (f" | {'before/s':>8} {'p50 ms':>6} {'p99 ms':>6} "
+                                             f"{'after/before':>12}" if before else ""))
+        est = {"d": 2000.0, "k": 5000.0, "b": 2000.0}
         for c in conns:
-            rounds = {"d": [], "k": []}
+            rounds = {"d": [], "k": [], "b": []}
             for _ in range(args.rounds):
-                for tag, daemon in (("d", durable), ("k", ceiling)):
+                for tag, daemon in (("d", durable), ("k", ceiling), ("b", before)):
                     if daemon:
                         out = measure(args, daemon, c, est[tag])
                         est[tag] = max(est[tag], out["rps"])
                         rounds[tag].append(out)
             d = {key: median(rounds["d"], key) for key in rounds["d"][0]}
             k = {key: median(rounds["k"], key) for key in rounds["k"][0]} if ceiling else None
+            b = {key: median(rounds["b"], key) for key in rounds["b"][0]} if before else None
             rates = [r["rps"] for r in rounds["d"]]
             spread = f"{min(rates):.0f}-{max(rates):.0f}"
             print(f"{c:>5} | {d['rps']:>8.0f} {spread:>11} {d['p50_ms']:>6.2f} "
                   f"{d['p99_ms']:>6.2f} {d['srv_cpu']:>6.0f}% {d['cpu_pct']:>6.0f}% | "
                   f"{fmt(k and k['rps'], '.0f'):>9} {fmt(k and k['p50_ms'], '.2f'):>6} "
                   f"{fmt(k and k['p99_ms'], '.2f'):>6} | "
-                  f"{fmt(k and 100 * d['rps'] / k['rps'], '.0f') + ('%' if k else ''):>15}",
+                  f"{fmt(k and 100 * d['rps'] / k['rps'], '.0f') + ('%' if k else ''):>15}" +
+                  (f" | {b['rps']:>8.0f} {b['p50_ms']:>6.2f} {b['p99_ms']:>6.2f} "
+                   f"{100 * d['rps'] / b['rps']:>11.0f}%" if b else ""),
                   flush=True)
     finally:
         stop(durable)
+        if before:
+            stop(before)
         if ceiling:
             stop(ceiling)
 
@@ -247,6 +256,8 @@ def main():
     ap.add_argument("--conns", default="1,16,64",
                     help="connection counts, comma-separated ('' = no throughput phases)")
     ap.add_argument("--ceiling-bin", help="a server of the same API that does not store")
+    ap.add_argument("--before-bin", help="an earlier build, measured the same way in the same "
+                    "rounds (before/after figures of one run)")
     ap.add_argument("--rss", action="store_true",
                     help="also load --rss-orders orders into a fresh store and report RSS")
     ap.add_argument("--rss-orders", type=int, default=100000)
