@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/xalloc.h"
+#include "sinks/b24_stages.h"
 #include "sinks/sink_bitrix24.h"
 
 #define B(f) offsetof(struct b24_conf, f)

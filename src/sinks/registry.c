@@ -9,6 +9,7 @@
 
 #include "sinks/bitrix24_conf.h"
 #include "sinks/roistat_conf.h"
+#include "sinks/b24_stages.h"
 #include "sinks/sink_bitrix24.h"
 #include "sinks/sink_roistat.h"
 

@@ -10,11 +10,3 @@
 #include "sinks/sink.h"
 
 int sink_bitrix24_new(const struct config *cfg, const struct sink_ops **ret_ops, void **ret_ctx);
-
-/* `orderbridge stages`: print pipelines and stages; returns an exit status. */
-int b24_print_stages(const struct config *cfg);
-
-/* `orderbridge check`: every [bitrix24.map] stage exists in the configured pipeline.
- * Returns 0, 1 when a stage is missing (each one reported on stderr), or 2 when the
- * portal could not be asked. */
-int b24_check_stages(const struct config *cfg);

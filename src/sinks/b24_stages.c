@@ -1,0 +1,173 @@
+/*
+ * The Bitrix24 portal's deal pipelines and their stages, for the operator:
+ * `orderbridge stages` lists them (crm.category.list, then crm.status.list per pipeline in
+ * one batch call), and `orderbridge check` verifies that every [bitrix24.map] stage exists
+ * in the configured pipeline, so that a typo is found at set-up, not as dead letters.
+ */
+#include "sinks/b24_stages.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "sinks/b24_client.h"
+#include "sinks/bitrix24_conf.h"
+
+/* Fetches every deal pipeline and its stages: {"<category id>": {"name":…, "stages":
+ * {"STAGE_ID": "name", …}}, …}. Returns 0 or a b24_call code. Every text packed here is
+ * a constant or came from the portal's parsed (so UTF-8) answer: jansson cannot refuse
+ * it, and its allocations abort on OOM. */
+static int fetch_stages(struct b24_client *c, json_t **ret, struct b24_error *err)
+{
+        json_t *doc = NULL, *cats, *cat, *out = json_object(), *cmd = json_object(), *v;
+        const char *key;
+        size_t i;
+        int r;
+
+        r = b24_call(c, "crm.category.list", json_pack("{s:i}", "entityTypeId", 2), &doc, err);
+        if (r != 0) {
+                json_decref(out);
+                json_decref(cmd);
+                return r;
+        }
+        cats = json_object_get(json_object_get(doc, "result"), "categories");
+        json_array_foreach(cats, i, cat)
+        {
+                json_t *idv = json_object_get(cat, "id");
+                long long id = json_is_integer(idv) ? json_integer_value(idv)
+                               : json_is_string(idv) ? strtoll(json_string_value(idv), NULL, 10)
+                                                     : -1;
+                char k[32], entity[48];
+                json_t *params;
+                char *q;
+                if (id < 0)
+                        continue;
+                snprintf(k, sizeof(k), "%lld", id);
+                json_object_set_new(out, k, json_pack("{s:s, s:o}", "name",
+                                                      json_is_string(json_object_get(cat, "name"))
+                                                              ? json_string_value(
+                                                                        json_object_get(cat, "name"))
+                                                              : "",
+                                                      "stages", json_object()));
+                if (id == 0)
+                        snprintf(entity, sizeof(entity), "DEAL_STAGE");
+                else
+                        snprintf(entity, sizeof(entity), "DEAL_STAGE_%lld", id);
+                params = json_pack("{s:{s:s}, s:{s:s}}", "filter", "ENTITY_ID", entity, "order",
+                                   "SORT", "ASC");
+                q = b24_query_string("crm.status.list", params);
+                json_decref(params);
+                json_object_set_new(cmd, k, json_string(q));
+                free(q);
+        }
+        if (!json_object_get(out, "0")) /* the default pipeline is always there */
+                json_object_set_new(out, "0", json_pack("{s:s, s:o}", "name", "General", "stages",
+                                                        json_object()));
+        if (!json_object_get(cmd, "0"))
+                json_object_set_new(cmd, "0", json_string("crm.status.list?filter[ENTITY_ID]="
+                                                          "DEAL_STAGE&order[SORT]=ASC"));
+        json_decref(doc);
+        doc = NULL;
+        r = b24_call(c, "batch", json_pack("{s:i, s:o}", "halt", 0, "cmd", cmd), &doc, err);
+        if (r == 0) {
+                json_t *res = json_object_get(json_object_get(doc, "result"), "result");
+                json_object_foreach(res, key, v)
+                {
+                        json_t *stages = json_object_get(json_object_get(out, key), "stages");
+                        json_t *row;
+                        json_array_foreach(v, i, row)
+                        {
+                                const char *sid =
+                                        json_string_value(json_object_get(row, "STATUS_ID"));
+                                const char *name = json_string_value(json_object_get(row, "NAME"));
+                                if (sid && stages)
+                                        json_object_set_new(stages, sid,
+                                                            json_string(name ? name : ""));
+                        }
+                }
+        }
+        json_decref(doc);
+        if (r != 0) {
+                json_decref(out);
+                return r;
+        }
+        *ret = out;
+        return 0;
+}
+
+int b24_print_stages(const struct config *cfg)
+{
+        const struct b24_conf *conf = b24_conf_get(cfg);
+        struct b24_client *c = b24_client_new(conf);
+        struct b24_error err;
+        json_t *all = NULL, *cat, *v;
+        const char *key, *sid;
+        int r;
+
+        if (!c)
+                return 1;
+        r = fetch_stages(c, &all, &err);
+        b24_client_free(c);
+        if (r != 0) {
+                fprintf(stderr, "orderbridge stages: the portal answered %s: %s\n", err.code,
+                        err.description);
+                return 1;
+        }
+        json_object_foreach(all, key, cat)
+        {
+                printf("pipeline %s \"%s\"%s\n", key,
+                       json_string_value(json_object_get(cat, "name")),
+                       strtoll(key, NULL, 10) == conf->category_id ? " (configured)" : "");
+                json_object_foreach(json_object_get(cat, "stages"), sid, v)
+                        printf("  %-28s %s\n", sid, json_string_value(v));
+        }
+        json_decref(all);
+        return 0;
+}
+
+int b24_check_stages(const struct config *cfg)
+{
+        const struct b24_conf *conf = b24_conf_get(cfg);
+        struct b24_client *c = b24_client_new(conf);
+        struct b24_error err;
+        json_t *all = NULL, *stages;
+        char k[32], stage[96];
+        int r, bad = 0;
+
+        if (!c)
+                return 2;
+        r = fetch_stages(c, &all, &err);
+        b24_client_free(c);
+        if (r != 0) {
+                fprintf(stderr, "%s: could not ask the portal for its stages (%s: %s); the "
+                        "[bitrix24.map] stages are not verified\n", cfg->path, err.code,
+                        err.description);
+                return 2;
+        }
+        snprintf(k, sizeof(k), "%lld", (long long)conf->category_id);
+        stages = json_object_get(json_object_get(all, k), "stages");
+        if (!stages) {
+                fprintf(stderr, "%s: [bitrix24] category_id = %s: the portal has no such deal "
+                        "pipeline (`orderbridge stages` lists them)\n", cfg->path, k);
+                json_decref(all);
+                return 1;
+        }
+        for (size_t i = 0; i < conf->map.n; i++) {
+                const struct status_map_entry *e = &conf->map.entries[i];
+                if (conf->category_id > 0 && !strchr(e->value, ':'))
+                        snprintf(stage, sizeof(stage), "C%lld:%s",
+                                 (long long)conf->category_id, e->value);
+                else
+                        snprintf(stage, sizeof(stage), "%s", e->value);
+                if (!json_object_get(stages, stage)) {
+                        fprintf(stderr, "%s: [bitrix24.map] %s = %s: pipeline %s has no stage "
+                                "%s (`orderbridge stages` lists them)\n", cfg->path, e->key,
+                                e->value, k, stage);
+                        bad = 1;
+                }
+        }
+        json_decref(all);
+        return bad;
+}
