@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <ini.h>
+#include <jansson.h>
 
 #include "base/buf.h"
 #include "base/log.h"
@@ -306,6 +307,15 @@ static int set_value(void *conf, const struct config_key *k, const char *v, char
         return -EINVAL;
 }
 
+/* Whether `s` is UTF-8 text, as jansson (which every value ends up in) requires. */
+static bool utf8_text(const char *s)
+{
+        json_t *j = json_string(s);
+
+        json_decref(j);
+        return j != NULL;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
         struct config_parse *p = user;
@@ -315,6 +325,15 @@ static int handler(void *user, const char *section, const char *name, const char
         char why[160];
         size_t pi, ki;
 
+        /* names, titles and status names go to the remotes as JSON: a file saved in
+         * another encoding (cp1251 by a Windows editor) is refused here, at its line, not
+         * at the first delivery; the value is not echoed (it may be a secret's path) */
+        if (!utf8_text(section) || !utf8_text(name) || !utf8_text(value)) {
+                config_error(p, p->line, "[%s] %s: not UTF-8 text (save the file as UTF-8)",
+                             utf8_text(section) ? section : "?",
+                             utf8_text(name) ? name : "?");
+                return 1;
+        }
         part = part_find(p->c, section, &pi);
         if (part) {
                 k = key_find(part->section, name, &ki);

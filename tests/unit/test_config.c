@@ -165,6 +165,28 @@ static void use_env_api_key(void)
         setenv("ORDERBRIDGE_ROISTAT_API_KEY", API_KEY, 1);
 }
 
+/* "Отменён" and "Заказ " as a Windows editor saves them (cp1251): jansson, which every
+ * text sent to a remote goes through, refuses them. */
+#define CP1251_CANCELED "\xce\xf2\xec\xe5\xed\xb8\xed"
+#define CP1251_ORDER "\xc7\xe0\xea\xe0\xe7 "
+
+static void a_status_name_that_is_not_utf8_is_refused_at_its_line(void **state)
+{
+        expect_error("[roistat]\nproject = 12345\n[roistat.statuses]\nnew = progress, New\n"
+                     "canceled = canceled, " CP1251_CANCELED "\n",
+                     NAME ":5:", "[roistat.statuses] canceled", "not UTF-8", NULL);
+}
+
+static void a_deal_title_prefix_that_is_not_utf8_is_refused_at_its_line(void **state)
+{
+        const char *errors = load_fails("[bitrix24]\ndeal_title_prefix = " CP1251_ORDER "\n");
+
+        if (!strstr(errors, NAME ":2: [bitrix24] deal_title_prefix: not UTF-8"))
+                fail_msg("want the line and key named:\n%s", errors);
+        if (strstr(errors, CP1251_ORDER))
+                fail_msg("the value is echoed:\n%s", errors);
+}
+
 /* ---- defaults ---- */
 
 static void an_empty_file_gives_the_defaults(void **state)
@@ -1006,6 +1028,8 @@ int main(void)
             T(every_documented_bool_spelling_is_understood),
             T(a_bool_spelled_otherwise_is_rejected),
             T(an_unknown_section_is_named_with_the_line_of_its_header),
+            T(a_status_name_that_is_not_utf8_is_refused_at_its_line),
+            T(a_deal_title_prefix_that_is_not_utf8_is_refused_at_its_line),
             T(an_empty_unknown_section_is_named_too),
             T(an_unknown_key_is_named_with_its_section_and_line),
             T(a_key_before_any_section_is_rejected),
