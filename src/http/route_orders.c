@@ -36,20 +36,20 @@ static void stored(void *userdata, const struct intake_result *res)
 {
         struct http_request *rq = userdata;
         const struct snapshot *s = res->snap;
-        bool dup = res->outcome == INTAKE_DUPLICATE;
-        enum intake_outcome o = dup ? res->first_outcome : res->outcome;
+        bool dup = res->outcome == STORE_PUT_DUPLICATE;
+        enum store_put_outcome o = dup ? res->first_outcome : res->outcome;
 
         log_info("ingest.stored", "order_id=%s version=%lld rev=%lld outcome=%s webhook_id=%s",
                  s->order_id, s->has_version ? (long long)s->version : -1LL, (long long)res->rev,
-                 intake_outcome_name(res->outcome), res->webhook_id);
+                 store_outcome_name(res->outcome), res->webhook_id);
         switch (o) {
-        case INTAKE_ACCEPTED:
+        case STORE_PUT_ACCEPTED:
                 http_request_resume(rq, 202, outcome_json(s->order_id, "accepted", dup), 0);
                 break;
-        case INTAKE_STALE:
+        case STORE_PUT_STALE:
                 http_request_resume(rq, 200, outcome_json(s->order_id, "stale", dup), 0);
                 break;
-        case INTAKE_CONFLICT:
+        case STORE_PUT_CONFLICT:
                 http_request_resume(rq, 409,
                                     http_error_json("webhook_id_reused", "webhook-id",
                                                "this webhook-id was already used for a "

@@ -59,30 +59,6 @@ struct intake {
         int64_t next_prune_ms; /* monotonic */
 };
 
-const char *intake_outcome_name(enum intake_outcome o)
-{
-        static const char *const names[] = {"accepted", "stale", "duplicate", "conflict", "failed"};
-
-        return (unsigned)o < sizeof(names) / sizeof(names[0]) ? names[o] : "unknown";
-}
-
-static enum intake_outcome outcome_of(enum store_put_outcome o)
-{
-        switch (o) {
-        case STORE_PUT_ACCEPTED:
-                return INTAKE_ACCEPTED;
-        case STORE_PUT_STALE:
-                return INTAKE_STALE;
-        case STORE_PUT_DUPLICATE:
-                return INTAKE_DUPLICATE;
-        case STORE_PUT_CONFLICT:
-                return INTAKE_CONFLICT;
-        case STORE_PUT_FAILED:
-                break;
-        }
-        return INTAKE_FAILED;
-}
-
 /* The snapshot → store_put conversion: the store reads the job's strings in place. */
 static struct store_put put_of(const struct job *j)
 {
@@ -151,17 +127,17 @@ static void commit(struct intake *in, struct job **batch, size_t n, struct store
 
         for (size_t i = 0; i < n; i++) {
                 struct intake_result r = {
-                    .outcome = outcome_of(puts[i].outcome),
-                    .first_outcome = outcome_of(puts[i].first_outcome),
+                    .outcome = puts[i].outcome,
+                    .first_outcome = puts[i].first_outcome,
                     .rev = puts[i].rev,
                     .snap = batch[i]->snap,
                     .webhook_id = batch[i]->webhook_id,
                 };
-                if (r.outcome == INTAKE_FAILED) {
+                if (r.outcome == STORE_PUT_FAILED) {
                         r.error = c.error < 0 ? c.error : -EIO;
                         r.errmsg = c.errmsg ? c.errmsg : "not stored";
                 }
-                c.accepted += r.outcome == INTAKE_ACCEPTED;
+                c.accepted += r.outcome == STORE_PUT_ACCEPTED;
                 batch[i]->done(batch[i]->userdata, &r);
                 batch[i] = job_free(batch[i]);
         }

@@ -21,19 +21,12 @@
 
 #include "config/config.h"
 #include "model/snapshot.h"
+#include "store/store.h"
 
 #define INTAKE_COMMIT_MAX 512 /* submissions per transaction */
 #define INTAKE_QUEUE_MAX 1024 /* bulk submissions wait while this many are queued */
 
 struct intake;
-
-enum intake_outcome {
-        INTAKE_ACCEPTED,  /* newer than what was stored: committed, the sinks will follow */
-        INTAKE_STALE,     /* not newer: recorded in the history, changes nothing */
-        INTAKE_DUPLICATE, /* same webhook id and same body as before: nothing stored again */
-        INTAKE_CONFLICT,  /* same webhook id, another body: refused */
-        INTAKE_FAILED,    /* the transaction did not commit: nothing was stored */
-};
 
 struct intake_item {
         struct snapshot *snap;         /* parsed and validated; taken by a successful submit
@@ -48,8 +41,8 @@ struct intake_item {
 
 /* What `done` is told; the pointers are valid only during the call. */
 struct intake_result {
-        enum intake_outcome outcome;
-        enum intake_outcome first_outcome; /* DUPLICATE: what the first submission got */
+        enum store_put_outcome outcome; /* store.h: ACCEPTED, STALE, DUPLICATE, CONFLICT, FAILED */
+        enum store_put_outcome first_outcome; /* DUPLICATE: what the first submission got */
         int64_t rev;                       /* ACCEPTED: the store's revision of the snapshot */
         int error;                         /* FAILED: -errno */
         const char *errmsg;                /* FAILED: the store's words, for the source's log */
@@ -93,5 +86,3 @@ void intake_drain(struct intake *in);
 /* Whether the last transaction committed (true before the first one). Safe from any
  * thread: /healthz reads it while the committer writes it. */
 bool intake_healthy(struct intake *in);
-
-const char *intake_outcome_name(enum intake_outcome o);

@@ -53,13 +53,13 @@ static void line_done(void *userdata, const struct intake_result *res)
         struct source_file *sf = t->sf;
 
         pthread_mutex_lock(&sf->lock);
-        if (res->outcome == INTAKE_ACCEPTED)
+        if (res->outcome == STORE_PUT_ACCEPTED)
                 sf->stats.accepted++;
-        else if (res->outcome == INTAKE_STALE)
+        else if (res->outcome == STORE_PUT_STALE)
                 sf->stats.stale++;
         else
                 sf->stats.failed++;
-        if (res->outcome == INTAKE_FAILED && !sf->error) {
+        if (res->outcome == STORE_PUT_FAILED && !sf->error) {
                 sf->error = res->error < 0 ? res->error : -EIO;
                 sf->error_line = t->line;
                 snprintf(sf->errmsg, sizeof(sf->errmsg), "%s", res->errmsg ? res->errmsg : "");

@@ -69,7 +69,7 @@ int store_state_parse(const char *name, enum store_state *ret)
 
 const char *store_outcome_name(enum store_put_outcome outcome)
 {
-        return outcome_names[outcome];
+        return (size_t)outcome < N(outcome_names) ? outcome_names[outcome] : "unknown";
 }
 
 int store_outcome_parse(const char *name, enum store_put_outcome *ret)

@@ -35,6 +35,9 @@ enum store_put_outcome {
         STORE_PUT_FAILED,    /* the transaction did not commit: nothing was stored */
 };
 
+/* "accepted", "stale", "duplicate", "conflict", "failed": for logs and reports. */
+const char *store_outcome_name(enum store_put_outcome outcome);
+
 struct store_put {
         /* in */
         const char *order_id;

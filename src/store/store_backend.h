@@ -35,10 +35,10 @@ enum store_state {
         STORE_N_STATES,
 };
 
-/* The words stored for states, put outcomes and result kinds; -EINVAL when unknown. */
+/* The words stored for states, put outcomes (store_outcome_name is in store.h) and result
+ * kinds; -EINVAL when unknown. */
 const char *store_state_name(enum store_state state);
 int store_state_parse(const char *name, enum store_state *ret);
-const char *store_outcome_name(enum store_put_outcome outcome);
 int store_outcome_parse(const char *name, enum store_put_outcome *ret);
 const char *store_kind_name(enum store_result_kind kind);
 int store_kind_parse(const char *name, enum store_result_kind *ret);

@@ -158,7 +158,7 @@ static void an_accepted_snapshot_is_reported_once_after_its_commit_with_its_revi
         submit_ok(f->in, "A1", 1, NULL, 0, false);
         settle(f);
         assert_int_equal(atomic_load(&seen.done), 1);
-        assert_int_equal(seen.last[0].outcome, INTAKE_ACCEPTED);
+        assert_int_equal(seen.last[0].outcome, STORE_PUT_ACCEPTED);
         assert_true(seen.last[0].rev > 0);
         assert_int_equal(seen.last[0].error, 0);
         assert_string_equal(seen.last_order[0], "A1");
@@ -176,23 +176,23 @@ static void an_older_version_is_stale_and_a_replayed_webhook_id_is_a_duplicate(v
         submit_ok(f->in, "B1", 3, "msg_b", 0xbb, false); /* same id, another body */
         settle(f);
         assert_int_equal(atomic_load(&seen.done), 4);
-        assert_int_equal(seen.last[0].outcome, INTAKE_ACCEPTED);
-        assert_int_equal(seen.last[1].outcome, INTAKE_STALE);
-        assert_int_equal(seen.last[2].outcome, INTAKE_DUPLICATE);
-        assert_int_equal(seen.last[2].first_outcome, INTAKE_ACCEPTED);
-        assert_int_equal(seen.last[3].outcome, INTAKE_CONFLICT);
+        assert_int_equal(seen.last[0].outcome, STORE_PUT_ACCEPTED);
+        assert_int_equal(seen.last[1].outcome, STORE_PUT_STALE);
+        assert_int_equal(seen.last[2].outcome, STORE_PUT_DUPLICATE);
+        assert_int_equal(seen.last[2].first_outcome, STORE_PUT_ACCEPTED);
+        assert_int_equal(seen.last[3].outcome, STORE_PUT_CONFLICT);
         /* the conflicting version 3 was not stored, not even in the history */
         stored_in_the_store(f, "B1", "\"version\": 2", "\"version\": 3");
 }
 
 static void outcomes_have_names_for_the_log(void **state)
 {
-        assert_string_equal(intake_outcome_name(INTAKE_ACCEPTED), "accepted");
-        assert_string_equal(intake_outcome_name(INTAKE_STALE), "stale");
-        assert_string_equal(intake_outcome_name(INTAKE_DUPLICATE), "duplicate");
-        assert_string_equal(intake_outcome_name(INTAKE_CONFLICT), "conflict");
-        assert_string_equal(intake_outcome_name(INTAKE_FAILED), "failed");
-        assert_string_equal(intake_outcome_name((enum intake_outcome)99), "unknown");
+        assert_string_equal(store_outcome_name(STORE_PUT_ACCEPTED), "accepted");
+        assert_string_equal(store_outcome_name(STORE_PUT_STALE), "stale");
+        assert_string_equal(store_outcome_name(STORE_PUT_DUPLICATE), "duplicate");
+        assert_string_equal(store_outcome_name(STORE_PUT_CONFLICT), "conflict");
+        assert_string_equal(store_outcome_name(STORE_PUT_FAILED), "failed");
+        assert_string_equal(store_outcome_name((enum store_put_outcome)99), "unknown");
 }
 
 /* ---- hooks and callbacks ---- */
@@ -256,7 +256,7 @@ static void a_done_callback_may_submit_again(void **state)
         settle(f);
         assert_int_equal(atomic_load(&seen.done), 2);
         assert_string_equal(seen.last_order[1], "D2");
-        assert_int_equal(seen.last[1].outcome, INTAKE_ACCEPTED);
+        assert_int_equal(seen.last[1].outcome, STORE_PUT_ACCEPTED);
 }
 
 /* ---- back-pressure and drain ---- */
