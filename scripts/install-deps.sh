@@ -8,7 +8,8 @@ set -eu
 pkgs="meson ninja-build pkg-config gcc clang libcurl4-openssl-dev libmicrohttpd-dev
 libjansson-dev libsqlite3-dev libinih-dev libssl-dev libcmocka-dev python3 curl"
 # clang and its sanitizer runtime build the fuzz targets (make test runs them briefly)
-[ "${1:-}" = test ] && pkgs="$pkgs clang libclang-rt-14-dev valgrind"
+# libfaketime steps the wall clock under the daemon (test_defects.ClockStepBack)
+[ "${1:-}" = test ] && pkgs="$pkgs clang libclang-rt-14-dev valgrind libfaketime"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

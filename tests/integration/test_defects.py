@@ -17,8 +17,8 @@ meant to pass once that defect is fixed. Run only these with
     then hangs, every order waits out the timeout in turn, blocking the sink and SIGTERM.
 
 Tests 3 and 4 need root (a tmpfs for the store) and are skipped otherwise, as
-test_store_faults.py is; test 5 needs libfaketime (installed with apt-get when missing
-and root) and is skipped otherwise. Everything targets loopback; each test stops by
+test_store_faults.py is; test 5 needs libfaketime (`make test` installs it with
+scripts/install-deps.sh) and is skipped otherwise. Everything targets loopback; each test stops by
 itself within about 20 seconds.
 """
 import collections
@@ -553,13 +553,8 @@ class ClockStepBack(unittest.TestCase):
 
     def setUp(self):
         self.lib = find_libfaketime()
-        if not self.lib and os.geteuid() == 0:
-            subprocess.run(["apt-get", "install", "-y", "-q", "libfaketime"],
-                           capture_output=True, timeout=300)
-            self.lib = find_libfaketime()
-        if not self.lib:
-            self.skipTest("libfaketime is not installed (apt-get install libfaketime; "
-                          "needs root)")
+        if not self.lib:  # make test installs it (scripts/install-deps.sh)
+            self.skipTest("libfaketime is not installed (apt-get install libfaketime)")
         self.wd = Workdir()
         self.offset = 0
         self.clock_file = os.path.join(self.wd.path, "faketime")
