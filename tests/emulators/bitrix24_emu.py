@@ -1635,9 +1635,12 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "lost":
             return False
         if mode == "slow":
-            # The request is answered normally, only late: a portal under load takes
-            # seconds per call (the answer's time.duration shows it; the docs' operating
-            # limit exists because of such calls). Nothing is applied before the delay.
+            # The request is answered normally, only late: a cloud portal may take up to
+            # 60 s on one REST request before it interrupts it (b24restdocs limits.md,
+            # "request duration"), and every answer reports its cost in time.duration
+            # (api-reference/data-types.md#time; a recorded answer shows 0.945 s). Harsher
+            # choice: nothing is applied before the delay, so a client that gives up early
+            # learns nothing about the outcome.
             time.sleep(delay_s)
             return False
         if mode == "error503":

@@ -302,10 +302,12 @@ def check_fault(spec, depth=0):
 
     "then" (optional, with a count) is the fault that takes over when count runs out, e.g.
     {"mode": "error400", "count": 1, "then": {"mode": "hang"}}: the remote refuses a
-    batch's data and then stops answering. That is what a real API does when its backend
-    falls over between two requests (a validation answer from a healthy node, then an
-    nginx front that accepts connections but whose upstream never answers), and what a
-    client's retry or isolation logic must survive."""
+    batch's data and then stops answering. Each half is a documented answer of its own
+    (request_data_validation_error as HTTP 400 with Use-Http-Code, and internal_error or
+    no answer from a live project: n8n-nodes-roistat helpers/errors.ts and
+    helpers/request.ts, see shared/reference/roistat.md); the chain only lets a test
+    choose the moment one follows the other, the harsher case being "at once", while a
+    client is re-sending a refused batch order by order."""
     if not isinstance(spec, dict) or spec.get("mode") not in FAULT_MODES:
         raise ValueError("mode must be one of " + ", ".join(FAULT_MODES))
     count, delay = spec.get("count") or 0, spec.get("delay_ms", 1000)
