@@ -21,8 +21,10 @@ int buf_append(struct buf *b, const void *data, size_t n)
 {
         size_t want;
 
-        if (n > b->max || b->len > b->max - n)
+        if (b->toobig || n > b->max || b->len > b->max - n) {
+                b->toobig = true;
                 return -EMSGSIZE;
+        }
         want = b->len + n + 1;
         if (want > b->cap) {
                 size_t cap = b->cap < 256 ? 256 : b->cap;
@@ -53,8 +55,10 @@ int buf_printf(struct buf *b, const char *fmt, ...)
                 return -EINVAL;
         if ((size_t)n < sizeof(small))
                 return buf_append(b, small, (size_t)n);
-        if ((size_t)n > b->max)
+        if (b->toobig || (size_t)n > b->max) {
+                b->toobig = true;
                 return -EMSGSIZE;
+        }
         big = xmalloc((size_t)n + 1);
         va_start(ap, fmt);
         vsnprintf(big, (size_t)n + 1, fmt, ap);
@@ -67,6 +71,7 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 void buf_reset(struct buf *b)
 {
         b->len = 0;
+        b->toobig = false;
         if (b->data)
                 b->data[0] = '\0';
 }
@@ -76,6 +81,7 @@ void buf_free(struct buf *b)
         free(b->data);
         b->data = NULL;
         b->len = b->cap = 0;
+        b->toobig = false;
 }
 
 char *buf_steal(struct buf *b)
@@ -84,5 +90,6 @@ char *buf_steal(struct buf *b)
 
         b->data = NULL;
         b->len = b->cap = 0;
+        b->toobig = false;
         return p;
 }

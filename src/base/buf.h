@@ -1,11 +1,13 @@
 /*
  * One growable buffer with a hard cap (as curl's dynbuf with its `toobig`): everything
  * the network or a file fills goes through it, so no reader can be made to grow without
- * bound. The contents are always NUL-terminated; appending past the cap fails and leaves
- * the buffer as it was.
+ * bound. The contents are always NUL-terminated; appending past the cap fails, leaves
+ * the contents as they were and marks the buffer `toobig`, after which every append fails
+ * too — so a writer that appends many pieces checks once, at the end.
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct buf {
@@ -13,11 +15,13 @@ struct buf {
         size_t len;
         size_t cap;   /* allocated, including the NUL */
         size_t max;   /* the most `len` may reach */
+        bool toobig;  /* an append went past max: no more appends */
 };
 
 void buf_init(struct buf *b, size_t max);
 
-/* Appends n bytes: 0, or -EMSGSIZE when len would pass max (nothing appended). */
+/* Appends n bytes: 0, or -EMSGSIZE when len would pass max or already did (nothing
+ * appended). */
 int buf_append(struct buf *b, const void *data, size_t n);
 
 /* Formats and appends (truncating nothing): 0, -EMSGSIZE or -EINVAL. */

@@ -27,8 +27,7 @@ struct http_client {
 
 /* One transfer's answer: the body, capped, and what the headers said. */
 struct answer {
-        struct buf body;
-        bool too_big;
+        struct buf body; /* toobig: the answer passed the cap */
         int64_t retry_after_s;
 };
 
@@ -37,10 +36,8 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *user)
         struct answer *a = user;
         size_t n = size * nmemb;
 
-        if (buf_append(&a->body, ptr, n) < 0) {
-                a->too_big = true;
+        if (buf_append(&a->body, ptr, n) < 0)
                 return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
-        }
         return n;
 }
 
@@ -135,7 +132,7 @@ int http_client_post(struct http_client *c, const char *url, const char *const *
         } else {
                 /* curl's messages name the host at most, never the path with its secrets */
                 snprintf(ret->error, sizeof(ret->error), "%s", curl_easy_strerror(rc));
-                if (b.too_big) {
+                if (b.body.toobig) {
                         r = -EMSGSIZE;
                         snprintf(ret->error, sizeof(ret->error), "answer larger than %zu bytes",
                                  c->max_response);

@@ -203,12 +203,10 @@ int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **
  * (the portal would refuse it too) rather than grown without end. */
 #define QUERY_MAX (8u << 20)
 
-/* Appends, or on overflow marks the buffer spoilt (max 0) so that every later append
- * fails too and b24_query_string returns NULL. */
+/* Appends; an overflow is sticky (buf's toobig) and b24_query_string checks it once. */
 static void append(struct buf *b, const char *s, size_t n)
 {
-        if (b->max && buf_append(b, s, n) < 0)
-                b->max = 0;
+        (void)buf_append(b, s, n);
 }
 
 /* Percent-encodes `n` bytes of `s` (0: up to its NUL). libcurl returns NULL only when it
@@ -295,7 +293,7 @@ char *b24_query_string(const char *method, json_t *params)
         append(&b, method, strlen(method));
         append(&b, "?", 1);
         flatten(&b, NULL, params);
-        if (b.max == 0) { /* overflowed: see append */
+        if (b.toobig) {
                 buf_free(&b);
                 return NULL;
         }

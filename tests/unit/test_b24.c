@@ -290,6 +290,30 @@ static char *query(const char *method, const char *params_json)
         return q;
 }
 
+static void a_query_past_its_cap_is_refused_whole_not_cut(void **state)
+{
+        /* 3 million bytes that percent-encode to 9 MB: past the 8 MiB a command may take,
+         * and a later small field must not land after the dropped one */
+        size_t n = 3000000;
+        char *text = malloc(n + 1);
+        json_t *p;
+        char *q;
+
+        assert_non_null(text);
+        memset(text, '&', n);
+        text[n] = '\0';
+        p = json_pack("{s:{s:s, s:s}}", "fields", "COMMENTS", text, "TITLE", "x");
+        free(text);
+        assert_non_null(p);
+        q = b24_query_string("crm.deal.add", p);
+        json_decref(p);
+        if (q) {
+                size_t len = strlen(q);
+                free(q);
+                fail_msg("want NULL for a query past the cap, got %zu bytes", len);
+        }
+}
+
 static void nested_fields_become_bracketed_keys(void **state)
 {
         char *q = query("crm.deal.add", "{\"fields\": {\"TITLE\": \"Order A-1\", "
@@ -628,6 +652,7 @@ int main(void)
             cmocka_unit_test(an_email_without_at_or_empty_is_refused),
             cmocka_unit_test(an_email_that_does_not_fit_is_refused),
             cmocka_unit_test(nested_fields_become_bracketed_keys),
+            cmocka_unit_test(a_query_past_its_cap_is_refused_whole_not_cut),
             cmocka_unit_test(arrays_become_numbered_keys_at_every_depth),
             cmocka_unit_test(spaces_ampersands_equals_plus_and_cyrillic_in_values_survive),
             cmocka_unit_test(filter_operators_in_keys_survive),
