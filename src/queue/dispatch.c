@@ -238,6 +238,9 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                 if (out[i].kind == STORE_OK)
                         log_info("deliver.ok", "sink=%s order_id=%s rev=%lld", d->ops->name,
                                  w[i].order_id, (long long)w[i].rev);
+                else if (out[i].carried)
+                        log_debug("deliver.carried", "sink=%s order_id=%s rev=%lld",
+                                  d->ops->name, w[i].order_id, (long long)w[i].rev);
                 else
                         log_warn("deliver.not_ok",
                                  "sink=%s order_id=%s rev=%lld outcome=%s "

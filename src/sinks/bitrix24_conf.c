@@ -33,7 +33,7 @@ static const struct config_key keys[] = {
         {"burst", CONFIG_INT, B(burst), "50", 1, 1000,
          "requests that may go at once (50; 250 on Enterprise)"},
         {"timeout_ms", CONFIG_INT, B(timeout_ms), "30000", 100, 600000, "whole-request timeout"},
-        {"orders_per_batch", CONFIG_INT, B(orders_per_batch), "48", 1, 500,
+        {"orders_per_batch", CONFIG_INT, B(orders_per_batch), "250", 1, 1000,
          "orders handled together (their commands go out in batch calls of at most 50)"},
         {"deal_title_prefix", CONFIG_STRING, B(deal_title_prefix), "Order ", 0, 0,
          "deal title = prefix + the order's account number"},

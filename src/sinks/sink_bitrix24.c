@@ -1,53 +1,101 @@
 /*
- * Bitrix24: one pass over a group of orders takes at most two kinds of batch calls.
+ * Bitrix24: a command scheduler over `batch`. Each order of a pass moves through steps,
  *
- *  1. Look-ups, only for orders that have no deal yet: crm.duplicate.findbycomm with up
- *     to 20 phones or e-mails per command (then crm.contact.list for the ids it found, to
- *     learn which value matched which contact), crm.company.list by title for legal
- *     buyers, and crm.deal.list by ORIGINATOR_ID + ORIGIN_ID for an order whose earlier
- *     create may or may not have happened (the answer was lost).
- *  2. Writes: per order contact.add / company.add (when unknown), deal.add or deal.update
- *     and productrows.set (when the basket changed), linked inside the batch with
- *     $result[…] references. Two orders of one new buyer share one contact.add.
+ *     look-ups  →  contact / company  →  deal  →  product rows
  *
- * Exactly one deal per order: before a batch that creates a deal is sent, the order's
- * deal link is set to "pending" in the store, synchronously; if that write fails, the
- * create is not sent. Only the portal's answer replaces the mark with the id. A pending
- * link means "maybe created", and the next pass looks the deal up before it creates one;
- * a look-up that is not answered, or a store read that fails, stops the order, never
- * turns into "no deal, so create".
+ * and every step's commands go into a pool shared by all the orders of the pass; each
+ * `batch` call takes up to 50 commands from the pool, whichever orders they belong to.
+ * When an answer has been read, the orders it concerns take their next step, and their
+ * new commands join the pool behind the others.
  *
- * Everything else the pass learns — links (b24.deal, b24.contact, b24.company, b24.rows)
- * and the contact/company cache (meta "b24.contact.phone:+7…", oldest wins) — goes into
- * the dispatcher's `writes`, recorded in one transaction with the verdicts; the pass
- * reads its own pending writes before the store.
+ * No command refers to another: every id in a command is a literal id the portal has
+ * already answered with. A real portal resolves `$result[key]` in EVERY parameter of a
+ * batch command, after URL-decoding (CRestUtil::processBatchElement), and a reference to
+ * a command that failed yields the whole result map, which PHP's (int) turns into 1: a
+ * product-rows write for "the deal just created" would go to deal 1. Pipelining with
+ * literal ids costs a round trip per step, not a command, and the pool keeps the batches
+ * full. For the same reason a command whose own data (a buyer's name, a product title)
+ * holds text the portal would take for a reference is not batched at all: it is sent
+ * alone, as JSON, which the portal does not scan. So is a command with more variables
+ * than the portal's max_input_vars keeps (a basket of hundreds of rows).
  *
- * jansson aborts on OOM (json_alloc_init), so its calls fail only on a NULL or a text that
- * is not UTF-8: every value built from the configuration or a snapshot is checked, and an
- * order whose request cannot be encoded is refused, never sent with a field missing.
+ * A command counts as done only when its own result is present and valid. An error,
+ * keyed or not, a missing result, a halted batch: the order's step failed, classified
+ * (temporary, permanent with the portal's words, auth, limit). Look-ups are commands like
+ * any other: an unanswered look-up stops the order, it never turns into a create.
+ *
+ * Exactly one deal per order: just before a batch carrying an order's crm.deal.add is
+ * sent, the order's deal link is set to "pending" in the store, synchronously; if that
+ * fails, the create is not sent. Only the portal's answer replaces the mark with the id.
+ * A pending link means "maybe created": the next pass looks the deal up (=ORIGINATOR_ID,
+ * =ORIGIN_ID) before it creates one.
+ *
+ * crm.deal.update sends only the fields orderbridge owns (stage, amount, currency, the
+ * Roistat field) that changed since the last delivery (link b24.sent); it never re-sends
+ * CONTACT_ID or COMPANY_ID, which a manager may have changed.
+ *
+ * An e-mail the portal would refuse (main's check_email, or a multi-field value over 250
+ * characters: crm_field_multi.php CheckComplexFields) is dropped before the contact is
+ * written, and noted (log and link b24.note); if the portal refuses a contact or company
+ * anyway, the add is retried once without the e-mail. The order is delivered.
+ *
+ * Filling batches: a partial batch is sent only when nothing else is waiting. When the
+ * pool holds fewer than 50 commands and other orders are due in the store, the pass ends
+ * and its unfinished orders are carried (WAITING, due at once) into the next pass, whose
+ * new orders' commands fill the batch. A pass that has sent nothing yet and has room for
+ * more orders waits up to LINGER_MS for them; a quiet shop's lone order goes out after
+ * that, its steps back to back.
+ *
+ * OPERATION_TIME_LIMIT is per method (limits.md; `result_time[key].operating`): a method
+ * refused, or near its budget, is held until the portal's reset time while the other
+ * methods go on; its orders wait.
+ *
+ * Everything the pass learns — links (b24.deal, b24.contact, b24.company, b24.rows,
+ * b24.sent) and the contact/company cache (meta "b24.contact.phone:+7…", oldest wins) —
+ * goes into the dispatcher's `writes`, recorded in one transaction with the verdicts.
  */
 #include "sinks/sink_bitrix24.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "sinks/b24_client.h"
+#include "base/clock.h"
 #include "base/log.h"
+#include "base/xalloc.h"
 #include "model/money.h"
 #include "model/phone.h"
 #include "model/snapshot.h"
-#include "base/xalloc.h"
+#include "sinks/b24_client.h"
 
 #define BATCH_MAX 50
-#define FINDBYCOMM_MAX 20
+#define FINDBYCOMM_MAX 20     /* values per crm.duplicate.findbycomm (its docs) */
+#define TITLES_MAX 20         /* company titles per crm.company.list */
+#define LIST_PAGE 50          /* the portal's page size for *.list */
+#define INPUT_VARS_MAX 900    /* PHP max_input_vars is 1000 by default; keep a margin */
+#define MULTIFIELD_MAX 250    /* CheckComplexFields: a longer value refuses the add */
+#define LINGER_MS 50
+#define CARRY_MAX 8
+#define ABSENT_TTL_MS 60000
+#define LINGER_POLL_MS 5
+#define OPERATING_LIMIT_S 480.0 /* limits.md: per method, per 10 minutes */
+#define OPERATING_HOLD_AT 0.9
+#define HOLD_DEFAULT_MS 60000
+#define HOLDS_MAX 16
 #define PENDING "pending"
+
+struct hold {
+        char method[48];
+        int64_t until; /* wall ms */
+};
 
 struct b24 {
         struct sink_ops ops;
@@ -55,29 +103,92 @@ struct b24 {
         const struct b24_conf *conf; /* [bitrix24] */
         struct b24_client *client;
         atomic_bool stopping; /* set by b24_stop from another thread */
+        struct hold holds[HOLDS_MAX];  /* the dispatcher's thread only */
+        struct hold resets[HOLDS_MAX]; /* per method, the last operating_reset_at seen */
+        /* Look-ups answered "none" lately ("phone:+7…", "email:…", "title:…", "deal:<order
+         * id>") → wall ms: an order carried into the next pass does not ask again. Kept
+         * ABSENT_TTL_MS; a deal's note is dropped the moment its create is sent. */
+        json_t *absent;
 };
 
+/* A shared look-up (findbycomm and the contact.list that follows it, company.list): the
+ * values it answers for, and how many of its commands are still out. */
+struct group {
+        json_t *values;  /* normalised phones or e-mails, or lower-cased titles */
+        const char *kind; /* meta kind: "contact.phone", "contact.email", "company.title" */
+        int outstanding;
+        bool issued;     /* its first command is in the pool */
+        char error[200]; /* why it failed, "" when it did not */
+        int error_class;
+        struct group *next;
+};
+
+enum cmd_kind {
+        K_DEAL_FIND,
+        K_FIND,         /* crm.duplicate.findbycomm */
+        K_CONTACT_LIST, /* the contacts findbycomm named: which value is whose */
+        K_COMPANY_FIND,
+        K_COMPANY_ADD,
+        K_CONTACT_ADD,
+        K_DEAL_ADD,
+        K_DEAL_UPDATE,
+        K_ROWS,
+};
+
+struct cmd {
+        enum cmd_kind kind;
+        const char *method;
+        json_t *params;     /* owned */
+        size_t order;       /* index of the order, or NONE for a shared look-up */
+        struct group *group;
+        bool direct;        /* sent alone as JSON: see the opening comment */
+        bool single;        /* K_COMPANY_FIND: one title asked again on its own */
+        json_t *sent;       /* K_DEAL_ADD/UPDATE: the owned fields it sends */
+};
+
+#define NONE ((size_t)-1)
+
 struct order {
-        size_t w;                 /* index into works[] and out[] */
+        size_t w; /* index into works[] and out[] */
         struct snapshot *s;
         char stage[96];
         char phone[24], email[256];
-        char *deal, *contact, *company, *rows_done; /* links, NULL when none */
-        bool pending_stored;      /* the store already holds the "pending" deal mark */
+        char *deal, *contact, *company, *rows_done, *sent; /* links, NULL when none */
+        bool pending_stored; /* the store holds the "pending" deal mark */
         char rows_hash[65];
         bool finished;
-        /* the write pass */
-        char contact_ref[48], company_ref[48];
-        bool new_contact, new_company, new_deal, set_rows;
+        int outstanding;  /* its own commands in the pool or in flight */
+        bool deal_looked, contact_looked, company_looked; /* asked this pass */
+        bool email_retry; /* a party add is retried without the e-mail */
+        char title_key[300];
+};
+
+struct pass {
+        struct b24 *b;
+        struct store *st;
+        struct store_writes *w;
+        struct order *os;
+        size_t n;
+        struct sink_outcome *out;
+        struct cmd **pool;
+        size_t pool_len, pool_cap;
+        struct group *groups;
+        json_t *asked;    /* "phone:+7…", "email:…", "title:…" → the group asking */
+        json_t *creating; /* a new buyer's phone/e-mail/"title:" → true: an add is out */
+        bool sent_any;
+        bool auth_refused; /* a command was refused as unauthorised */
+        const struct store_work *works;
+        struct b24_error err; /* the failure that ended the pass */
 };
 
 __attribute__((format(printf, 4, 5))) static void
-finish(struct order *o, struct sink_outcome *out, enum store_result_kind kind, const char *fmt,
-       ...)
+finish(struct pass *p, struct order *o, enum store_result_kind kind, const char *fmt, ...)
 {
-        struct sink_outcome *so = &out[o->w];
+        struct sink_outcome *so = &p->out[o->w];
         va_list ap;
 
+        if (o->finished)
+                return;
         o->finished = true;
         so->kind = kind;
         va_start(ap, fmt);
@@ -85,9 +196,9 @@ finish(struct order *o, struct sink_outcome *out, enum store_result_kind kind, c
         va_end(ap);
 }
 
-static void refuse_unencodable(struct order *o, struct sink_outcome *out)
+static void refuse_unencodable(struct pass *p, struct order *o)
 {
-        finish(o, out, STORE_PERMFAIL, "the Bitrix24 request could not be built: a text from "
+        finish(p, o, STORE_PERMFAIL, "the Bitrix24 request could not be built: a text from "
                "the order or the configuration is not valid UTF-8");
 }
 
@@ -113,10 +224,110 @@ static void rows_hash(const struct snapshot *s, char out[65])
                 snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
+static void lower(const char *in, char *out, size_t size)
+{
+        size_t i;
+        for (i = 0; in[i] && i + 1 < size; i++)
+                out[i] = (char)((in[i] >= 'A' && in[i] <= 'Z') ? in[i] + 32 : in[i]);
+        out[i] = '\0';
+}
+
+/* --- values the portal refuses or rewrites ------------------------------------------- */
+
+/* main's check_email (tools.php), the rule the CRM applies to an EMAIL multi-field:
+ * dot-atoms of atext (letters, digits, =_+~'!$&*^`|#%/?{}-, any non-ASCII letter) before
+ * the '@'; after it, at least two labels of letters, digits and '-', the last one 2 to 20
+ * long. Plus CheckComplexFields' 250 characters. Non-ASCII bytes count as letters: a
+ * value this accepts and the portal refuses is caught by the retry without the e-mail. */
+static bool email_portal_ok(const char *e)
+{
+        const char *at = strchr(e, '@'), *s, *last;
+        size_t len = strlen(e);
+
+        if (!at || len > MULTIFIELD_MAX || at == e || strchr(at + 1, '@'))
+                return false;
+        for (s = e; s < at; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c == '.') {
+                        if (s == e || s + 1 == at || s[1] == '.')
+                                return false;
+                } else if (!(c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                             (c >= '0' && c <= '9') || strchr("=_+~'!$&*^`|#%/?{}-", c))) {
+                        return false;
+                }
+        }
+        last = strrchr(at + 1, '.');
+        if (!last || last == at + 1 || strlen(last + 1) < 2 || strlen(last + 1) > 20)
+                return false;
+        for (s = at + 1; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c == '.') {
+                        if (s[1] == '.' || s[-1] == '@')
+                                return false;
+                } else if (!(c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                             (c >= '0' && c <= '9') || c == '-')) {
+                        return false;
+                }
+        }
+        return true;
+}
+
+/* True when a text holds what the portal would substitute in a batch command: "$result"
+ * and its siblings, in any case, also percent-encoded (the portal URL-decodes first). */
+static bool text_has_reference(const char *s)
+{
+        static const char *const names[] = {"result", "next", "total", "time", "error"};
+
+        for (; *s; s++) {
+                const char *t;
+                if (*s == '$')
+                        t = s + 1;
+                else if (s[0] == '%' && s[1] == '2' && s[2] == '4')
+                        t = s + 3;
+                else
+                        continue;
+                for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+                        if (strncasecmp(t, names[i], strlen(names[i])) == 0)
+                                return true;
+        }
+        return false;
+}
+
+static bool json_has_reference(json_t *v)
+{
+        const char *k;
+        json_t *x;
+        size_t i;
+
+        if (json_is_string(v))
+                return text_has_reference(json_string_value(v));
+        if (json_is_object(v)) {
+                json_object_foreach(v, k, x) if (json_has_reference(x)) return true;
+        } else if (json_is_array(v)) {
+                json_array_foreach(v, i, x) if (json_has_reference(x)) return true;
+        }
+        return false;
+}
+
+/* The variables PHP's parse_str makes of these parameters (leaf values). */
+static size_t json_leaves(json_t *v)
+{
+        const char *k;
+        json_t *x;
+        size_t i, n = 0;
+
+        if (json_is_object(v)) {
+                json_object_foreach(v, k, x) n += json_leaves(x);
+        } else if (json_is_array(v)) {
+                json_array_foreach(v, i, x) n += json_leaves(x);
+        } else {
+                n = 1;
+        }
+        return n;
+}
+
 /* --- the store: this pass's writes first, then the store; reads are checked --------- */
 
-/* One of the order's links: 0 with *ret (NULL when there is none), or the store's -errno
- * with *ret untouched. */
 static int link_read(struct store *st, const struct store_writes *w, const char *order_id,
                      const char *kind, char **ret)
 {
@@ -135,7 +346,6 @@ static int link_read(struct store *st, const struct store_writes *w, const char 
         return 0;
 }
 
-/* A cached look-up, "b24.<kind>:<value>": 0 with *ret (NULL when unknown), or -errno. */
 static int meta_read(struct store *st, const struct store_writes *w, const char *kind,
                      const char *value, char **ret)
 {
@@ -166,133 +376,45 @@ static void meta_write(struct store_writes *w, const char *kind, const char *val
         store_writes_meta(w, key, id, true);
 }
 
-static void lower(const char *in, char *out, size_t size)
+static void set_link(struct pass *p, struct order *o, const char *kind, char **field,
+                     const char *value)
 {
-        size_t i;
-        for (i = 0; in[i] && i + 1 < size; i++)
-                out[i] = (char)((in[i] >= 'A' && in[i] <= 'Z') ? in[i] + 32 : in[i]);
-        out[i] = '\0';
+        store_writes_link(p->w, o->s->order_id, kind, value);
+        free(*field);
+        *field = xstrdup(value);
 }
 
-/* --- batch plumbing ---------------------------------------------------------------- */
-
-struct batch {
-        json_t *cmd;     /* key → "method?query" */
-        json_t *result;  /* key → result, after the call */
-        json_t *errors;  /* key → {"error","error_description"} */
-};
-
-static void batch_init(struct batch *b)
+/* Fills the order's contact and company from the cache. 0 or the store's -errno. */
+static int from_cache(struct pass *p, struct order *o)
 {
-        b->cmd = json_object();
-        b->result = json_object();
-        b->errors = json_object();
+        int r = 0;
+
+        if (!o->contact && o->phone[0])
+                r = meta_read(p->st, p->w, "contact.phone", o->phone, &o->contact);
+        if (r == 0 && !o->contact && o->email[0])
+                r = meta_read(p->st, p->w, "contact.email", o->email, &o->contact);
+        if (r == 0 && !o->company && o->title_key[0])
+                r = meta_read(p->st, p->w, "company.title", o->title_key, &o->company);
+        return r;
 }
 
-static void batch_clear(struct batch *b)
-{
-        json_decref(b->cmd);
-        json_decref(b->result);
-        json_decref(b->errors);
-}
+/* --- answers --------------------------------------------------------------------------- */
 
-/* Adds a command; false when `params` is NULL (a json_pack that refused a text that is
- * not UTF-8): then nothing is added, rather than a command without its parameters. */
-static bool batch_add(struct batch *b, const char *key, const char *method, json_t *params)
-{
-        char *q;
-        int r;
-
-        if (!params)
-                return false;
-        q = b24_query_string(method, params); /* ASCII: always a valid JSON string */
-        r = json_object_set_new(b->cmd, key, json_string(q));
-        free(q);
-        json_decref(params);
-        return r == 0;
-}
-
-/* Sets obj[key] = v (consumed); false when v is NULL, i.e. a text was not UTF-8. */
-static bool put(json_t *obj, const char *key, json_t *v)
-{
-        return json_object_set_new(obj, key, v) == 0;
-}
-
-/* Sends the commands in calls of at most BATCH_MAX (the caller keeps dependent commands
- * in one call by sending them before adding more). Returns 0, a b24_call code, or
- * -ECANCELED when the daemon is stopping and a call was left unsent. */
-static int batch_run(struct b24 *b, struct batch *bt, struct b24_error *err)
-{
-        const char *key;
-        json_t *v, *chunk = json_object();
-        void *tmp;
-        int st = 0;
-
-        json_object_foreach_safe(bt->cmd, tmp, key, v)
-        {
-                /* both keys and values are ASCII: fails only on OOM, which aborts */
-                json_object_set(chunk, key, v);
-                json_object_del(bt->cmd, key);
-                if (json_object_size(chunk) == BATCH_MAX || json_object_size(bt->cmd) == 0) {
-                        json_t *doc = NULL, *r, *e;
-                        if (atomic_load(&b->stopping)) {
-                                snprintf(err->code, sizeof(err->code), "stopping");
-                                snprintf(err->description, sizeof(err->description),
-                                         "not sent: the daemon is stopping");
-                                st = -ECANCELED;
-                                break;
-                        }
-                        st = b24_call(b->client, "batch",
-                                      json_pack("{s:i, s:O}", "halt", 0, "cmd", chunk), &doc,
-                                      err);
-                        json_object_clear(chunk);
-                        if (st != 0)
-                                break;
-                        b24_batch_sections(doc, &r, &e);
-                        /* objects both (b24_batch_sections): fails only on OOM */
-                        if (r)
-                                json_object_update(bt->result, r);
-                        if (e)
-                                json_object_update(bt->errors, e);
-                        json_decref(doc);
-                }
-        }
-        json_decref(chunk);
-        return st;
-}
-
-static const char *cmd_error(struct batch *bt, const char *key)
-{
-        json_t *e = json_object_get(bt->errors, key);
-        const char *d;
-
-        if (!e)
-                return NULL;
-        d = json_string_value(json_object_get(e, "error_description"));
-        if (d && *d)
-                return d;
-        d = json_string_value(json_object_get(e, "error"));
-        return d && *d ? d : "error without a description";
-}
-
-static int cmd_error_class(struct batch *bt, const char *key)
-{
-        json_t *e = json_object_get(bt->errors, key);
-        return b24_classify_error(json_string_value(json_object_get(e, "error")), 400);
-}
-
-/* An id from a result that is an integer, a numeric string, or {"ID":…}. */
+/* An id from a result that is a positive integer, a numeric string, or {"ID":…}. */
 static bool result_id(json_t *v, char *out, size_t size)
 {
+        const char *s;
+
         if (json_is_object(v))
                 v = json_object_get(v, "ID");
         if (json_is_integer(v) && json_integer_value(v) > 0) {
                 snprintf(out, size, "%lld", (long long)json_integer_value(v));
                 return true;
         }
-        if (json_is_string(v) && json_string_value(v)[0] &&
-            strspn(json_string_value(v), "0123456789") == strlen(json_string_value(v))) {
-                snprintf(out, size, "%s", json_string_value(v));
+        s = json_string_value(v);
+        if (s && s[0] && s[0] != '0' && strlen(s) < 19 && strlen(s) < size &&
+            strspn(s, "0123456789") == strlen(s)) {
+                snprintf(out, size, "%s", s);
                 return true;
         }
         return false;
@@ -303,536 +425,1086 @@ static json_t *multifield(const char *value)
         return json_pack("[{s:s, s:s}]", "VALUE", value, "VALUE_TYPE", "WORK");
 }
 
-/* --- pass 1: look-ups -------------------------------------------------------------- */
-
-static bool needs_contact(const struct order *o)
+static bool put(json_t *obj, const char *key, json_t *v)
 {
-        return !o->finished && !o->contact && (o->phone[0] || o->email[0]);
+        return json_object_set_new(obj, key, v) == 0;
 }
 
-/* Fills the order's contact and company from the cache. 0 or the store's -errno. */
-static int from_cache(struct store *st, const struct store_writes *w, struct order *o)
-{
-        int r = 0;
+/* --- holds: OPERATION_TIME_LIMIT per method -------------------------------------------- */
 
-        if (!o->contact && o->phone[0])
-                r = meta_read(st, w, "contact.phone", o->phone, &o->contact);
-        if (r == 0 && !o->contact && o->email[0])
-                r = meta_read(st, w, "contact.email", o->email, &o->contact);
-        if (r == 0 && !o->company && o->s->buyer.legal && o->s->buyer.company) {
-                char name[300];
-                lower(o->s->buyer.company, name, sizeof(name));
-                r = meta_read(st, w, "company.title", name, &o->company);
-        }
-        return r;
+static int64_t table_get(const struct hold *t, const char *method)
+{
+        for (size_t i = 0; i < HOLDS_MAX; i++)
+                if (strcmp(t[i].method, method) == 0)
+                        return t[i].until;
+        return 0;
 }
 
-/* Caches `id` for one PHONE or EMAIL multi-field value of a contact, unless the value
- * already has a contact (oldest wins). 0 or the store's -errno. */
-static int learn_value(struct b24 *b, struct store *st, struct store_writes *w,
-                       const char *kind, const char *val, const char *id)
+/* Sets the method's time, unless it already holds a later one. False when unchanged. */
+static bool table_set(struct hold *t, const char *method, int64_t until)
 {
-        char norm[256], *have = NULL;
-        int r;
+        size_t slot = HOLDS_MAX;
 
-        if (strcmp(kind, "contact.phone") == 0
-                    ? phone_normalize(val, b->conf->country_code, norm, sizeof(norm)) < 0
-                    : email_normalize(val, norm, sizeof(norm)) < 0)
-                return 0;
-        r = meta_read(st, w, kind, norm, &have);
-        if (r == 0 && !have)
-                meta_write(w, kind, norm, id);
-        free(have);
-        return r;
-}
-
-/* findbycomm tells which contacts match, not which value matched which: read the
- * contacts' phones and e-mails and map them here. Returns 0, a b24_call code, or -EIO. */
-static int learn_contacts(struct b24 *b, struct store *st, struct store_writes *w, json_t *ids,
-                          struct b24_error *err)
-{
-        struct batch bt;
-        size_t i, k = 0;
-        json_t *v, *chunk = json_array();
-        const char *key;
-        int r;
-
-        batch_init(&bt);
-        json_array_foreach(ids, i, v)
-        {
-                json_array_append(chunk, v); /* a value from the answer: fails only on OOM */
-                if (json_array_size(chunk) == 50 || i + 1 == json_array_size(ids)) {
-                        char name[16];
-                        snprintf(name, sizeof(name), "l%zu", k++);
-                        /* ids are the portal's JSON values and the rest constants: this
-                         * json_pack cannot meet a text that is not UTF-8 */
-                        batch_add(&bt, name, "crm.contact.list",
-                                  json_pack("{s:{s:O}, s:[s,s,s], s:{s:s}}", "filter", "ID",
-                                            chunk, "select", "ID", "PHONE", "EMAIL", "order",
-                                            "ID", "ASC"));
-                        json_array_clear(chunk);
+        for (size_t i = 0; i < HOLDS_MAX; i++) {
+                if (strcmp(t[i].method, method) == 0) {
+                        slot = i;
+                        break;
                 }
+                if (slot == HOLDS_MAX && t[i].until <= clock_wall_ms())
+                        slot = i;
         }
-        json_decref(chunk);
-        r = batch_run(b, &bt, err);
-        json_object_foreach(bt.result, key, v)
-        {
-                json_t *c;
-                json_array_foreach(v, i, c)
-                {
-                        char id[32];
-                        json_t *m;
-                        size_t j;
-                        if (!result_id(c, id, sizeof(id)))
-                                continue;
-                        json_array_foreach(json_object_get(c, "PHONE"), j, m)
-                        {
-                                const char *val = json_string_value(json_object_get(m, "VALUE"));
-                                if (learn_value(b, st, w, "contact.phone", val, id) < 0)
-                                        r = -EIO;
-                        }
-                        json_array_foreach(json_object_get(c, "EMAIL"), j, m)
-                        {
-                                const char *val = json_string_value(json_object_get(m, "VALUE"));
-                                if (learn_value(b, st, w, "contact.email", val, id) < 0)
-                                        r = -EIO;
-                        }
-                }
-        }
-        batch_clear(&bt);
-        return r;
+        if (slot == HOLDS_MAX)
+                slot = 0;
+        if (strcmp(t[slot].method, method) == 0 && t[slot].until >= until)
+                return false;
+        snprintf(t[slot].method, sizeof(t[slot].method), "%s", method);
+        t[slot].until = until;
+        return true;
 }
 
-/* Adds findbycomm commands for `values` (normalised phones or e-mails: valid UTF-8). */
-static void add_findbycomm(struct batch *bt, const char *type, json_t *values)
+static int64_t held_until(struct b24 *b, const char *method)
 {
-        size_t n = json_array_size(values);
-
-        for (size_t start = 0, k = 0; start < n; start += FINDBYCOMM_MAX, k++) {
-                json_t *chunk = json_array();
-                char key[24];
-                for (size_t i = start; i < n && i < start + FINDBYCOMM_MAX; i++)
-                        json_array_append(chunk, json_array_get(values, i));
-                snprintf(key, sizeof(key), "f%s%zu", type, k);
-                batch_add(bt, key, "crm.duplicate.findbycomm",
-                          json_pack("{s:s, s:s, s:o}", "entity_type", "CONTACT", "type", type,
-                                    "values", chunk));
-        }
+        return table_get(b->holds, method);
 }
 
-/* Queues this order's phone and e-mail for findbycomm, once per value. */
-static bool want_contact(struct order *o, json_t *seen, json_t *phones, json_t *emails)
+static void hold(struct b24 *b, const char *method, int64_t until, const char *why)
 {
-        bool ok = true;
-
-        if (o->phone[0] && !json_object_get(seen, o->phone)) {
-                ok = put(seen, o->phone, json_true()) && ok;
-                ok = json_array_append_new(phones, json_string(o->phone)) == 0 && ok;
-        }
-        if (o->email[0] && !json_object_get(seen, o->email)) {
-                ok = put(seen, o->email, json_true()) && ok;
-                ok = json_array_append_new(emails, json_string(o->email)) == 0 && ok;
-        }
-        return ok;
+        if (!table_set(b->holds, method, until))
+                return;
+        log_warn("b24.method_held", "method=%s hold_ms=%lld reason=\"%s\"", method,
+                 (long long)(until - clock_wall_ms()), why);
 }
 
-/* Returns 0, a b24_call code (the look-up call failed as a whole), or -EIO (a store read
- * failed; nothing has been written to the portal). */
-static int lookup(struct b24 *b, struct store *st, struct store_writes *w, struct order *os,
-                  size_t n, struct sink_outcome *out, struct b24_error *err)
+/* A command's time block: the method's operating time in the portal's window. */
+static void note_time(struct b24 *b, const char *method, json_t *t)
 {
-        json_t *phones = json_array(), *emails = json_array(), *seen = json_object();
-        json_t *found = json_array(), *v;
-        struct batch bt;
-        const char *key;
-        char k[32];
-        int r = 0;
+        json_t *op = json_object_get(t, "operating"), *at = json_object_get(t,
+                                                                              "operating_reset_at");
+        double reset = json_is_number(at) ? json_number_value(at) : 0;
 
-        batch_init(&bt);
-        for (size_t i = 0; i < n; i++) {
-                struct order *o = &os[i];
-                bool ok = true;
-                if (o->finished)
-                        continue;
-                if (from_cache(st, w, o) < 0) {
-                        r = -EIO;
-                        goto out;
-                }
-                if (o->deal && strcmp(o->deal, PENDING) == 0) {
-                        snprintf(k, sizeof(k), "u%zu", i);
-                        ok = batch_add(&bt, k, "crm.deal.list",
-                                       json_pack("{s:{s:s, s:s}, s:[s], s:{s:s}}", "filter",
-                                                 "ORIGINATOR_ID", b->cfg->site_id, "ORIGIN_ID",
-                                                 o->s->order_id, "select", "ID", "order", "ID",
-                                                 "ASC"));
-                }
-                if (needs_contact(o))
-                        ok = want_contact(o, seen, phones, emails) && ok;
-                if (!o->company && o->s->buyer.legal && o->s->buyer.company &&
-                    (!o->deal || strcmp(o->deal, PENDING) == 0)) {
-                        snprintf(k, sizeof(k), "q%zu", i);
-                        ok = batch_add(&bt, k, "crm.company.list",
-                                       json_pack("{s:{s:s}, s:[s], s:{s:s}}", "filter", "=TITLE",
-                                                 o->s->buyer.company, "select", "ID", "order",
-                                                 "ID", "ASC")) &&
-                             ok;
-                }
-                if (!ok)
-                        refuse_unencodable(o, out);
-        }
-        add_findbycomm(&bt, "PHONE", phones);
-        add_findbycomm(&bt, "EMAIL", emails);
-        if (json_object_size(bt.cmd) > 0)
-                r = batch_run(b, &bt, err);
-        if (r != 0)
-                goto out;
-
-        json_object_foreach(bt.result, key, v)
-        {
-                size_t i = strtoul(key + 1, NULL, 10);
-                char id[32];
-                if (key[0] == 'u' && i < n) {
-                        struct order *o = &os[i];
-                        free(o->deal);
-                        o->deal = NULL;
-                        if (json_array_size(v) > 0 && result_id(json_array_get(v, 0), id,
-                                                                 sizeof(id))) {
-                                o->deal = xstrdup(id);
-                                store_writes_link(w, o->s->order_id, "b24.deal", id);
-                                log_info("b24.deal_found", "order_id=%s deal_id=%s reason=\"an "
-                                         "earlier create's answer was lost\"",
-                                         o->s->order_id, id);
-                        }
-                } else if (key[0] == 'q' && i < n) {
-                        struct order *o = &os[i];
-                        if (json_array_size(v) > 0 &&
-                            result_id(json_array_get(v, 0), id, sizeof(id))) {
-                                char name[300];
-                                lower(o->s->buyer.company, name, sizeof(name));
-                                meta_write(w, "company.title", name, id);
-                                o->company = xstrdup(id);
-                        }
-                } else if (key[0] == 'f') {
-                        size_t j;
-                        json_t *ids = json_object_get(v, "CONTACT"), *x;
-                        json_array_foreach(ids, j, x) json_array_append(found, x);
-                }
-        }
-        /* a look-up of a pending deal that was not answered (an error, or no result at
-         * all) must not turn into a second create */
-        for (size_t i = 0; i < n; i++) {
-                struct order *o = &os[i];
-                if (o->finished || !o->deal || strcmp(o->deal, PENDING) != 0)
-                        continue;
-                snprintf(k, sizeof(k), "u%zu", i);
-                finish(o, out, STORE_TEMPFAIL, "deal look-up failed: %s",
-                       cmd_error(&bt, k) ? cmd_error(&bt, k) : "no answer for it in the batch");
-        }
-        if (json_array_size(found) > 0)
-                r = learn_contacts(b, st, w, found, err);
-        for (size_t i = 0; r == 0 && i < n; i++)
-                if (!os[i].finished)
-                        r = from_cache(st, w, &os[i]) < 0 ? -EIO : 0;
-out:
-        json_decref(phones);
-        json_decref(emails);
-        json_decref(seen);
-        json_decref(found);
-        batch_clear(&bt);
-        return r;
+        /* the portal's answer is outside input: only a plausible Unix time counts */
+        if (!(reset > 0 && reset < 4102444800.0))
+                return;
+        table_set(b->resets, method, (int64_t)(reset * 1000));
+        if (json_is_number(op) && json_number_value(op) >= OPERATING_LIMIT_S * OPERATING_HOLD_AT)
+                hold(b, method, (int64_t)(reset * 1000), "near the method's operating budget");
 }
 
-/* --- pass 2: writes ---------------------------------------------------------------- */
+/* How long to hold a method the portal refused with OPERATION_TIME_LIMIT: until its
+ * last reported reset time, or a minute when none was seen. */
+static int64_t hold_end(struct b24 *b, const char *method, int64_t hint_ms)
+{
+        int64_t now = clock_wall_ms(), at = table_get(b->resets, method);
 
-/* Adds this order's commands to `bt`. `planned` maps a new buyer's phone/e-mail (and
- * "company:<title>") to the $result reference of an add already in this call; the
- * order's own new entries go to `mine`, which the caller merges once the order is in.
- * Returns 0 with *ret_added, -EIO (a store read failed) or -EINVAL (a text from the
- * order or the configuration is not UTF-8: the order cannot be sent as it is). */
-static int compose(struct b24 *b, struct store *st, const struct store_writes *w,
-                   struct order *o, size_t i, struct batch *bt, json_t *planned, json_t *mine,
-                   size_t *ret_added)
+        if (hint_ms > 0)
+                return now + hint_ms;
+        return at > now ? at : now + HOLD_DEFAULT_MS;
+}
+
+static bool absent_fresh(struct b24 *b, const char *key)
+{
+        json_t *v = json_object_get(b->absent, key);
+
+        return v && clock_wall_ms() - json_integer_value(v) < ABSENT_TTL_MS;
+}
+
+static void absent_note(struct b24 *b, const char *key)
+{
+        json_object_set_new(b->absent, key, json_integer(clock_wall_ms()));
+}
+
+static void absent_prune(struct b24 *b)
+{
+        const char *k;
+        json_t *v;
+        void *tmp;
+
+        json_object_foreach_safe(b->absent, tmp, k, v) if (clock_wall_ms() -
+                                                                json_integer_value(v) >=
+                                                            ABSENT_TTL_MS)
+                json_object_del(b->absent, k);
+}
+
+/* --- the pool -------------------------------------------------------------------------- */
+
+static void cmd_free(struct cmd *c)
+{
+        if (!c)
+                return;
+        json_decref(c->params);
+        json_decref(c->sent);
+        free(c);
+}
+
+/* Adds a command (params consumed; NULL is a text json_pack refused: false, nothing
+ * added). A command for an order counts in its `outstanding`. */
+static bool enqueue(struct pass *p, enum cmd_kind kind, const char *method, json_t *params,
+                    size_t order, struct group *g, json_t *sent)
+{
+        struct cmd *c;
+
+        if (!params) {
+                json_decref(sent);
+                return false;
+        }
+        c = xcalloc(1, sizeof(*c));
+        c->kind = kind;
+        c->method = method;
+        c->params = params;
+        c->order = order;
+        c->group = g;
+        c->sent = sent;
+        c->direct = json_has_reference(params) || json_leaves(params) > INPUT_VARS_MAX;
+        if (p->pool_len == p->pool_cap) {
+                p->pool_cap = p->pool_cap ? p->pool_cap * 2 : 64;
+                p->pool = xrealloc(p->pool, p->pool_cap * sizeof(*p->pool));
+        }
+        p->pool[p->pool_len++] = c;
+        if (order != NONE)
+                p->os[order].outstanding++;
+        if (g)
+                g->outstanding++;
+        return true;
+}
+
+static struct group *group_new(struct pass *p, const char *kind)
+{
+        struct group *g = xcalloc(1, sizeof(*g));
+
+        g->values = json_array();
+        g->kind = kind;
+        g->next = p->groups;
+        p->groups = g;
+        return g;
+}
+
+/* A group's state for one value: 1 answered, 0 still out, <0 its failure class. */
+static int asked_state(struct pass *p, const char *key, const char **why)
+{
+        struct group *g = json_object_get(p->asked, key)
+                                  ? (struct group *)(uintptr_t)json_integer_value(
+                                            json_object_get(p->asked, key))
+                                  : NULL;
+
+        if (!g)
+                return 1;
+        if (g->error[0]) {
+                *why = g->error;
+                return g->error_class;
+        }
+        return g->outstanding > 0 ? 0 : 1;
+}
+
+/* --- steps ----------------------------------------------------------------------------- */
+
+/* Asks for the order's unknown contact and company, and its maybe-created deal. */
+static void ask(struct pass *p, struct order *o, size_t i, json_t *want)
 {
         const struct snapshot *s = o->s;
-        const struct config *cfg = b->cfg;
-        const struct b24_conf *conf = b->conf;
-        json_t *fields;
-        char key[32], deal_ref[48], amount[32], title_key[300] = "company:";
-        size_t added = 0;
-        bool ok = true;
+        char key[320];
 
-        if (from_cache(st, w, o) < 0)
-                return -EIO;
-        o->contact_ref[0] = o->company_ref[0] = '\0';
-        o->new_contact = o->new_company = o->new_deal = o->set_rows = false;
+        snprintf(key, sizeof(key), "deal:%s", s->order_id);
+        if (o->deal && strcmp(o->deal, PENDING) == 0 && !o->deal_looked &&
+            absent_fresh(p->b, key)) {
+                /* looked up moments ago, and no create has been sent since */
+                free(o->deal);
+                o->deal = NULL;
+        }
+        if (o->deal && strcmp(o->deal, PENDING) == 0 && !o->deal_looked) {
+                o->deal_looked = true;
+                if (!enqueue(p, K_DEAL_FIND, "crm.deal.list",
+                             json_pack("{s:{s:s, s:s}, s:[s], s:{s:s}}", "filter",
+                                       "=ORIGINATOR_ID", p->b->cfg->site_id, "=ORIGIN_ID",
+                                       s->order_id, "select", "ID", "order", "ID", "ASC"),
+                             i, NULL, NULL))
+                        refuse_unencodable(p, o);
+        }
+        if (!o->contact && !o->contact_looked && (o->phone[0] || o->email[0])) {
+                o->contact_looked = true;
+                if (o->phone[0]) {
+                        snprintf(key, sizeof(key), "phone:%s", o->phone);
+                        if (!json_object_get(p->asked, key) && !absent_fresh(p->b, key))
+                                json_object_set_new(want, key, json_true());
+                }
+                if (o->email[0]) {
+                        snprintf(key, sizeof(key), "email:%s", o->email);
+                        if (!json_object_get(p->asked, key) && !absent_fresh(p->b, key))
+                                json_object_set_new(want, key, json_true());
+                }
+        }
+        if (!o->company && !o->company_looked && o->title_key[0]) {
+                o->company_looked = true;
+                snprintf(key, sizeof(key), "title:%s", o->title_key);
+                if (!json_object_get(p->asked, key) && !absent_fresh(p->b, key))
+                        json_object_set_new(want, key, json_true());
+        }
+}
 
-        if (s->buyer.legal && s->buyer.company)
-                lower(s->buyer.company, title_key + 8, sizeof(title_key) - 8);
-        if (o->company)
-                snprintf(o->company_ref, sizeof(o->company_ref), "%s", o->company);
-        else if (s->buyer.legal && s->buyer.company && json_object_get(planned, title_key))
-                /* another order of this call creates the same new company */
-                snprintf(o->company_ref, sizeof(o->company_ref), "%s",
-                         json_string_value(json_object_get(planned, title_key)));
-        else if (s->buyer.legal && s->buyer.company) {
-                snprintf(key, sizeof(key), "m%zu", i);
-                fields = json_pack("{s:s}", "TITLE", s->buyer.company);
-                if (s->buyer.phone && o->phone[0])
-                        ok = put(fields, "PHONE", multifield(o->phone)) && ok;
-                if (o->email[0])
-                        ok = put(fields, "EMAIL", multifield(o->email)) && ok;
-                if (s->buyer.inn) {
+/* Turns the wanted values into shared look-ups: findbycomm per 20 phones or e-mails,
+ * company.list per 20 titles. */
+static void ask_shared(struct pass *p, json_t *want)
+{
+        static const struct {
+                const char *prefix, *kind, *type;
+                size_t max;
+        } kinds[] = {{"phone:", "contact.phone", "PHONE", FINDBYCOMM_MAX},
+                     {"email:", "contact.email", "EMAIL", FINDBYCOMM_MAX},
+                     {"title:", "company.title", NULL, TITLES_MAX}};
+
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+                struct group *g = NULL;
+                const char *key;
+                json_t *v;
+                size_t plen = strlen(kinds[k].prefix);
+
+                json_object_foreach(want, key, v)
+                {
+                        if (strncmp(key, kinds[k].prefix, plen) != 0)
+                                continue;
+                        if (!g)
+                                g = group_new(p, kinds[k].kind);
+                        /* the values are normalised texts of a parsed snapshot: UTF-8 */
+                        json_array_append_new(g->values, json_string(key + plen));
+                        json_object_set_new(p->asked, key, json_integer((json_int_t)(uintptr_t)g));
+                        if (json_array_size(g->values) < kinds[k].max)
+                                continue;
+                        g = NULL;
+                }
+        }
+        for (struct group *g = p->groups; g; g = g->next) {
+                if (g->issued)
+                        continue;
+                g->issued = true;
+                if (strcmp(g->kind, "company.title") == 0) {
+                        json_t *titles = json_array();
+                        size_t i;
+                        json_t *v;
+                        /* the titles as the buyers typed them: =TITLE is case-insensitive
+                         * (MySQL *_ci); lower-cased ones match the same rows */
+                        json_array_foreach(g->values, i, v) json_array_append(titles, v);
+                        enqueue(p, K_COMPANY_FIND, "crm.company.list",
+                                json_pack("{s:{s:o}, s:[s,s], s:{s:s}}", "filter", "=TITLE",
+                                          titles, "select", "ID", "TITLE", "order", "ID", "ASC"),
+                                NONE, g, NULL);
+                } else {
+                        enqueue(p, K_FIND, "crm.duplicate.findbycomm",
+                                json_pack("{s:s, s:s, s:O}", "entity_type", "CONTACT", "type",
+                                          strcmp(g->kind, "contact.phone") == 0 ? "PHONE"
+                                                                                : "EMAIL",
+                                          "values", g->values),
+                                NONE, g, NULL);
+                }
+        }
+}
+
+/* The owned deal fields of the order as it is now. NULL: a text is not UTF-8. */
+static json_t *owned_fields(struct pass *p, struct order *o)
+{
+        const struct b24_conf *conf = p->b->conf;
+        char amount[32];
+        json_t *f;
+
+        money_format(o->s->price_minor, amount, sizeof(amount));
+        f = json_pack("{s:s, s:s, s:s}", "STAGE_ID", o->stage, "OPPORTUNITY", amount,
+                      "CURRENCY_ID", o->s->currency);
+        if (f && conf->roistat_field[0] && o->s->roistat_visit &&
+            !put(f, conf->roistat_field, json_string(o->s->roistat_visit))) {
+                json_decref(f);
+                return NULL;
+        }
+        return f;
+}
+
+static void party_add(struct pass *p, struct order *o, size_t i, bool company)
+{
+        const struct snapshot *s = o->s;
+        bool with_email = o->email[0] && !o->email_retry;
+        json_t *f;
+        bool ok;
+
+        if (company) {
+                f = json_pack("{s:s}", "TITLE", s->buyer.company);
+                ok = f != NULL;
+                if (ok && o->phone[0])
+                        ok = put(f, "PHONE", multifield(o->phone));
+                if (ok && with_email)
+                        ok = put(f, "EMAIL", multifield(o->email));
+                if (ok && s->buyer.inn) {
                         char c[64];
                         snprintf(c, sizeof(c), "INN %s", s->buyer.inn);
-                        ok = put(fields, "COMMENTS", json_string(c)) && ok;
+                        ok = put(f, "COMMENTS", json_string(c));
                 }
-                ok = batch_add(bt, key, "crm.company.add", json_pack("{s:o}", "fields", fields)) &&
-                     ok;
-                snprintf(o->company_ref, sizeof(o->company_ref), "$result[%s]", key);
-                ok = put(mine, title_key, json_string(o->company_ref)) && ok;
-                o->new_company = true;
-                added++;
-        }
-
-        if (o->contact) {
-                snprintf(o->contact_ref, sizeof(o->contact_ref), "%s", o->contact);
-        } else if (o->phone[0] || o->email[0]) {
-                json_t *ref = json_object_get(planned, o->phone[0] ? o->phone : o->email);
-                if (!ref && o->email[0])
-                        ref = json_object_get(planned, o->email);
-                if (ref) {
-                        snprintf(o->contact_ref, sizeof(o->contact_ref), "%s",
-                                 json_string_value(ref));
-                } else {
-                        snprintf(key, sizeof(key), "c%zu", i);
-                        fields = json_pack("{s:s, s:s, s:s}", "NAME",
-                                           s->buyer.name ? s->buyer.name : o->phone[0] ? o->phone
-                                                                                      : o->email,
-                                           "SOURCE_ID", "STORE", "OPENED", "Y");
-                        if (o->phone[0])
-                                ok = put(fields, "PHONE", multifield(o->phone)) && ok;
-                        if (o->email[0])
-                                ok = put(fields, "EMAIL", multifield(o->email)) && ok;
-                        if (o->company_ref[0])
-                                ok = put(fields, "COMPANY_ID", json_string(o->company_ref)) && ok;
-                        ok = batch_add(bt, key, "crm.contact.add",
-                                       json_pack("{s:o}", "fields", fields)) &&
-                             ok;
-                        snprintf(o->contact_ref, sizeof(o->contact_ref), "$result[%s]", key);
-                        if (o->phone[0])
-                                ok = put(mine, o->phone, json_string(o->contact_ref)) && ok;
-                        if (o->email[0])
-                                ok = put(mine, o->email, json_string(o->contact_ref)) && ok;
-                        o->new_contact = true;
-                        added++;
-                }
-        }
-
-        money_format(s->price_minor, amount, sizeof(amount));
-        fields = json_pack("{s:s, s:s, s:s, s:s}", "STAGE_ID", o->stage, "OPPORTUNITY", amount,
-                           "CURRENCY_ID", s->currency, "IS_MANUAL_OPPORTUNITY", "Y");
-        if (o->contact_ref[0])
-                ok = put(fields, "CONTACT_ID", json_string(o->contact_ref)) && ok;
-        if (o->company_ref[0])
-                ok = put(fields, "COMPANY_ID", json_string(o->company_ref)) && ok;
-        if (conf->roistat_field[0] && s->roistat_visit)
-                ok = put(fields, conf->roistat_field, json_string(s->roistat_visit)) && ok;
-        snprintf(key, sizeof(key), "d%zu", i);
-        if (o->deal) {
-                ok = batch_add(bt, key, "crm.deal.update",
-                               json_pack("{s:s, s:o, s:{s:s}}", "id", o->deal, "fields", fields,
-                                         "params", "REGISTER_SONET_EVENT", "N")) &&
-                     ok;
-                snprintf(deal_ref, sizeof(deal_ref), "%s", o->deal);
         } else {
+                f = json_pack("{s:s, s:s, s:s}", "NAME",
+                              s->buyer.name ? s->buyer.name : o->phone[0] ? o->phone : o->email,
+                              "SOURCE_ID", "STORE", "OPENED", "Y");
+                ok = f != NULL;
+                if (ok && o->phone[0])
+                        ok = put(f, "PHONE", multifield(o->phone));
+                if (ok && with_email)
+                        ok = put(f, "EMAIL", multifield(o->email));
+                if (ok && o->company)
+                        ok = put(f, "COMPANY_ID", json_string(o->company));
+        }
+        if (!ok) {
+                json_decref(f);
+                refuse_unencodable(p, o);
+                return;
+        }
+        if (!enqueue(p, company ? K_COMPANY_ADD : K_CONTACT_ADD,
+                     company ? "crm.company.add" : "crm.contact.add",
+                     json_pack("{s:o}", "fields", f), i, NULL, NULL))
+                refuse_unencodable(p, o);
+}
+
+/* Marks an add of this buyer as out, so that other orders of the buyer wait for it. */
+static void creating(struct pass *p, struct order *o, bool company, bool on)
+{
+        char key[320];
+
+        if (company) {
+                snprintf(key, sizeof(key), "title:%s", o->title_key);
+                on ? json_object_set_new(p->creating, key, json_true())
+                   : json_object_del(p->creating, key);
+                return;
+        }
+        if (o->phone[0]) {
+                snprintf(key, sizeof(key), "phone:%s", o->phone);
+                on ? json_object_set_new(p->creating, key, json_true())
+                   : json_object_del(p->creating, key);
+        }
+        if (o->email[0]) {
+                snprintf(key, sizeof(key), "email:%s", o->email);
+                on ? json_object_set_new(p->creating, key, json_true())
+                   : json_object_del(p->creating, key);
+        }
+}
+
+static bool is_creating(struct pass *p, struct order *o, bool company)
+{
+        char key[320];
+
+        if (company) {
+                snprintf(key, sizeof(key), "title:%s", o->title_key);
+                return json_object_get(p->creating, key) != NULL;
+        }
+        snprintf(key, sizeof(key), "phone:%s", o->phone);
+        if (o->phone[0] && json_object_get(p->creating, key))
+                return true;
+        snprintf(key, sizeof(key), "email:%s", o->email);
+        return o->email[0] && json_object_get(p->creating, key);
+}
+
+/* The deal step: add, or update only what changed. */
+static void deal_step(struct pass *p, struct order *o, size_t i)
+{
+        const struct snapshot *s = o->s;
+        const struct b24_conf *conf = p->b->conf;
+        json_t *now = owned_fields(p, o), *fields, *prev;
+        const char *k;
+        json_t *v;
+        bool ok = now != NULL;
+
+        if (!ok) {
+                refuse_unencodable(p, o);
+                return;
+        }
+        if (!o->deal) {
                 char title[400];
                 snprintf(title, sizeof(title), "%s%s", conf->deal_title_prefix,
                          s->account_number);
-                ok = put(fields, "TITLE", json_string(title)) && ok;
-                ok = put(fields, "CATEGORY_ID", json_integer(conf->category_id)) && ok;
-                ok = put(fields, "ORIGINATOR_ID", json_string(cfg->site_id)) && ok;
-                ok = put(fields, "ORIGIN_ID", json_string(s->order_id)) && ok;
-                ok = batch_add(bt, key, "crm.deal.add", json_pack("{s:o}", "fields", fields)) &&
-                     ok;
-                snprintf(deal_ref, sizeof(deal_ref), "$result[%s]", key);
-                o->new_deal = true;
+                fields = json_deep_copy(now);
+                ok = put(fields, "TITLE", json_string(title)) &&
+                     put(fields, "CATEGORY_ID", json_integer(conf->category_id)) &&
+                     put(fields, "ORIGINATOR_ID", json_string(p->b->cfg->site_id)) &&
+                     put(fields, "ORIGIN_ID", json_string(s->order_id)) &&
+                     put(fields, "IS_MANUAL_OPPORTUNITY", json_string("Y"));
+                if (ok && o->contact)
+                        ok = put(fields, "CONTACT_ID", json_string(o->contact));
+                if (ok && o->company)
+                        ok = put(fields, "COMPANY_ID", json_string(o->company));
+                if (!ok || !enqueue(p, K_DEAL_ADD, "crm.deal.add",
+                                    json_pack("{s:o, s:{s:s}}", "fields", fields, "params",
+                                              "REGISTER_SONET_EVENT", "N"),
+                                    i, NULL, now))
+                        refuse_unencodable(p, o);
+                return;
         }
-        added++;
-
-        if (!o->rows_done || strcmp(o->rows_done, o->rows_hash) != 0) {
-                json_t *rows = json_array();
-                for (size_t r = 0; r < s->n_items; r++) {
-                        char price[32], qty[32];
-                        money_format(s->items[r].price_minor, price, sizeof(price));
-                        quantity_format(s->items[r].quantity_milli, qty, sizeof(qty));
-                        ok = json_array_append_new(rows, json_pack("{s:s, s:s, s:s}",
-                                                                   "PRODUCT_NAME",
-                                                                   s->items[r].name, "PRICE",
-                                                                   price, "QUANTITY", qty)) ==
-                                     0 &&
-                             ok;
-                }
-                snprintf(key, sizeof(key), "r%zu", i);
-                ok = batch_add(bt, key, "crm.deal.productrows.set",
-                               json_pack("{s:s, s:o}", "id", deal_ref, "rows", rows)) &&
-                     ok;
-                o->set_rows = true;
-                added++;
+        prev = o->sent ? json_loads(o->sent, 0, NULL) : NULL;
+        fields = json_object();
+        json_object_foreach(now, k, v)
+        {
+                json_t *was = json_object_get(prev, k);
+                if (!was || !json_equal(was, v))
+                        json_object_set(fields, k, v); /* from a valid object: OOM aborts */
         }
-        if (!ok)
-                return -EINVAL;
-        *ret_added = added;
-        return 0;
+        json_decref(prev);
+        if (json_object_size(fields) == 0) {
+                /* nothing the CRM shows has changed: no command */
+                json_decref(fields);
+                json_decref(now);
+                return;
+        }
+        if (!enqueue(p, K_DEAL_UPDATE, "crm.deal.update",
+                     json_pack("{s:s, s:o, s:{s:s}}", "id", o->deal, "fields", fields, "params",
+                               "REGISTER_SONET_EVENT", "N"),
+                     i, NULL, now))
+                refuse_unencodable(p, o);
 }
 
-/* The durable "maybe created" mark, written before the create is sent: 0, or -EIO with
- * the order TEMPFAIL, its create not sent (the next pass would not know to look first). */
-static int mark_pending(struct store *st, struct order *o, struct sink_outcome *out)
+static void rows_step(struct pass *p, struct order *o, size_t i)
 {
-        if (o->pending_stored)
+        const struct snapshot *s = o->s;
+        json_t *rows = json_array();
+        bool ok = true;
+
+        for (size_t r = 0; ok && r < s->n_items; r++) {
+                char price[32], qty[32];
+                money_format(s->items[r].price_minor, price, sizeof(price));
+                quantity_format(s->items[r].quantity_milli, qty, sizeof(qty));
+                ok = json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "PRODUCT_NAME",
+                                                           s->items[r].name, "PRICE", price,
+                                                           "QUANTITY", qty)) == 0;
+        }
+        if (!ok) {
+                json_decref(rows);
+                refuse_unencodable(p, o);
+                return;
+        }
+        if (!enqueue(p, K_ROWS, "crm.deal.productrows.set",
+                     json_pack("{s:s, s:o}", "id", o->deal, "rows", rows), i, NULL, NULL))
+                refuse_unencodable(p, o);
+}
+
+/* Moves an order whose commands have all been answered to its next step: 0, or the
+ * store's -errno (a read failed: nothing more is sent for the order). */
+static int advance(struct pass *p, struct order *o, size_t i, json_t *want)
+{
+        const char *why = NULL;
+        char key[320];
+        int c;
+
+        if (o->finished || o->outstanding > 0)
                 return 0;
-        if (store_link_set(st, o->s->order_id, "b24.deal", PENDING) < 0) {
-                finish(o, out, STORE_TEMPFAIL, "not sent: the store could not mark the deal "
-                       "pending before its create (%s)", store_errmsg(st));
+        if (from_cache(p, o) < 0)
                 return -EIO;
+        ask(p, o, i, want);
+        if (o->finished || o->outstanding > 0)
+                return 0;
+        if (o->deal && strcmp(o->deal, PENDING) == 0)
+                return 0; /* its look-up is in the pool */
+
+        /* the shared look-ups this order waits on */
+        for (int k = 0; k < 3; k++) {
+                if (k == 0 && o->phone[0])
+                        snprintf(key, sizeof(key), "phone:%s", o->phone);
+                else if (k == 1 && o->email[0])
+                        snprintf(key, sizeof(key), "email:%s", o->email);
+                else if (k == 2 && o->title_key[0])
+                        snprintf(key, sizeof(key), "title:%s", o->title_key);
+                else
+                        continue;
+                if (k < 2 && o->contact)
+                        continue;
+                if (k == 2 && o->company)
+                        continue;
+                c = asked_state(p, key, &why);
+                if (c == 0 || json_object_get(want, key))
+                        return 0;
+                if (c < 0) {
+                        finish(p, o, c == -EINVAL ? STORE_PERMFAIL : STORE_TEMPFAIL,
+                               "the %s look-up failed: %s", k == 2 ? "company" : "contact",
+                               why);
+                        return 0;
+                }
         }
-        o->pending_stored = true;
+        if (from_cache(p, o) < 0)
+                return -EIO;
+
+        if (o->title_key[0] && !o->company) {
+                if (!is_creating(p, o, true)) {
+                        creating(p, o, true, true);
+                        party_add(p, o, i, true);
+                }
+                return 0; /* the contact waits for the company's id */
+        }
+        if ((o->phone[0] || o->email[0]) && !o->contact) {
+                if (!is_creating(p, o, false)) {
+                        creating(p, o, false, true);
+                        party_add(p, o, i, false);
+                }
+                return 0;
+        }
+        deal_step(p, o, i);
+        if (o->finished || o->outstanding > 0)
+                return 0;
+        if (strcmp(o->rows_done ? o->rows_done : "", o->rows_hash) != 0) {
+                rows_step(p, o, i);
+                return 0;
+        }
+        finish(p, o, STORE_OK, "%s", "");
         return 0;
 }
 
-/* The id a "$result[key]" reference resolved to in this call's answers. */
-static bool ref_id(struct batch *bt, const char *ref, char *out, size_t size)
-{
-        char key[32];
-        size_t n = strlen(ref);
+/* --- reading a command's answer -------------------------------------------------------- */
 
-        if (strncmp(ref, "$result[", 8) != 0 || n < 10 || n - 9 >= sizeof(key))
-                return false;
-        snprintf(key, sizeof(key), "%.*s", (int)(n - 9), ref + 8);
-        return result_id(json_object_get(bt->result, key), out, size);
+/* A command failed: its order's step, or its look-up group, with the words. */
+static void command_failed(struct pass *p, struct cmd *c, const char *code, const char *words,
+                           int cls)
+{
+        struct order *o = c->order != NONE ? &p->os[c->order] : NULL;
+        static const char *const what[] = {
+                [K_DEAL_FIND] = "deal look-up", [K_FIND] = "contact look-up",
+                [K_CONTACT_LIST] = "contact look-up", [K_COMPANY_FIND] = "company look-up",
+                [K_COMPANY_ADD] = "company", [K_CONTACT_ADD] = "contact",
+                [K_DEAL_ADD] = "deal", [K_DEAL_UPDATE] = "deal update",
+                [K_ROWS] = "product rows"};
+
+        if (code && strcmp(code, "OPERATION_TIME_LIMIT") == 0)
+                hold(p->b, c->method, hold_end(p->b, c->method, 0),
+                     "OPERATION_TIME_LIMIT inside a batch");
+        if (c->group) {
+                if (!c->group->error[0]) {
+                        snprintf(c->group->error, sizeof(c->group->error), "%s %s",
+                                 code && *code ? code : "", words);
+                        c->group->error_class = cls;
+                }
+                return;
+        }
+        if (!o)
+                return;
+        /* the portal refused a party: once more without the e-mail */
+        if ((c->kind == K_CONTACT_ADD || c->kind == K_COMPANY_ADD) && cls == -EINVAL &&
+            o->email[0] && !o->email_retry) {
+                char note[400];
+                o->email_retry = true;
+                snprintf(note, sizeof(note), "e-mail \"%s\" dropped: Bitrix24 refused the %s "
+                         "with it (%s)", o->email, what[c->kind], words);
+                store_writes_link(p->w, o->s->order_id, "b24.note", note);
+                log_warn("b24.email_dropped", "order_id=%s reason=\"%s\"", o->s->order_id, words);
+                party_add(p, o, c->order, c->kind == K_COMPANY_ADD);
+                return;
+        }
+        if (c->kind == K_CONTACT_ADD || c->kind == K_COMPANY_ADD)
+                creating(p, o, c->kind == K_COMPANY_ADD, false);
+        if (cls == -EACCES && !p->auth_refused) {
+                p->auth_refused = true; /* the pass ends as a refused webhook */
+                snprintf(p->err.code, sizeof(p->err.code), "%s", code ? code : "");
+        }
+        p->out[o->w].retry_after_ms = code && strcmp(code, "OPERATION_TIME_LIMIT") == 0
+                                              ? held_until(p->b, c->method) - clock_wall_ms()
+                                              : 0;
+        finish(p, o, cls == -EINVAL ? STORE_PERMFAIL : STORE_TEMPFAIL,
+               "Bitrix24 refused the %s: %s%s%s", what[c->kind], code && *code ? code : "",
+               code && *code ? " " : "", words);
 }
 
-/* Reads the answers for one order of a write call; what they teach goes to `w`. Returns
- * 0 or the worst class of its commands' errors. */
-static int settle(struct store_writes *w, struct order *o, size_t i, struct batch *bt,
-                  struct sink_outcome *out)
+/* Learns which contact holds each phone and e-mail of a contact.list answer. */
+static int learn_contacts(struct pass *p, json_t *list)
 {
-        const char *errs[4] = {0}, *what[4] = {"company", "contact", "deal", "product rows"};
-        const char *oid = o->s->order_id;
-        char keys[4][32], id[32];
-        int worst = 0;
-
-        snprintf(keys[0], 32, "m%zu", i);
-        snprintf(keys[1], 32, "c%zu", i);
-        snprintf(keys[2], 32, "d%zu", i);
-        snprintf(keys[3], 32, "r%zu", i);
-        for (int k = 0; k < 4; k++) {
-                errs[k] = cmd_error(bt, keys[k]);
-                if (errs[k]) {
-                        int c = cmd_error_class(bt, keys[k]);
-                        if (c == -EACCES || (c == -EAGAIN && worst != -EACCES) || worst == 0)
-                                worst = c;
-                }
-        }
-        if (o->new_company && result_id(json_object_get(bt->result, keys[0]), id, sizeof(id))) {
-                char name[300];
-                lower(o->s->buyer.company, name, sizeof(name));
-                meta_write(w, "company.title", name, id);
-                store_writes_link(w, oid, "b24.company", id);
-        } else if (o->company) {
-                store_writes_link(w, oid, "b24.company", o->company);
-        } else if (ref_id(bt, o->company_ref, id, sizeof(id))) {
-                /* shared with another order's company.add in this call */
-                store_writes_link(w, oid, "b24.company", id);
-        }
-        if (o->new_contact && result_id(json_object_get(bt->result, keys[1]), id, sizeof(id))) {
-                if (o->phone[0])
-                        meta_write(w, "contact.phone", o->phone, id);
-                if (o->email[0])
-                        meta_write(w, "contact.email", o->email, id);
-                store_writes_link(w, oid, "b24.contact", id);
-        } else if (o->contact_ref[0] && o->contact_ref[0] != '$') {
-                store_writes_link(w, oid, "b24.contact", o->contact_ref);
-        } else if (ref_id(bt, o->contact_ref, id, sizeof(id))) {
-                /* shared with another order's contact.add in this call */
-                store_writes_link(w, oid, "b24.contact", id);
-        }
-        if (o->new_deal && result_id(json_object_get(bt->result, keys[2]), id, sizeof(id))) {
-                store_writes_link(w, oid, "b24.deal", id);
-                log_info("b24.deal_created", "order_id=%s deal_id=%s stage=%s", oid, id,
-                         o->stage);
-        }
-        if (o->set_rows && !errs[3] && !errs[2])
-                store_writes_link(w, oid, "b24.rows", o->rows_hash);
-
-        for (int k = 0; k < 4; k++)
-                if (errs[k]) {
-                        finish(o, out, worst == -EINVAL ? STORE_PERMFAIL : STORE_TEMPFAIL,
-                               "Bitrix24 refused the %s: %s", what[k], errs[k]);
-                        return worst;
-                }
-        finish(o, out, STORE_OK, "%s", "");
-        return 0;
-}
-
-/* Returns 0, a b24_call code, -EACCES from a command, -ECANCELED (stopping) or -EIO (a
- * store read or a pending mark failed: the call being composed was not sent). */
-static int write_pass(struct b24 *b, struct store *st, struct store_writes *w, struct order *os,
-                      size_t n, struct sink_outcome *out, struct b24_error *err)
-{
-        size_t next = 0;
+        size_t i, j;
+        json_t *c, *m;
         int r = 0;
 
-        while (r == 0 && next < n) {
-                struct batch bt;
-                json_t *planned = json_object();
-                size_t first = next, count = 0;
-
-                batch_init(&bt);
-                for (; next < n; next++) {
-                        struct batch one;
-                        json_t *mine;
-                        size_t k = 0;
-                        int c;
-                        if (os[next].finished)
-                                continue;
-                        /* an order's commands go in one call, so that references resolve */
-                        batch_init(&one);
-                        mine = json_object();
-                        c = compose(b, st, w, &os[next], next, &one, planned, mine, &k);
-                        if (c == 0 && count > 0 && count + k > BATCH_MAX) {
-                                batch_clear(&one);
-                                json_decref(mine);
-                                break;
-                        }
-                        if (c == 0 && os[next].new_deal)
-                                c = mark_pending(st, &os[next], out);
-                        if (c == 0) {
-                                /* objects both: fails only on OOM, which aborts */
-                                json_object_update(bt.cmd, one.cmd);
-                                json_object_update(planned, mine);
-                                count += k;
-                        } else if (c == -EINVAL) {
-                                refuse_unencodable(&os[next], out);
-                        }
-                        batch_clear(&one);
-                        json_decref(mine);
-                        if (c == -EIO) {
-                                r = -EIO; /* nothing of this call is sent */
-                                break;
+        json_array_foreach(list, i, c)
+        {
+                char id[32];
+                if (!result_id(c, id, sizeof(id)))
+                        continue;
+                for (int k = 0; k < 2; k++) {
+                        const char *kind = k ? "contact.email" : "contact.phone";
+                        json_array_foreach(json_object_get(c, k ? "EMAIL" : "PHONE"), j, m)
+                        {
+                                const char *val = json_string_value(json_object_get(m, "VALUE"));
+                                char norm[256], *have = NULL;
+                                if (!val || (k ? email_normalize(val, norm, sizeof(norm))
+                                               : phone_normalize(val, p->b->conf->country_code,
+                                                                 norm, sizeof(norm))) < 0)
+                                        continue;
+                                if (meta_read(p->st, p->w, kind, norm, &have) < 0)
+                                        r = -EIO;
+                                else if (!have)
+                                        meta_write(p->w, kind, norm, id);
+                                free(have);
                         }
                 }
-                json_decref(planned);
-                if (r == 0 && count > 0)
-                        r = batch_run(b, &bt, err);
-                if (r == 0)
-                        for (size_t i = first; i < next; i++)
-                                if (!os[i].finished && settle(w, &os[i], i, &bt, out) == -EACCES)
-                                        r = -EACCES;
-                batch_clear(&bt);
         }
         return r;
 }
+
+/* Reads one command's own result. Returns 0, or -EIO when a store read failed. */
+static int settle(struct pass *p, struct cmd *c, json_t *result, json_t *total)
+{
+        struct order *o = c->order != NONE ? &p->os[c->order] : NULL;
+        char id[32];
+        size_t i;
+        json_t *v;
+        int r = 0;
+
+        (void)total;
+        switch (c->kind) {
+        case K_DEAL_FIND:
+                if (!json_is_array(result)) {
+                        command_failed(p, c, "", "the deal look-up answered no list", -EAGAIN);
+                        break;
+                }
+                free(o->deal);
+                o->deal = NULL;
+                if (json_array_size(result) == 0) {
+                        char key[320];
+                        snprintf(key, sizeof(key), "deal:%s", o->s->order_id);
+                        absent_note(p->b, key);
+                } else {
+                        if (!result_id(json_array_get(result, 0), id, sizeof(id))) {
+                                command_failed(p, c, "", "the deal look-up answered no id",
+                                               -EAGAIN);
+                                o->deal = xstrdup(PENDING);
+                                break;
+                        }
+                        set_link(p, o, "b24.deal", &o->deal, id);
+                        log_info("b24.deal_found", "order_id=%s deal_id=%s reason=\"an "
+                                 "earlier create's answer was lost\"", o->s->order_id, id);
+                }
+                break;
+        case K_FIND: {
+                json_t *ids = json_object_get(result, "CONTACT");
+                if (!json_is_object(result) && !(json_is_array(result) &&
+                                                 json_array_size(result) == 0)) {
+                        command_failed(p, c, "", "findbycomm answered no map", -EAGAIN);
+                        break;
+                }
+                if (json_array_size(ids) > 0) {
+                        /* which value is whose: read the contacts' phones and e-mails */
+                        json_t *chunk = json_array();
+                        json_array_foreach(ids, i, v)
+                        {
+                                if (json_is_integer(v) || json_is_string(v))
+                                        json_array_append(chunk, v);
+                                if (json_array_size(chunk) == LIST_PAGE ||
+                                    i + 1 == json_array_size(ids)) {
+                                        enqueue(p, K_CONTACT_LIST, "crm.contact.list",
+                                                json_pack("{s:{s:O}, s:[s,s,s], s:{s:s}}",
+                                                          "filter", "ID", chunk, "select",
+                                                          "ID", "PHONE", "EMAIL", "order", "ID",
+                                                          "ASC"),
+                                                NONE, c->group, NULL);
+                                        json_array_clear(chunk);
+                                }
+                        }
+                        json_decref(chunk);
+                }
+                break;
+        }
+        case K_CONTACT_LIST:
+                if (!json_is_array(result)) {
+                        command_failed(p, c, "", "the contact list answered no list", -EAGAIN);
+                        break;
+                }
+                r = learn_contacts(p, result);
+                break;
+        case K_COMPANY_FIND: {
+                json_t *co;
+                if (!json_is_array(result)) {
+                        command_failed(p, c, "", "the company list answered no list",
+                                       -EAGAIN);
+                        break;
+                }
+                json_array_foreach(result, i, co)
+                {
+                        const char *t = json_string_value(json_object_get(co, "TITLE"));
+                        char name[300];
+                        if (!t || !result_id(co, id, sizeof(id)))
+                                continue;
+                        lower(t, name, sizeof(name));
+                        meta_write(p->w, "company.title", name, id);
+                }
+                if (json_array_size(result) >= LIST_PAGE && !c->single) {
+                        /* a full page may hide a title's oldest company: ask each title
+                         * that was not seen on its own */
+                        json_t *t;
+                        json_array_foreach(c->group->values, i, t)
+                        {
+                                char *have = NULL;
+                                if (meta_read(p->st, p->w, "company.title",
+                                              json_string_value(t), &have) < 0)
+                                        r = -EIO;
+                                if (have) {
+                                        free(have);
+                                        continue;
+                                }
+                                /* the group is answered when its singles are */
+                                if (enqueue(p, K_COMPANY_FIND, "crm.company.list",
+                                            json_pack("{s:{s:O}, s:[s,s], s:{s:s}}", "filter",
+                                                      "=TITLE", t, "select", "ID", "TITLE",
+                                                      "order", "ID", "ASC"),
+                                            NONE, c->group, NULL))
+                                        p->pool[p->pool_len - 1]->single = true;
+                        }
+                }
+                break;
+        }
+        case K_COMPANY_ADD:
+                creating(p, o, true, false);
+                if (!result_id(result, id, sizeof(id))) {
+                        command_failed(p, c, "", "crm.company.add answered no id", -EAGAIN);
+                        break;
+                }
+                meta_write(p->w, "company.title", o->title_key, id);
+                set_link(p, o, "b24.company", &o->company, id);
+                break;
+        case K_CONTACT_ADD:
+                creating(p, o, false, false);
+                if (!result_id(result, id, sizeof(id))) {
+                        command_failed(p, c, "", "crm.contact.add answered no id", -EAGAIN);
+                        break;
+                }
+                if (o->phone[0])
+                        meta_write(p->w, "contact.phone", o->phone, id);
+                if (o->email[0])
+                        meta_write(p->w, "contact.email", o->email, id);
+                set_link(p, o, "b24.contact", &o->contact, id);
+                break;
+        case K_DEAL_ADD: {
+                char *sent;
+                if (!result_id(result, id, sizeof(id))) {
+                        command_failed(p, c, "", "crm.deal.add answered no id", -EAGAIN);
+                        break;
+                }
+                set_link(p, o, "b24.deal", &o->deal, id);
+                if (o->contact)
+                        store_writes_link(p->w, o->s->order_id, "b24.contact", o->contact);
+                if (o->company)
+                        store_writes_link(p->w, o->s->order_id, "b24.company", o->company);
+                sent = json_dumps(c->sent, JSON_COMPACT | JSON_SORT_KEYS);
+                set_link(p, o, "b24.sent", &o->sent, sent);
+                free(sent);
+                log_info("b24.deal_created", "order_id=%s deal_id=%s stage=%s", o->s->order_id,
+                         id, o->stage);
+                break;
+        }
+        case K_DEAL_UPDATE: {
+                char *sent;
+                if (!json_is_true(result)) {
+                        command_failed(p, c, "", "crm.deal.update did not answer true",
+                                       -EAGAIN);
+                        break;
+                }
+                sent = json_dumps(c->sent, JSON_COMPACT | JSON_SORT_KEYS);
+                set_link(p, o, "b24.sent", &o->sent, sent);
+                free(sent);
+                break;
+        }
+        case K_ROWS:
+                if (!json_is_true(result)) {
+                        command_failed(p, c, "", "crm.deal.productrows.set did not answer true",
+                                       -EAGAIN);
+                        break;
+                }
+                set_link(p, o, "b24.rows", &o->rows_done, o->rows_hash);
+                break;
+        }
+        return r;
+}
+
+/* A look-up group is answered: each value it left without a record is noted absent. */
+static void group_answered(struct pass *p, struct group *g)
+{
+        const char *prefix = strcmp(g->kind, "contact.phone") == 0   ? "phone:"
+                             : strcmp(g->kind, "contact.email") == 0 ? "email:"
+                                                                     : "title:";
+        size_t i;
+        json_t *v;
+
+        json_array_foreach(g->values, i, v)
+        {
+                char key[320], *have = NULL;
+                if (meta_read(p->st, p->w, g->kind, json_string_value(v), &have) < 0)
+                        continue; /* not noted: asked again next time */
+                if (!have) {
+                        snprintf(key, sizeof(key), "%s%s", prefix, json_string_value(v));
+                        absent_note(p->b, key);
+                }
+                free(have);
+        }
+}
+
+/* The command is answered (or failed): release its order and group. */
+static void release(struct cmd *c, struct pass *p)
+{
+        if (c->order != NONE)
+                p->os[c->order].outstanding--;
+        if (c->group && --c->group->outstanding == 0 && !c->group->error[0])
+                group_answered(p, c->group);
+}
+
+/* --- sending --------------------------------------------------------------------------- */
+
+/* Sends one command alone, as JSON. Returns 0 (its verdict read), or the call's code
+ * when the failure is not the command's own (-EAGAIN transport/limit, -EACCES). */
+static int send_direct(struct pass *p, struct cmd *c)
+{
+        struct b24_error err;
+        json_t *doc = NULL;
+        int r;
+
+        p->sent_any = true;
+        r = b24_call(p->b->client, c->method, json_incref(c->params), &doc, &err);
+        if (r == 0) {
+                note_time(p->b, c->method, json_object_get(doc, "time"));
+                r = settle(p, c, json_object_get(doc, "result"), json_object_get(doc, "total"));
+                json_decref(doc);
+                return r;
+        }
+        json_decref(doc);
+        if (r == -EINVAL || strcmp(err.code, "OPERATION_TIME_LIMIT") == 0) {
+                if (strcmp(err.code, "OPERATION_TIME_LIMIT") == 0)
+                        hold(p->b, c->method, hold_end(p->b, c->method, err.retry_after_ms),
+                             "OPERATION_TIME_LIMIT");
+                command_failed(p, c, err.code, err.description, r == -EINVAL ? -EINVAL
+                                                                             : -EAGAIN);
+                return 0;
+        }
+        p->err = err;
+        return r;
+}
+
+/* The portal's unkeyed errors (a list): their words, for the orders they may concern. */
+static void unkeyed_words(json_t *errors, char *buf, size_t size)
+{
+        json_t *e = json_array_get(errors, 0);
+        const char *d = json_string_value(json_object_get(e, "error_description"));
+        const char *code = json_string_value(json_object_get(e, "error"));
+
+        snprintf(buf, size, "no result for the command; the portal's errors could not be "
+                 "matched to commands (%zu, first: %s %s)", json_array_size(errors),
+                 code ? code : "", d ? d : "");
+}
+
+/* Sends `cmds` as one batch and reads every command's own result. Returns 0, -EIO (a
+ * store read failed), or the call's code when the batch failed as a whole. */
+static int send_batch(struct pass *p, struct cmd **cmds, size_t n)
+{
+        json_t *cmd = json_object(), *doc = NULL, *res, *results, *errors, *times;
+        char key[16], words[300];
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                char *q = b24_query_string(cmds[i]->method, cmds[i]->params);
+                snprintf(key, sizeof(key), "k%zu", i);
+                /* ASCII, bounded by QUERY_MAX: NULL only past that bound */
+                json_object_set_new(cmd, key, q ? json_string(q) : json_string(""));
+                free(q);
+        }
+        p->sent_any = true;
+        r = b24_call(p->b->client, "batch", json_pack("{s:i, s:o}", "halt", 0, "cmd", cmd), &doc,
+                     &p->err);
+        if (r != 0)
+                return r;
+        res = json_object_get(doc, "result");
+        results = json_object_get(res, "result");
+        errors = json_object_get(res, "result_error");
+        times = json_object_get(res, "result_time");
+        r = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct cmd *c = cmds[i];
+                json_t *mine, *e;
+                snprintf(key, sizeof(key), "k%zu", i);
+                mine = json_is_object(results) ? json_object_get(results, key) : NULL;
+                e = json_is_object(errors) ? json_object_get(errors, key) : NULL;
+                if (json_is_object(times))
+                        note_time(p->b, c->method, json_object_get(times, key));
+                if (e) {
+                        const char *code = json_string_value(json_object_get(e, "error"));
+                        const char *d = json_string_value(json_object_get(e, "error_description"));
+                        command_failed(p, c, code ? code : "",
+                                       d && *d ? d : "an error without a description",
+                                       b24_classify_error(code, 400));
+                } else if (!mine || json_is_null(mine)) {
+                        if (json_is_array(errors) && json_array_size(errors) > 0)
+                                unkeyed_words(errors, words, sizeof(words));
+                        else
+                                snprintf(words, sizeof(words), "the portal answered neither a "
+                                         "result nor an error for the command");
+                        command_failed(p, c, "", words, -EAGAIN);
+                } else if (settle(p, c, mine, NULL) < 0) {
+                        r = -EIO;
+                }
+        }
+        json_decref(doc);
+        return r;
+}
+
+/* True when other orders are due in the store now: a partial batch would waste a call.
+ * An order carried CARRY_MAX times in a row is not carried again, whatever the store
+ * says, so that no order waits for ever on a batch that does not fill. */
+static bool more_due(struct pass *p)
+{
+        for (size_t i = 0; i < p->n; i++)
+                if (!p->os[i].finished && p->works[i].waits >= CARRY_MAX)
+                        return false;
+        return store_next_due(p->st, "bitrix24") <= clock_wall_ms();
+}
+
+/* Takes the next call's commands from the pool (at most 50; a direct one alone). Orders
+ * whose command's method is held are stopped with the hold's time. */
+static size_t take(struct pass *p, struct cmd **ret, bool *direct)
+{
+        size_t n = 0, keep = 0;
+        int64_t now = clock_wall_ms();
+
+        *direct = false;
+        for (size_t i = 0; i < p->pool_len; i++) {
+                struct cmd *c = p->pool[i];
+                int64_t until = held_until(p->b, c->method);
+                if (until > now) {
+                        if (c->order != NONE) {
+                                struct order *o = &p->os[c->order];
+                                p->out[o->w].retry_after_ms = until - now;
+                                finish(p, o, STORE_TEMPFAIL, "Bitrix24 holds %s for %llds "
+                                       "(OPERATION_TIME_LIMIT)", c->method,
+                                       (long long)((until - now + 999) / 1000));
+                        } else {
+                                snprintf(c->group->error, sizeof(c->group->error),
+                                         "%s is held (OPERATION_TIME_LIMIT)", c->method);
+                                c->group->error_class = -EAGAIN;
+                        }
+                        release(c, p);
+                        cmd_free(c);
+                        continue;
+                }
+                if (c->order != NONE && p->os[c->order].finished) {
+                        release(c, p);
+                        cmd_free(c);
+                        continue;
+                }
+                if (n == 0 && c->direct) {
+                        ret[n++] = c;
+                        *direct = true;
+                        continue;
+                }
+                if (*direct || c->direct || n == BATCH_MAX) {
+                        p->pool[keep++] = c;
+                        continue;
+                }
+                ret[n++] = c;
+        }
+        p->pool_len = keep;
+        return n;
+}
+
+/* The durable "maybe created" mark for each deal.add about to be sent. */
+static void mark_pending(struct pass *p, struct cmd **cmds, size_t *n)
+{
+        size_t keep = 0;
+
+        for (size_t i = 0; i < *n; i++) {
+                struct cmd *c = cmds[i];
+                struct order *o = c->order != NONE ? &p->os[c->order] : NULL;
+                if (c->kind == K_DEAL_ADD) {
+                        char key[320];
+                        snprintf(key, sizeof(key), "deal:%s", o->s->order_id);
+                        json_object_del(p->b->absent, key); /* maybe created from now on */
+                }
+                if (c->kind == K_DEAL_ADD && !o->pending_stored) {
+                        if (store_link_set(p->st, o->s->order_id, "b24.deal", PENDING) < 0) {
+                                finish(p, o, STORE_TEMPFAIL, "not sent: the store could not "
+                                       "mark the deal pending before its create (%s)",
+                                       store_errmsg(p->st));
+                                release(c, p);
+                                cmd_free(c);
+                                continue;
+                        }
+                        o->pending_stored = true;
+                }
+                cmds[keep++] = c;
+        }
+        *n = keep;
+}
+
+static void build_want(struct pass *p, int *r)
+{
+        json_t *want = json_object();
+
+        for (size_t i = 0; *r == 0 && i < p->n; i++)
+                if (advance(p, &p->os[i], i, want) < 0)
+                        *r = -EIO;
+        if (*r == 0)
+                ask_shared(p, want);
+        json_decref(want);
+}
+
+/* Ending the pass early pays when the next one can take new orders in: this one has
+ * room, or a quarter of its orders are finished. */
+static bool worth_carrying(struct pass *p)
+{
+        size_t finished = 0;
+
+        for (size_t i = 0; i < p->n; i++)
+                finished += p->os[i].finished;
+        if (p->n >= p->b->ops.batch_max && finished * 4 < p->n)
+                return false;
+        return more_due(p);
+}
+
+/* A pass with room for more orders that has sent nothing yet waits a little for them. */
+static bool linger_for_more(struct pass *p)
+{
+        int64_t until = clock_mono_ms() + LINGER_MS;
+
+        if (p->sent_any || p->n >= p->b->ops.batch_max)
+                return false;
+        for (;;) {
+                if (more_due(p))
+                        return true;
+                if (clock_mono_ms() >= until || atomic_load(&p->b->stopping))
+                        return false;
+                clock_sleep_ms(LINGER_POLL_MS);
+        }
+}
+
+/* Runs the pass. Returns 0, a b24_call code, -EIO or -ECANCELED. */
+static int run(struct pass *p)
+{
+        struct cmd *cmds[BATCH_MAX];
+        int r = 0;
+
+        for (;;) {
+                size_t n, ready;
+                bool direct;
+
+                build_want(p, &r);
+                if (r < 0)
+                        return r;
+                ready = p->pool_len;
+                if (ready == 0)
+                        return 0;
+                if (ready < BATCH_MAX && ((p->sent_any && worth_carrying(p)) ||
+                                          linger_for_more(p)))
+                        return 1; /* carry: the next pass fills the batch */
+                if (atomic_load(&p->b->stopping)) {
+                        snprintf(p->err.code, sizeof(p->err.code), "stopping");
+                        snprintf(p->err.description, sizeof(p->err.description),
+                                 "not sent: the daemon is stopping");
+                        return -ECANCELED;
+                }
+                n = take(p, cmds, &direct);
+                mark_pending(p, cmds, &n);
+                if (n == 0)
+                        continue;
+                if (direct)
+                        r = send_direct(p, cmds[0]);
+                else
+                        r = send_batch(p, cmds, n);
+                for (size_t i = 0; i < n; i++) {
+                        release(cmds[i], p);
+                        cmd_free(cmds[i]);
+                }
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* --- the pass -------------------------------------------------------------------------- */
 
 static void order_free(struct order *o)
 {
@@ -841,93 +1513,147 @@ static void order_free(struct order *o)
         free(o->contact);
         free(o->company);
         free(o->rows_done);
+        free(o->sent);
 }
 
-/* The order's links, this pass's writes first. 0 or the store's -errno. */
-static int read_links(struct store *st, const struct store_writes *w, struct order *o)
+static int read_links(struct pass *p, struct order *o)
 {
         const char *id = o->s->order_id;
+        struct store *st = p->st;
         int r;
 
-        if ((r = link_read(st, w, id, "b24.deal", &o->deal)) < 0 ||
-            (r = link_read(st, w, id, "b24.contact", &o->contact)) < 0 ||
-            (r = link_read(st, w, id, "b24.company", &o->company)) < 0 ||
-            (r = link_read(st, w, id, "b24.rows", &o->rows_done)) < 0)
+        if ((r = link_read(st, p->w, id, "b24.deal", &o->deal)) < 0 ||
+            (r = link_read(st, p->w, id, "b24.contact", &o->contact)) < 0 ||
+            (r = link_read(st, p->w, id, "b24.company", &o->company)) < 0 ||
+            (r = link_read(st, p->w, id, "b24.rows", &o->rows_done)) < 0 ||
+            (r = link_read(st, p->w, id, "b24.sent", &o->sent)) < 0)
                 return r;
         o->pending_stored = o->deal && strcmp(o->deal, PENDING) == 0;
         return 0;
+}
+
+/* Reads an order: its snapshot, stage, contact keys and links. 0, or -EIO. */
+static int order_load(struct pass *p, struct order *o, const struct store_work *work)
+{
+        struct snapshot_error serr;
+        const struct snapshot *s;
+
+        if (snapshot_parse(work->json, strlen(work->json), &o->s, &serr) < 0) {
+                finish(p, o, STORE_PERMFAIL, "stored snapshot unreadable: %s %s", serr.field,
+                       serr.message);
+                return 0;
+        }
+        s = o->s;
+        if (b24_conf_stage(p->b->conf, s->status, s->canceled, s->paid, o->stage,
+                           sizeof(o->stage)) < 0) {
+                finish(p, o, STORE_PERMFAIL, "site status \"%s\" has no entry in [bitrix24.map]",
+                       s->status);
+                return 0;
+        }
+        if (phone_normalize(s->buyer.phone, p->b->conf->country_code, o->phone,
+                            sizeof(o->phone)) < 0)
+                o->phone[0] = '\0';
+        if (email_normalize(s->buyer.email, o->email, sizeof(o->email)) < 0) {
+                o->email[0] = '\0';
+        } else if (!email_portal_ok(o->email)) {
+                char note[400];
+                snprintf(note, sizeof(note), "e-mail \"%.200s\" dropped: Bitrix24 refuses it "
+                         "(check_email, or longer than %d characters)", o->email,
+                         MULTIFIELD_MAX);
+                store_writes_link(p->w, s->order_id, "b24.note", note);
+                log_warn("b24.email_dropped", "order_id=%s reason=\"the portal refuses this "
+                         "e-mail\"", s->order_id);
+                o->email[0] = '\0';
+        }
+        if (s->buyer.legal && s->buyer.company)
+                lower(s->buyer.company, o->title_key, sizeof(o->title_key));
+        rows_hash(s, o->rows_hash);
+        /* a link that cannot be read is not "no link": stop before any request */
+        return read_links(p, o) < 0 ? -EIO : 0;
+}
+
+static void pass_free(struct pass *p)
+{
+        for (size_t i = 0; i < p->pool_len; i++)
+                cmd_free(p->pool[i]);
+        free(p->pool);
+        while (p->groups) {
+                struct group *g = p->groups;
+                p->groups = g->next;
+                json_decref(g->values);
+                free(g);
+        }
+        json_decref(p->asked);
+        json_decref(p->creating);
+        for (size_t i = 0; i < p->n; i++)
+                order_free(&p->os[i]);
+        free(p->os);
 }
 
 static int deliver(void *ctx, struct store *st, struct store_writes *writes,
                    const struct store_work *works, size_t n, struct sink_outcome *out)
 {
         struct b24 *b = ctx;
-        struct order *os = xcalloc(n, sizeof(*os));
-        struct b24_error err;
+        struct pass p = {.b = b, .st = st, .w = writes, .n = n, .out = out, .works = works};
+        size_t done = 0, carried = 0;
         int r = 0;
 
-        memset(&err, 0, sizeof(err));
+        absent_prune(b);
+        p.os = xcalloc(n, sizeof(*p.os));
+        p.asked = json_object();
+        p.creating = json_object();
         for (size_t i = 0; i < n; i++)
-                os[i].w = i;
+                p.os[i].w = i;
         if (atomic_load(&b->stopping)) {
-                snprintf(err.description, sizeof(err.description),
+                snprintf(p.err.description, sizeof(p.err.description),
                          "not sent: the daemon is stopping");
                 r = -ECANCELED;
         }
-        for (size_t i = 0; r == 0 && i < n; i++) {
-                struct order *o = &os[i];
-                struct snapshot_error serr;
-                if (snapshot_parse(works[i].json, strlen(works[i].json), &o->s, &serr) < 0) {
-                        finish(o, out, STORE_PERMFAIL, "stored snapshot unreadable: %s %s",
-                               serr.field, serr.message);
+        for (size_t i = 0; r == 0 && i < n; i++)
+                r = order_load(&p, &p.os[i], &works[i]);
+        if (r == 0)
+                r = run(&p);
+        for (size_t i = 0; i < n; i++) {
+                struct order *o = &p.os[i];
+                if (o->finished) {
+                        done += out[i].kind == STORE_OK;
                         continue;
                 }
-                if (b24_conf_stage(b->conf, o->s->status, o->s->canceled, o->s->paid, o->stage,
-                                     sizeof(o->stage)) < 0) {
-                        finish(o, out, STORE_PERMFAIL,
-                               "site status \"%s\" has no entry in [bitrix24.map]",
-                               o->s->status);
-                        continue;
-                }
-                if (phone_normalize(o->s->buyer.phone, b->conf->country_code, o->phone,
-                                    sizeof(o->phone)) < 0)
-                        o->phone[0] = '\0';
-                if (email_normalize(o->s->buyer.email, o->email, sizeof(o->email)) < 0)
-                        o->email[0] = '\0';
-                /* a link that cannot be read is not "no link": stop before any request */
-                if (read_links(st, writes, o) < 0)
-                        r = -EIO;
-                rows_hash(o->s, o->rows_hash);
-        }
-
-        if (r == 0)
-                r = lookup(b, st, writes, os, n, out, &err);
-        if (r == 0)
-                r = write_pass(b, st, writes, os, n, out, &err);
-        for (size_t i = 0; r < 0 && i < n; i++) {
-                if (os[i].finished)
-                        continue;
-                if (r == -EIO) {
-                        finish(&os[i], out, STORE_TEMPFAIL, "not sent: the store failed (%s)",
+                if (r == 1) {
+                        /* carried: what it learned is in `writes`; the next pass resumes */
+                        out[i].retry_after_ms = 1;
+                        out[i].carried = true;
+                        finish(&p, o, STORE_WAITING, "%s",
+                               "carried into the next pass with more orders");
+                        carried++;
+                } else if (r == 0) {
+                        /* cannot happen: run() ends with an empty pool only when every
+                         * order has its verdict; say so rather than guess */
+                        log_err("b24.no_step", "order_id=%s", o->s ? o->s->order_id : "?");
+                        finish(&p, o, STORE_TEMPFAIL, "%s", "no step was left to take");
+                } else if (r == -EIO) {
+                        finish(&p, o, STORE_TEMPFAIL, "not sent: the store failed (%s)",
                                store_errmsg(st));
                 } else if (r == -ECANCELED) {
-                        finish(&os[i], out, STORE_TEMPFAIL, "%s", err.description);
+                        finish(&p, o, STORE_TEMPFAIL, "%s", p.err.description);
                 } else {
-                        out[i].retry_after_ms = err.retry_after_ms;
-                        out[i].uncertain = strcmp(err.code, "transport") == 0;
-                        finish(&os[i], out, r == -EINVAL ? STORE_PERMFAIL : STORE_TEMPFAIL,
-                               "Bitrix24: %s %s", err.code, err.description);
+                        out[i].retry_after_ms = p.err.retry_after_ms;
+                        out[i].uncertain = strcmp(p.err.code, "transport") == 0;
+                        finish(&p, o, r == -EINVAL ? STORE_PERMFAIL : STORE_TEMPFAIL,
+                               "Bitrix24: %s %s", p.err.code, p.err.description);
                 }
         }
+        if (r == 1)
+                r = 0;
+        if (r == 0 && p.auth_refused)
+                r = -EACCES;
         if (r == -EACCES)
                 log_err("b24.auth_refused", "code=%s hint=\"the incoming webhook was refused: "
                         "check [bitrix24] webhook_url_file and the webhook's CRM rights\"",
-                        err.code);
-        log_info("b24.pass", "orders=%zu status=%d max_operating_s=%.3f", n, r,
-                  b24_client_max_operating(b->client));
-        for (size_t i = 0; i < n; i++)
-                order_free(&os[i]);
-        free(os);
+                        p.err.code);
+        log_info("b24.pass", "orders=%zu done=%zu carried=%zu status=%d max_operating_s=%.3f",
+                 n, done, carried, r, b24_client_max_operating(b->client));
+        pass_free(&p);
         /* a refused call's data is a verdict per order, not a sick remote */
         if (r == -EINVAL)
                 return 0;
@@ -948,6 +1674,7 @@ static void b24_free(void *ctx)
         if (!b)
                 return;
         b24_client_free(b->client);
+        json_decref(b->absent);
         free(b);
 }
 
@@ -967,6 +1694,7 @@ int sink_bitrix24_new(const struct config *cfg, const struct sink_ops **ret_ops,
                 return -ENOMEM;
         }
         atomic_init(&b->stopping, false);
+        b->absent = json_object();
         b->ops = (struct sink_ops){.name = "bitrix24",
                                    .batch_max = (size_t)conf->orders_per_batch,
                                    .deliver = deliver,
