@@ -187,7 +187,12 @@ def php_bool(value):
 
 
 def php_intval(value):
-    """intval(): the leading integer of a string, 0 when there is none."""
+    """(int) / intval(): the leading integer of a string, 0 when there is none; an array
+    is 1 when it has elements and 0 when empty (php.net, "Converting to integer": arrays
+    convert as booleans). This matters in batch: `id=$result[d0]` after a failed d0 is the
+    whole result map (CRestUtil::processBatchElement), so it becomes id 1."""
+    if isinstance(value, (dict, list)):
+        return 1 if value else 0
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -777,7 +782,7 @@ class Emulator:
         for name, value in fields.items():
             if name in writable:
                 if name in ID_FIELDS:
-                    number = php_intval(value) if to_str(value) is not _NOT_SCALAR else 0
+                    number = php_intval(value)  # an array is 1: see php_intval
                     record[name] = str(number) if number > 0 else (
                         "0" if name == "COMPANY_ID" else None)
                 elif name in ("OPPORTUNITY", "TAX_VALUE", "REVENUE"):
@@ -1174,17 +1179,44 @@ def make_product_row(row_id, deal_id, index, item):
 
 # --- batch references (CRestUtil::processBatchElement) --------------------------------------
 
+# The portal builds its pattern from the keys of the batch's result map (CRestUtil::
+# processBatchStructure: implode('|', array_keys($arResult)); CRestProvider::methodsBatch
+# creates them as result, next, total, time, error): "/\$(result|next|total|time|error)
+# ([^\s]*)/i". So the NAMES are $result, $next, $total, $time, $error, matched in any
+# letter case, but looked up case-sensitively ($arResult['RESULT'] does not exist: the
+# value becomes null). "$result_error[c]" is "$result" followed by the path "_error[c]",
+# i.e. the RESULT of c, not its error. Every [key] in the path counts, wherever it stands.
 BATCH_REF_RE = re.compile(r"\$(result|next|total|time|error)([^\s]*)", re.IGNORECASE)
 BATCH_PATH_RE = re.compile(r"\[([^\]]+)\]")
+PHP_INT_KEY_RE = re.compile(r"0|-?[1-9][0-9]{0,17}")  # keys PHP stores as integers
+
+
+def _php_isset_step(node, key):
+    """isset($node[$key]) and, when set, $node[$key]; (False, None) otherwise."""
+    if isinstance(node, dict):
+        value = node.get(key)
+        return (value is not None), value
+    if isinstance(node, list):
+        if PHP_INT_KEY_RE.fullmatch(key) and 0 <= int(key) < len(node) \
+                and node[int(key)] is not None:
+            return True, node[int(key)]
+        return False, None
+    if isinstance(node, str) and PHP_INT_KEY_RE.fullmatch(key):
+        index = int(key)  # isset("abc"[1]): a string offset, one character
+        if -len(node) <= index < len(node):
+            return True, node[index]
+    return False, None
 
 
 def resolve_batch_ref(value, sections):
     """Substitute $result[key][FIELD]... (and $next/$total/$time/$error) in one value.
 
-    As the portal does it: the path is walked as far as it exists; a value that is
-    exactly one reference becomes the referenced value itself (an int, or even an array);
-    inside a longer string a number or string is substituted and anything else left as
-    written. A reference to a failed command therefore does NOT raise an error."""
+    As CRestUtil::processBatchElement does it: the path is walked while each key isset();
+    at the first missing key the walk stops and KEEPS what it reached, so a reference to a
+    failed command yields the whole result map so far (an id parameter then reads it as
+    (int) array = 1, see php_intval). A value that is exactly one reference becomes the
+    referenced value itself (an int, or even an array); inside a longer string a number or
+    string is substituted and anything else left as written. No error is ever raised."""
     if not isinstance(value, str):
         return value
     query = value
@@ -1194,18 +1226,15 @@ def resolve_batch_ref(value, sections):
             continue
         node = sections.get(match.group(1))  # PHP looks the name up case-sensitively
         for key in keys:
-            if isinstance(node, dict) and node.get(key) is not None:
-                node = node[key]
-            elif isinstance(node, list) and key.isdigit() and int(key) < len(node) \
-                    and node[int(key)] is not None:
-                node = node[int(key)]
-            else:
+            found, child = _php_isset_step(node, key)
+            if not found:
                 break
+            node = child
         if match.group(0) == query:
             query = node
         elif isinstance(query, str):
             if isinstance(node, (int, float)) and not isinstance(node, bool):
-                node = str(node)
+                node = str(node)  # is_numeric() then (string)
             if isinstance(node, str):
                 query = query.replace(match.group(0), node)
     return query

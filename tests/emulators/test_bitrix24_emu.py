@@ -516,6 +516,54 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         self.assertEqual(list(res["result_error"]), ["c"])
         self.assertEqual(self.emu.state()["deals"]["1"]["CONTACT_ID"], None)
 
+    def test_batch_reference_to_a_failed_command_reads_the_whole_result_map(self):
+        # CRestUtil::processBatchElement stops the walk at the missing key and keeps the
+        # result map; (int) of a non-empty array is 1: deal 1's rows, contact 1.
+        self.emu.ok("crm.contact.add", {"fields": {"NAME": "First"}})
+        self.add_deal(TITLE="First deal")
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "l": "crm.deal.list?select[]=ID",
+            "c0": "crm.contact.get?id=99",
+            "d0": "crm.deal.get?id=99",
+            "r": "crm.deal.productrows.set?id=$result[d0]&rows[0][PRODUCT_NAME]=Wrong"
+                 "&rows[0][PRICE]=7",
+            "d1": "crm.deal.add?fields[TITLE]=Second&fields[CONTACT_ID]=$result[c0]"}})
+        self.assertEqual(sorted(res["result_error"]), ["c0", "d0"])
+        self.assertEqual((res["result"]["r"], res["result"]["d1"]), (True, 2))
+        state = self.emu.state()
+        self.assertEqual(state["productrows"]["1"][0]["PRODUCT_NAME"], "Wrong")
+        self.assertEqual(state["deals"]["1"]["OPPORTUNITY"], "7.00")
+        self.assertEqual(state["deals"]["2"]["CONTACT_ID"], "1")
+        # With nothing succeeded yet the map is empty: (int) [] is 0, an invalid id.
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "d0": "crm.deal.get?id=99",
+            "r": "crm.deal.productrows.set?id=$result[d0]&rows[0][PRODUCT_NAME]=x"}})
+        self.assertEqual(res["result_error"]["r"]["error_description"],
+                         "The parameter id is invalid or not defined.")
+
+    def test_batch_references_are_resolved_in_every_value(self):
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "c": "crm.contact.add?fields[NAME]=Ivan",
+            "n": "crm.contact.add?fields[NAME]=$result[c]&fields[LAST_NAME]=x%20$result[c]%20y"
+                 "&fields[SECOND_NAME]=%24result%5Bc%5D&fields[COMMENTS]=$RESULT[c]"
+                 "&fields[POST]=$result_error[c]&fields[EMAIL][0][VALUE]=a$result[c]%40x.ru",
+            "d": "crm.deal.add?fields[TITLE]=Kettle",
+            "g": "crm.deal.get?id=$result[d]",
+            "r": "crm.deal.productrows.set?id=$result[d]&rows[0][PRODUCT_NAME]=$result[g][TITLE]"
+                 "&rows[0][PRICE]=$result[g][ID]&rows[1][PRODUCT_NAME]=$result[g][TITLE][0]"}})
+        self.assertEqual(res["result_error"], [])
+        contact = self.emu.state()["contacts"]["2"]
+        self.assertEqual(contact["NAME"], "1")            # the referenced value, not the text
+        self.assertEqual(contact["LAST_NAME"], "x 1 y")   # embedded: substituted in place
+        self.assertEqual(contact["SECOND_NAME"], "1")     # after URL-decoding
+        self.assertIsNone(contact["COMMENTS"])            # $RESULT matches, but no such key
+        self.assertEqual(contact["POST"], "1")            # $result + path "_error[c]"
+        # "([^\s]*)" is greedy: the match runs to the next space, so "@x.ru" is eaten too.
+        self.assertEqual(contact["EMAIL"][0]["VALUE"], "a1")
+        rows = self.emu.state()["productrows"]["1"]
+        self.assertEqual([r["PRODUCT_NAME"] for r in rows], ["Kettle", "K"])  # string offset
+        self.assertEqual(rows[0]["PRICE"], 1)
+
     def test_batch_over_50_commands(self):
         cmd = {"k%02d" % i: "crm.deal.add?fields[TITLE]=t%d" % i for i in range(52)}
         res = self.emu.ok("batch", {"cmd": cmd})
