@@ -408,10 +408,19 @@ class LeakyBucket:
 class OperatingMeter:
     """Per-method execution-time budget over a sliding window (limits.md, "operating").
 
-    Real portals add each call's execution time; the emulator adds `cost` seconds per
-    executed command. A method whose sum in the window has reached its limit is refused
-    with 429 OPERATION_TIME_LIMIT until the oldest entries leave the window; the call that
-    reaches the limit still completes. Methods without a limit are only metered."""
+    Real portals (rest's Engine\Access\LoadLimiter) add each call's execution time into
+    ten one-minute baskets per method and webhook; `operating` in a `time` block is that
+    method's accumulated time in the window, `operating_reset_at` when the oldest basket
+    leaves it. The emulator adds `cost` seconds per executed command (a failed command
+    adds nothing: LoadLimiter::registerEnding is not reached when the method throws).
+    The portal blocks a method once its sum EXCEEDS the limit (LoadLimiter::is, ">");
+    the emulator blocks once it REACHES it, the harsher choice, so that with cost 1 and
+    limit N exactly N calls pass. A blocked call is refused with 429 OPERATION_TIME_LIMIT
+    (inside a batch: that command's error, the others run). `batch` itself is in
+    LoadLimiter::$ignoreMethod: never metered, never blocked, its own `time` block shows
+    operating 0 ("An external call to batch is not accounted for in operating")."""
+
+    IGNORED = frozenset(("batch",))
 
     def __init__(self):
         self.limits, self.cost, self.window = {}, 0.0, 600.0
@@ -425,15 +434,16 @@ class OperatingMeter:
 
     def blocked(self, method, now):
         limit = self.limits.get(method)
-        return limit is not None and sum(c for _, c in self._prune(method, now)) >= limit
+        return method not in self.IGNORED and limit is not None and \
+            sum(c for _, c in self._prune(method, now)) >= limit
 
     def add(self, method, now):
-        if self.cost > 0:
+        if self.cost > 0 and method not in self.IGNORED:
             self.entries[method].append((now, self.cost))
 
     def status(self, method, now):
         """(operating_reset_at, operating) for the time block of an answer."""
-        entries = self._prune(method, now)
+        entries = () if method in self.IGNORED else self._prune(method, now)
         reset_at = entries[0][0] + self.window if entries else now + self.window
         return int(reset_at), round(sum(c for _, c in entries), 6)
 
@@ -753,7 +763,9 @@ class Emulator:
             sections["total"][key] = result.total
         if result.next is not None:
             sections["next"][key] = result.next
-        sections["time"][key] = self.time_block(p_start, p_end, p_end - p_start)
+        # Each command's time block carries operating/operating_reset_at of ITS method
+        # (CRestServer::appendDebugInfo runs for every CRestServerBatchItem).
+        sections["time"][key] = self.time_block(p_start, p_end, p_end - p_start, method)
         return None
 
     # --- common CRM helpers ----------------------------------------------------------------

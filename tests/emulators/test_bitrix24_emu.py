@@ -483,7 +483,8 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         self.assertEqual(res["result_next"], [])
         self.assertEqual(set(res["result_time"]["c"]), {"start", "finish", "duration",
                                                         "processing", "date_start",
-                                                        "date_finish"})
+                                                        "date_finish", "operating",
+                                                        "operating_reset_at"})
         self.assertIn("operating", body["time"])
         state = self.emu.state()
         self.assertEqual(state["deals"]["1"]["CONTACT_ID"], "1")
@@ -626,6 +627,32 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         self.assertIn("l", res["result"])
         time.sleep(1.1)
         self.emu.ok("crm.deal.get", {"id": deal_id})
+
+    def test_operating_is_per_method_inside_a_batch_and_batch_is_not_metered(self):
+        self.emu.control("config", {"operating_limit": {"crm.deal.add": 5, "batch": 0},
+                                    "operating_cost": 1})
+        cmd = {"a%d" % i: "crm.deal.add?fields[TITLE]=t%d" % i for i in range(7)}
+        cmd.update({"l1": "crm.deal.list?select[]=ID", "l2": "crm.deal.list?select[]=ID"})
+        status, body = self.emu.rest("batch", {"halt": 0, "cmd": cmd})
+        self.assertEqual(status, 200)   # batch itself is never blocked or metered
+        res = body["result"]
+        self.assertEqual(sorted(res["result"]), ["a0", "a1", "a2", "a3", "a4", "l1", "l2"])
+        self.assertEqual(res["result_error"], {
+            k: {"error": "OPERATION_TIME_LIMIT",
+                "error_description": "Method is blocked due to operation time limit."}
+            for k in ("a5", "a6")})
+        times = res["result_time"]
+        self.assertEqual([times["a%d" % i]["operating"] for i in range(5)], [1, 2, 3, 4, 5])
+        self.assertEqual((times["l1"]["operating"], times["l2"]["operating"]), (1, 2))
+        self.assertGreaterEqual(times["a0"]["operating_reset_at"], int(time.time()) + 590)
+        self.assertEqual(body["time"]["operating"], 0)
+        self.assertEqual(len(self.emu.state()["deals"]), 5)
+        counts = self.emu.state()["counts"]
+        self.assertEqual(counts["operation_time_limit"], 2)
+        self.assertEqual(counts["by_method"], {"batch": 1, "crm.deal.add": 7,
+                                               "crm.deal.list": 2})
+        self.assertEqual(self.emu.rest("crm.deal.add", {"fields": {}})[0], 429)
+        self.assertEqual(self.emu.state()["counts"]["operation_time_limit"], 3)
 
     # --- faults --------------------------------------------------------------------------
 
