@@ -54,7 +54,8 @@ EVENT_TIMEOUT_S = 5.0
 PORTAL_TZ = datetime.timezone(datetime.timedelta(hours=3))  # a Moscow portal
 CURRENCIES = ("RUB", "USD", "EUR", "UAH", "BYN", "KZT", "CNY", "GBP")
 FAULT_MODES = ("none", "error503", "error500", "hang", "reset", "lost", "expired_token",
-               "query_limit", "slow")
+               "query_limit", "slow", "command_error")
+FAULT_TEXT_MAX = 1000          # command_error: longest code / description accepted
 COUNTERS = ("http_requests", "commands", "query_limit_exceeded", "operation_time_limit",
             "faulted", "findbycomm_truncated")
 
@@ -148,6 +149,15 @@ class RestError(Exception):
         out = {"error": self.code, "error_description": self.description}
         out.update(self.extra)
         return out
+
+
+class CommandFault(RestError):
+    """A command refused by the "command_error" fault: a CRM error (HTTP 400) that, in a
+    batch, can also lose its key (unkeyed) or vanish from the answer (omit)."""
+
+    def __init__(self, fault):
+        super().__init__(400, fault["code"], fault["description"])
+        self.unkeyed, self.omit = fault["unkeyed"], fault["omit"]
 
 
 def crm_error(description):
@@ -572,6 +582,22 @@ class Emulator:
                 "operating_window": self.operating.window, "hang_seconds": self.hang_seconds}
 
     def set_fault(self, spec):
+        """POST /_emu/fault. One fault at a time: a new one replaces the old.
+
+        Request faults ({"mode": "error503"|"error500"|"hang"|"reset"|"lost"|"expired_token"|
+        "query_limit"|"slow", "count": N, "methods": [...], "delay_ms": ms}) hit whole HTTP
+        requests whose method is listed (a batch is the method "batch").
+
+        {"mode": "command_error", "methods": [...], "count": N, "code": "", "description":
+        "...", "unkeyed": false, "omit": false} hits single COMMANDS instead: every command
+        of a listed method (all methods when "methods" is absent), in a batch or as a direct
+        call, fails with that error before it writes anything (direct call: HTTP 400 with
+        {"error": code, "error_description": description}; in a batch: its result_error
+        entry). "unkeyed": the batch's result_error is then answered as a JSON list, its
+        keys lost, as a real answer showed it (fast_bitrix24 tests/real_responses/
+        crm_get_batch_mix_success_and_errors.py). "omit": the failing command has neither a
+        result nor an error entry (halt still stops after it). "count" counts failing
+        commands; 0 or absent = until the fault is set again."""
         if not isinstance(spec, dict) or spec.get("mode") not in FAULT_MODES:
             raise ValueError("mode must be one of " + ", ".join(FAULT_MODES))
         count = spec.get("count") or 0
@@ -584,26 +610,55 @@ class Emulator:
         delay = spec.get("delay_ms", 1000)
         if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= 10 ** 6:
             raise ValueError("delay_ms must be an integer from 0 to 1000000")
+        fault = {"mode": spec["mode"], "count": count or None, "delay_ms": delay,
+                 "methods": {m.lower() for m in methods} if methods else None}
+        if spec["mode"] == "command_error":
+            for name, default in (("code", ""), ("description", "Command refused by the "
+                                                                "emulator's command_error fault")):
+                value = spec.get(name, default)
+                if not isinstance(value, str) or len(value) > FAULT_TEXT_MAX:
+                    raise ValueError("%s must be a string of at most %d characters"
+                                     % (name, FAULT_TEXT_MAX))
+                fault[name] = value
+            for name in ("unkeyed", "omit"):
+                if not isinstance(spec.get(name, False), bool):
+                    raise ValueError(name + " must be true or false")
+                fault[name] = spec.get(name, False)
         with self.lock:
-            self.fault = {"mode": spec["mode"], "count": count or None, "delay_ms": delay,
-                          "methods": {m.lower() for m in methods} if methods else None}
+            self.fault = fault
             self.fault_generation += 1
             self.cond.notify_all()  # wake requests held by an earlier "hang"
 
+    def _fault_hits(self, method):
+        """Use up one `count` of the current fault for `method`; the fault or None."""
+        fault = self.fault
+        if fault["mode"] == "none" or (fault["methods"] and method not in fault["methods"]):
+            return None
+        if fault["count"] is not None:
+            fault["count"] -= 1
+            if fault["count"] <= 0:
+                self.fault = {"mode": "none", "count": None, "methods": None}
+        self.counts["faulted"] += 1
+        return fault
+
     def take_fault(self, method):
-        """The fault mode that hits this request, or None. Counts it and uses up `count`."""
+        """The request fault that hits this request, or None. Counts it and uses up
+        `count`. A command_error fault is not a request fault: see take_command_fault."""
         with self.lock:
-            fault = self.fault
-            if fault["mode"] == "none" or (fault["methods"] and method not in fault["methods"]):
+            if self.fault["mode"] == "command_error":
                 return None
-            if fault["count"] is not None:
-                fault["count"] -= 1
-                if fault["count"] <= 0:
-                    self.fault = {"mode": "none", "count": None, "methods": None}
-            self.counts["faulted"] += 1
+            fault = self._fault_hits(method)
+            if fault is None:
+                return None
             if fault["mode"] == "query_limit":
                 self.counts["query_limit_exceeded"] += 1
             return fault["mode"], self.fault_generation, fault.get("delay_ms", 1000) / 1000.0
+
+    def take_command_fault(self, method):
+        """The command_error fault for one command of `method`, or None (lock held)."""
+        if self.fault["mode"] != "command_error":
+            return None
+        return self._fault_hits(method)
 
     def wait_hang(self, generation):
         """Hold a request until the faults are set again, a reset, shutdown, or the timeout."""
@@ -638,8 +693,8 @@ class Emulator:
                 "deals": {str(k): v for k, v in self.deals.items()},
                 "productrows": {str(k): v for k, v in self.productrows.items()},
                 "counts": counts,
-                "fault": {"mode": self.fault["mode"], "count": self.fault["count"],
-                          "methods": sorted(self.fault["methods"] or [])},
+                "fault": dict({k: v for k, v in self.fault.items() if k != "delay_ms"},
+                              methods=sorted(self.fault["methods"] or [])),
                 "config": self.config(),
                 "event_target": self.event_target and {
                     "url": self.event_target["url"],
@@ -689,6 +744,9 @@ class Emulator:
             raise RestError(429, "OPERATION_TIME_LIMIT",
                             "Method is blocked due to operation time limit.",
                             {"time": self.time_block(now, now, 0.0, method)})
+        fault = self.take_command_fault(method)
+        if fault is not None:
+            raise CommandFault(fault)
         started = time.time()
         result = handler(params)
         if not isinstance(result, CallResult):
@@ -718,6 +776,7 @@ class Emulator:
         if isinstance(cmd, list):
             cmd = {str(i): v for i, v in enumerate(cmd)}
         sections = {name: {} for name in ("result", "next", "total", "time", "error")}
+        unkeyed = False
         with self.lock:
             self.by_method["batch"] += 1
             count = 0
@@ -731,13 +790,17 @@ class Emulator:
                 else:
                     error = self._batch_command(key, call, sections)
                 if error is not None:
-                    sections["error"][key] = {"error": error.code,
-                                              "error_description": error.description}
-                    if halt:
+                    if isinstance(error, CommandFault):
+                        unkeyed = unkeyed or error.unkeyed
+                    if not (isinstance(error, CommandFault) and error.omit):
+                        sections["error"][key] = {"error": error.code,
+                                                  "error_description": error.description}
+                    if halt:  # the commands after it do not run: neither result nor error
                         break
             body = {"result": {
                 "result": php_array(sections["result"]),
-                "result_error": php_array(sections["error"]),
+                "result_error": list(sections["error"].values()) if unkeyed
+                else php_array(sections["error"]),
                 "result_total": php_array(sections["total"]),
                 "result_next": php_array(sections["next"]),
                 "result_time": php_array(sections["time"])}}

@@ -679,6 +679,48 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         self.assertEqual(len(state["deals"]), 1)
         self.assertEqual(self.emu.control("fault", {"mode": "bogus"})[0], 400)
 
+    def test_fault_command_error_fails_matching_commands_in_batch_and_direct(self):
+        desc = 'Field "UF_CRM_X" is required.'
+        self.assertEqual(self.emu.control("fault", {
+            "mode": "command_error", "methods": ["crm.deal.add"], "count": 2,
+            "code": "", "description": desc})[0], 200)
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "c": "crm.contact.add?fields[NAME]=A", "d": "crm.deal.add?fields[TITLE]=x",
+            "l": "crm.deal.list"}})
+        self.assertEqual(res["result_error"], {"d": {"error": "", "error_description": desc}})
+        self.assertEqual(sorted(res["result"]), ["c", "l"])
+        self.assertEqual(self.emu.rest("crm.deal.add", {"fields": {"TITLE": "y"}}),
+                         (400, {"error": "", "error_description": desc}))
+        self.assertEqual(self.emu.state()["deals"], {})   # nothing written
+        self.add_deal(TITLE="z")                          # count 2 used up
+        self.assertEqual(self.emu.state()["counts"]["faulted"], 2)
+        self.assertEqual(self.emu.state()["fault"]["mode"], "none")
+
+    def test_fault_command_error_unkeyed_and_omit(self):
+        self.emu.control("fault", {"mode": "command_error", "methods": ["crm.deal.get"],
+                                   "code": "NOT_FOUND", "description": "Not found",
+                                   "unkeyed": True})
+        self.add_deal()
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "a": "crm.deal.get?id=1", "b": "crm.deal.list", "c": "crm.deal.get?id=1"}})
+        self.assertEqual(res["result_error"], [{"error": "NOT_FOUND",
+                                                "error_description": "Not found"}] * 2)
+        self.assertEqual(list(res["result"]), ["b"])
+        # omit: neither result nor error; halt still stops after the failing command.
+        self.emu.control("fault", {"mode": "command_error", "methods": ["crm.deal.get"],
+                                   "omit": True, "count": 0})
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "a": "crm.deal.get?id=1", "b": "crm.deal.list"}})
+        self.assertEqual((res["result_error"], list(res["result"])), ([], ["b"]))
+        res = self.emu.ok("batch", {"halt": 1, "cmd": {
+            "a": "crm.deal.get?id=1", "b": "crm.deal.list"}})
+        self.assertEqual((res["result"], res["result_error"]), ([], []))
+        self.emu.control("fault", {"mode": "none"})
+        self.emu.ok("crm.deal.get", {"id": 1})
+        for bad in ({"description": 5}, {"unkeyed": "yes"}, {"code": "x" * 1001}):
+            self.assertEqual(self.emu.control("fault", dict(mode="command_error", **bad))[0],
+                             400)
+
     def test_fault_reset_drops_the_request_unapplied(self):
         self.emu.control("fault", {"mode": "reset", "count": 1})
         with self.assertRaises((ConnectionError, http.client.HTTPException)):
