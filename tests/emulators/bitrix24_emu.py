@@ -35,6 +35,7 @@ import struct
 import sys
 import threading
 import time
+import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -129,6 +130,36 @@ DATE_FIELDS = frozenset(("DATE_CREATE", "DATE_MODIFY", "BEGINDATE", "CLOSEDATE",
 FIELD_TITLES = {"STAGE_ID": "Stage", "CATEGORY_ID": "Pipeline", "CURRENCY_ID": "Currency"}
 # Filter prefixes, longest first so that ">=" is not read as ">" (crm-deal-list.md).
 FILTER_OPS = ("!@", ">=", "<=", "!=", "=%", "%=", "@", ">", "<", "=", "!", "%")
+
+# Texts of the refusals the CRM gives in the portal's language (POST /_emu/config
+# {"language": "en"|"ru"}), verbatim from the lang files: crm/lang/*/classes/general/
+# crm_field_multi.php (CRM_MF_ERR_*, CRM_FM_ENTITY_*) and main/lang/*/classes/general/
+# usertype.php (USER_TYPE_FIELD_VALUE_IS_MISSING).
+MESSAGES = {
+    "en": {"email": 'The field "#FIELD_NAME#" contains an incorrect address.',
+           "strlen": 'The field "#FIELD_NAME#" must not exceed 250 characters.',
+           "required": "The required field #FIELD_NAME# is missing."},
+    "ru": {"email": 'Поле "#FIELD_NAME#" содержит некорректный адрес.',
+           "strlen": 'Поле "#FIELD_NAME#" не может быть более 250 символов.',
+           "required": "Не введено значение обязательного поля #FIELD_NAME#."},
+}
+MULTI_FIELD_TITLES = {  # CCrmFieldMulti::GetEntityNameByComplex("<TYPE>_<VALUE_TYPE>")
+    "en": {"EMAIL_WORK": "Work E-mail", "EMAIL_HOME": "Home E-mail",
+           "EMAIL_MAILING": "Newsletters email", "EMAIL_OTHER": "Other E-mail",
+           "PHONE_MOBILE": "Mobile", "PHONE_WORK": "Work Phone", "PHONE_FAX": "Fax",
+           "PHONE_HOME": "Home Phone", "PHONE_PAGER": "Pager Number",
+           "PHONE_MAILING": "SMS marketing phone", "PHONE_OTHER": "Other Phone Number"},
+    "ru": {"EMAIL_WORK": "Рабочий e-mail", "EMAIL_HOME": "Частный e-mail",
+           "EMAIL_MAILING": "E-mail для рассылок", "EMAIL_OTHER": "Другой e-mail",
+           "PHONE_MOBILE": "Мобильный телефон", "PHONE_WORK": "Рабочий телефон",
+           "PHONE_FAX": "Номер факса", "PHONE_HOME": "Домашний телефон",
+           "PHONE_PAGER": "Номер пейджера", "PHONE_MAILING": "Телефон для рассылок",
+           "PHONE_OTHER": "Другой телефон"},
+}
+MULTI_VALUE_MAX = 250          # CCrmFieldMulti::CheckComplexFields: mb_strlen(VALUE) > 250
+UF_NAME_RE = re.compile(r"UF_CRM_[A-Z0-9_]{1,40}")
+CONFIG_LIST_MAX = 100          # names per entity in required_fields / user_fields
+MAX_INPUT_VARS_DEFAULT = 1000  # php.ini max_input_vars
 
 HTML_503 = (b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n"
             b"<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n"
@@ -334,6 +365,36 @@ def as_items(value):
     return None
 
 
+# --- main's check_email() (main/tools.php) ------------------------------------------------
+
+# "\p{L}" is a letter of any script; Python's re has no \p{L}, so every letter is mapped to
+# "a" first (a letter is allowed wherever "a" is, and nowhere else).
+_EMAIL_ATOM = r"[=_0-9a-z+~'!$&*^`|#%/?{}-]"
+_EMAIL_DOMAIN = r"[a-z0-9-]"
+_EMAIL_RE = re.compile(r"^%s+(\.%s+)*@((%s+\.)+)(%s{2,20})$"
+                       % (_EMAIL_ATOM, _EMAIL_ATOM, _EMAIL_DOMAIN, _EMAIL_DOMAIN), re.I)
+_EMAIL_BRACKETS_RE = re.compile(r".*?[<\[(](.*?)[>\])].*", re.I)
+
+
+def bx_check_email(email, strict=False):
+    """check_email($email, $strict = false) as main/tools.php has it, without the optional
+    DNS check: not strict, the value is trimmed and an address in <...>, [...] or (...) is
+    taken out of it ("Ivan <i@x.ru>"); more than 320 characters is refused (RFC 2821
+    4.5.3.1); then local part of atoms joined by single dots, "@", one or more domain
+    labels each followed by a dot, and a last label of 2 to 20 letters, digits or "-"."""
+    if not isinstance(email, str):
+        return False
+    if not strict:
+        email = email.strip(" \t\n\r\0\x0b")
+        m = _EMAIL_BRACKETS_RE.search(email)
+        if m and m.group(1) != "":
+            email = m.group(1)
+    if len(email) > 320:
+        return False
+    letters = "".join("a" if unicodedata.category(c).startswith("L") else c for c in email)
+    return _EMAIL_RE.search(letters) is not None
+
+
 # --- findbycomm normalisation (DuplicateCommunicationCriterion::prepareCodes) -------------
 
 def bx_normalize_phone(number, min_length=1):
@@ -474,6 +535,12 @@ class Emulator:
         self.rate, self.burst = rate, burst
         self.hang_seconds = HANG_TIMEOUT_S
         self.operating = OperatingMeter()
+        # Portal settings (POST /_emu/config; kept across /_emu/reset like rate and burst).
+        self.required_fields = {"deal": [], "contact": [], "company": []}
+        self.user_fields = {"deal": None, "contact": None, "company": None}
+        self.currencies = CURRENCIES
+        self.language = "en"
+        self.max_input_vars = MAX_INPUT_VARS_DEFAULT
         self.stopping = False
         self.fault_generation = 0
         self.event_target = None  # {"url", "application_token", "handler_id"}
@@ -542,7 +609,10 @@ class Emulator:
 
     def configure(self, spec):
         """POST /_emu/config: rate, burst, operating_limit {method: seconds},
-        operating_cost (seconds per command), operating_window, hang_seconds."""
+        operating_cost (seconds per command), operating_window, hang_seconds, and the
+        portal's settings: required_fields {"deal"|"contact"|"company": ["UF_CRM_..."]},
+        user_fields {entity: [names] or null} (null: every UF_CRM_* exists), currencies
+        ["RUB", ...], language "en"|"ru", max_input_vars N. Keys left out keep their value."""
         if not isinstance(spec, dict):
             raise ValueError("config must be a JSON object")
 
@@ -552,6 +622,22 @@ class Emulator:
                     or not low <= value <= high:
                 raise ValueError("%s must be a number from %g to %g" % (name, low, high))
             return float(value)
+
+        def uf_lists(name, allow_null):
+            value = spec[name]
+            if not isinstance(value, dict) or not set(value) <= set(self.required_fields):
+                raise ValueError(name + " must be {deal|contact|company: [UF_CRM_...]}")
+            out = {}
+            for entity, names in value.items():
+                if names is None and allow_null:
+                    out[entity] = None
+                elif not isinstance(names, list) or len(names) > CONFIG_LIST_MAX or not all(
+                        isinstance(n, str) and UF_NAME_RE.fullmatch(n) for n in names):
+                    raise ValueError("%s.%s must be a list of at most %d UF_CRM_* names"
+                                     % (name, entity, CONFIG_LIST_MAX))
+                else:
+                    out[entity] = list(names)
+            return out
 
         with self.lock:
             if "rate" in spec:
@@ -573,13 +659,39 @@ class Emulator:
                 self.operating.window = number("operating_window", 0.01, 1e6)
             if "hang_seconds" in spec:
                 self.hang_seconds = number("hang_seconds", 0, HANG_TIMEOUT_S)
+            if "required_fields" in spec:
+                self.required_fields.update(uf_lists("required_fields", False))
+            if "user_fields" in spec:
+                self.user_fields.update(uf_lists("user_fields", True))
+            if "currencies" in spec:
+                currencies = spec["currencies"]
+                if not isinstance(currencies, list) or not 1 <= len(currencies) <= 50 or \
+                        not all(isinstance(c, str) and re.fullmatch(r"[A-Z]{3}", c)
+                                for c in currencies):
+                    raise ValueError("currencies must be a list of 1 to 50 codes like RUB")
+                self.currencies = tuple(currencies)
+            if "language" in spec:
+                if spec["language"] not in MESSAGES:
+                    raise ValueError("language must be one of " + ", ".join(MESSAGES))
+                self.language = spec["language"]
+            if "max_input_vars" in spec:
+                value = spec["max_input_vars"]
+                if isinstance(value, bool) or not isinstance(value, int) or \
+                        not 1 <= value <= MAX_PARAM_PAIRS:
+                    raise ValueError("max_input_vars must be an integer from 1 to %d"
+                                     % MAX_PARAM_PAIRS)
+                self.max_input_vars = value
             return self.config()
 
     def config(self):
         return {"rate": self.rate, "burst": self.burst,
                 "operating_limit": dict(self.operating.limits),
                 "operating_cost": self.operating.cost,
-                "operating_window": self.operating.window, "hang_seconds": self.hang_seconds}
+                "operating_window": self.operating.window, "hang_seconds": self.hang_seconds,
+                "required_fields": copy.deepcopy(self.required_fields),
+                "user_fields": copy.deepcopy(self.user_fields),
+                "currencies": list(self.currencies), "language": self.language,
+                "max_input_vars": self.max_input_vars}
 
     def set_fault(self, spec):
         """POST /_emu/fault. One fault at a time: a new one replaces the old.
@@ -868,6 +980,10 @@ class Emulator:
                     if text is not _NOT_SCALAR:
                         record[name] = text
             elif name.startswith("UF_CRM_"):
+                known = self.user_fields.get(entity)
+                if known is not None and name not in known and \
+                        name not in self.required_fields.get(entity, ()):
+                    continue  # a field the portal lacks is dropped without an error
                 items = as_items(value)
                 if items is not None:
                     stored = [to_str(v) for v in items if to_str(v) not in (_NOT_SCALAR, None)]
@@ -877,6 +993,45 @@ class Emulator:
                         continue
                 record[name] = stored
                 self.uf_names[entity].add(name)
+
+    def _check_crm_fields(self, entity, fields, update):
+        """The refusals of CCrm<Entity>::CheckFields that the emulator knows, all checked
+        before anything is written; raises one CRM error (HTTP 400, empty code) whose
+        description is the portal's LAST_ERROR: the messages, each ended by "<br />"
+        (CCrmFieldMulti) or "<br>" (CAdminException), in the order the portal checks.
+
+        Multi-fields (crm_field_multi.php CheckComplexFields, contact and company only):
+        any VALUE longer than 250 characters; an EMAIL VALUE that is not empty and fails
+        main's check_email(). Required user fields (main's CUserTypeManager::CheckFields):
+        on add every required field needs a non-empty value; on update only those given.
+        The portal checks required user fields through REST only when its option
+        rest_enable_req_uf_check is on (crm's RestSettings, default off): configuring
+        required_fields plays such a portal."""
+        texts, titles = MESSAGES[self.language], MULTI_FIELD_TITLES[self.language]
+        messages = []
+        for type_id in (MULTI_FIELDS if entity in ("contact", "company") else ()):
+            for item in as_items(fields.get(type_id)) or ():
+                if not isinstance(item, dict):
+                    continue
+                value = to_str(item.get("VALUE"))
+                value = value if isinstance(value, str) else ""
+                value_type = to_str(item.get("VALUE_TYPE"))
+                value_type = value_type if isinstance(value_type, str) and value_type \
+                    else "WORK"
+                title = titles.get(type_id + "_" + value_type, "")  # unknown: false -> ""
+                if len(value) > MULTI_VALUE_MAX:
+                    messages.append(texts["strlen"].replace("#FIELD_NAME#", title) + "<br />")
+                if type_id == "EMAIL" and value != "" and not bx_check_email(value):
+                    messages.append(texts["email"].replace("#FIELD_NAME#", title) + "<br />")
+        for name in self.required_fields.get(entity, ()):
+            if update and name not in fields:
+                continue
+            value = fields.get(name)
+            items = as_items(value) if isinstance(value, (dict, list)) else [value]
+            if not any(isinstance(to_str(v), str) and to_str(v) != "" for v in items):
+                messages.append(texts["required"].replace("#FIELD_NAME#", name) + "<br>")
+        if messages:
+            raise crm_error("".join(messages))
 
     def _apply_multifields(self, record, fields, update):
         """PHONE/EMAIL: on add the given list; on update an item without ID is appended,
@@ -955,6 +1110,7 @@ class Emulator:
 
     def _party_add(self, entity, table, params, writable, defaults):
         fields = self._fields(params)
+        self._check_crm_fields(entity, fields, update=False)
         new_id = self.next_ids[entity]
         now = self._now()
         record = {"ID": str(new_id)}
@@ -974,6 +1130,7 @@ class Emulator:
         if record is None:
             raise crm_error("Not found")
         fields = self._fields(params)
+        self._check_crm_fields(entity, fields, update=True)
         self._apply_scalars(entity, record, fields, writable)
         self._apply_multifields(record, fields, update=True)
         self._touch(record)
@@ -1024,7 +1181,12 @@ class Emulator:
         record["MOVED_BY_ID"] = str(self.user_id)
 
     def _check_deal_fields(self, fields):
-        if "CURRENCY_ID" in fields and to_str(fields["CURRENCY_ID"]) not in CURRENCIES:
+        """A CURRENCY_ID that is not one of the portal's currencies (POST /_emu/config
+        {"currencies": [...]}) is refused. The legacy CCrmDeal::CheckFields does not look
+        at the currency, and what the portal's newer field checks answer is not known from
+        the sources: refusing is the harsher choice, in the words of the other field
+        refusals."""
+        if "CURRENCY_ID" in fields and to_str(fields["CURRENCY_ID"]) not in self.currencies:
             raise field_error("CURRENCY_ID")
 
     def deal_add(self, params):
@@ -1043,6 +1205,7 @@ class Emulator:
             raise field_error("CATEGORY_ID")
         stage = stage or self.categories[category]["stages"][0]
         self._check_stage(stage, category)
+        self._check_crm_fields("deal", fields, update=False)
         new_id = self.next_ids["deal"]
         now = time.time()
         record = {name: None for name in DEAL_FIELDS}
@@ -1082,6 +1245,7 @@ class Emulator:
             self._check_stage(stage, int(record["CATEGORY_ID"]))
         else:
             stage = None
+        self._check_crm_fields("deal", fields, update=True)
         self._apply_scalars("deal", record, fields, DEAL_WRITABLE - {"STAGE_ID"})
         if stage and stage != record["STAGE_ID"]:
             self._set_stage(record, stage)

@@ -24,7 +24,11 @@ USER = "1"
 CODE = "k3y0rderbridge7x"
 APP_TOKEN = "app-token-from-file"
 FAST = {"rate": 1000, "burst": 100000, "operating_limit": {}, "operating_cost": 0,
-        "operating_window": 600, "hang_seconds": 10}
+        "operating_window": 600, "hang_seconds": 10,
+        "required_fields": {"deal": [], "contact": [], "company": []},
+        "user_fields": {"deal": None, "contact": None, "company": None},
+        "currencies": ["RUB", "USD", "EUR", "UAH", "BYN", "KZT", "CNY", "GBP"],
+        "language": "en", "max_input_vars": 1000}
 
 
 class Emulator:
@@ -263,6 +267,73 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         self.assertNotIn("PHONE", rows[0])
         rows = self.emu.ok("crm.contact.list", {"select": ["ID", "NAME", "PHONE"]})
         self.assertEqual(set(rows[0]), {"ID", "NAME", "PHONE"})
+
+    def test_crm_refuses_bad_emails_and_long_multifield_values(self):
+        # crm_field_multi.php CheckComplexFields with main's check_email(); nothing written.
+        bad = ["ivan@mail", "ivan@mail.r", "iv an@mail.ru", "ivan@mail.ru,", ".ivan@mail.ru",
+               "iva..n@mail.ru", "ivan@ma_il.ru", "ivan.@mail.ru", "ivan@@mail.ru",
+               "a@" + "b" * 300 + ".ru", "ivan@mail." + "x" * 21]
+        good = ["ivan@mail.ru", " Ivan.Petrov+shop@Mail.RU ", "Ivan <ivan@mail.ru>",
+                "почта@пример.рф", "o'neil&co@x-y.example.com", "a@b.cd"]
+        for method in ("crm.contact.add", "crm.company.add"):
+            for value in bad:
+                status, body = self.emu.rest(method, {"fields": {
+                    "NAME": "x", "EMAIL": [{"VALUE": value, "VALUE_TYPE": "WORK"}]}})
+                self.assertEqual(status, 400, value)
+                self.assertEqual(body["error"], "")
+                if len(value) <= 250:
+                    self.assertEqual(body["error_description"], 'The field "Work E-mail" '
+                                     'contains an incorrect address.<br />', value)
+            for value in good:
+                self.emu.ok(method, {"fields": {"EMAIL": [{"VALUE": value}]}})
+        status, body = self.emu.rest("crm.contact.add", {"fields": {
+            "PHONE": [{"VALUE": "+7" + "9" * 249, "VALUE_TYPE": "MOBILE"}],
+            "EMAIL": [{"VALUE": "x" * 251 + "@mail.ru", "VALUE_TYPE": "HOME"}]}})
+        self.assertEqual((status, body["error_description"]), (400,
+                         'The field "Mobile" must not exceed 250 characters.<br />'
+                         'The field "Home E-mail" must not exceed 250 characters.<br />'))
+        state = self.emu.state()
+        self.assertEqual((len(state["contacts"]), len(state["companies"])), (6, 6))
+        # Update is checked too and changes nothing when refused; the portal's language.
+        self.emu.control("config", {"language": "ru"})
+        status, body = self.emu.rest("crm.contact.update", {"id": 1, "fields": {
+            "NAME": "changed", "EMAIL": [{"VALUE": "bad@", "VALUE_TYPE": "WORK"}]}})
+        self.assertEqual((status, body["error_description"]),
+                         (400, 'Поле "Рабочий e-mail" содержит некорректный адрес.<br />'))
+        self.assertIsNone(self.emu.state()["contacts"]["1"]["NAME"])
+        # In a batch: the command's error, the other commands run.
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "c": "crm.contact.add?fields[EMAIL][0][VALUE]=not%20an%20email",
+            "d": "crm.deal.add?fields[CONTACT_ID]=$result[c]"}})
+        self.assertEqual(list(res["result_error"]), ["c"])
+
+    def test_required_user_fields_unknown_fields_and_currencies(self):
+        self.emu.control("config", {"required_fields": {"deal": ["UF_CRM_1"],
+                                                        "contact": ["UF_CRM_PASSPORT"]},
+                                    "user_fields": {"deal": ["UF_CRM_2"]},
+                                    "currencies": ["RUB", "USD"]})
+        for fields in ({}, {"UF_CRM_1": ""}, {"UF_CRM_1": []}, {"UF_CRM_1": [""]}):
+            self.assertEqual(self.emu.rest("crm.deal.add", {"fields": fields}), (400, {
+                "error": "", "error_description": "The required field UF_CRM_1 is missing.<br>"}))
+        deal = self.add_deal(UF_CRM_1="x", UF_CRM_2="y", UF_CRM_NOPE="z", CURRENCY_ID="USD")
+        stored = self.emu.state()["deals"][str(deal)]
+        self.assertEqual((stored["UF_CRM_1"], stored["UF_CRM_2"]), ("x", "y"))
+        self.assertNotIn("UF_CRM_NOPE", stored)  # a field the portal lacks: dropped silently
+        # Update: only a given required field is checked.
+        self.emu.ok("crm.deal.update", {"id": deal, "fields": {"TITLE": "t"}})
+        self.assertEqual(self.emu.rest("crm.deal.update", {"id": deal, "fields": {
+            "UF_CRM_1": ""}})[0], 400)
+        self.assertEqual(self.emu.rest("crm.contact.add", {"fields": {"NAME": "a"}})[1][
+            "error_description"], "The required field UF_CRM_PASSPORT is missing.<br>")
+        self.emu.ok("crm.company.add", {"fields": {"TITLE": "no requirements"}})
+        status, body = self.emu.rest("crm.deal.add", {"fields": {"UF_CRM_1": "x",
+                                                                 "CURRENCY_ID": "EUR"}})
+        self.assertEqual((status, body["error_description"]),
+                         (400, 'Invalid value for the "Currency" field'))
+        self.assertEqual(len(self.emu.state()["deals"]), 1)
+        for bad in ({"required_fields": {"lead": []}}, {"required_fields": {"deal": ["X"]}},
+                    {"currencies": ["rub"]}, {"language": "de"}, {"max_input_vars": 0}):
+            self.assertEqual(self.emu.control("config", bad)[0], 400, bad)
 
     def test_company_add_get_update_list(self):
         coid = self.emu.ok("crm.company.add", {"fields": {
@@ -547,7 +618,7 @@ class Bitrix24EmulatorTest(unittest.TestCase):
             "c": "crm.contact.add?fields[NAME]=Ivan",
             "n": "crm.contact.add?fields[NAME]=$result[c]&fields[LAST_NAME]=x%20$result[c]%20y"
                  "&fields[SECOND_NAME]=%24result%5Bc%5D&fields[COMMENTS]=$RESULT[c]"
-                 "&fields[POST]=$result_error[c]&fields[EMAIL][0][VALUE]=a$result[c]%40x.ru",
+                 "&fields[POST]=$result_error[c]&fields[SOURCE_DESCRIPTION]=a$result[c]%40x.ru",
             "d": "crm.deal.add?fields[TITLE]=Kettle",
             "g": "crm.deal.get?id=$result[d]",
             "r": "crm.deal.productrows.set?id=$result[d]&rows[0][PRODUCT_NAME]=$result[g][TITLE]"
@@ -560,7 +631,7 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         self.assertIsNone(contact["COMMENTS"])            # $RESULT matches, but no such key
         self.assertEqual(contact["POST"], "1")            # $result + path "_error[c]"
         # "([^\s]*)" is greedy: the match runs to the next space, so "@x.ru" is eaten too.
-        self.assertEqual(contact["EMAIL"][0]["VALUE"], "a1")
+        self.assertEqual(contact["SOURCE_DESCRIPTION"], "a1")
         rows = self.emu.state()["productrows"]["1"]
         self.assertEqual([r["PRODUCT_NAME"] for r in rows], ["Kettle", "K"])  # string offset
         self.assertEqual(rows[0]["PRICE"], 1)
