@@ -58,7 +58,7 @@ FAULT_MODES = ("none", "error503", "error500", "hang", "reset", "lost", "expired
                "query_limit", "slow", "command_error")
 FAULT_TEXT_MAX = 1000          # command_error: longest code / description accepted
 COUNTERS = ("http_requests", "commands", "query_limit_exceeded", "operation_time_limit",
-            "faulted", "findbycomm_truncated")
+            "faulted", "findbycomm_truncated", "input_vars_truncated")
 
 # Pipelines preset: (id, name, sort, stages); a stage is (STATUS_ID, NAME, SORT, COLOR, EXTRA
 # semantics). Sorts and colours as in crm-status-list.md; the default pipeline sorts after the
@@ -315,15 +315,29 @@ def listify(value):
     return value
 
 
-def php_parse_str(query):
-    """parse_str(): PHP bracket syntax into nested dicts (lists where the keys are 0..n-1)."""
+def php_parse_str(query, max_vars=None, post=False, on_truncate=None):
+    """parse_str(): PHP bracket syntax into nested dicts (lists where the keys are 0..n-1).
+
+    max_input_vars (php.ini, default 1000) bounds how many variables PHP reads: past the
+    limit it stops and drops the rest silently, with only a warning in the server log
+    ("Input variables exceeded 1000"; php-src main/php_variables.c: php_default_treat_data
+    counts every non-empty "&"-separated piece of a query string or parse_str() input,
+    php_std_post_handler every "name=value" piece of a form body; a piece without "=" is
+    ignored there). It applies to a request's query string, a form-encoded body and each
+    batch command (CRestUtil::ParseBatchQuery calls parse_str()). A JSON body is read
+    with json_decode, which max_input_vars does not bound (it limits only the parsing of
+    input variables); the emulator applies no limit there, but the cmd strings inside a
+    JSON batch are still parse_str()'d one by one. on_truncate() is called when pieces
+    are dropped."""
     result = {}
-    pairs = query.split("&")
+    pairs = [p for p in query.split("&") if p and (not post or "=" in p)]
+    if max_vars is not None and len(pairs) > max_vars:
+        pairs = pairs[:max_vars]
+        if on_truncate is not None:
+            on_truncate()
     if len(pairs) > MAX_PARAM_PAIRS:
         raise RestError(400, "INVALID_REQUEST", "Too many request parameters")
     for pair in pairs:
-        if not pair:
-            continue
         raw_key, _, raw_value = pair.partition("=")
         key = urllib.parse.unquote_plus(raw_key).lstrip(" ")
         if not key:
@@ -829,6 +843,10 @@ class Emulator:
                 return False
             return True
 
+    def count_truncation(self):
+        with self.lock:
+            self.counts["input_vars_truncated"] += 1
+
     def count_request(self):
         with self.lock:
             self.counts["http_requests"] += 1
@@ -926,7 +944,9 @@ class Emulator:
         query = query.split("#", 1)[0]  # parse_url() drops a fragment
         method = method.strip().lower()
         try:
-            params = resolve_batch_refs(php_parse_str(query), sections) if query else {}
+            params = php_parse_str(query, self.max_input_vars,
+                                   on_truncate=self.count_truncation) if query else {}
+            params = resolve_batch_refs(params, sections)
             if method == "batch":
                 raise RestError(405, "ERROR_BATCH_METHOD_NOT_ALLOWED",
                                 "Method is not allowed for batch usage")
@@ -1938,7 +1958,8 @@ class Handler(BaseHTTPRequestHandler):
             raise RestError(401, "INVALID_CREDENTIALS", "Invalid request credentials")
         if not emu.admit():
             raise RestError(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
-        params = php_parse_str(url.query) if url.query else {}
+        params = php_parse_str(url.query, emu.max_input_vars,
+                               on_truncate=emu.count_truncation) if url.query else {}
         if self.command == "POST":  # a GET's body is ignored, as by PHP
             params.update(self._body_params(body))
         if method == "batch":
@@ -1960,7 +1981,9 @@ class Handler(BaseHTTPRequestHandler):
             return params
         if content_type in ("", "application/x-www-form-urlencoded"):
             try:
-                return php_parse_str(body.decode("utf-8"))
+                emu = self.server.emu
+                return php_parse_str(body.decode("utf-8"), emu.max_input_vars, post=True,
+                                     on_truncate=emu.count_truncation)
             except UnicodeDecodeError:
                 raise RestError(400, "INVALID_REQUEST", "Request body is not UTF-8") from None
         if content_type == "multipart/form-data":

@@ -474,6 +474,29 @@ class Bitrix24EmulatorTest(unittest.TestCase):
 
     # --- findbycomm ----------------------------------------------------------------------
 
+    def test_max_input_vars_cuts_long_queries_silently(self):
+        deal = self.add_deal()
+        rows = "&".join("rows[%d][PRODUCT_NAME]=p%d&rows[%d][PRICE]=1&rows[%d][QUANTITY]=1"
+                        % (i, i, i, i) for i in range(400))
+        res = self.emu.ok("batch", {"cmd": {"r": "crm.deal.productrows.set?id=%d&%s"
+                                                 % (deal, rows)}})
+        self.assertEqual((res["result"]["r"], res["result_error"]), (True, []))
+        stored = self.emu.state()["productrows"][str(deal)]
+        self.assertEqual(len(stored), 333)  # id + 999 of 1201 variables: 333 whole rows
+        self.assertEqual(self.emu.state()["deals"][str(deal)]["OPPORTUNITY"], "333.00")
+        # A form-encoded direct call is cut the same way; a JSON body is not.
+        self.emu.ok("crm.deal.productrows.set", form="id=%d&%s" % (deal, rows))
+        self.assertEqual(len(self.emu.state()["productrows"][str(deal)]), 333)
+        self.emu.ok("crm.deal.productrows.set", {"id": deal, "rows": [
+            {"PRODUCT_NAME": "p%d" % i, "PRICE": 1} for i in range(400)]})
+        self.assertEqual(len(self.emu.state()["productrows"][str(deal)]), 400)
+        self.assertEqual(self.emu.state()["counts"]["input_vars_truncated"], 2)
+        # Configurable; past the limit even the id can be lost.
+        self.emu.control("config", {"max_input_vars": 1})
+        res = self.emu.ok("batch", {"cmd": {"g": "crm.deal.get?select[]=ID&id=%d" % deal}})
+        self.assertEqual(res["result_error"]["g"]["error_description"],
+                         "ID is not defined or invalid")
+
     def test_findbycomm_phone_normalisation(self):
         c1 = self.emu.ok("crm.contact.add", {"fields": {"PHONE": [{"VALUE": "8 (900) 123-45-67"}]}})
         c2 = self.emu.ok("crm.contact.add", {"fields": {"PHONE": [{"VALUE": "+7 900 765 43 21"}]}})
