@@ -172,7 +172,7 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         for key in ("contacts", "companies", "deals", "productrows", "counts"):
             self.assertIn(key, state)
         for key in ("http_requests", "commands", "by_method", "query_limit_exceeded",
-                    "faulted"):
+                    "operation_time_limit", "faulted", "input_vars_truncated"):
             self.assertIn(key, state["counts"])
 
     def test_wrong_code_or_user_is_invalid_credentials(self):
@@ -446,6 +446,29 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         self.assertIn("UF_CRM_ROISTAT", row)
         self.assertIn("DATE_MODIFY", row)
 
+    def test_list_filters_arrays_mean_in_and_equals_is_exact_case_insensitive(self):
+        for title in ("Alpha", "Beta", "Alphabet", "gamma"):
+            self.add_deal(TITLE=title)
+            self.emu.ok("crm.company.add", {"fields": {"TITLE": title}})
+            self.emu.ok("crm.contact.add", {"fields": {"NAME": title}})
+
+        def ids(method, form):
+            return [r["ID"] for r in self.emu.ok(method, form=form + "&select[]=ID")]
+
+        for method, field in (("crm.deal.list", "TITLE"), ("crm.company.list", "TITLE"),
+                              ("crm.contact.list", "NAME")):
+            self.assertEqual(ids(method, "filter[%%3D%s][]=alpha&filter[%%3D%s][]=GAMMA"
+                                 % (field, field)), ["1", "4"], method)
+            self.assertEqual(ids(method, "filter[%%3D%s]=ALPHA" % field), ["1"], method)
+            self.assertEqual(ids(method, "filter[ID][]=2&filter[ID][]=3"), ["2", "3"], method)
+            self.assertEqual(ids(method, "filter[@ID][]=2&filter[@ID][]=4"), ["2", "4"])
+            self.assertEqual(ids(method, "filter[!@ID][]=2&filter[!@ID][]=4"), ["1", "3"])
+        self.assertEqual([r["ID"] for r in self.emu.ok("crm.deal.list", {
+            "filter": {"=TITLE": ["beta", "Alphabet"]}, "select": ["ID"]})], ["2", "3"])
+        # parse_str splits a piece at its FIRST "=": an unencoded "=" in a key loses the
+        # filter ("filter[" becomes "filter_"), and the list answers every record.
+        self.assertEqual(ids("crm.deal.list", "filter[=TITLE]=Alpha"), ["1", "2", "3", "4"])
+
     def test_productrows_set_replaces_all_rows(self):
         deal_id = self.add_deal(OPPORTUNITY=5000)
         self.emu.ok("crm.deal.productrows.set", {"id": deal_id, "rows": [
@@ -658,6 +681,24 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         rows = self.emu.state()["productrows"]["1"]
         self.assertEqual([r["PRODUCT_NAME"] for r in rows], ["Kettle", "K"])  # string offset
         self.assertEqual(rows[0]["PRICE"], 1)
+
+    def test_batch_halt_and_the_php_array_shapes(self):
+        self.add_deal()
+        cmd = ["crm.deal.get?id=1", "crm.deal.get?id=99", "crm.deal.add?fields[TITLE]=x",
+               "crm.deal.get?id=98"]
+        res = self.emu.ok("batch", {"halt": 1, "cmd": cmd})
+        self.assertEqual(list(res["result"]), [{"ID": "1"} and res["result"][0]])
+        self.assertIsInstance(res["result"], list)       # keys 0: a JSON list
+        self.assertEqual(res["result_error"], {"1": {"error": "",
+                                                     "error_description": "Not found"}})
+        self.assertEqual(len(self.emu.state()["deals"]), 1)  # "2" never ran
+        res = self.emu.ok("batch", {"halt": 0, "cmd": cmd})
+        self.assertEqual(sorted(res["result"]), ["0", "2"])  # keys 0, 2: an object
+        self.assertEqual(sorted(res["result_error"]), ["1", "3"])
+        res = self.emu.ok("batch", {"halt": 0, "cmd": cmd[1:2] + cmd[3:]})
+        self.assertEqual(res["result"], [])
+        self.assertEqual([e["error_description"] for e in res["result_error"]],
+                         ["Not found", "Not found"])        # keys 0, 1: a JSON list
 
     def test_batch_over_50_commands(self):
         cmd = {"k%02d" % i: "crm.deal.add?fields[TITLE]=t%d" % i for i in range(52)}
