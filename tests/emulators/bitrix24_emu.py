@@ -11,6 +11,19 @@ DuplicateCommunicationCriterion::normalizePhone (main's NormalizePhone) for find
 On top: the leaky-bucket request limit, an optional per-method "operating" budget,
 switchable faults, outgoing ONCRMDEAL* webhooks, and /_emu/* control endpoints.
 
+Portal behaviours a client must survive (issue #9; each cites its source where it is
+implemented): a batch reference to a failed command yields the whole result map, which an
+id parameter reads as (int) array = 1 (php_intval, resolve_batch_ref); references are
+resolved in every decoded value, the name matched in any case but looked up in lower case,
+the match running to the next space; result_* are PHP arrays (php_array) and may even lose
+their keys (fault command_error, "unkeyed"); each command's result_time carries its own
+method's operating, batch itself is not metered, and a method over its budget fails inside
+a batch with a keyed OPERATION_TIME_LIMIT (OperatingMeter); the CRM refuses e-mails that
+fail main's check_email(), multi-field values over 250 characters, missing required user
+fields and unknown currencies, and drops user fields it lacks (Emulator._check_crm_fields);
+max_input_vars cuts long form queries silently (php_parse_str). Where the real behaviour is
+not known, the emulator takes the harsher choice and says so beside the code.
+
 Invariants: all mutable state lives in one Emulator object behind one lock (an RLock
 inside a Condition, so a hung request can wait on it). A request refused before it runs
 (auth, rate limit, bad body, any fault but "lost") changes only counters, never CRM
