@@ -171,9 +171,12 @@ class PortalCase(unittest.TestCase):
                 if d.get("state") != "done" or d["done_rev"] != d["want_rev"]:
                     return None
             return True
-        wait_for(done, timeout=timeout,
-                 what=f"Bitrix24 delivery of {order_ids} (now: "
-                      f"{[self.delivery(o).get('state') for o in order_ids]})")
+        try:
+            wait_for(done, timeout=timeout, what=f"Bitrix24 delivery of {order_ids}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; now: " + "; ".join(
+                f"{o} {self.delivery(o).get('state')} {self.reasons(o)[-1:]}"
+                for o in order_ids)) from None
 
     def reasons(self, order_id):
         """Everything the daemon says about the order's failures: attempt details, the
