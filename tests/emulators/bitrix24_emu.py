@@ -11,6 +11,19 @@ DuplicateCommunicationCriterion::normalizePhone (main's NormalizePhone) for find
 On top: the leaky-bucket request limit, an optional per-method "operating" budget,
 switchable faults, outgoing ONCRMDEAL* webhooks, and /_emu/* control endpoints.
 
+Portal behaviours a client must survive (issue #9; each cites its source where it is
+implemented): a batch reference to a failed command yields the whole result map, which an
+id parameter reads as (int) array = 1 (php_intval, resolve_batch_ref); references are
+resolved in every decoded value, the name matched in any case but looked up in lower case,
+the match running to the next space; result_* are PHP arrays (php_array) and may even lose
+their keys (fault command_error, "unkeyed"); each command's result_time carries its own
+method's operating, batch itself is not metered, and a method over its budget fails inside
+a batch with a keyed OPERATION_TIME_LIMIT (OperatingMeter); the CRM refuses e-mails that
+fail main's check_email(), multi-field values over 250 characters, missing required user
+fields and unknown currencies, and drops user fields it lacks (Emulator._check_crm_fields);
+max_input_vars cuts long form queries silently (php_parse_str). Where the real behaviour is
+not known, the emulator takes the harsher choice and says so beside the code.
+
 Invariants: all mutable state lives in one Emulator object behind one lock (an RLock
 inside a Condition, so a hung request can wait on it). A request refused before it runs
 (auth, rate limit, bad body, any fault but "lost") changes only counters, never CRM
@@ -35,6 +48,7 @@ import struct
 import sys
 import threading
 import time
+import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -54,9 +68,10 @@ EVENT_TIMEOUT_S = 5.0
 PORTAL_TZ = datetime.timezone(datetime.timedelta(hours=3))  # a Moscow portal
 CURRENCIES = ("RUB", "USD", "EUR", "UAH", "BYN", "KZT", "CNY", "GBP")
 FAULT_MODES = ("none", "error503", "error500", "hang", "reset", "lost", "expired_token",
-               "query_limit", "slow")
+               "query_limit", "slow", "command_error")
+FAULT_TEXT_MAX = 1000          # command_error: longest code / description accepted
 COUNTERS = ("http_requests", "commands", "query_limit_exceeded", "operation_time_limit",
-            "faulted", "findbycomm_truncated")
+            "faulted", "findbycomm_truncated", "input_vars_truncated")
 
 # Pipelines preset: (id, name, sort, stages); a stage is (STATUS_ID, NAME, SORT, COLOR, EXTRA
 # semantics). Sorts and colours as in crm-status-list.md; the default pipeline sorts after the
@@ -129,6 +144,36 @@ FIELD_TITLES = {"STAGE_ID": "Stage", "CATEGORY_ID": "Pipeline", "CURRENCY_ID": "
 # Filter prefixes, longest first so that ">=" is not read as ">" (crm-deal-list.md).
 FILTER_OPS = ("!@", ">=", "<=", "!=", "=%", "%=", "@", ">", "<", "=", "!", "%")
 
+# Texts of the refusals the CRM gives in the portal's language (POST /_emu/config
+# {"language": "en"|"ru"}), verbatim from the lang files: crm/lang/*/classes/general/
+# crm_field_multi.php (CRM_MF_ERR_*, CRM_FM_ENTITY_*) and main/lang/*/classes/general/
+# usertype.php (USER_TYPE_FIELD_VALUE_IS_MISSING).
+MESSAGES = {
+    "en": {"email": 'The field "#FIELD_NAME#" contains an incorrect address.',
+           "strlen": 'The field "#FIELD_NAME#" must not exceed 250 characters.',
+           "required": "The required field #FIELD_NAME# is missing."},
+    "ru": {"email": 'Поле "#FIELD_NAME#" содержит некорректный адрес.',
+           "strlen": 'Поле "#FIELD_NAME#" не может быть более 250 символов.',
+           "required": "Не введено значение обязательного поля #FIELD_NAME#."},
+}
+MULTI_FIELD_TITLES = {  # CCrmFieldMulti::GetEntityNameByComplex("<TYPE>_<VALUE_TYPE>")
+    "en": {"EMAIL_WORK": "Work E-mail", "EMAIL_HOME": "Home E-mail",
+           "EMAIL_MAILING": "Newsletters email", "EMAIL_OTHER": "Other E-mail",
+           "PHONE_MOBILE": "Mobile", "PHONE_WORK": "Work Phone", "PHONE_FAX": "Fax",
+           "PHONE_HOME": "Home Phone", "PHONE_PAGER": "Pager Number",
+           "PHONE_MAILING": "SMS marketing phone", "PHONE_OTHER": "Other Phone Number"},
+    "ru": {"EMAIL_WORK": "Рабочий e-mail", "EMAIL_HOME": "Частный e-mail",
+           "EMAIL_MAILING": "E-mail для рассылок", "EMAIL_OTHER": "Другой e-mail",
+           "PHONE_MOBILE": "Мобильный телефон", "PHONE_WORK": "Рабочий телефон",
+           "PHONE_FAX": "Номер факса", "PHONE_HOME": "Домашний телефон",
+           "PHONE_PAGER": "Номер пейджера", "PHONE_MAILING": "Телефон для рассылок",
+           "PHONE_OTHER": "Другой телефон"},
+}
+MULTI_VALUE_MAX = 250          # CCrmFieldMulti::CheckComplexFields: mb_strlen(VALUE) > 250
+UF_NAME_RE = re.compile(r"UF_CRM_[A-Z0-9_]{1,40}")
+CONFIG_LIST_MAX = 100          # names per entity in required_fields / user_fields
+MAX_INPUT_VARS_DEFAULT = 1000  # php.ini max_input_vars
+
 HTML_503 = (b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n"
             b"<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n"
             b"<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
@@ -148,6 +193,15 @@ class RestError(Exception):
         out = {"error": self.code, "error_description": self.description}
         out.update(self.extra)
         return out
+
+
+class CommandFault(RestError):
+    """A command refused by the "command_error" fault: a CRM error (HTTP 400) that, in a
+    batch, can also lose its key (unkeyed) or vanish from the answer (omit)."""
+
+    def __init__(self, fault):
+        super().__init__(400, fault["code"], fault["description"])
+        self.unkeyed, self.omit = fault["unkeyed"], fault["omit"]
 
 
 def crm_error(description):
@@ -187,7 +241,12 @@ def php_bool(value):
 
 
 def php_intval(value):
-    """intval(): the leading integer of a string, 0 when there is none."""
+    """(int) / intval(): the leading integer of a string, 0 when there is none; an array
+    is 1 when it has elements and 0 when empty (php.net, "Converting to integer": arrays
+    convert as booleans). This matters in batch: `id=$result[d0]` after a failed d0 is the
+    whole result map (CRestUtil::processBatchElement), so it becomes id 1."""
+    if isinstance(value, (dict, list)):
+        return 1 if value else 0
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -269,15 +328,29 @@ def listify(value):
     return value
 
 
-def php_parse_str(query):
-    """parse_str(): PHP bracket syntax into nested dicts (lists where the keys are 0..n-1)."""
+def php_parse_str(query, max_vars=None, post=False, on_truncate=None):
+    """parse_str(): PHP bracket syntax into nested dicts (lists where the keys are 0..n-1).
+
+    max_input_vars (php.ini, default 1000) bounds how many variables PHP reads: past the
+    limit it stops and drops the rest silently, with only a warning in the server log
+    ("Input variables exceeded 1000"; php-src main/php_variables.c: php_default_treat_data
+    counts every non-empty "&"-separated piece of a query string or parse_str() input,
+    php_std_post_handler every "name=value" piece of a form body; a piece without "=" is
+    ignored there). It applies to a request's query string, a form-encoded body and each
+    batch command (CRestUtil::ParseBatchQuery calls parse_str()). A JSON body is read
+    with json_decode, which max_input_vars does not bound (it limits only the parsing of
+    input variables); the emulator applies no limit there, but the cmd strings inside a
+    JSON batch are still parse_str()'d one by one. on_truncate() is called when pieces
+    are dropped."""
     result = {}
-    pairs = query.split("&")
+    pairs = [p for p in query.split("&") if p and (not post or "=" in p)]
+    if max_vars is not None and len(pairs) > max_vars:
+        pairs = pairs[:max_vars]
+        if on_truncate is not None:
+            on_truncate()
     if len(pairs) > MAX_PARAM_PAIRS:
         raise RestError(400, "INVALID_REQUEST", "Too many request parameters")
     for pair in pairs:
-        if not pair:
-            continue
         raw_key, _, raw_value = pair.partition("=")
         key = urllib.parse.unquote_plus(raw_key).lstrip(" ")
         if not key:
@@ -317,6 +390,36 @@ def as_items(value):
     if isinstance(value, dict):
         return list(value.values())
     return None
+
+
+# --- main's check_email() (main/tools.php) ------------------------------------------------
+
+# "\p{L}" is a letter of any script; Python's re has no \p{L}, so every letter is mapped to
+# "a" first (a letter is allowed wherever "a" is, and nowhere else).
+_EMAIL_ATOM = r"[=_0-9a-z+~'!$&*^`|#%/?{}-]"
+_EMAIL_DOMAIN = r"[a-z0-9-]"
+_EMAIL_RE = re.compile(r"^%s+(\.%s+)*@((%s+\.)+)(%s{2,20})$"
+                       % (_EMAIL_ATOM, _EMAIL_ATOM, _EMAIL_DOMAIN, _EMAIL_DOMAIN), re.I)
+_EMAIL_BRACKETS_RE = re.compile(r".*?[<\[(](.*?)[>\])].*", re.I)
+
+
+def bx_check_email(email, strict=False):
+    """check_email($email, $strict = false) as main/tools.php has it, without the optional
+    DNS check: not strict, the value is trimmed and an address in <...>, [...] or (...) is
+    taken out of it ("Ivan <i@x.ru>"); more than 320 characters is refused (RFC 2821
+    4.5.3.1); then local part of atoms joined by single dots, "@", one or more domain
+    labels each followed by a dot, and a last label of 2 to 20 letters, digits or "-"."""
+    if not isinstance(email, str):
+        return False
+    if not strict:
+        email = email.strip(" \t\n\r\0\x0b")
+        m = _EMAIL_BRACKETS_RE.search(email)
+        if m and m.group(1) != "":
+            email = m.group(1)
+    if len(email) > 320:
+        return False
+    letters = "".join("a" if unicodedata.category(c).startswith("L") else c for c in email)
+    return _EMAIL_RE.search(letters) is not None
 
 
 # --- findbycomm normalisation (DuplicateCommunicationCriterion::prepareCodes) -------------
@@ -403,10 +506,19 @@ class LeakyBucket:
 class OperatingMeter:
     """Per-method execution-time budget over a sliding window (limits.md, "operating").
 
-    Real portals add each call's execution time; the emulator adds `cost` seconds per
-    executed command. A method whose sum in the window has reached its limit is refused
-    with 429 OPERATION_TIME_LIMIT until the oldest entries leave the window; the call that
-    reaches the limit still completes. Methods without a limit are only metered."""
+    Real portals (rest's Engine\Access\LoadLimiter) add each call's execution time into
+    ten one-minute baskets per method and webhook; `operating` in a `time` block is that
+    method's accumulated time in the window, `operating_reset_at` when the oldest basket
+    leaves it. The emulator adds `cost` seconds per executed command (a failed command
+    adds nothing: LoadLimiter::registerEnding is not reached when the method throws).
+    The portal blocks a method once its sum EXCEEDS the limit (LoadLimiter::is, ">");
+    the emulator blocks once it REACHES it, the harsher choice, so that with cost 1 and
+    limit N exactly N calls pass. A blocked call is refused with 429 OPERATION_TIME_LIMIT
+    (inside a batch: that command's error, the others run). `batch` itself is in
+    LoadLimiter::$ignoreMethod: never metered, never blocked, its own `time` block shows
+    operating 0 ("An external call to batch is not accounted for in operating")."""
+
+    IGNORED = frozenset(("batch",))
 
     def __init__(self):
         self.limits, self.cost, self.window = {}, 0.0, 600.0
@@ -420,15 +532,16 @@ class OperatingMeter:
 
     def blocked(self, method, now):
         limit = self.limits.get(method)
-        return limit is not None and sum(c for _, c in self._prune(method, now)) >= limit
+        return method not in self.IGNORED and limit is not None and \
+            sum(c for _, c in self._prune(method, now)) >= limit
 
     def add(self, method, now):
-        if self.cost > 0:
+        if self.cost > 0 and method not in self.IGNORED:
             self.entries[method].append((now, self.cost))
 
     def status(self, method, now):
         """(operating_reset_at, operating) for the time block of an answer."""
-        entries = self._prune(method, now)
+        entries = () if method in self.IGNORED else self._prune(method, now)
         reset_at = entries[0][0] + self.window if entries else now + self.window
         return int(reset_at), round(sum(c for _, c in entries), 6)
 
@@ -449,6 +562,12 @@ class Emulator:
         self.rate, self.burst = rate, burst
         self.hang_seconds = HANG_TIMEOUT_S
         self.operating = OperatingMeter()
+        # Portal settings (POST /_emu/config; kept across /_emu/reset like rate and burst).
+        self.required_fields = {"deal": [], "contact": [], "company": []}
+        self.user_fields = {"deal": None, "contact": None, "company": None}
+        self.currencies = CURRENCIES
+        self.language = "en"
+        self.max_input_vars = MAX_INPUT_VARS_DEFAULT
         self.stopping = False
         self.fault_generation = 0
         self.event_target = None  # {"url", "application_token", "handler_id"}
@@ -517,7 +636,10 @@ class Emulator:
 
     def configure(self, spec):
         """POST /_emu/config: rate, burst, operating_limit {method: seconds},
-        operating_cost (seconds per command), operating_window, hang_seconds."""
+        operating_cost (seconds per command), operating_window, hang_seconds, and the
+        portal's settings: required_fields {"deal"|"contact"|"company": ["UF_CRM_..."]},
+        user_fields {entity: [names] or null} (null: every UF_CRM_* exists), currencies
+        ["RUB", ...], language "en"|"ru", max_input_vars N. Keys left out keep their value."""
         if not isinstance(spec, dict):
             raise ValueError("config must be a JSON object")
 
@@ -527,6 +649,22 @@ class Emulator:
                     or not low <= value <= high:
                 raise ValueError("%s must be a number from %g to %g" % (name, low, high))
             return float(value)
+
+        def uf_lists(name, allow_null):
+            value = spec[name]
+            if not isinstance(value, dict) or not set(value) <= set(self.required_fields):
+                raise ValueError(name + " must be {deal|contact|company: [UF_CRM_...]}")
+            out = {}
+            for entity, names in value.items():
+                if names is None and allow_null:
+                    out[entity] = None
+                elif not isinstance(names, list) or len(names) > CONFIG_LIST_MAX or not all(
+                        isinstance(n, str) and UF_NAME_RE.fullmatch(n) for n in names):
+                    raise ValueError("%s.%s must be a list of at most %d UF_CRM_* names"
+                                     % (name, entity, CONFIG_LIST_MAX))
+                else:
+                    out[entity] = list(names)
+            return out
 
         with self.lock:
             if "rate" in spec:
@@ -548,15 +686,57 @@ class Emulator:
                 self.operating.window = number("operating_window", 0.01, 1e6)
             if "hang_seconds" in spec:
                 self.hang_seconds = number("hang_seconds", 0, HANG_TIMEOUT_S)
+            if "required_fields" in spec:
+                self.required_fields.update(uf_lists("required_fields", False))
+            if "user_fields" in spec:
+                self.user_fields.update(uf_lists("user_fields", True))
+            if "currencies" in spec:
+                currencies = spec["currencies"]
+                if not isinstance(currencies, list) or not 1 <= len(currencies) <= 50 or \
+                        not all(isinstance(c, str) and re.fullmatch(r"[A-Z]{3}", c)
+                                for c in currencies):
+                    raise ValueError("currencies must be a list of 1 to 50 codes like RUB")
+                self.currencies = tuple(currencies)
+            if "language" in spec:
+                if spec["language"] not in MESSAGES:
+                    raise ValueError("language must be one of " + ", ".join(MESSAGES))
+                self.language = spec["language"]
+            if "max_input_vars" in spec:
+                value = spec["max_input_vars"]
+                if isinstance(value, bool) or not isinstance(value, int) or \
+                        not 1 <= value <= MAX_PARAM_PAIRS:
+                    raise ValueError("max_input_vars must be an integer from 1 to %d"
+                                     % MAX_PARAM_PAIRS)
+                self.max_input_vars = value
             return self.config()
 
     def config(self):
         return {"rate": self.rate, "burst": self.burst,
                 "operating_limit": dict(self.operating.limits),
                 "operating_cost": self.operating.cost,
-                "operating_window": self.operating.window, "hang_seconds": self.hang_seconds}
+                "operating_window": self.operating.window, "hang_seconds": self.hang_seconds,
+                "required_fields": copy.deepcopy(self.required_fields),
+                "user_fields": copy.deepcopy(self.user_fields),
+                "currencies": list(self.currencies), "language": self.language,
+                "max_input_vars": self.max_input_vars}
 
     def set_fault(self, spec):
+        """POST /_emu/fault. One fault at a time: a new one replaces the old.
+
+        Request faults ({"mode": "error503"|"error500"|"hang"|"reset"|"lost"|"expired_token"|
+        "query_limit"|"slow", "count": N, "methods": [...], "delay_ms": ms}) hit whole HTTP
+        requests whose method is listed (a batch is the method "batch").
+
+        {"mode": "command_error", "methods": [...], "count": N, "code": "", "description":
+        "...", "unkeyed": false, "omit": false} hits single COMMANDS instead: every command
+        of a listed method (all methods when "methods" is absent), in a batch or as a direct
+        call, fails with that error before it writes anything (direct call: HTTP 400 with
+        {"error": code, "error_description": description}; in a batch: its result_error
+        entry). "unkeyed": the batch's result_error is then answered as a JSON list, its
+        keys lost, as a real answer showed it (fast_bitrix24 tests/real_responses/
+        crm_get_batch_mix_success_and_errors.py). "omit": the failing command has neither a
+        result nor an error entry (halt still stops after it). "count" counts failing
+        commands; 0 or absent = until the fault is set again."""
         if not isinstance(spec, dict) or spec.get("mode") not in FAULT_MODES:
             raise ValueError("mode must be one of " + ", ".join(FAULT_MODES))
         count = spec.get("count") or 0
@@ -569,26 +749,55 @@ class Emulator:
         delay = spec.get("delay_ms", 1000)
         if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= 10 ** 6:
             raise ValueError("delay_ms must be an integer from 0 to 1000000")
+        fault = {"mode": spec["mode"], "count": count or None, "delay_ms": delay,
+                 "methods": {m.lower() for m in methods} if methods else None}
+        if spec["mode"] == "command_error":
+            for name, default in (("code", ""), ("description", "Command refused by the "
+                                                                "emulator's command_error fault")):
+                value = spec.get(name, default)
+                if not isinstance(value, str) or len(value) > FAULT_TEXT_MAX:
+                    raise ValueError("%s must be a string of at most %d characters"
+                                     % (name, FAULT_TEXT_MAX))
+                fault[name] = value
+            for name in ("unkeyed", "omit"):
+                if not isinstance(spec.get(name, False), bool):
+                    raise ValueError(name + " must be true or false")
+                fault[name] = spec.get(name, False)
         with self.lock:
-            self.fault = {"mode": spec["mode"], "count": count or None, "delay_ms": delay,
-                          "methods": {m.lower() for m in methods} if methods else None}
+            self.fault = fault
             self.fault_generation += 1
             self.cond.notify_all()  # wake requests held by an earlier "hang"
 
+    def _fault_hits(self, method):
+        """Use up one `count` of the current fault for `method`; the fault or None."""
+        fault = self.fault
+        if fault["mode"] == "none" or (fault["methods"] and method not in fault["methods"]):
+            return None
+        if fault["count"] is not None:
+            fault["count"] -= 1
+            if fault["count"] <= 0:
+                self.fault = {"mode": "none", "count": None, "methods": None}
+        self.counts["faulted"] += 1
+        return fault
+
     def take_fault(self, method):
-        """The fault mode that hits this request, or None. Counts it and uses up `count`."""
+        """The request fault that hits this request, or None. Counts it and uses up
+        `count`. A command_error fault is not a request fault: see take_command_fault."""
         with self.lock:
-            fault = self.fault
-            if fault["mode"] == "none" or (fault["methods"] and method not in fault["methods"]):
+            if self.fault["mode"] == "command_error":
                 return None
-            if fault["count"] is not None:
-                fault["count"] -= 1
-                if fault["count"] <= 0:
-                    self.fault = {"mode": "none", "count": None, "methods": None}
-            self.counts["faulted"] += 1
+            fault = self._fault_hits(method)
+            if fault is None:
+                return None
             if fault["mode"] == "query_limit":
                 self.counts["query_limit_exceeded"] += 1
             return fault["mode"], self.fault_generation, fault.get("delay_ms", 1000) / 1000.0
+
+    def take_command_fault(self, method):
+        """The command_error fault for one command of `method`, or None (lock held)."""
+        if self.fault["mode"] != "command_error":
+            return None
+        return self._fault_hits(method)
 
     def wait_hang(self, generation):
         """Hold a request until the faults are set again, a reset, shutdown, or the timeout."""
@@ -623,8 +832,8 @@ class Emulator:
                 "deals": {str(k): v for k, v in self.deals.items()},
                 "productrows": {str(k): v for k, v in self.productrows.items()},
                 "counts": counts,
-                "fault": {"mode": self.fault["mode"], "count": self.fault["count"],
-                          "methods": sorted(self.fault["methods"] or [])},
+                "fault": dict({k: v for k, v in self.fault.items() if k != "delay_ms"},
+                              methods=sorted(self.fault["methods"] or [])),
                 "config": self.config(),
                 "event_target": self.event_target and {
                     "url": self.event_target["url"],
@@ -646,6 +855,10 @@ class Emulator:
                 self.counts["query_limit_exceeded"] += 1
                 return False
             return True
+
+    def count_truncation(self):
+        with self.lock:
+            self.counts["input_vars_truncated"] += 1
 
     def count_request(self):
         with self.lock:
@@ -674,6 +887,9 @@ class Emulator:
             raise RestError(429, "OPERATION_TIME_LIMIT",
                             "Method is blocked due to operation time limit.",
                             {"time": self.time_block(now, now, 0.0, method)})
+        fault = self.take_command_fault(method)
+        if fault is not None:
+            raise CommandFault(fault)
         started = time.time()
         result = handler(params)
         if not isinstance(result, CallResult):
@@ -703,6 +919,7 @@ class Emulator:
         if isinstance(cmd, list):
             cmd = {str(i): v for i, v in enumerate(cmd)}
         sections = {name: {} for name in ("result", "next", "total", "time", "error")}
+        unkeyed = False
         with self.lock:
             self.by_method["batch"] += 1
             count = 0
@@ -716,13 +933,17 @@ class Emulator:
                 else:
                     error = self._batch_command(key, call, sections)
                 if error is not None:
-                    sections["error"][key] = {"error": error.code,
-                                              "error_description": error.description}
-                    if halt:
+                    if isinstance(error, CommandFault):
+                        unkeyed = unkeyed or error.unkeyed
+                    if not (isinstance(error, CommandFault) and error.omit):
+                        sections["error"][key] = {"error": error.code,
+                                                  "error_description": error.description}
+                    if halt:  # the commands after it do not run: neither result nor error
                         break
             body = {"result": {
                 "result": php_array(sections["result"]),
-                "result_error": php_array(sections["error"]),
+                "result_error": list(sections["error"].values()) if unkeyed
+                else php_array(sections["error"]),
                 "result_total": php_array(sections["total"]),
                 "result_next": php_array(sections["next"]),
                 "result_time": php_array(sections["time"])}}
@@ -736,7 +957,9 @@ class Emulator:
         query = query.split("#", 1)[0]  # parse_url() drops a fragment
         method = method.strip().lower()
         try:
-            params = resolve_batch_refs(php_parse_str(query), sections) if query else {}
+            params = php_parse_str(query, self.max_input_vars,
+                                   on_truncate=self.count_truncation) if query else {}
+            params = resolve_batch_refs(params, sections)
             if method == "batch":
                 raise RestError(405, "ERROR_BATCH_METHOD_NOT_ALLOWED",
                                 "Method is not allowed for batch usage")
@@ -748,7 +971,9 @@ class Emulator:
             sections["total"][key] = result.total
         if result.next is not None:
             sections["next"][key] = result.next
-        sections["time"][key] = self.time_block(p_start, p_end, p_end - p_start)
+        # Each command's time block carries operating/operating_reset_at of ITS method
+        # (CRestServer::appendDebugInfo runs for every CRestServerBatchItem).
+        sections["time"][key] = self.time_block(p_start, p_end, p_end - p_start, method)
         return None
 
     # --- common CRM helpers ----------------------------------------------------------------
@@ -777,7 +1002,7 @@ class Emulator:
         for name, value in fields.items():
             if name in writable:
                 if name in ID_FIELDS:
-                    number = php_intval(value) if to_str(value) is not _NOT_SCALAR else 0
+                    number = php_intval(value)  # an array is 1: see php_intval
                     record[name] = str(number) if number > 0 else (
                         "0" if name == "COMPANY_ID" else None)
                 elif name in ("OPPORTUNITY", "TAX_VALUE", "REVENUE"):
@@ -788,6 +1013,10 @@ class Emulator:
                     if text is not _NOT_SCALAR:
                         record[name] = text
             elif name.startswith("UF_CRM_"):
+                known = self.user_fields.get(entity)
+                if known is not None and name not in known and \
+                        name not in self.required_fields.get(entity, ()):
+                    continue  # a field the portal lacks is dropped without an error
                 items = as_items(value)
                 if items is not None:
                     stored = [to_str(v) for v in items if to_str(v) not in (_NOT_SCALAR, None)]
@@ -797,6 +1026,45 @@ class Emulator:
                         continue
                 record[name] = stored
                 self.uf_names[entity].add(name)
+
+    def _check_crm_fields(self, entity, fields, update):
+        """The refusals of CCrm<Entity>::CheckFields that the emulator knows, all checked
+        before anything is written; raises one CRM error (HTTP 400, empty code) whose
+        description is the portal's LAST_ERROR: the messages, each ended by "<br />"
+        (CCrmFieldMulti) or "<br>" (CAdminException), in the order the portal checks.
+
+        Multi-fields (crm_field_multi.php CheckComplexFields, contact and company only):
+        any VALUE longer than 250 characters; an EMAIL VALUE that is not empty and fails
+        main's check_email(). Required user fields (main's CUserTypeManager::CheckFields):
+        on add every required field needs a non-empty value; on update only those given.
+        The portal checks required user fields through REST only when its option
+        rest_enable_req_uf_check is on (crm's RestSettings, default off): configuring
+        required_fields plays such a portal."""
+        texts, titles = MESSAGES[self.language], MULTI_FIELD_TITLES[self.language]
+        messages = []
+        for type_id in (MULTI_FIELDS if entity in ("contact", "company") else ()):
+            for item in as_items(fields.get(type_id)) or ():
+                if not isinstance(item, dict):
+                    continue
+                value = to_str(item.get("VALUE"))
+                value = value if isinstance(value, str) else ""
+                value_type = to_str(item.get("VALUE_TYPE"))
+                value_type = value_type if isinstance(value_type, str) and value_type \
+                    else "WORK"
+                title = titles.get(type_id + "_" + value_type, "")  # unknown: false -> ""
+                if len(value) > MULTI_VALUE_MAX:
+                    messages.append(texts["strlen"].replace("#FIELD_NAME#", title) + "<br />")
+                if type_id == "EMAIL" and value != "" and not bx_check_email(value):
+                    messages.append(texts["email"].replace("#FIELD_NAME#", title) + "<br />")
+        for name in self.required_fields.get(entity, ()):
+            if update and name not in fields:
+                continue
+            value = fields.get(name)
+            items = as_items(value) if isinstance(value, (dict, list)) else [value]
+            if not any(isinstance(to_str(v), str) and to_str(v) != "" for v in items):
+                messages.append(texts["required"].replace("#FIELD_NAME#", name) + "<br>")
+        if messages:
+            raise crm_error("".join(messages))
 
     def _apply_multifields(self, record, fields, update):
         """PHONE/EMAIL: on add the given list; on update an item without ID is appended,
@@ -875,6 +1143,7 @@ class Emulator:
 
     def _party_add(self, entity, table, params, writable, defaults):
         fields = self._fields(params)
+        self._check_crm_fields(entity, fields, update=False)
         new_id = self.next_ids[entity]
         now = self._now()
         record = {"ID": str(new_id)}
@@ -894,6 +1163,7 @@ class Emulator:
         if record is None:
             raise crm_error("Not found")
         fields = self._fields(params)
+        self._check_crm_fields(entity, fields, update=True)
         self._apply_scalars(entity, record, fields, writable)
         self._apply_multifields(record, fields, update=True)
         self._touch(record)
@@ -944,7 +1214,12 @@ class Emulator:
         record["MOVED_BY_ID"] = str(self.user_id)
 
     def _check_deal_fields(self, fields):
-        if "CURRENCY_ID" in fields and to_str(fields["CURRENCY_ID"]) not in CURRENCIES:
+        """A CURRENCY_ID that is not one of the portal's currencies (POST /_emu/config
+        {"currencies": [...]}) is refused. The legacy CCrmDeal::CheckFields does not look
+        at the currency, and what the portal's newer field checks answer is not known from
+        the sources: refusing is the harsher choice, in the words of the other field
+        refusals."""
+        if "CURRENCY_ID" in fields and to_str(fields["CURRENCY_ID"]) not in self.currencies:
             raise field_error("CURRENCY_ID")
 
     def deal_add(self, params):
@@ -963,6 +1238,7 @@ class Emulator:
             raise field_error("CATEGORY_ID")
         stage = stage or self.categories[category]["stages"][0]
         self._check_stage(stage, category)
+        self._check_crm_fields("deal", fields, update=False)
         new_id = self.next_ids["deal"]
         now = time.time()
         record = {name: None for name in DEAL_FIELDS}
@@ -1002,6 +1278,7 @@ class Emulator:
             self._check_stage(stage, int(record["CATEGORY_ID"]))
         else:
             stage = None
+        self._check_crm_fields("deal", fields, update=True)
         self._apply_scalars("deal", record, fields, DEAL_WRITABLE - {"STAGE_ID"})
         if stage and stage != record["STAGE_ID"]:
             self._set_stage(record, stage)
@@ -1174,17 +1451,44 @@ def make_product_row(row_id, deal_id, index, item):
 
 # --- batch references (CRestUtil::processBatchElement) --------------------------------------
 
+# The portal builds its pattern from the keys of the batch's result map (CRestUtil::
+# processBatchStructure: implode('|', array_keys($arResult)); CRestProvider::methodsBatch
+# creates them as result, next, total, time, error): "/\$(result|next|total|time|error)
+# ([^\s]*)/i". So the NAMES are $result, $next, $total, $time, $error, matched in any
+# letter case, but looked up case-sensitively ($arResult['RESULT'] does not exist: the
+# value becomes null). "$result_error[c]" is "$result" followed by the path "_error[c]",
+# i.e. the RESULT of c, not its error. Every [key] in the path counts, wherever it stands.
 BATCH_REF_RE = re.compile(r"\$(result|next|total|time|error)([^\s]*)", re.IGNORECASE)
 BATCH_PATH_RE = re.compile(r"\[([^\]]+)\]")
+PHP_INT_KEY_RE = re.compile(r"0|-?[1-9][0-9]{0,17}")  # keys PHP stores as integers
+
+
+def _php_isset_step(node, key):
+    """isset($node[$key]) and, when set, $node[$key]; (False, None) otherwise."""
+    if isinstance(node, dict):
+        value = node.get(key)
+        return (value is not None), value
+    if isinstance(node, list):
+        if PHP_INT_KEY_RE.fullmatch(key) and 0 <= int(key) < len(node) \
+                and node[int(key)] is not None:
+            return True, node[int(key)]
+        return False, None
+    if isinstance(node, str) and PHP_INT_KEY_RE.fullmatch(key):
+        index = int(key)  # isset("abc"[1]): a string offset, one character
+        if -len(node) <= index < len(node):
+            return True, node[index]
+    return False, None
 
 
 def resolve_batch_ref(value, sections):
     """Substitute $result[key][FIELD]... (and $next/$total/$time/$error) in one value.
 
-    As the portal does it: the path is walked as far as it exists; a value that is
-    exactly one reference becomes the referenced value itself (an int, or even an array);
-    inside a longer string a number or string is substituted and anything else left as
-    written. A reference to a failed command therefore does NOT raise an error."""
+    As CRestUtil::processBatchElement does it: the path is walked while each key isset();
+    at the first missing key the walk stops and KEEPS what it reached, so a reference to a
+    failed command yields the whole result map so far (an id parameter then reads it as
+    (int) array = 1, see php_intval). A value that is exactly one reference becomes the
+    referenced value itself (an int, or even an array); inside a longer string a number or
+    string is substituted and anything else left as written. No error is ever raised."""
     if not isinstance(value, str):
         return value
     query = value
@@ -1194,18 +1498,15 @@ def resolve_batch_ref(value, sections):
             continue
         node = sections.get(match.group(1))  # PHP looks the name up case-sensitively
         for key in keys:
-            if isinstance(node, dict) and node.get(key) is not None:
-                node = node[key]
-            elif isinstance(node, list) and key.isdigit() and int(key) < len(node) \
-                    and node[int(key)] is not None:
-                node = node[int(key)]
-            else:
+            found, child = _php_isset_step(node, key)
+            if not found:
                 break
+            node = child
         if match.group(0) == query:
             query = node
         elif isinstance(query, str):
             if isinstance(node, (int, float)) and not isinstance(node, bool):
-                node = str(node)
+                node = str(node)  # is_numeric() then (string)
             if isinstance(node, str):
                 query = query.replace(match.group(0), node)
     return query
@@ -1670,7 +1971,8 @@ class Handler(BaseHTTPRequestHandler):
             raise RestError(401, "INVALID_CREDENTIALS", "Invalid request credentials")
         if not emu.admit():
             raise RestError(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
-        params = php_parse_str(url.query) if url.query else {}
+        params = php_parse_str(url.query, emu.max_input_vars,
+                               on_truncate=emu.count_truncation) if url.query else {}
         if self.command == "POST":  # a GET's body is ignored, as by PHP
             params.update(self._body_params(body))
         if method == "batch":
@@ -1692,7 +1994,9 @@ class Handler(BaseHTTPRequestHandler):
             return params
         if content_type in ("", "application/x-www-form-urlencoded"):
             try:
-                return php_parse_str(body.decode("utf-8"))
+                emu = self.server.emu
+                return php_parse_str(body.decode("utf-8"), emu.max_input_vars, post=True,
+                                     on_truncate=emu.count_truncation)
             except UnicodeDecodeError:
                 raise RestError(400, "INVALID_REQUEST", "Request body is not UTF-8") from None
         if content_type == "multipart/form-data":

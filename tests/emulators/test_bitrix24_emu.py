@@ -24,7 +24,11 @@ USER = "1"
 CODE = "k3y0rderbridge7x"
 APP_TOKEN = "app-token-from-file"
 FAST = {"rate": 1000, "burst": 100000, "operating_limit": {}, "operating_cost": 0,
-        "operating_window": 600, "hang_seconds": 10}
+        "operating_window": 600, "hang_seconds": 10,
+        "required_fields": {"deal": [], "contact": [], "company": []},
+        "user_fields": {"deal": None, "contact": None, "company": None},
+        "currencies": ["RUB", "USD", "EUR", "UAH", "BYN", "KZT", "CNY", "GBP"],
+        "language": "en", "max_input_vars": 1000}
 
 
 class Emulator:
@@ -168,7 +172,7 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         for key in ("contacts", "companies", "deals", "productrows", "counts"):
             self.assertIn(key, state)
         for key in ("http_requests", "commands", "by_method", "query_limit_exceeded",
-                    "faulted"):
+                    "operation_time_limit", "faulted", "input_vars_truncated"):
             self.assertIn(key, state["counts"])
 
     def test_wrong_code_or_user_is_invalid_credentials(self):
@@ -263,6 +267,73 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         self.assertNotIn("PHONE", rows[0])
         rows = self.emu.ok("crm.contact.list", {"select": ["ID", "NAME", "PHONE"]})
         self.assertEqual(set(rows[0]), {"ID", "NAME", "PHONE"})
+
+    def test_crm_refuses_bad_emails_and_long_multifield_values(self):
+        # crm_field_multi.php CheckComplexFields with main's check_email(); nothing written.
+        bad = ["ivan@mail", "ivan@mail.r", "iv an@mail.ru", "ivan@mail.ru,", ".ivan@mail.ru",
+               "iva..n@mail.ru", "ivan@ma_il.ru", "ivan.@mail.ru", "ivan@@mail.ru",
+               "a@" + "b" * 300 + ".ru", "ivan@mail." + "x" * 21]
+        good = ["ivan@mail.ru", " Ivan.Petrov+shop@Mail.RU ", "Ivan <ivan@mail.ru>",
+                "почта@пример.рф", "o'neil&co@x-y.example.com", "a@b.cd"]
+        for method in ("crm.contact.add", "crm.company.add"):
+            for value in bad:
+                status, body = self.emu.rest(method, {"fields": {
+                    "NAME": "x", "EMAIL": [{"VALUE": value, "VALUE_TYPE": "WORK"}]}})
+                self.assertEqual(status, 400, value)
+                self.assertEqual(body["error"], "")
+                if len(value) <= 250:
+                    self.assertEqual(body["error_description"], 'The field "Work E-mail" '
+                                     'contains an incorrect address.<br />', value)
+            for value in good:
+                self.emu.ok(method, {"fields": {"EMAIL": [{"VALUE": value}]}})
+        status, body = self.emu.rest("crm.contact.add", {"fields": {
+            "PHONE": [{"VALUE": "+7" + "9" * 249, "VALUE_TYPE": "MOBILE"}],
+            "EMAIL": [{"VALUE": "x" * 251 + "@mail.ru", "VALUE_TYPE": "HOME"}]}})
+        self.assertEqual((status, body["error_description"]), (400,
+                         'The field "Mobile" must not exceed 250 characters.<br />'
+                         'The field "Home E-mail" must not exceed 250 characters.<br />'))
+        state = self.emu.state()
+        self.assertEqual((len(state["contacts"]), len(state["companies"])), (6, 6))
+        # Update is checked too and changes nothing when refused; the portal's language.
+        self.emu.control("config", {"language": "ru"})
+        status, body = self.emu.rest("crm.contact.update", {"id": 1, "fields": {
+            "NAME": "changed", "EMAIL": [{"VALUE": "bad@", "VALUE_TYPE": "WORK"}]}})
+        self.assertEqual((status, body["error_description"]),
+                         (400, 'Поле "Рабочий e-mail" содержит некорректный адрес.<br />'))
+        self.assertIsNone(self.emu.state()["contacts"]["1"]["NAME"])
+        # In a batch: the command's error, the other commands run.
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "c": "crm.contact.add?fields[EMAIL][0][VALUE]=not%20an%20email",
+            "d": "crm.deal.add?fields[CONTACT_ID]=$result[c]"}})
+        self.assertEqual(list(res["result_error"]), ["c"])
+
+    def test_required_user_fields_unknown_fields_and_currencies(self):
+        self.emu.control("config", {"required_fields": {"deal": ["UF_CRM_1"],
+                                                        "contact": ["UF_CRM_PASSPORT"]},
+                                    "user_fields": {"deal": ["UF_CRM_2"]},
+                                    "currencies": ["RUB", "USD"]})
+        for fields in ({}, {"UF_CRM_1": ""}, {"UF_CRM_1": []}, {"UF_CRM_1": [""]}):
+            self.assertEqual(self.emu.rest("crm.deal.add", {"fields": fields}), (400, {
+                "error": "", "error_description": "The required field UF_CRM_1 is missing.<br>"}))
+        deal = self.add_deal(UF_CRM_1="x", UF_CRM_2="y", UF_CRM_NOPE="z", CURRENCY_ID="USD")
+        stored = self.emu.state()["deals"][str(deal)]
+        self.assertEqual((stored["UF_CRM_1"], stored["UF_CRM_2"]), ("x", "y"))
+        self.assertNotIn("UF_CRM_NOPE", stored)  # a field the portal lacks: dropped silently
+        # Update: only a given required field is checked.
+        self.emu.ok("crm.deal.update", {"id": deal, "fields": {"TITLE": "t"}})
+        self.assertEqual(self.emu.rest("crm.deal.update", {"id": deal, "fields": {
+            "UF_CRM_1": ""}})[0], 400)
+        self.assertEqual(self.emu.rest("crm.contact.add", {"fields": {"NAME": "a"}})[1][
+            "error_description"], "The required field UF_CRM_PASSPORT is missing.<br>")
+        self.emu.ok("crm.company.add", {"fields": {"TITLE": "no requirements"}})
+        status, body = self.emu.rest("crm.deal.add", {"fields": {"UF_CRM_1": "x",
+                                                                 "CURRENCY_ID": "EUR"}})
+        self.assertEqual((status, body["error_description"]),
+                         (400, 'Invalid value for the "Currency" field'))
+        self.assertEqual(len(self.emu.state()["deals"]), 1)
+        for bad in ({"required_fields": {"lead": []}}, {"required_fields": {"deal": ["X"]}},
+                    {"currencies": ["rub"]}, {"language": "de"}, {"max_input_vars": 0}):
+            self.assertEqual(self.emu.control("config", bad)[0], 400, bad)
 
     def test_company_add_get_update_list(self):
         coid = self.emu.ok("crm.company.add", {"fields": {
@@ -375,6 +446,29 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         self.assertIn("UF_CRM_ROISTAT", row)
         self.assertIn("DATE_MODIFY", row)
 
+    def test_list_filters_arrays_mean_in_and_equals_is_exact_case_insensitive(self):
+        for title in ("Alpha", "Beta", "Alphabet", "gamma"):
+            self.add_deal(TITLE=title)
+            self.emu.ok("crm.company.add", {"fields": {"TITLE": title}})
+            self.emu.ok("crm.contact.add", {"fields": {"NAME": title}})
+
+        def ids(method, form):
+            return [r["ID"] for r in self.emu.ok(method, form=form + "&select[]=ID")]
+
+        for method, field in (("crm.deal.list", "TITLE"), ("crm.company.list", "TITLE"),
+                              ("crm.contact.list", "NAME")):
+            self.assertEqual(ids(method, "filter[%%3D%s][]=alpha&filter[%%3D%s][]=GAMMA"
+                                 % (field, field)), ["1", "4"], method)
+            self.assertEqual(ids(method, "filter[%%3D%s]=ALPHA" % field), ["1"], method)
+            self.assertEqual(ids(method, "filter[ID][]=2&filter[ID][]=3"), ["2", "3"], method)
+            self.assertEqual(ids(method, "filter[@ID][]=2&filter[@ID][]=4"), ["2", "4"])
+            self.assertEqual(ids(method, "filter[!@ID][]=2&filter[!@ID][]=4"), ["1", "3"])
+        self.assertEqual([r["ID"] for r in self.emu.ok("crm.deal.list", {
+            "filter": {"=TITLE": ["beta", "Alphabet"]}, "select": ["ID"]})], ["2", "3"])
+        # parse_str splits a piece at its FIRST "=": an unencoded "=" in a key loses the
+        # filter ("filter[" becomes "filter_"), and the list answers every record.
+        self.assertEqual(ids("crm.deal.list", "filter[=TITLE]=Alpha"), ["1", "2", "3", "4"])
+
     def test_productrows_set_replaces_all_rows(self):
         deal_id = self.add_deal(OPPORTUNITY=5000)
         self.emu.ok("crm.deal.productrows.set", {"id": deal_id, "rows": [
@@ -402,6 +496,29 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         self.assertEqual(self.emu.rest("crm.deal.productrows.get", {})[0], 400)
 
     # --- findbycomm ----------------------------------------------------------------------
+
+    def test_max_input_vars_cuts_long_queries_silently(self):
+        deal = self.add_deal()
+        rows = "&".join("rows[%d][PRODUCT_NAME]=p%d&rows[%d][PRICE]=1&rows[%d][QUANTITY]=1"
+                        % (i, i, i, i) for i in range(400))
+        res = self.emu.ok("batch", {"cmd": {"r": "crm.deal.productrows.set?id=%d&%s"
+                                                 % (deal, rows)}})
+        self.assertEqual((res["result"]["r"], res["result_error"]), (True, []))
+        stored = self.emu.state()["productrows"][str(deal)]
+        self.assertEqual(len(stored), 333)  # id + 999 of 1201 variables: 333 whole rows
+        self.assertEqual(self.emu.state()["deals"][str(deal)]["OPPORTUNITY"], "333.00")
+        # A form-encoded direct call is cut the same way; a JSON body is not.
+        self.emu.ok("crm.deal.productrows.set", form="id=%d&%s" % (deal, rows))
+        self.assertEqual(len(self.emu.state()["productrows"][str(deal)]), 333)
+        self.emu.ok("crm.deal.productrows.set", {"id": deal, "rows": [
+            {"PRODUCT_NAME": "p%d" % i, "PRICE": 1} for i in range(400)]})
+        self.assertEqual(len(self.emu.state()["productrows"][str(deal)]), 400)
+        self.assertEqual(self.emu.state()["counts"]["input_vars_truncated"], 2)
+        # Configurable; past the limit even the id can be lost.
+        self.emu.control("config", {"max_input_vars": 1})
+        res = self.emu.ok("batch", {"cmd": {"g": "crm.deal.get?select[]=ID&id=%d" % deal}})
+        self.assertEqual(res["result_error"]["g"]["error_description"],
+                         "ID is not defined or invalid")
 
     def test_findbycomm_phone_normalisation(self):
         c1 = self.emu.ok("crm.contact.add", {"fields": {"PHONE": [{"VALUE": "8 (900) 123-45-67"}]}})
@@ -483,7 +600,8 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         self.assertEqual(res["result_next"], [])
         self.assertEqual(set(res["result_time"]["c"]), {"start", "finish", "duration",
                                                         "processing", "date_start",
-                                                        "date_finish"})
+                                                        "date_finish", "operating",
+                                                        "operating_reset_at"})
         self.assertIn("operating", body["time"])
         state = self.emu.state()
         self.assertEqual(state["deals"]["1"]["CONTACT_ID"], "1")
@@ -515,6 +633,72 @@ class Bitrix24EmulatorTest(unittest.TestCase):
             "d": "crm.deal.add?fields[CONTACT_ID]=$result[c][ID]"}})
         self.assertEqual(list(res["result_error"]), ["c"])
         self.assertEqual(self.emu.state()["deals"]["1"]["CONTACT_ID"], None)
+
+    def test_batch_reference_to_a_failed_command_reads_the_whole_result_map(self):
+        # CRestUtil::processBatchElement stops the walk at the missing key and keeps the
+        # result map; (int) of a non-empty array is 1: deal 1's rows, contact 1.
+        self.emu.ok("crm.contact.add", {"fields": {"NAME": "First"}})
+        self.add_deal(TITLE="First deal")
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "l": "crm.deal.list?select[]=ID",
+            "c0": "crm.contact.get?id=99",
+            "d0": "crm.deal.get?id=99",
+            "r": "crm.deal.productrows.set?id=$result[d0]&rows[0][PRODUCT_NAME]=Wrong"
+                 "&rows[0][PRICE]=7",
+            "d1": "crm.deal.add?fields[TITLE]=Second&fields[CONTACT_ID]=$result[c0]"}})
+        self.assertEqual(sorted(res["result_error"]), ["c0", "d0"])
+        self.assertEqual((res["result"]["r"], res["result"]["d1"]), (True, 2))
+        state = self.emu.state()
+        self.assertEqual(state["productrows"]["1"][0]["PRODUCT_NAME"], "Wrong")
+        self.assertEqual(state["deals"]["1"]["OPPORTUNITY"], "7.00")
+        self.assertEqual(state["deals"]["2"]["CONTACT_ID"], "1")
+        # With nothing succeeded yet the map is empty: (int) [] is 0, an invalid id.
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "d0": "crm.deal.get?id=99",
+            "r": "crm.deal.productrows.set?id=$result[d0]&rows[0][PRODUCT_NAME]=x"}})
+        self.assertEqual(res["result_error"]["r"]["error_description"],
+                         "The parameter id is invalid or not defined.")
+
+    def test_batch_references_are_resolved_in_every_value(self):
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "c": "crm.contact.add?fields[NAME]=Ivan",
+            "n": "crm.contact.add?fields[NAME]=$result[c]&fields[LAST_NAME]=x%20$result[c]%20y"
+                 "&fields[SECOND_NAME]=%24result%5Bc%5D&fields[COMMENTS]=$RESULT[c]"
+                 "&fields[POST]=$result_error[c]&fields[SOURCE_DESCRIPTION]=a$result[c]%40x.ru",
+            "d": "crm.deal.add?fields[TITLE]=Kettle",
+            "g": "crm.deal.get?id=$result[d]",
+            "r": "crm.deal.productrows.set?id=$result[d]&rows[0][PRODUCT_NAME]=$result[g][TITLE]"
+                 "&rows[0][PRICE]=$result[g][ID]&rows[1][PRODUCT_NAME]=$result[g][TITLE][0]"}})
+        self.assertEqual(res["result_error"], [])
+        contact = self.emu.state()["contacts"]["2"]
+        self.assertEqual(contact["NAME"], "1")            # the referenced value, not the text
+        self.assertEqual(contact["LAST_NAME"], "x 1 y")   # embedded: substituted in place
+        self.assertEqual(contact["SECOND_NAME"], "1")     # after URL-decoding
+        self.assertIsNone(contact["COMMENTS"])            # $RESULT matches, but no such key
+        self.assertEqual(contact["POST"], "1")            # $result + path "_error[c]"
+        # "([^\s]*)" is greedy: the match runs to the next space, so "@x.ru" is eaten too.
+        self.assertEqual(contact["SOURCE_DESCRIPTION"], "a1")
+        rows = self.emu.state()["productrows"]["1"]
+        self.assertEqual([r["PRODUCT_NAME"] for r in rows], ["Kettle", "K"])  # string offset
+        self.assertEqual(rows[0]["PRICE"], 1)
+
+    def test_batch_halt_and_the_php_array_shapes(self):
+        self.add_deal()
+        cmd = ["crm.deal.get?id=1", "crm.deal.get?id=99", "crm.deal.add?fields[TITLE]=x",
+               "crm.deal.get?id=98"]
+        res = self.emu.ok("batch", {"halt": 1, "cmd": cmd})
+        self.assertEqual(list(res["result"]), [{"ID": "1"} and res["result"][0]])
+        self.assertIsInstance(res["result"], list)       # keys 0: a JSON list
+        self.assertEqual(res["result_error"], {"1": {"error": "",
+                                                     "error_description": "Not found"}})
+        self.assertEqual(len(self.emu.state()["deals"]), 1)  # "2" never ran
+        res = self.emu.ok("batch", {"halt": 0, "cmd": cmd})
+        self.assertEqual(sorted(res["result"]), ["0", "2"])  # keys 0, 2: an object
+        self.assertEqual(sorted(res["result_error"]), ["1", "3"])
+        res = self.emu.ok("batch", {"halt": 0, "cmd": cmd[1:2] + cmd[3:]})
+        self.assertEqual(res["result"], [])
+        self.assertEqual([e["error_description"] for e in res["result_error"]],
+                         ["Not found", "Not found"])        # keys 0, 1: a JSON list
 
     def test_batch_over_50_commands(self):
         cmd = {"k%02d" % i: "crm.deal.add?fields[TITLE]=t%d" % i for i in range(52)}
@@ -579,6 +763,32 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         time.sleep(1.1)
         self.emu.ok("crm.deal.get", {"id": deal_id})
 
+    def test_operating_is_per_method_inside_a_batch_and_batch_is_not_metered(self):
+        self.emu.control("config", {"operating_limit": {"crm.deal.add": 5, "batch": 0},
+                                    "operating_cost": 1})
+        cmd = {"a%d" % i: "crm.deal.add?fields[TITLE]=t%d" % i for i in range(7)}
+        cmd.update({"l1": "crm.deal.list?select[]=ID", "l2": "crm.deal.list?select[]=ID"})
+        status, body = self.emu.rest("batch", {"halt": 0, "cmd": cmd})
+        self.assertEqual(status, 200)   # batch itself is never blocked or metered
+        res = body["result"]
+        self.assertEqual(sorted(res["result"]), ["a0", "a1", "a2", "a3", "a4", "l1", "l2"])
+        self.assertEqual(res["result_error"], {
+            k: {"error": "OPERATION_TIME_LIMIT",
+                "error_description": "Method is blocked due to operation time limit."}
+            for k in ("a5", "a6")})
+        times = res["result_time"]
+        self.assertEqual([times["a%d" % i]["operating"] for i in range(5)], [1, 2, 3, 4, 5])
+        self.assertEqual((times["l1"]["operating"], times["l2"]["operating"]), (1, 2))
+        self.assertGreaterEqual(times["a0"]["operating_reset_at"], int(time.time()) + 590)
+        self.assertEqual(body["time"]["operating"], 0)
+        self.assertEqual(len(self.emu.state()["deals"]), 5)
+        counts = self.emu.state()["counts"]
+        self.assertEqual(counts["operation_time_limit"], 2)
+        self.assertEqual(counts["by_method"], {"batch": 1, "crm.deal.add": 7,
+                                               "crm.deal.list": 2})
+        self.assertEqual(self.emu.rest("crm.deal.add", {"fields": {}})[0], 429)
+        self.assertEqual(self.emu.state()["counts"]["operation_time_limit"], 3)
+
     # --- faults --------------------------------------------------------------------------
 
     def test_faults_answer_errors_count_and_filter_by_method(self):
@@ -603,6 +813,48 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         self.assertEqual(state["counts"]["faulted"], 5)
         self.assertEqual(len(state["deals"]), 1)
         self.assertEqual(self.emu.control("fault", {"mode": "bogus"})[0], 400)
+
+    def test_fault_command_error_fails_matching_commands_in_batch_and_direct(self):
+        desc = 'Field "UF_CRM_X" is required.'
+        self.assertEqual(self.emu.control("fault", {
+            "mode": "command_error", "methods": ["crm.deal.add"], "count": 2,
+            "code": "", "description": desc})[0], 200)
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "c": "crm.contact.add?fields[NAME]=A", "d": "crm.deal.add?fields[TITLE]=x",
+            "l": "crm.deal.list"}})
+        self.assertEqual(res["result_error"], {"d": {"error": "", "error_description": desc}})
+        self.assertEqual(sorted(res["result"]), ["c", "l"])
+        self.assertEqual(self.emu.rest("crm.deal.add", {"fields": {"TITLE": "y"}}),
+                         (400, {"error": "", "error_description": desc}))
+        self.assertEqual(self.emu.state()["deals"], {})   # nothing written
+        self.add_deal(TITLE="z")                          # count 2 used up
+        self.assertEqual(self.emu.state()["counts"]["faulted"], 2)
+        self.assertEqual(self.emu.state()["fault"]["mode"], "none")
+
+    def test_fault_command_error_unkeyed_and_omit(self):
+        self.emu.control("fault", {"mode": "command_error", "methods": ["crm.deal.get"],
+                                   "code": "NOT_FOUND", "description": "Not found",
+                                   "unkeyed": True})
+        self.add_deal()
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "a": "crm.deal.get?id=1", "b": "crm.deal.list", "c": "crm.deal.get?id=1"}})
+        self.assertEqual(res["result_error"], [{"error": "NOT_FOUND",
+                                                "error_description": "Not found"}] * 2)
+        self.assertEqual(list(res["result"]), ["b"])
+        # omit: neither result nor error; halt still stops after the failing command.
+        self.emu.control("fault", {"mode": "command_error", "methods": ["crm.deal.get"],
+                                   "omit": True, "count": 0})
+        res = self.emu.ok("batch", {"halt": 0, "cmd": {
+            "a": "crm.deal.get?id=1", "b": "crm.deal.list"}})
+        self.assertEqual((res["result_error"], list(res["result"])), ([], ["b"]))
+        res = self.emu.ok("batch", {"halt": 1, "cmd": {
+            "a": "crm.deal.get?id=1", "b": "crm.deal.list"}})
+        self.assertEqual((res["result"], res["result_error"]), ([], []))
+        self.emu.control("fault", {"mode": "none"})
+        self.emu.ok("crm.deal.get", {"id": 1})
+        for bad in ({"description": 5}, {"unkeyed": "yes"}, {"code": "x" * 1001}):
+            self.assertEqual(self.emu.control("fault", dict(mode="command_error", **bad))[0],
+                             400)
 
     def test_fault_reset_drops_the_request_unapplied(self):
         self.emu.control("fault", {"mode": "reset", "count": 1})

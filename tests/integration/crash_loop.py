@@ -13,8 +13,13 @@ changes, stale re-posts and pairs of versions racing each other. Meanwhile the d
 killed with SIGKILL K times at random moments and restarted, and the emulators inject
 faults at random (5xx, QUERY_LIMIT_EXCEEDED, hangs, resets, and "lost": applied, answer
 dropped; unless --no-late-applies, also Roistat answers so slow that the request is applied after
-the daemon gave up on it or was killed). Clients retry on connection errors and 503 with the same
-webhook-id, as the site module's spool does.
+the daemon gave up on it or was killed). Bitrix24 also fails single commands inside a batch
+(or a direct call): every create method (crm.contact.add, crm.company.add, crm.deal.add,
+crm.deal.productrows.set, crm.deal.update), with the error keyed to its command, as an
+unkeyed list, or omitted (neither result nor error). On a real portal a reference to a
+failed command resolves to record 1, so the portal starts with a MANAGER's contact 1,
+company 1 and deal 1 (with a product row), which nothing may touch. Clients retry on
+connection errors and 503 with the same webhook-id, as the site module's spool does.
 
 For every order the client side records the latest snapshot the daemon ACKNOWLEDGED (the
 highest version answered 202; a "200 stale" only says the daemon had something at least
@@ -27,13 +32,16 @@ and the checker compares, order by order, that snapshot with what the remotes ho
             UF_CRM_ROISTAT, TITLE, product rows = the basket, CONTACT_ID names a contact
             that holds the buyer's phone or e-mail, COMPANY_ID a company with the buyer's
             company title for legal buyers; no two contacts share a normalised phone or
-            e-mail, no two companies a title.
+            e-mail, no two companies a title; no deal holds product rows of another order.
+  Manager   deal 1 (its fields and product rows), contact 1 and company 1 exactly as the
+            manager made them, and no other deal or contact bound to them.
 
 Ingest answers are checked on the way: a stale snapshot must not be answered 202, a
 snapshot must not be called stale when nothing as new was sent, nothing else but 202, 200
 and 503 may come back. Differences are printed (the first few in detail), then ONE line:
 
     crash: kills=20 acked=5000 lost=0 wrong=0 duplicate_deals=0 duplicate_contacts=0 ...
+           manager_touched=0 foreign_rows=0 unexpected_exits=0
 
 and the exit status is 1 on any loss, wrong value, duplicate or unexpected daemon exit.
 The orders, snapshots and the order of posts per client, the kill times and the fault
@@ -364,7 +372,16 @@ class Faults:
     ROISTAT = (("error500", 1, 4), ("error503", 1, 6), ("reset", 1, 3), ("lost", 1, 3),
                ("lost", 1, 3), ("hang", 0, 0))
     B24 = (("error500", 1, 4), ("error503", 1, 6), ("query_limit", 1, 4), ("reset", 1, 3),
-           ("lost", 1, 3), ("lost", 1, 3), ("hang", 0, 0))
+           ("lost", 1, 3), ("lost", 1, 3), ("hang", 0, 0),
+           # one command fails (count = commands), the rest of its batch runs on: the error
+           # keyed to the command, the errors as a bare list, or no entry at all
+           ("command_error:keyed", 1, 3), ("command_error:unkeyed", 1, 3),
+           ("command_error:omit", 1, 3), ("command_error:keyed", 1, 3),
+           ("command_error:unkeyed", 1, 3), ("command_error:omit", 1, 3))
+    # every method that creates or writes a record; a failed one must neither be taken for
+    # done nor, through a $result reference, write into record 1
+    CREATE_METHODS = ("crm.contact.add", "crm.company.add", "crm.deal.add",
+                      "crm.deal.productrows.set", "crm.deal.update")
 
     def __init__(self, roistat, b24, rng, late_applies=False):
         self.roistat, self.b24, self.rng = roistat, b24, rng
@@ -392,11 +409,32 @@ class Faults:
                 spec = {"count": rng.randint(low, high) if high else 0}
                 if mode == "slow":
                     spec["delay_ms"] = rng.choice(self.slow)
+                labels = [mode]
+                if mode.startswith("command_error:"):
+                    variant = mode.split(":", 1)[1]
+                    methods = rng.sample(self.CREATE_METHODS, rng.choice((1, 1, 2)))
+                    spec.update(self.command_error(variant), methods=methods)
+                    mode = "command_error"
+                    labels = [f"{variant}:{m}" for m in methods]
                 try:
                     emu.fault(mode, **spec)
                 except Exception:  # the emulator is busy with a huge state; next time
                     continue
-                self.applied[f"{name}.{mode}"] += 1
+                for label in labels:
+                    self.applied[f"{name}.{label}"] += 1
+
+    @staticmethod
+    def command_error(variant):
+        """The fault's shape. A keyed error carries a code every client takes for "try
+        again" (a permanent refusal would rightly dead-letter the order, and the checker
+        would count it lost); unkeyed and omitted ones cannot be classified at all."""
+        spec = {"code": "INTERNAL_SERVER_ERROR",
+                "description": "injected: the command failed on the portal"}
+        if variant == "unkeyed":
+            spec["unkeyed"] = True
+        elif variant == "omit":
+            spec["omit"] = True
+        return spec
 
     def start(self):
         self.thread.start()
@@ -547,8 +585,48 @@ def contact_keys(c):
     return {k for k in keys if k[1]}
 
 
-def check(orders, ledger, rs_orders, b24):
-    """Returns (figures, detail lines)."""
+def rows_key(rows):
+    return tuple((r.get("PRODUCT_NAME"), dec(r.get("PRICE")), dec(r.get("QUANTITY")))
+                 for r in rows)
+
+
+def basket_key(items):
+    return tuple((i["name"], Decimal(i["price"]), Decimal(i["quantity"])) for i in items)
+
+
+def manager_diffs(manager, b24):
+    """What happened to the manager's records (see make_manager_records): each a line."""
+    out = []
+    did, cid, coid = (str(manager[k]["ID"]) for k in ("deal", "contact", "company"))
+    for kind, table, rid in (("deal", "deals", did), ("contact", "contacts", cid),
+                             ("company", "companies", coid)):
+        have = b24[table].get(rid)
+        if have != manager[kind]:
+            changed = sorted(k for k in set(have or {}) | set(manager[kind])
+                             if (have or {}).get(k) != manager[kind].get(k))
+            out.append(f"the manager's {kind} {rid} was changed: {changed}")
+    if b24["productrows"].get(did, []) != manager["rows"]:
+        out.append(f"the manager's deal {did} has other product rows: "
+                   f"{list(rows_key(b24['productrows'].get(did, [])))}")
+    for xid, d in sorted(b24["deals"].items(), key=lambda kv: int(kv[0])):
+        if xid == did:
+            continue
+        if str(d.get("CONTACT_ID")) == cid or cid in [str(c) for c in d.get("CONTACT_IDS")
+                                                      or []]:
+            out.append(f"deal {xid} (order {d.get('ORIGIN_ID')}) is bound to the manager's "
+                       f"contact {cid}")
+        if str(d.get("COMPANY_ID")) == coid:
+            out.append(f"deal {xid} (order {d.get('ORIGIN_ID')}) is bound to the manager's "
+                       f"company {coid}")
+    for xid, c in sorted(b24["contacts"].items(), key=lambda kv: int(kv[0])):
+        if xid != cid and str(c.get("COMPANY_ID") or "") == coid:
+            out.append(f"contact {xid} is bound to the manager's company {coid}")
+    return out
+
+
+def check(orders, ledger, rs_orders, b24, manager=None):
+    """Returns (figures, detail lines). `manager`: the manager's records as made at the
+    start (make_manager_records), or None when there are none."""
     by_id = {o.id: o for o in orders}
     deals = collections.defaultdict(list)
     for d in b24["deals"].values():
@@ -602,9 +680,73 @@ def check(orders, ledger, rs_orders, b24):
     strays = sorted(set(deals) - set(ledger.acked) - set(ledger.unresolved))
     for oid in strays:
         details.append(f"STRAY deal for order {oid}, which was never acknowledged")
+    manager_id = str(manager["deal"]["ID"]) if manager else None
+    for xid, d in sorted(b24["deals"].items(), key=lambda kv: int(kv[0])):
+        if d.get("ORIGINATOR_ID") != SITE and xid != manager_id:
+            details.append(f"STRAY deal {xid} ({d.get('TITLE')!r}), neither an order's nor "
+                           "the manager's")
+    # product rows of another order: a deal whose rows are exactly another order's basket
+    # and neither one of its own order's baskets nor a part of one (rows cut short are
+    # "wrong", not foreign)
+    own = collections.defaultdict(set)
+    for o in orders:
+        for snap in o.snapshots.values():
+            own[o.id].add(basket_key(snap["order"]["items"]))
+    owners = collections.defaultdict(set)
+    for oid, keys in own.items():
+        for k in keys:
+            owners[k].add(oid)
+    foreign = 0
+    for xid, d in sorted(b24["deals"].items(), key=lambda kv: int(kv[0])):
+        rows = rows_key(b24["productrows"].get(str(xid), []))
+        oid = str(d.get("ORIGIN_ID")) if d.get("ORIGINATOR_ID") == SITE else None
+        if not rows or (oid and any(set(rows) <= set(k) for k in own.get(oid, ()))):
+            continue
+        others = sorted(owners.get(rows, set()) - {oid}, key=lambda x: int(x))
+        if others:
+            foreign += 1
+            details.append(f"FOREIGN product rows in deal {xid} (order {oid}): the basket of "
+                           f"order(s) {others[:5]}")
+    touched = manager_diffs(manager, b24) if manager else []
+    for line in touched:
+        details.append("MANAGER " + line)
     figures = {"lost": len(lost), "wrong": len(set(wrong)), "duplicate_deals": dup_deals,
-               "duplicate_contacts": dup_contacts, "duplicate_companies": dup_companies}
+               "duplicate_contacts": dup_contacts, "duplicate_companies": dup_companies,
+               "manager_touched": len(touched), "foreign_rows": foreign}
     return figures, details
+
+
+# --- the manager's records ---------------------------------------------------------------
+
+MANAGER_PHONE = "+7 495 000-00-01"  # no buyer's: theirs are mobile numbers (9xx)
+
+
+def make_manager_records(b24):
+    """Contact 1, company 1 and deal 1 (with one product row), as a manager makes them in
+    the CRM before the shop's first order: a reference to a failed command resolves to
+    record 1 on a real portal, so these are the records such a defect writes into. Returns
+    what they hold, for manager_diffs at the end."""
+    cid = b24.control("contact", {"fields": {
+        "NAME": "Manager's own client", "PHONE": [{"VALUE": MANAGER_PHONE,
+                                                  "VALUE_TYPE": "WORK"}],
+        "EMAIL": [{"VALUE": "client@manager.example", "VALUE_TYPE": "WORK"}]}})["id"]
+    coid = b24.control("company", {"fields": {"TITLE": "Manager's own company"}})["id"]
+    did = b24.control("deal", {"fields": {"TITLE": "Manager's deal", "CONTACT_ID": cid,
+                                          "COMPANY_ID": coid,
+                                          "COMMENTS": "negotiated by phone"}})["id"]
+    if (str(cid), str(coid), str(did)) != ("1", "1", "1"):
+        raise AssertionError(f"the manager's records are not the portal's first: {cid} "
+                             f"{coid} {did}")
+    status, answer = http_call("POST", b24.webhook_url + "crm.deal.productrows.set",
+                               {"id": did, "rows": [{"PRODUCT_NAME": "Manager's service",
+                                                     "PRICE": "1500.00", "QUANTITY": "1"}]},
+                               {"Content-Type": "application/json"})
+    if status != 200 or not isinstance(answer, dict) or answer.get("result") is not True:
+        raise AssertionError(f"the manager's product row was refused: {status} {answer}")
+    state = b24.state()
+    return {"deal": state["deals"][str(did)], "contact": state["contacts"][str(cid)],
+            "company": state["companies"][str(coid)],
+            "rows": state["productrows"].get(str(did), [])}
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -644,6 +786,7 @@ def run(bin_path, kills, n_orders, seed=None, seconds=None, clients=8, drain_tim
     try:
         roistat = Roistat(wd, rate=50)
         b24 = Bitrix24(wd, rate=10, burst=50)
+        manager = make_manager_records(b24)
         port = free_port()
         daemon = Daemon(wd, roistat=roistat, bitrix24=b24, sections={
             "server": {"listen": f"127.0.0.1:{port}", "threads": "4"},
@@ -699,7 +842,7 @@ def run(bin_path, kills, n_orders, seed=None, seconds=None, clients=8, drain_tim
             stop_error = str(e)[-3000:]
         rs_state = http_call("GET", roistat.base + "/_emu/state", timeout=300)[1]
         b24_state = http_call("GET", b24.base + "/_emu/state", timeout=300)[1]
-        figures, details = check(orders, ledger, rs_state["orders"], b24_state)
+        figures, details = check(orders, ledger, rs_state["orders"], b24_state, manager)
         for name, state in (("roistat", rs_state), ("bitrix24", b24_state)):
             with open(os.path.join(wd, name + "_state.json"), "w") as f:
                 json.dump(state, f, ensure_ascii=False)
@@ -731,7 +874,8 @@ def run(bin_path, kills, n_orders, seed=None, seconds=None, clients=8, drain_tim
             details.append("SANITIZER: " + ln.rstrip())
         line = ("crash: kills={} acked={} lost={lost} wrong={wrong} duplicate_deals="
                 "{duplicate_deals} duplicate_contacts={duplicate_contacts} "
-                "duplicate_companies={duplicate_companies} unexpected_exits={}".format(
+                "duplicate_companies={duplicate_companies} manager_touched={manager_touched} "
+                "foreign_rows={foreign_rows} unexpected_exits={}".format(
                     chaos.kills, len(ledger.acked), len(chaos.unexpected), **figures))
         ok = (not details and all(v == 0 for v in figures.values()) and counts is not None
               and not chaos.unexpected and chaos.kills == kills)

@@ -148,6 +148,10 @@ class Bitrix24(Emulator):
     def fault(self, mode, count=0, **kw):
         self.control("fault", dict(mode=mode, count=count, **kw))
 
+    def config(self, **kw):
+        """POST /_emu/config, e.g. config(required_fields={"deal": ["UF_CRM_1"]})."""
+        return self.control("config", kw)["config"]
+
 
 def make_secret():
     return "whsec_" + base64.b64encode(os.urandom(32)).decode()

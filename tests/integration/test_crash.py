@@ -160,6 +160,57 @@ class Checker(unittest.TestCase):
         self.ledger.unresolved[o.id].add(3)
         self.assertEqual(check(self.orders, self.ledger, rs, b24)[0]["wrong"], 0)
 
+    def test_the_managers_records_and_foreign_rows_are_checked(self):
+        manager = {"deal": {"ID": "9001", "TITLE": "Manager's deal", "CONTACT_ID": "9001",
+                            "COMPANY_ID": "9002", "ORIGINATOR_ID": None, "ORIGIN_ID": None},
+                   "contact": {"ID": "9001", "NAME": "Manager's own client"},
+                   "company": {"ID": "9002", "TITLE": "Manager's own company"},
+                   "rows": [{"PRODUCT_NAME": "Manager's service", "PRICE": 1500,
+                             "QUANTITY": 1}]}
+        some = self.orders[0]
+        other_basket = next(o for o in self.orders if all(
+            o.snapshots[v]["order"]["items"] != s["order"]["items"]
+            for v in o.snapshots for s in some.snapshots.values()))
+
+        def figures(fn=None):
+            rs, b24 = copy.deepcopy(self.rs), copy.deepcopy(self.b24)
+            b24["deals"]["9001"] = copy.deepcopy(manager["deal"])
+            b24["contacts"]["9001"] = copy.deepcopy(manager["contact"])
+            b24["companies"]["9002"] = copy.deepcopy(manager["company"])
+            b24["productrows"]["9001"] = copy.deepcopy(manager["rows"])
+            if fn:
+                fn(b24)
+            return check(self.orders, self.ledger, rs, b24, manager)
+
+        def rows_of(o):
+            items = o.snapshots[self.ledger.acked[o.id]]["order"]["items"]
+            return [{"PRODUCT_NAME": i["name"], "PRICE": float(i["price"]),
+                     "QUANTITY": float(i["quantity"])} for i in items]
+
+        got, details = figures()
+        self.assertEqual(got, dict.fromkeys(got, 0), details)
+        cases = [
+            ({"manager_touched": 1, "foreign_rows": 1},
+             lambda b: b["productrows"].update({"9001": rows_of(some)})),
+            ({"manager_touched": 1},
+             lambda b: b["contacts"]["9001"].update(NAME="1")),
+            ({"manager_touched": 1},
+             lambda b: b["deals"]["9001"].update(STAGE_ID="WON")),
+            ({"manager_touched": 1, "wrong": 1},
+             lambda b: self.deal_of(b, some.id).update(CONTACT_ID="9001")),
+            ({"foreign_rows": 1, "wrong": 1},
+             lambda b: b["productrows"].update({self.deal_of(b, some.id)["ID"]:
+                                                rows_of(other_basket)})),
+        ]
+        for want, fn in cases:
+            with self.subTest(case=cases.index((want, fn))):
+                got, details = figures(fn)
+                self.assertEqual({k: v for k, v in got.items() if v}, want, details)
+        got, details = figures(lambda b: b["deals"].update({"9100": {
+            "ID": "9100", "TITLE": "Deal #9100", "ORIGINATOR_ID": None}}))
+        self.assertEqual(got, dict.fromkeys(got, 0))
+        self.assertTrue(any(d.startswith("STRAY deal 9100") for d in details), details)
+
     def test_a_wrong_ingest_answer_counts_as_wrong(self):
         self.ledger.bad.append((self.orders[0].id, "v1 (stale) answered 202"))
         figures, details = self.figures()
