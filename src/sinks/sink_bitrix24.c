@@ -498,7 +498,8 @@ static int64_t hold_end(struct b24 *b, const char *method, int64_t hint_ms)
 
         if (hint_ms > 0)
                 return now + hint_ms;
-        return at > now ? at : now + HOLD_DEFAULT_MS;
+        /* the portal's reset time is in whole seconds, rounded down */
+        return at > now ? at + 1000 : now + HOLD_DEFAULT_MS;
 }
 
 static bool absent_fresh(struct b24 *b, const char *key)
@@ -920,6 +921,15 @@ static int advance(struct pass *p, struct order *o, size_t i, json_t *want)
         }
         if (from_cache(p, o) < 0)
                 return -EIO;
+        if (o->contact) {
+                /* a repeat buyer found by one key may bring a new other one: remember it
+                 * for this contact (oldest wins), or the next order with only that key
+                 * would create a second contact */
+                if (o->phone[0])
+                        meta_write(p->w, "contact.phone", o->phone, o->contact);
+                if (o->email[0])
+                        meta_write(p->w, "contact.email", o->email, o->contact);
+        }
 
         if (o->title_key[0] && !o->company) {
                 if (!is_creating(p, o, true)) {
@@ -963,10 +973,14 @@ static void command_failed(struct pass *p, struct cmd *c, const char *code, cons
         if (code && strcmp(code, "OPERATION_TIME_LIMIT") == 0)
                 hold(p->b, c->method, hold_end(p->b, c->method, 0),
                      "OPERATION_TIME_LIMIT inside a batch");
+        /* a look-up is a read: whatever the portal's words, asking again may answer, and
+         * a look-up never ends an order (nor becomes "not found") */
+        if (cls == -EINVAL && c->kind <= K_COMPANY_FIND)
+                cls = -EAGAIN;
         if (c->group) {
                 if (!c->group->error[0]) {
-                        snprintf(c->group->error, sizeof(c->group->error), "%s %s",
-                                 code && *code ? code : "", words);
+                        snprintf(c->group->error, sizeof(c->group->error), "%s%s%s",
+                                 code && *code ? code : "", code && *code ? " " : "", words);
                         c->group->error_class = cls;
                 }
                 return;
