@@ -222,6 +222,7 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                 res[i].kind = out[i].kind;
                 res[i].detail = out[i].detail;
                 res[i].uncertain = out[i].uncertain;
+                res[i].carried = out[i].carried;
                 if (out[i].kind == STORE_TEMPFAIL) {
                         int64_t delay = backoff_delay_ms(w[i].attempts + 1, cfg->backoff_min_ms,
                                                          cfg->backoff_max_ms, &d->rng);
@@ -230,6 +231,8 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                         if (*pause_until - clock_mono_ms() > delay)
                                 delay = *pause_until - clock_mono_ms();
                         res[i].next_at = now + delay;
+                } else if (out[i].carried) {
+                        res[i].next_at = now;
                 } else if (out[i].kind == STORE_WAITING) {
                         res[i].next_at =
                             now + (out[i].retry_after_ms > 0 ? out[i].retry_after_ms

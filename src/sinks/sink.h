@@ -17,9 +17,9 @@ struct sink_outcome {
         int64_t retry_after_ms; /* TEMPFAIL/WAITING: the remote's own hint, 0 = use backoff */
         char detail[256];       /* why, in the remote's words where it gave any */
         bool uncertain;         /* the request may have been applied (answer lost, timeout) */
-        bool carried;           /* WAITING: not finished, only moved into the next pass (a
-                                 * sink that fills its calls from several passes); due at once,
-                                 * logged quietly */
+        bool carried;           /* not a verdict: the order only moves into the next pass (a
+                                 * sink that fills its calls from several passes): due at once,
+                                 * no attempt recorded, logged quietly */
 };
 
 struct sink_ops {

@@ -109,6 +109,7 @@ struct b24 {
          * id>") → wall ms: an order carried into the next pass does not ask again. Kept
          * ABSENT_TTL_MS; a deal's note is dropped the moment its create is sent. */
         json_t *absent;
+        json_t *carries; /* order id → passes it was carried through in a row */
 };
 
 /* A shared look-up (findbycomm and the contact.list that follows it, company.list): the
@@ -133,6 +134,7 @@ enum cmd_kind {
         K_DEAL_ADD,
         K_DEAL_UPDATE,
         K_ROWS,
+        K_CONTACT_KEY, /* crm.contact.update: a repeat buyer's new phone or e-mail */
 };
 
 struct cmd {
@@ -155,11 +157,13 @@ struct order {
         char phone[24], email[256];
         char *deal, *contact, *company, *rows_done, *sent; /* links, NULL when none */
         bool pending_stored; /* the store holds the "pending" deal mark */
+        bool contact_linked, company_linked; /* the store or this pass links them */
         char rows_hash[65];
         bool finished;
         int outstanding;  /* its own commands in the pool or in flight */
         bool deal_looked, contact_looked, company_looked; /* asked this pass */
         bool email_retry; /* a party add is retried without the e-mail */
+        bool key_asked;   /* the contact's new phone or e-mail is being added */
         char title_key[300];
 };
 
@@ -877,6 +881,47 @@ static void rows_step(struct pass *p, struct order *o, size_t i)
                 refuse_unencodable(p, o);
 }
 
+/* A repeat buyer found by one key may bring a new other one (a new e-mail with a known
+ * phone). Unless some contact already has it, it is added to the contact found — an
+ * item appended, nothing replaced — and cached once the portal says so; until then the
+ * key counts as being created, so that an order with only that key waits instead of
+ * creating a second contact. 0 or the store's -errno. */
+static int new_key(struct pass *p, struct order *o, size_t i)
+{
+        const char *kinds[2] = {"contact.phone", "contact.email"};
+        const char *vals[2] = {o->phone, o->email};
+        json_t *f = NULL;
+        char *have;
+
+        if (o->key_asked)
+                return 0;
+        for (int k = 0; k < 2; k++) {
+                char key[320];
+                if (!vals[k][0])
+                        continue;
+                if (meta_read(p->st, p->w, kinds[k], vals[k], &have) < 0)
+                        return -EIO;
+                if (have) {
+                        free(have);
+                        continue;
+                }
+                snprintf(key, sizeof(key), "%s:%s", k ? "email" : "phone", vals[k]);
+                if (json_object_get(p->creating, key))
+                        continue;
+                if (!f)
+                        f = json_object();
+                /* normalised texts of a parsed snapshot: UTF-8 */
+                json_object_set_new(f, k ? "EMAIL" : "PHONE", multifield(vals[k]));
+                json_object_set_new(p->creating, key, json_true());
+        }
+        if (!f)
+                return 0;
+        o->key_asked = true;
+        enqueue(p, K_CONTACT_KEY, "crm.contact.update",
+                json_pack("{s:s, s:o}", "id", o->contact, "fields", f), i, NULL, NULL);
+        return 0;
+}
+
 /* Moves an order whose commands have all been answered to its next step: 0, or the
  * store's -errno (a read failed: nothing more is sent for the order). */
 static int advance(struct pass *p, struct order *o, size_t i, json_t *want)
@@ -922,13 +967,15 @@ static int advance(struct pass *p, struct order *o, size_t i, json_t *want)
         if (from_cache(p, o) < 0)
                 return -EIO;
         if (o->contact) {
-                /* a repeat buyer found by one key may bring a new other one: remember it
-                 * for this contact (oldest wins), or the next order with only that key
-                 * would create a second contact */
-                if (o->phone[0])
-                        meta_write(p->w, "contact.phone", o->phone, o->contact);
-                if (o->email[0])
-                        meta_write(p->w, "contact.email", o->email, o->contact);
+                if (new_key(p, o, i) < 0)
+                        return -EIO;
+                if (!o->contact_linked)
+                        store_writes_link(p->w, o->s->order_id, "b24.contact", o->contact);
+                o->contact_linked = true;
+        }
+        if (o->company && !o->company_linked) {
+                store_writes_link(p->w, o->s->order_id, "b24.company", o->company);
+                o->company_linked = true;
         }
 
         if (o->title_key[0] && !o->company) {
@@ -968,7 +1015,7 @@ static void command_failed(struct pass *p, struct cmd *c, const char *code, cons
                 [K_CONTACT_LIST] = "contact look-up", [K_COMPANY_FIND] = "company look-up",
                 [K_COMPANY_ADD] = "company", [K_CONTACT_ADD] = "contact",
                 [K_DEAL_ADD] = "deal", [K_DEAL_UPDATE] = "deal update",
-                [K_ROWS] = "product rows"};
+                [K_ROWS] = "product rows", [K_CONTACT_KEY] = "contact's new key"};
 
         if (code && strcmp(code, "OPERATION_TIME_LIMIT") == 0)
                 hold(p->b, c->method, hold_end(p->b, c->method, 0),
@@ -997,6 +1044,13 @@ static void command_failed(struct pass *p, struct cmd *c, const char *code, cons
                 store_writes_link(p->w, o->s->order_id, "b24.note", note);
                 log_warn("b24.email_dropped", "order_id=%s reason=\"%s\"", o->s->order_id, words);
                 party_add(p, o, c->order, c->kind == K_COMPANY_ADD);
+                return;
+        }
+        if (c->kind == K_CONTACT_KEY) {
+                /* the order does not depend on it: the key is asked again next time */
+                creating(p, o, false, false);
+                log_warn("b24.contact_key_failed", "order_id=%s contact_id=%s reason=\"%s\"",
+                         o->s->order_id, o->contact, words);
                 return;
         }
         if (c->kind == K_CONTACT_ADD || c->kind == K_COMPANY_ADD)
@@ -1165,6 +1219,7 @@ static int settle(struct pass *p, struct cmd *c, json_t *result, json_t *total)
                 }
                 meta_write(p->w, "company.title", o->title_key, id);
                 set_link(p, o, "b24.company", &o->company, id);
+                o->company_linked = true;
                 break;
         case K_CONTACT_ADD:
                 creating(p, o, false, false);
@@ -1177,6 +1232,7 @@ static int settle(struct pass *p, struct cmd *c, json_t *result, json_t *total)
                 if (o->email[0])
                         meta_write(p->w, "contact.email", o->email, id);
                 set_link(p, o, "b24.contact", &o->contact, id);
+                o->contact_linked = true;
                 break;
         case K_DEAL_ADD: {
                 char *sent;
@@ -1185,10 +1241,6 @@ static int settle(struct pass *p, struct cmd *c, json_t *result, json_t *total)
                         break;
                 }
                 set_link(p, o, "b24.deal", &o->deal, id);
-                if (o->contact)
-                        store_writes_link(p->w, o->s->order_id, "b24.contact", o->contact);
-                if (o->company)
-                        store_writes_link(p->w, o->s->order_id, "b24.company", o->company);
                 sent = json_dumps(c->sent, JSON_COMPACT | JSON_SORT_KEYS);
                 set_link(p, o, "b24.sent", &o->sent, sent);
                 free(sent);
@@ -1208,6 +1260,18 @@ static int settle(struct pass *p, struct cmd *c, json_t *result, json_t *total)
                 free(sent);
                 break;
         }
+        case K_CONTACT_KEY:
+                creating(p, o, false, false);
+                if (!json_is_true(result)) {
+                        command_failed(p, c, "", "crm.contact.update did not answer true",
+                                       -EAGAIN);
+                        break;
+                }
+                if (o->phone[0])
+                        meta_write(p->w, "contact.phone", o->phone, o->contact);
+                if (o->email[0])
+                        meta_write(p->w, "contact.email", o->email, o->contact);
+                break;
         case K_ROWS:
                 if (!json_is_true(result)) {
                         command_failed(p, c, "", "crm.deal.productrows.set did not answer true",
@@ -1354,7 +1418,9 @@ static int send_batch(struct pass *p, struct cmd **cmds, size_t n)
 static bool more_due(struct pass *p)
 {
         for (size_t i = 0; i < p->n; i++)
-                if (!p->os[i].finished && p->works[i].waits >= CARRY_MAX)
+                if (!p->os[i].finished && p->os[i].s &&
+                    json_integer_value(json_object_get(p->b->carries, p->os[i].s->order_id)) >=
+                            CARRY_MAX)
                         return false;
         return store_next_due(p->st, "bitrix24") <= clock_wall_ms();
 }
@@ -1406,7 +1472,8 @@ static size_t take(struct pass *p, struct cmd **ret, bool *direct)
         return n;
 }
 
-/* The durable "maybe created" mark for each deal.add about to be sent. */
+/* Before the commands are sent: the durable "maybe created" mark for each deal.add, and
+ * the look-up notes an add makes stale. */
 static void mark_pending(struct pass *p, struct cmd **cmds, size_t *n)
 {
         size_t keep = 0;
@@ -1414,10 +1481,24 @@ static void mark_pending(struct pass *p, struct cmd **cmds, size_t *n)
         for (size_t i = 0; i < *n; i++) {
                 struct cmd *c = cmds[i];
                 struct order *o = c->order != NONE ? &p->os[c->order] : NULL;
+                /* from the moment its add is sent, a record may exist whatever the answer:
+                 * "looked up, none" no longer holds */
                 if (c->kind == K_DEAL_ADD) {
                         char key[320];
                         snprintf(key, sizeof(key), "deal:%s", o->s->order_id);
-                        json_object_del(p->b->absent, key); /* maybe created from now on */
+                        json_object_del(p->b->absent, key);
+                }
+                if (c->kind == K_CONTACT_ADD || c->kind == K_CONTACT_KEY) {
+                        char key[320];
+                        snprintf(key, sizeof(key), "phone:%s", o->phone);
+                        json_object_del(p->b->absent, key);
+                        snprintf(key, sizeof(key), "email:%s", o->email);
+                        json_object_del(p->b->absent, key);
+                }
+                if (c->kind == K_COMPANY_ADD) {
+                        char key[320];
+                        snprintf(key, sizeof(key), "title:%s", o->title_key);
+                        json_object_del(p->b->absent, key);
                 }
                 if (c->kind == K_DEAL_ADD && !o->pending_stored) {
                         if (store_link_set(p->st, o->s->order_id, "b24.deal", PENDING) < 0) {
@@ -1543,6 +1624,8 @@ static int read_links(struct pass *p, struct order *o)
             (r = link_read(st, p->w, id, "b24.sent", &o->sent)) < 0)
                 return r;
         o->pending_stored = o->deal && strcmp(o->deal, PENDING) == 0;
+        o->contact_linked = o->contact != NULL;
+        o->company_linked = o->company != NULL;
         return 0;
 }
 
@@ -1630,10 +1713,17 @@ static int deliver(void *ctx, struct store *st, struct store_writes *writes,
         for (size_t i = 0; i < n; i++) {
                 struct order *o = &p.os[i];
                 if (o->finished) {
+                        if (o->s)
+                                json_object_del(b->carries, o->s->order_id);
                         done += out[i].kind == STORE_OK;
                         continue;
                 }
                 if (r == 1) {
+                        json_t *k = json_object_get(b->carries, o->s->order_id);
+                        if (json_object_size(b->carries) > 100000)
+                                json_object_clear(b->carries); /* a bound, never reached */
+                        json_object_set_new(b->carries, o->s->order_id,
+                                            json_integer(json_integer_value(k) + 1));
                         /* carried: what it learned is in `writes`; the next pass resumes */
                         out[i].retry_after_ms = 1;
                         out[i].carried = true;
@@ -1689,6 +1779,7 @@ static void b24_free(void *ctx)
                 return;
         b24_client_free(b->client);
         json_decref(b->absent);
+        json_decref(b->carries);
         free(b);
 }
 
@@ -1709,6 +1800,7 @@ int sink_bitrix24_new(const struct config *cfg, const struct sink_ops **ret_ops,
         }
         atomic_init(&b->stopping, false);
         b->absent = json_object();
+        b->carries = json_object();
         b->ops = (struct sink_ops){.name = "bitrix24",
                                    .batch_max = (size_t)conf->orders_per_batch,
                                    .deliver = deliver,

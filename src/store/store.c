@@ -255,6 +255,13 @@ static enum store_result_kind on_verdict(struct store_delivery *d, const struct 
         enum store_result_kind kind = res->kind;
 
         *detail = res->detail;
+        if (res->carried) {
+                d->state = STORE_STATE_PENDING;
+                d->lease_owner = NULL;
+                d->next_at = res->next_at;
+                d->updated_at = now;
+                return kind;
+        }
         switch (kind) {
         case STORE_OK:
                 d->state = STORE_STATE_DONE;
@@ -697,6 +704,8 @@ static int record_one(struct store *s, const char *sink, const char *owner,
         kind = on_verdict(&d, res, now, lifetime_ms, &detail);
         if ((r = s->ops->delivery_put(s->be, &d)) < 0)
                 return r;
+        if (res->carried)
+                return 0;
         a = (struct store_attempt){.sink = sink,
                                    .order_id = res->order_id,
                                    .rev = res->rev,

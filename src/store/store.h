@@ -80,6 +80,8 @@ struct store_result {
         int64_t next_at;    /* TEMPFAIL, WAITING: when to look again (ms) */
         const char *detail; /* short reason for attempts / dead letters; never a secret */
         bool uncertain;     /* this attempt may have been applied: remember when */
+        bool carried;       /* not a verdict: the sink moved the order into its next pass
+                             * (pending again at next_at; no attempt recorded, nothing counted) */
 };
 
 /* Durable facts a sink learns during a pass — links to remote records, cached look-ups —
