@@ -232,7 +232,9 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                                 delay = *pause_until - clock_mono_ms();
                         res[i].next_at = now + delay;
                 } else if (out[i].carried) {
-                        res[i].next_at = now;
+                        /* due before anything else: a carried order keeps its place at
+                         * the head of the queue, ahead of orders that came after it */
+                        res[i].next_at = 0;
                 } else if (out[i].kind == STORE_WAITING) {
                         res[i].next_at =
                             now + (out[i].retry_after_ms > 0 ? out[i].retry_after_ms
