@@ -181,6 +181,7 @@ struct pass {
         json_t *creating; /* a new buyer's phone/e-mail/"title:" → true: an add is out */
         bool sent_any;
         bool auth_refused; /* a command was refused as unauthorised */
+        char auth_code[64];
         const struct store_work *works;
         struct b24_error err; /* the failure that ended the pass */
 };
@@ -1057,7 +1058,7 @@ static void command_failed(struct pass *p, struct cmd *c, const char *code, cons
                 creating(p, o, c->kind == K_COMPANY_ADD, false);
         if (cls == -EACCES && !p->auth_refused) {
                 p->auth_refused = true; /* the pass ends as a refused webhook */
-                snprintf(p->err.code, sizeof(p->err.code), "%s", code ? code : "");
+                snprintf(p->auth_code, sizeof(p->auth_code), "%s", code ? code : "");
         }
         p->out[o->w].retry_after_ms = code && strcmp(code, "OPERATION_TIME_LIMIT") == 0
                                               ? held_until(p->b, c->method) - clock_wall_ms()
@@ -1453,6 +1454,10 @@ static size_t take(struct pass *p, struct cmd **ret, bool *direct)
                         continue;
                 }
                 if (c->order != NONE && p->os[c->order].finished) {
+                        /* an add it would have made: another order of the buyer makes it */
+                        if (c->kind == K_CONTACT_ADD || c->kind == K_CONTACT_KEY ||
+                            c->kind == K_COMPANY_ADD)
+                                creating(p, &p->os[c->order], c->kind == K_COMPANY_ADD, false);
                         release(c, p);
                         cmd_free(c);
                         continue;
@@ -1749,8 +1754,10 @@ static int deliver(void *ctx, struct store *st, struct store_writes *writes,
         }
         if (r == 1)
                 r = 0;
-        if (r == 0 && p.auth_refused)
+        if (r == 0 && p.auth_refused) {
                 r = -EACCES;
+                snprintf(p.err.code, sizeof(p.err.code), "%s", p.auth_code);
+        }
         if (r == -EACCES)
                 log_err("b24.auth_refused", "code=%s hint=\"the incoming webhook was refused: "
                         "check [bitrix24] webhook_url_file and the webhook's CRM rights\"",
