@@ -25,7 +25,9 @@
  *                              visit_wait_s, visit_wait_max times; then the order is sent
  *                              without the visit, so that its revenue reaches Roistat as
  *                              a direct visit — said in the verdict the order's history
- *                              keeps, and logged (roistat.visit_given_up, .visit_dropped)
+ *                              keeps, and logged (roistat.visit_given_up, .visit_dropped);
+ *                              later snapshots go without it until one is taken, and
+ *                              after that try the visit again (Roistat may know it now)
  *
  * The dictionary sent with set-statuses is remembered by its hash in meta
  * "roistat.statuses_sha256", written through the dispatcher's `writes`, and only after
