@@ -242,10 +242,10 @@ static void describe(const struct http_response *resp, int rc, char *buf, size_t
  * remote is unwell (-EAGAIN), retried until the delivery lifetime. */
 static int code_class(const char *code)
 {
-        static const char *const account[] = {
-            "authentication_failed", "authorization_failed", "access_denied",
-            "insufficient_funds",    "option_not_available", "option_not_enabled",
-            "option_not_paid",       "project_frozen"};
+        static const char *const account[] = {"authentication_failed", "authorization_failed",
+                                              "access_denied",         "insufficient_funds",
+                                              "option_not_available",  "option_not_enabled",
+                                              "option_not_paid",       "project_frozen"};
         static const char *const data[] = {"request_data_validation_error", "incorrect_request",
                                            "resource_not_found", "resource_already_exists"};
 
@@ -262,8 +262,8 @@ static int code_class(const char *code)
  * nothing we can read as a verdict), -EACCES (credentials or account refused), or 0
  * (this data is refused). A 2xx/3xx is read by its envelope's error code: Roistat
  * answers errors with HTTP 200 unless Use-Http-Code takes (n8n transport/index.ts). */
-static int classify_failure(const struct http_response *resp, int rc, char *detail,
-                            size_t size, int64_t *retry_after_ms)
+static int classify_failure(const struct http_response *resp, int rc, char *detail, size_t size,
+                            int64_t *retry_after_ms)
 {
         struct roistat_answer a;
 
@@ -288,13 +288,12 @@ static int classify_failure(const struct http_response *resp, int rc, char *deta
  * Roistat refused the dictionary itself (its words in out->detail: no retry changes that
  * answer, a corrected [roistat.statuses] does); -EIO when the store could not say
  * whether it was sent (nothing is sent then). */
-static int ensure_statuses(struct roistat *r, struct pass *p, struct sink_outcome *out,
-                           bool force)
+static int ensure_statuses(struct roistat *r, struct pass *p, struct sink_outcome *out, bool force)
 {
         struct http_response resp;
         struct roistat_answer a;
         char why[sizeof(out->detail) - 64];
-        const char *pending;
+        const char *pending, *cls;
         char *stored = NULL;
         int rc, st;
 
@@ -315,8 +314,8 @@ static int ensure_statuses(struct roistat *r, struct pass *p, struct sink_outcom
         }
         free(stored);
         rc = post(r, r->url_statuses, r->statuses_body, &resp);
-        if (rc == 0 && resp.status == 200 &&
-            roistat_answer_parse(resp.body, resp.len, &a) == 0 && a.success) {
+        if (rc == 0 && resp.status == 200 && roistat_answer_parse(resp.body, resp.len, &a) == 0 &&
+            a.success) {
                 store_writes_meta(p->writes, STATUSES_KEY, r->statuses_hash, false);
                 r->statuses_sent = true;
                 log_info("roistat.statuses_set", "count=%zu forced=%s", r->conf->n_statuses,
@@ -327,13 +326,12 @@ static int ensure_statuses(struct roistat *r, struct pass *p, struct sink_outcom
         st = classify_failure(&resp, rc, why, sizeof(why), &out->retry_after_ms);
         if (st == 0)
                 snprintf(out->detail, sizeof(out->detail),
-                         "not sent: Roistat refused the status dictionary (set-statuses): %s",
-                         why);
+                         "not sent: Roistat refused the status dictionary (set-statuses): %s", why);
         else
                 snprintf(out->detail, sizeof(out->detail), "not sent: set-statuses failed: %s",
                          why);
-        log_err("roistat.statuses_failed", "class=%s detail=\"%s\"",
-                st == 0 ? "permanent" : st == -EACCES ? "credentials" : "temporary", why);
+        cls = st == 0 ? "permanent" : st == -EACCES ? "credentials" : "temporary";
+        log_err("roistat.statuses_failed", "class=%s detail=\"%s\"", cls, why);
         http_response_clear(&resp);
         return st == 0 ? -EPERM : st;
 }
@@ -355,8 +353,7 @@ static int send_orders(struct roistat *r, struct pass *p, json_t *orders, const 
  * refused key — ends the isolation: the remote is unwell, and the remaining orders (not
  * sent again) are TEMPFAIL with that reason; the call's status is returned, so the sink
  * pauses. A stop of the daemon ends it too (-ECANCELED), the remaining orders TEMPFAIL. */
-static int isolate(struct roistat *r, struct pass *p, json_t *orders, const size_t *idx,
-                   size_t n)
+static int isolate(struct roistat *r, struct pass *p, json_t *orders, const size_t *idx, size_t n)
 {
         struct sink_outcome *out = p->out;
 
@@ -387,7 +384,8 @@ static int isolate(struct roistat *r, struct pass *p, json_t *orders, const size
                                 o->uncertain = false; /* not sent again */
                                 snprintf(o->detail, sizeof(o->detail),
                                          "not sent: finding the order at fault in a refused "
-                                         "batch stopped at %s", why);
+                                         "batch stopped at %s",
+                                         why);
                         }
                         return st;
                 }
@@ -428,8 +426,8 @@ static int judge_status_skip(struct roistat *r, struct pass *p, json_t *orders, 
                              const struct roistat_answer *a)
 {
         struct sink_outcome *o = &p->out[i];
-        const char *status = json_string_value(json_object_get(json_array_get(orders, 0),
-                                                               "status"));
+        const char *status =
+            json_string_value(json_object_get(json_array_get(orders, 0), "status"));
         const char *order_id = p->works[i].order_id;
         char buf[160];
         int st;
@@ -470,8 +468,8 @@ static void judge_visit_skip(struct roistat *r, struct pass *p, json_t *orders, 
 {
         struct sink_outcome *o = &p->out[i];
         const struct store_work *w = &p->works[i];
-        const char *visit = json_string_value(json_object_get(json_array_get(orders, 0),
-                                                              "roistat"));
+        const char *visit =
+            json_string_value(json_object_get(json_array_get(orders, 0), "roistat"));
         int64_t max = r->cfg->visit_wait_max;
         char buf[160];
 
@@ -568,8 +566,8 @@ static int send_orders(struct roistat *r, struct pass *p, json_t *orders, const 
         rc = post(r, r->url_orders, body, &resp);
         free(body);
 
-        if (rc == 0 && resp.status == 200 &&
-            roistat_answer_parse(resp.body, resp.len, &a) == 0 && a.success) {
+        if (rc == 0 && resp.status == 200 && roistat_answer_parse(resp.body, resp.len, &a) == 0 &&
+            a.success) {
                 http_response_clear(&resp);
                 if (all_taken(&a, n)) {
                         for (size_t i = 0; i < n; i++) {
