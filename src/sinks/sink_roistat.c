@@ -6,14 +6,33 @@
  *   401/403                   → credentials refused: pause long, log loudly
  *   other 4xx                 → this data is refused: isolate the order (re-send the batch
  *                               one by one) and dead-letter only the one at fault
- *   200 + skipped_by_waiting_visit_info → Roistat has not seen the visit yet: re-send later
- * The answer's counters are per batch, not per order, so where a counter says "some were
- * skipped" the batch is re-sent one order at a time to learn which. That isolation stops
- * at the first answer that is not about the order's own data (the remote is unwell: the
- * rest would only wait out their timeouts one by one), and at a stop of the daemon.
+ * A 200 is a success only with "status":"success"; any other 200 is read by its error
+ * code as one of those three (none, or no JSON: the remote is unwell).
+ *
+ * An order is done only when Roistat says it took it: no skip counter, and saved (or
+ * uploaded) plus skipped_because_not_changed (it has it already) cover every order sent.
+ * The counters are per batch, so a batch not wholly taken is re-sent one order at a time
+ * to learn each one's verdict. That isolation stops at the first answer that is not
+ * about the order's own data (the remote is unwell: the rest would only wait out their
+ * timeouts one by one), and at a stop of the daemon. Alone, an order skipped
+ *   by_invalid_format        → dead letter in Roistat's words
+ *   by_internal_error, or by no counter at all → retry (a dead letter after the lifetime)
+ *   by_status                → Roistat's dictionary is not ours (set-statuses replaces it
+ *                              whole, for every integration of the project): send ours
+ *                              again, once a pass, and the order; still skipped → dead
+ *                              letter naming the status
+ *   by_waiting_visit_info    → Roistat has not seen the visit yet: look again after
+ *                              visit_wait_s, visit_wait_max times; then the order is sent
+ *                              without the visit, so that its revenue reaches Roistat as
+ *                              a direct visit — said in the verdict the order's history
+ *                              keeps, and logged (roistat.visit_given_up, .visit_dropped);
+ *                              later snapshots go without it until one is taken, and
+ *                              after that try the visit again (Roistat may know it now)
  *
  * The dictionary sent with set-statuses is remembered by its hash in meta
- * "roistat.statuses_sha256", written through the dispatcher's `writes`.
+ * "roistat.statuses_sha256", written through the dispatcher's `writes`, and only after
+ * Roistat answered it with "status":"success"; a refusal of the dictionary itself
+ * dead-letters the orders waiting on it in Roistat's words.
  */
 #include "sinks/sink_roistat.h"
 
@@ -129,6 +148,15 @@ json_t *roistat_order_json(const struct roistat_conf *conf, const struct snapsho
         return o;
 }
 
+/* One pass of deliver(): what each request in it needs, and what it has learnt. */
+struct pass {
+        struct store *store;
+        struct store_writes *writes;
+        const struct store_work *works;
+        struct sink_outcome *out;
+        bool statuses_resent; /* set-statuses was sent again in this pass, after a skip */
+};
+
 /* POST with the client-side rate limit. */
 static int post(struct roistat *r, const char *url, const char *body, struct http_response *ret)
 {
@@ -152,7 +180,7 @@ static int64_t counter(json_t *doc, const char *key)
 int roistat_answer_parse(const char *body, size_t len, struct roistat_answer *ret)
 {
         json_t *doc = json_loadb(body, len, 0, NULL);
-        const char *status, *code, *desc;
+        const char *status, *code, *desc, *comment;
 
         memset(ret, 0, sizeof(*ret));
         if (!json_is_object(doc)) {
@@ -161,6 +189,12 @@ int roistat_answer_parse(const char *body, size_t len, struct roistat_answer *re
         }
         status = json_string_value(json_object_get(doc, "status"));
         ret->success = status && strcmp(status, "success") == 0;
+        ret->has_processed = json_object_get(doc, "processed") != NULL;
+        ret->processed = counter(doc, "processed");
+        ret->saved = counter(doc, "saved");
+        ret->uploaded = counter(doc, "uploaded");
+        ret->not_changed = counter(doc, "skipped_because_not_changed");
+        ret->by_status = counter(doc, "skipped_by_status");
         ret->waiting_visit = counter(doc, "skipped_by_waiting_visit_info");
         ret->invalid_format = counter(doc, "skipped_by_invalid_format");
         ret->internal_error = counter(doc, "skipped_by_internal_error");
@@ -169,13 +203,18 @@ int roistat_answer_parse(const char *body, size_t len, struct roistat_answer *re
         desc = json_string_value(json_object_get(doc, "description"));
         if (!desc)
                 desc = json_string_value(json_object_get(doc, "message"));
+        comment = json_string_value(json_object_get(doc, "comment"));
+        snprintf(ret->status, sizeof(ret->status), "%s", status ? status : "");
         snprintf(ret->error, sizeof(ret->error), "%s", code ? code : "");
         snprintf(ret->description, sizeof(ret->description), "%s", desc ? desc : "");
+        snprintf(ret->comment, sizeof(ret->comment), "%s", comment ? comment : "");
         json_decref(doc);
         return 0;
 }
 
-/* "HTTP 401 authentication_failed: …" or "transport: …", for logs and dead letters. */
+/* "HTTP 401 authentication_failed: …", "HTTP 200 without "status":"success"" or
+ * "transport: …", for logs and dead letters. A body that is not JSON is not quoted: it
+ * is not Roistat's words (a proxy's page, say) and could be anything. */
 static void describe(const struct http_response *resp, int rc, char *buf, size_t size)
 {
         struct roistat_answer a;
@@ -184,66 +223,129 @@ static void describe(const struct http_response *resp, int rc, char *buf, size_t
                 snprintf(buf, size, "transport: %s", resp->error);
                 return;
         }
-        roistat_answer_parse(resp->body, resp->len, &a);
-        snprintf(buf, size, "HTTP %ld%s%s%s%s", resp->status, a.error[0] ? " " : "", a.error,
-                 a.description[0] ? ": " : "", a.description);
+        if (roistat_answer_parse(resp->body, resp->len, &a) < 0)
+                snprintf(buf, size, "HTTP %ld, the answer is not a JSON object (%zu bytes)",
+                         resp->status, resp->len);
+        else if (a.error[0] || a.description[0] || a.success)
+                snprintf(buf, size, "HTTP %ld%s%s%s%s", resp->status, a.error[0] ? " " : "",
+                         a.error, a.description[0] ? ": " : "", a.description);
+        else if (a.status[0])
+                snprintf(buf, size, "HTTP %ld \"status\":\"%s\", not \"success\"", resp->status,
+                         a.status);
+        else
+                snprintf(buf, size, "HTTP %ld without \"status\":\"success\"", resp->status);
 }
 
-/* Classifies an answer that is not a 200 success. */
-static int classify_failure(const struct http_response *resp, int rc, char *detail,
-                            size_t size, int64_t *retry_after_ms)
+/* What an error code in Roistat's envelope means (codes: n8n-nodes-roistat
+ * helpers/errors.ts, shared/reference/roistat.md section 0): the key or the account
+ * (-EACCES), this request's data (0), or anything else, unknown codes included: the
+ * remote is unwell (-EAGAIN), retried until the delivery lifetime. */
+static int code_class(const char *code)
 {
+        static const char *const account[] = {"authentication_failed", "authorization_failed",
+                                              "access_denied",         "insufficient_funds",
+                                              "option_not_available",  "option_not_enabled",
+                                              "option_not_paid",       "project_frozen"};
+        static const char *const data[] = {"request_data_validation_error", "incorrect_request",
+                                           "resource_not_found", "resource_already_exists"};
+
+        for (size_t i = 0; i < sizeof(account) / sizeof(account[0]); i++)
+                if (strcmp(code, account[i]) == 0)
+                        return -EACCES;
+        for (size_t i = 0; i < sizeof(data) / sizeof(data[0]); i++)
+                if (strcmp(code, data[i]) == 0)
+                        return 0;
+        return -EAGAIN;
+}
+
+/* Classifies an answer that is not a success: -EAGAIN (the remote is unwell, or said
+ * nothing we can read as a verdict), -EACCES (credentials or account refused), or 0
+ * (this data is refused). A 2xx/3xx is read by its envelope's error code: Roistat
+ * answers errors with HTTP 200 unless Use-Http-Code takes (n8n transport/index.ts). */
+static int classify_failure(const struct http_response *resp, int rc, char *detail, size_t size,
+                            int64_t *retry_after_ms)
+{
+        struct roistat_answer a;
+
         describe(resp, rc, detail, size);
         *retry_after_ms = resp->retry_after_s > 0 ? resp->retry_after_s * 1000 : 0;
         if (rc < 0 || resp->status == 429 || resp->status >= 500 || resp->status == 408)
                 return -EAGAIN;
         if (resp->status == 401 || resp->status == 403 || resp->status == 402)
                 return -EACCES;
-        return 0; /* a 4xx about the data: the caller decides per order */
+        if (resp->status >= 400)
+                return 0; /* a 4xx about the data: the caller decides per order */
+        if (roistat_answer_parse(resp->body, resp->len, &a) < 0 || !a.error[0])
+                return -EAGAIN;
+        return code_class(a.error);
 }
 
-/* Sends the dictionary unless Roistat has it: 0, -EAGAIN/-EACCES with out->detail, or
- * -EIO when the store could not say whether it was sent (nothing is sent then). */
-static int ensure_statuses(struct roistat *r, struct store *store, struct store_writes *writes,
-                           struct sink_outcome *out)
+/* Sends the dictionary unless Roistat has it; `force` sends it even so (an add-orders
+ * answer said Roistat lacks one of its statuses). It is set only when the answer is
+ * {"status":"success"}, what set-statuses answers (roistat.md 1.2): any other answer,
+ * HTTP 200 or not, may have left the old dictionary in place, and only then is its hash
+ * remembered. Returns 0; -EAGAIN or -EACCES with out->detail (TEMPFAIL); -EPERM when
+ * Roistat refused the dictionary itself (its words in out->detail: no retry changes that
+ * answer, a corrected [roistat.statuses] does); -EIO when the store could not say
+ * whether it was sent (nothing is sent then). */
+static int ensure_statuses(struct roistat *r, struct pass *p, struct sink_outcome *out, bool force)
 {
         struct http_response resp;
-        const char *pending;
+        struct roistat_answer a;
+        char why[sizeof(out->detail) - 64];
+        const char *pending, *cls;
         char *stored = NULL;
         int rc, st;
 
-        if (r->statuses_sent)
+        if (!force && r->statuses_sent)
                 return 0;
-        pending = store_writes_find_meta(writes, STATUSES_KEY);
-        rc = pending ? 0 : store_meta_get(store, STATUSES_KEY, &stored);
+        pending = store_writes_find_meta(p->writes, STATUSES_KEY);
+        rc = force || pending ? 0 : store_meta_get(p->store, STATUSES_KEY, &stored);
         if (rc < 0 && rc != -ENOENT) {
                 snprintf(out->detail, sizeof(out->detail),
                          "not sent: the store failed reading %s (%s)", STATUSES_KEY,
-                         store_errmsg(store));
+                         store_errmsg(p->store));
                 return -EIO;
         }
-        if (rc == 0 && strcmp(pending ? pending : stored, r->statuses_hash) == 0) {
+        if (!force && rc == 0 && strcmp(pending ? pending : stored, r->statuses_hash) == 0) {
                 free(stored);
                 r->statuses_sent = true;
                 return 0;
         }
         free(stored);
         rc = post(r, r->url_statuses, r->statuses_body, &resp);
-        if (rc == 0 && resp.status == 200) {
-                store_writes_meta(writes, STATUSES_KEY, r->statuses_hash, false);
+        if (rc == 0 && resp.status == 200 && roistat_answer_parse(resp.body, resp.len, &a) == 0 &&
+            a.success) {
+                store_writes_meta(p->writes, STATUSES_KEY, r->statuses_hash, false);
                 r->statuses_sent = true;
-                log_info("roistat.statuses_set", "count=%zu", r->conf->n_statuses);
+                log_info("roistat.statuses_set", "count=%zu forced=%s", r->conf->n_statuses,
+                         force ? "yes" : "no");
                 http_response_clear(&resp);
                 return 0;
         }
-        st = classify_failure(&resp, rc, out->detail, sizeof(out->detail), &out->retry_after_ms);
-        log_err("roistat.statuses_failed", "detail=\"%s\"", out->detail);
+        st = classify_failure(&resp, rc, why, sizeof(why), &out->retry_after_ms);
+        if (st == 0)
+                snprintf(out->detail, sizeof(out->detail),
+                         "not sent: Roistat refused the status dictionary (set-statuses): %s", why);
+        else
+                snprintf(out->detail, sizeof(out->detail), "not sent: set-statuses failed: %s",
+                         why);
+        cls = st == 0 ? "permanent" : st == -EACCES ? "credentials" : "temporary";
+        log_err("roistat.statuses_failed", "class=%s detail=\"%s\"", cls, why);
         http_response_clear(&resp);
-        return st == 0 ? -EAGAIN : st;
+        return st == 0 ? -EPERM : st;
 }
 
-static int send_orders(struct roistat *r, const struct store_work *works, json_t *orders,
-                       const size_t *idx, size_t n, struct sink_outcome *out);
+/* The dictionary Roistat has is not ours (an order was skipped_by_status): forget that it
+ * was sent, so that a pass that cannot send it again tries once more next time. */
+static void forget_statuses(struct roistat *r, struct pass *p)
+{
+        r->statuses_sent = false;
+        store_writes_meta(p->writes, STATUSES_KEY, "", false);
+}
+
+static int send_orders(struct roistat *r, struct pass *p, json_t *orders, const size_t *idx,
+                       size_t n);
 
 /* A refused batch, re-sent one order at a time to find the order at fault (upserts, so
  * the re-sends are harmless). Each order keeps its own call's verdict. The first call
@@ -251,9 +353,10 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
  * refused key — ends the isolation: the remote is unwell, and the remaining orders (not
  * sent again) are TEMPFAIL with that reason; the call's status is returned, so the sink
  * pauses. A stop of the daemon ends it too (-ECANCELED), the remaining orders TEMPFAIL. */
-static int isolate(struct roistat *r, const struct store_work *works, json_t *orders,
-                   const size_t *idx, size_t n, struct sink_outcome *out)
+static int isolate(struct roistat *r, struct pass *p, json_t *orders, const size_t *idx, size_t n)
 {
+        struct sink_outcome *out = p->out;
+
         for (size_t i = 0; i < n; i++) {
                 json_t *one;
                 int st;
@@ -269,7 +372,7 @@ static int isolate(struct roistat *r, const struct store_work *works, json_t *or
                 one = json_array();
                 /* an element of `orders`: fails only on OOM, which aborts */
                 json_array_append(one, json_array_get(orders, i));
-                st = send_orders(r, works, one, &idx[i], 1, out);
+                st = send_orders(r, p, one, &idx[i], 1);
                 json_decref(one);
                 if (st < 0) {
                         char why[sizeof(out->detail)];
@@ -281,7 +384,8 @@ static int isolate(struct roistat *r, const struct store_work *works, json_t *or
                                 o->uncertain = false; /* not sent again */
                                 snprintf(o->detail, sizeof(o->detail),
                                          "not sent: finding the order at fault in a refused "
-                                         "batch stopped at %s", why);
+                                         "batch stopped at %s",
+                                         why);
                         }
                         return st;
                 }
@@ -289,13 +393,160 @@ static int isolate(struct roistat *r, const struct store_work *works, json_t *or
         return 0;
 }
 
+/* Every order of `n` taken: no skip counter, and saved (or uploaded) plus "not changed"
+ * (Roistat has it already, as sent) account for all of them. The sources show saved and
+ * uploaded equal (Dangetsu/roistat-sdk test/Response/OrderAdd.json) and say nothing of
+ * how they differ, so either one counts; the skip counters are what refuse. */
+static bool all_taken(const struct roistat_answer *a, size_t n)
+{
+        int64_t stored = a->saved > a->uploaded ? a->saved : a->uploaded;
+
+        if (a->by_status > 0 || a->waiting_visit > 0 || a->invalid_format > 0 ||
+            a->internal_error > 0)
+                return false;
+        if (a->has_processed && a->processed < (int64_t)n)
+                return false;
+        return stored + a->not_changed >= (int64_t)n;
+}
+
+/* " (Roistat: <comment>)" when the answer had a comment, else "". */
+static const char *remark(const struct roistat_answer *a, char *buf, size_t size)
+{
+        if (!a->comment[0])
+                return "";
+        snprintf(buf, size, " (Roistat: %s)", a->comment);
+        return buf;
+}
+
+/* skipped_by_status: Roistat does not know the order's status. The dictionary it has may
+ * have been replaced since ours was sent (set-statuses replaces it whole, for every
+ * integration of the project), so ours is sent again, once per pass, and the order
+ * re-sent; an order still skipped after that is a dead letter in Roistat's words. */
+static int judge_status_skip(struct roistat *r, struct pass *p, json_t *orders, size_t i,
+                             const struct roistat_answer *a)
+{
+        struct sink_outcome *o = &p->out[i];
+        const char *status =
+            json_string_value(json_object_get(json_array_get(orders, 0), "status"));
+        const char *order_id = p->works[i].order_id;
+        char buf[160];
+        int st;
+
+        if (p->statuses_resent) {
+                o->kind = STORE_PERMFAIL;
+                snprintf(o->detail, sizeof(o->detail),
+                         "Roistat skipped it: skipped_by_status, status \"%s\" is not in the "
+                         "project's status list even after set-statuses was sent again%s",
+                         status ? status : "", remark(a, buf, sizeof(buf)));
+                return 0;
+        }
+        log_warn("roistat.statuses_resent",
+                 "order_id=%s status=%s reason=\"skipped_by_status: Roistat's status list "
+                 "lacks it; sending set-statuses again, then the order\"",
+                 order_id, status ? status : "");
+        forget_statuses(r, p);
+        p->statuses_resent = true;
+        st = ensure_statuses(r, p, o, true);
+        if (st == -EPERM) {
+                o->kind = STORE_PERMFAIL;
+                return -EAGAIN;
+        }
+        if (st < 0) {
+                o->kind = STORE_TEMPFAIL;
+                return st;
+        }
+        return send_orders(r, p, orders, &i, 1);
+}
+
+/* skipped_by_waiting_visit_info: Roistat has not seen the visit yet. It is waited for
+ * visit_wait_max times; then, so that the revenue still reaches Roistat, the order is
+ * sent once more without it (deliver() drops it once waits pass visit_wait_max), and
+ * Roistat counts it as a direct visit. That is said in this verdict, which the order's
+ * history keeps, and logged; the re-send is due at once. */
+static void judge_visit_skip(struct roistat *r, struct pass *p, json_t *orders, size_t i,
+                             const struct roistat_answer *a)
+{
+        struct sink_outcome *o = &p->out[i];
+        const struct store_work *w = &p->works[i];
+        const char *visit =
+            json_string_value(json_object_get(json_array_get(orders, 0), "roistat"));
+        int64_t max = r->cfg->visit_wait_max;
+        char buf[160];
+
+        if (!visit) {
+                o->kind = STORE_TEMPFAIL;
+                snprintf(o->detail, sizeof(o->detail),
+                         "Roistat skipped it: skipped_by_waiting_visit_info, though it was sent "
+                         "without a visit%s",
+                         remark(a, buf, sizeof(buf)));
+                return;
+        }
+        o->kind = STORE_WAITING;
+        if (w->waits < max) {
+                snprintf(o->detail, sizeof(o->detail),
+                         "Roistat has not seen visit yet (skipped_by_waiting_visit_info), wait "
+                         "%lld of %lld",
+                         (long long)w->waits + 1, (long long)max);
+                return;
+        }
+        o->retry_after_ms = 1;
+        snprintf(o->detail, sizeof(o->detail),
+                 "Roistat has still not seen visit %s after %lld waits "
+                 "(skipped_by_waiting_visit_info): sending it again without the visit, to be "
+                 "counted as a direct visit",
+                 visit, (long long)max);
+        log_warn("roistat.visit_given_up",
+                 "order_id=%s visit=%s waits=%lld reason=\"skipped_by_waiting_visit_info: "
+                 "sending it again without the visit\"",
+                 w->order_id, visit, (long long)w->waits);
+}
+
+/* The verdict on one order sent alone, from the answer's counters: done only when they
+ * say Roistat took it; each skip counter names why not, and decides what follows. */
+static int judge_one(struct roistat *r, struct pass *p, json_t *orders, size_t i,
+                     const struct roistat_answer *a)
+{
+        struct sink_outcome *o = &p->out[i];
+        char buf[160];
+
+        if (all_taken(a, 1)) {
+                o->kind = STORE_OK;
+                o->detail[0] = '\0';
+        } else if (a->invalid_format > 0) {
+                o->kind = STORE_PERMFAIL;
+                snprintf(o->detail, sizeof(o->detail),
+                         "Roistat skipped it: skipped_by_invalid_format%s",
+                         remark(a, buf, sizeof(buf)));
+        } else if (a->by_status > 0) {
+                return judge_status_skip(r, p, orders, i, a);
+        } else if (a->waiting_visit > 0) {
+                judge_visit_skip(r, p, orders, i, a);
+        } else if (a->internal_error > 0) {
+                o->kind = STORE_TEMPFAIL;
+                snprintf(o->detail, sizeof(o->detail),
+                         "Roistat skipped it: skipped_by_internal_error%s",
+                         remark(a, buf, sizeof(buf)));
+        } else {
+                /* no counter says why: the harsher reading, not taken, and retried */
+                o->kind = STORE_TEMPFAIL;
+                snprintf(o->detail, sizeof(o->detail),
+                         "Roistat did not say it took it: processed=%lld saved=%lld "
+                         "uploaded=%lld not_changed=%lld and no skip counter%s",
+                         (long long)a->processed, (long long)a->saved, (long long)a->uploaded,
+                         (long long)a->not_changed, remark(a, buf, sizeof(buf)));
+        }
+        return 0;
+}
+
 /* Sends `n` prepared orders (array `orders`, indexes `idx` into works/out). Returns 0
  * with every order's verdict, -EAGAIN/-EACCES (the remote failed as a whole; the orders
  * are TEMPFAIL with the reason) or -ECANCELED (stopped while finding a refused order). */
-static int send_orders(struct roistat *r, const struct store_work *works, json_t *orders,
-                       const size_t *idx, size_t n, struct sink_outcome *out)
+static int send_orders(struct roistat *r, struct pass *p, json_t *orders, const size_t *idx,
+                       size_t n)
 {
+        struct sink_outcome *out = p->out;
         struct http_response resp;
+        struct roistat_answer a;
         char detail[256];
         int64_t retry_after = 0;
         char *body;
@@ -315,58 +566,26 @@ static int send_orders(struct roistat *r, const struct store_work *works, json_t
         rc = post(r, r->url_orders, body, &resp);
         free(body);
 
-        if (rc == 0 && resp.status == 200) {
-                struct roistat_answer a;
-                if (roistat_answer_parse(resp.body, resp.len, &a) < 0 || !a.success) {
-                        describe(&resp, rc, detail, sizeof(detail));
+        if (rc == 0 && resp.status == 200 && roistat_answer_parse(resp.body, resp.len, &a) == 0 &&
+            a.success) {
+                http_response_clear(&resp);
+                if (all_taken(&a, n)) {
                         for (size_t i = 0; i < n; i++) {
-                                out[idx[i]].kind = STORE_TEMPFAIL;
-                                snprintf(out[idx[i]].detail, sizeof(out[idx[i]].detail),
-                                         "unexpected answer: %s", detail);
+                                out[idx[i]].kind = STORE_OK;
+                                out[idx[i]].detail[0] = '\0';
                         }
-                        st = -EAGAIN;
-                        goto out;
+                        return 0;
                 }
-                int64_t waiting = a.waiting_visit;
-                int64_t invalid = a.invalid_format;
-                int64_t internal = a.internal_error;
-                if (n > 1 && (invalid > 0 || internal > 0)) {
-                        /* learn which order it was */
-                        st = isolate(r, works, orders, idx, n, out);
-                        goto out;
-                }
-                for (size_t i = 0; i < n; i++) {
-                        struct sink_outcome *o = &out[idx[i]];
-                        const struct store_work *w = &works[idx[i]];
-                        bool has_visit = json_object_get(json_array_get(orders, i), "roistat");
-                        if (invalid > 0) {
-                                o->kind = STORE_PERMFAIL;
-                                snprintf(o->detail, sizeof(o->detail),
-                                         "Roistat skipped it: skipped_by_invalid_format");
-                        } else if (internal > 0) {
-                                o->kind = STORE_TEMPFAIL;
-                                snprintf(o->detail, sizeof(o->detail),
-                                         "Roistat skipped it: skipped_by_internal_error");
-                        } else if (waiting > 0 && has_visit &&
-                                   w->waits < r->cfg->visit_wait_max) {
-                                o->kind = STORE_WAITING;
-                                snprintf(o->detail, sizeof(o->detail),
-                                         "Roistat has not seen visit yet "
-                                         "(skipped_by_waiting_visit_info), wait %lld of %lld",
-                                         (long long)w->waits + 1,
-                                         (long long)r->cfg->visit_wait_max);
-                        } else {
-                                o->kind = STORE_OK;
-                                o->detail[0] = '\0';
-                        }
-                }
-                goto out;
+                /* the counters are per batch: learn which order each one is about */
+                if (n > 1)
+                        return isolate(r, p, orders, idx, n);
+                return judge_one(r, p, orders, idx[0], &a);
         }
 
         st = classify_failure(&resp, rc, detail, sizeof(detail), &retry_after);
         if (st == 0 && n > 1) {
-                /* a 4xx about the data: find the order at fault */
-                st = isolate(r, works, orders, idx, n, out);
+                /* a refusal of the data: find the order at fault */
+                st = isolate(r, p, orders, idx, n);
                 goto out;
         }
         if (st == -EAGAIN && resp.status == 429)
@@ -384,10 +603,26 @@ out:
         return st;
 }
 
+/* The order once its visit has been waited for in vain (see judge_visit_skip): without
+ * it, as Roistat takes an order with no visit, logged with the visit it had. */
+static void drop_visit(const struct roistat *r, const struct store_work *w, json_t *o)
+{
+        const char *visit = json_string_value(json_object_get(o, "roistat"));
+
+        if (!visit || w->waits <= r->cfg->visit_wait_max)
+                return;
+        log_warn("roistat.visit_dropped",
+                 "order_id=%s visit=%s waits=%lld reason=\"Roistat has not seen the visit: "
+                 "sent without it, as a direct visit\"",
+                 w->order_id, visit, (long long)w->waits);
+        json_object_del(o, "roistat");
+}
+
 static int deliver(void *ctx, struct store *store, struct store_writes *writes,
                    const struct store_work *works, size_t n, struct sink_outcome *out)
 {
         struct roistat *r = ctx;
+        struct pass p = {.store = store, .writes = writes, .works = works, .out = out};
         json_t *orders = json_array();
         size_t *idx = xcalloc(n, sizeof(*idx)), m = 0;
         int st;
@@ -401,8 +636,13 @@ static int deliver(void *ctx, struct store *store, struct store_writes *writes,
                 st = -ECANCELED;
                 goto out;
         }
-        st = ensure_statuses(r, store, writes, &out[0]);
+        st = ensure_statuses(r, &p, &out[0], false);
         if (st != 0) {
+                /* a refused dictionary dead-letters the orders in Roistat's words, and the
+                 * sink pauses as for any failure of the remote */
+                out[0].kind = st == -EPERM ? STORE_PERMFAIL : STORE_TEMPFAIL;
+                if (st == -EPERM)
+                        st = -EAGAIN;
                 for (size_t i = 1; i < n; i++)
                         out[i] = out[0];
                 goto out;
@@ -424,12 +664,13 @@ static int deliver(void *ctx, struct store *store, struct store_writes *writes,
                         out[i].kind = STORE_PERMFAIL;
                         continue;
                 }
+                drop_visit(r, &works[i], o);
                 /* an object into an array: fails only on OOM, which aborts */
                 json_array_append_new(orders, o);
                 idx[m++] = i;
         }
         if (m > 0)
-                st = send_orders(r, works, orders, idx, m, out);
+                st = send_orders(r, &p, orders, idx, m);
 out:
         json_decref(orders);
         free(idx);

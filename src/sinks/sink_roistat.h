@@ -23,11 +23,15 @@ int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, 
 json_t *roistat_order_json(const struct roistat_conf *conf, const struct snapshot *s, char *why,
                            size_t why_size);
 
-/* What Roistat answered: the envelope's verdict and add-orders' per-batch counters. */
+/* What Roistat answered: the envelope's verdict and add-orders' per-batch counters.
+ * `success` only for "status":"success" (a string); `status` is what the field said,
+ * empty when it was absent or not a string. */
 struct roistat_answer {
         bool success;
-        int64_t waiting_visit, invalid_format, internal_error;
-        char error[64], description[192];
+        bool has_processed;
+        int64_t processed, saved, uploaded, not_changed;
+        int64_t by_status, waiting_visit, invalid_format, internal_error;
+        char status[32], error[64], description[192], comment[128];
 };
 
 /* Parses an answer body; -EINVAL when it is not a JSON object. Pure (fuzzed). */

@@ -6,9 +6,11 @@ project/add-orders, project/set-statuses, project/integration/status/list and
 project/integration/order/list, with Roistat's error envelope and its habit of
 answering HTTP 200 on errors unless the request carries "Use-Http-Code: 1".
 On top of that: a rolling one-second rate limit per project, faults that a test
-switches on at run time (5xx, hang, TCP reset, slow, lost answer; one after
+switches on at run time (5xx, hang, TCP reset, slow, lost answer, a 200 whose
+body is not a success, add-orders counting every order as skipped; one after
 another with "then"), and /_emu/* control endpoints to inspect and steer the
-emulator.
+emulator: which visits Roistat has not seen yet, and the status dictionary as
+another integration on the same project would replace it.
 
 Invariants: all mutable state lives in one Emulator object behind one lock (a
 Condition, so a hung request can wait on it). A request that is refused (key,
@@ -38,7 +40,13 @@ MAX_BODY_DEFAULT = 8 * 1024 * 1024
 HANG_TIMEOUT_S = 120.0
 HISTORY_LEN = 1000
 STATUS_TYPES = ("unused", "progress", "paid", "canceled")
-FAULT_MODES = ("none", "error500", "error503", "error400", "hang", "reset", "slow", "lost")
+FAULT_MODES = ("none", "error500", "error503", "error400", "hang", "reset", "slow", "lost",
+               "answer_error", "no_status", "not_json", "skip")
+# add-orders' counters for an order it did not take (the answer's shape: Dangetsu/roistat-sdk
+# test/Response/OrderAdd.json, shared/reference/roistat.md section 1.1). "none": counted under
+# no skip at all, yet not saved, the answer a client can only read as "not taken".
+SKIP_COUNTERS = ("skipped_by_status", "skipped_by_waiting_visit_info", "skipped_by_internal_error",
+                 "skipped_by_invalid_format", "none")
 COUNTERS = ("requests", "add_orders", "set_statuses", "rate_limited", "faulted", "orders_received")
 MAX_UNIX_TIME = 253402300799  # 9999-12-31 23:59:59 UTC; keeps gmtime() safe
 
@@ -154,8 +162,12 @@ class Emulator:
         self.counts = dict.fromkeys(COUNTERS, 0)
         self.history = collections.deque(maxlen=HISTORY_LEN)
         self.waiting = set()  # visits Roistat "has not seen yet"
+        self.known_visits = None  # when a set, every other visit is one it has not seen yet
+        self.pinned_statuses = None  # another integration's dictionary, put back at once
+        self.unknown_status = "accept"  # or "skip": add-orders skips a status not in the dictionary
         self.admitted = collections.deque()  # times of requests admitted in the last second
-        self.fault = {"mode": "none", "count": 0, "delay_ms": 0, "methods": None, "then": None}
+        self.fault = {"mode": "none", "count": 0, "delay_ms": 0, "methods": None, "then": None,
+                      "error": None, "description": None, "skip_as": None}
         self.fault_generation += 1
         self.cond.notify_all()  # hung requests give up
 
@@ -229,8 +241,10 @@ class Emulator:
                     self.received[order["id"]] += 1
                 if order_format_error(order) is not None:
                     result["skipped_by_invalid_format"] += 1
-                elif order.get("roistat") is not None and str(order["roistat"]) in self.waiting:
+                elif self._visit_unseen(order.get("roistat")):
                     result["skipped_by_waiting_visit_info"] += 1
+                elif self._status_unknown(order.get("status")):
+                    result["skipped_by_status"] += 1
                 elif order["id"] in self.orders and self.orders[order["id"]]["order"] == order:
                     result["skipped_because_not_changed"] += 1
                 else:
@@ -240,10 +254,62 @@ class Emulator:
             result["uploaded"] = result["saved"]
         return result
 
+    def _visit_unseen(self, visit):
+        """skipped_by_waiting_visit_info: "Roistat has not yet seen that visit", the answer
+        n8n-nodes-roistat's author reports for a visit it does not know yet (roistat.md 1.1,
+        5.3). An order without a visit never waits for one."""
+        if visit is None or visit == "":
+            return False
+        visit = str(visit)
+        return visit in self.waiting or (self.known_visits is not None and visit not in self.known_visits)
+
+    def _status_unknown(self, status):
+        """skipped_by_status, when switched on: the counter is in add-orders' answer
+        (Dangetsu/roistat-sdk test/Response/OrderAdd.json) but no source says what sets it.
+        Its name, and set-statuses replacing the whole dictionary (n8n-nodes-roistat
+        actions/order/description.ts, roistat.md 1.2), make "the status is not in the
+        dictionary" the reading a client must survive. Off by default, because the one
+        source that shows an unknown status id (a МойКласс → Roistat bridge, roistat.md 1.2)
+        says Roistat took the order and the id waited for a manual mapping."""
+        if self.unknown_status != "skip" or status is None:
+            return False
+        return not any(s["id"] == str(status) for s in self.statuses)
+
+    def add_orders_skipped(self, orders, skip_as):
+        """The "skip" fault: every element counted under skip_as, nothing stored."""
+        result = {"processed": len(orders), "skipped_by_status": 0, "skipped_by_waiting_visit_info": 0,
+                  "skipped_by_internal_error": 0, "skipped_because_not_changed": 0,
+                  "skipped_by_invalid_format": 0, "saved": 0, "comment": "", "uploaded": 0,
+                  "status": "success"}
+        if skip_as != "none":
+            result[skip_as] = len(orders)
+        with self.cond:
+            self.counts["add_orders"] += 1
+            self.counts["orders_received"] += len(orders)
+            for order in orders:
+                if isinstance(order, dict) and isinstance(order.get("id"), str):
+                    self.received[order["id"]] += 1
+        return result
+
     def set_statuses(self, statuses):
+        """set-statuses replaces the whole dictionary (n8n-nodes-roistat, roistat.md 1.2).
+        With a pinned dictionary, another integration on the project replaces ours again
+        at once: the answer is still a success, as Roistat cannot know."""
         with self.cond:
             self.counts["set_statuses"] += 1
             self.statuses = statuses
+            if self.pinned_statuses is not None:
+                self.statuses = list(self.pinned_statuses)
+
+    def replace_statuses(self, statuses, pinned, unknown):
+        """/_emu/statuses: the dictionary as someone else's set-statuses leaves it."""
+        with self.cond:
+            if statuses is not None:
+                self.statuses = list(statuses)
+            if pinned is not None:
+                self.pinned_statuses = list(self.statuses) if pinned else None
+            if unknown is not None:
+                self.unknown_status = unknown
 
     def status_list(self):
         with self.cond:
@@ -275,9 +341,14 @@ class Emulator:
             })
         return {"data": data, "total": len(stored), "status": "success"}
 
-    def set_waiting(self, visits):
+    def set_waiting(self, visits, known=False):
+        """visits: those not seen yet (None: unchanged); known: a list makes every other
+        visit one not seen yet, None switches that off, False leaves it as it is."""
         with self.cond:
-            self.waiting = set(visits)
+            if visits is not None:
+                self.waiting = set(visits)
+            if known is not False:
+                self.known_visits = None if known is None else set(known)
 
     def record(self, path, n_orders, http_status, error):
         with self.cond:
@@ -293,6 +364,9 @@ class Emulator:
                 "received": dict(self.received),
                 "history": list(self.history),
                 "waiting": sorted(self.waiting),
+                "known_visits": None if self.known_visits is None else sorted(self.known_visits),
+                "pinned_statuses": self.pinned_statuses,
+                "unknown_status": self.unknown_status,
                 "fault": dict(self.fault),
             }
 
@@ -307,11 +381,33 @@ def check_fault(spec, depth=0):
     no answer from a live project: n8n-nodes-roistat helpers/errors.ts and
     helpers/request.ts, see shared/reference/roistat.md); the chain only lets a test
     choose the moment one follows the other, the harsher case being "at once", while a
-    client is re-sending a refused batch order by order."""
+    client is re-sending a refused batch order by order.
+
+    Answers that are HTTP 200 and yet no success, none of which changes anything (the
+    harsher reading: a client that took one for done has lost the change):
+      answer_error  Roistat's error envelope {"status":"error","error":E,"description":D}
+                    with HTTP 200, what Roistat answers by default (n8n-nodes-roistat
+                    transport/index.ts, roistat.md 0); here even with Use-Http-Code, as a
+                    project or a method that ignores the header would. E and D from the
+                    spec's "error" and "description".
+      no_status     a JSON object without "status": the success envelope is
+                    {"status":"success"} (roistat.md 0, 1.2), so this is not one.
+      not_json      an HTML page, as a proxy or a maintenance page in front of the API.
+      skip          add-orders only (unless methods says otherwise): every order counted
+                    under "skip_as" (one of SKIP_COUNTERS), none stored."""
     if not isinstance(spec, dict) or spec.get("mode") not in FAULT_MODES:
         raise ValueError("mode must be one of " + ", ".join(FAULT_MODES))
     count, delay = spec.get("count") or 0, spec.get("delay_ms", 1000)
     methods, then = spec.get("methods"), spec.get("then")
+    error = spec.get("error", "internal_error")
+    description = spec.get("description", "Emulated error answered with HTTP 200")
+    skip_as = spec.get("skip_as", "skipped_by_internal_error")
+    if not (isinstance(error, str) and isinstance(description, str)):
+        raise ValueError("error and description must be strings")
+    if skip_as not in SKIP_COUNTERS:
+        raise ValueError("skip_as must be one of " + ", ".join(SKIP_COUNTERS))
+    if spec["mode"] == "skip" and methods is None:
+        methods = ["add-orders"]
     for name, value in (("count", count), ("delay_ms", delay)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**6:
             raise ValueError(name + " must be an integer from 0 to 1000000")
@@ -323,7 +419,7 @@ def check_fault(spec, depth=0):
             raise ValueError("then needs a count (and nests at most 4 deep)")
         then = check_fault(then, depth + 1)
     return {"mode": spec["mode"], "count": count, "delay_ms": delay, "methods": methods or None,
-            "then": then}
+            "then": then, "error": error, "description": description, "skip_as": skip_as}
 
 
 class Server(ThreadingHTTPServer):
@@ -385,6 +481,15 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _send_html(self, status, text):
+        data = text.encode("utf-8")
+        self._status = status
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _read_body(self):
         """Read the request body: (body, None), (None, None) when the client sent less than
         it announced, or (None, (status, payload)) for a refusal that the caller answers
@@ -442,10 +547,30 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(200, {"ok": True})
             elif route == ("POST", "/_emu/visits"):
                 spec = parse_json(body)
-                if not (isinstance(spec, dict) and isinstance(spec.get("waiting"), list)
-                        and all(isinstance(v, str) for v in spec["waiting"])):
-                    raise ValueError('body must be {"waiting": ["visit", ...]}')
-                emu.set_waiting(spec["waiting"])
+                if not (isinstance(spec, dict) and ("waiting" in spec or "known" in spec)
+                        and all(is_text_list(spec[k]) or (k == "known" and spec[k] is None)
+                                for k in ("waiting", "known") if k in spec)):
+                    raise ValueError('body must be {"waiting": ["visit", ...]} and/or '
+                                     '{"known": ["visit", ...] or null}')
+                emu.set_waiting(spec.get("waiting"), spec.get("known", False))
+                self._send_json(200, {"ok": True})
+            elif route == ("POST", "/_emu/statuses"):
+                spec = parse_json(body)
+                statuses = spec.get("statuses") if isinstance(spec, dict) else None
+                if not isinstance(spec, dict) or (statuses is not None and not (
+                        isinstance(statuses, list) and all(
+                            isinstance(s, dict) and isinstance(s.get("id"), str) and s["id"]
+                            and isinstance(s.get("name"), str) and s.get("type") in STATUS_TYPES
+                            for s in statuses))):
+                    raise ValueError('body must be {"statuses": [{"id","name","type"}, ...]}')
+                pinned, unknown = spec.get("pinned"), spec.get("unknown")
+                if pinned is not None and not isinstance(pinned, bool):
+                    raise ValueError("pinned must be true or false")
+                if unknown not in (None, "accept", "skip"):
+                    raise ValueError('unknown must be "accept" or "skip"')
+                if statuses is not None:
+                    statuses = [{"id": s["id"], "name": s["name"], "type": s["type"]} for s in statuses]
+                emu.replace_statuses(statuses, pinned, unknown)
                 self._send_json(200, {"ok": True})
             elif route == ("POST", "/_emu/fault"):
                 emu.set_fault(check_fault(parse_json(body)))
@@ -481,6 +606,13 @@ class Handler(BaseHTTPRequestHandler):
             status, error = 400, "request_data_validation_error"
             payload = {"status": "error", "error": error,
                        "description": "Emulated validation error: field price is invalid"}
+        elif mode == "answer_error":
+            status, error = 200, fault["error"]
+            payload = {"status": "error", "error": error, "description": fault["description"]}
+        elif mode == "no_status":
+            status, payload = 200, {}
+        elif mode == "not_json":
+            status, payload = 200, None
         elif mode == "reset":
             drop = "rst"
         elif mode == "hang":
@@ -491,8 +623,9 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(fault["delay_ms"] / 1000.0)
             if url.path.endswith("/add-orders"):
                 n_orders = count_orders(body)
+            skip_as = fault["skip_as"] if mode == "skip" and url.path.endswith("/add-orders") else None
             try:
-                status, payload = 200, self._api_call(url, body)
+                status, payload = 200, self._api_call(url, body, skip_as)
             except ApiError as exc:
                 real_codes = self.headers.get("Use-Http-Code", "").strip().lower() in ("1", "true")
                 status = ERROR_HTTP[exc.code] if real_codes else 200
@@ -504,11 +637,14 @@ class Handler(BaseHTTPRequestHandler):
         self._note = " ".join(filter(None, (self._note, error, n_orders and "orders=%d" % n_orders)))
         if drop:
             self._close_abruptly(rst=drop == "rst")
+        elif mode == "not_json":
+            self._send_html(status, "<html><body><h1>Service temporarily unavailable</h1></body></html>")
         else:
             self._send_json(status, payload, close=refusal is not None)
 
-    def _api_call(self, url, body):
-        """Authenticate, check the project and the rate limit, then run the method."""
+    def _api_call(self, url, body, skip_as=None):
+        """Authenticate, check the project and the rate limit, then run the method (with
+        skip_as, add-orders counts every order under it and stores none)."""
         emu = self.server.emu
         query = parse_qs(url.query, keep_blank_values=True)
         key = self.headers.get("Api-key") or (query.get("key") or [None])[0]
@@ -526,7 +662,16 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError("incorrect_request", "Only methods ending in /list accept GET")
         if not emu.admit():
             raise ApiError("request_limit_error", "Request limit exceeded (%d per second)" % emu.rate)
+        if skip_as is not None:
+            orders = parse_json(body)
+            if not isinstance(orders, list):
+                raise ApiError("request_data_validation_error", "Body must be a JSON array of orders")
+            return emu.add_orders_skipped(orders, skip_as)
         return method(emu, body)
+
+
+def is_text_list(value):
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def count_orders(body):

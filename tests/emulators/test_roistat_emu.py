@@ -258,6 +258,63 @@ class TestAddOrders(EmulatorTestCase):
     def test_visits_endpoint_rejects_bad_body(self):
         self.assertEqual(self.emu.control("POST", "visits", {"waiting": "555"})[0], 400)
         self.assertEqual(self.emu.control("POST", "visits", b"nope")[0], 400)
+        self.assertEqual(self.emu.control("POST", "visits", {})[0], 400)
+        self.assertEqual(self.emu.control("POST", "visits", {"known": [5]})[0], 400)
+
+    def test_with_known_visits_every_other_visit_waits_and_no_visit_never_does(self):
+        self.assertEqual(self.emu.control("POST", "visits", {"known": ["100"]}), (200, {"ok": True}))
+        answer = self.emu.api("project/add-orders", [order("1", roistat="100"), order("2", roistat="200"),
+                                                     order("3"), order("4", roistat="")])[1]
+        self.assertEqual((answer["processed"], answer["skipped_by_waiting_visit_info"], answer["saved"]),
+                         (4, 1, 3))
+        self.assertEqual(sorted(self.emu.state()["orders"]), ["1", "3", "4"])
+        self.emu.control("POST", "visits", {"known": None})
+        answer = self.emu.api("project/add-orders", [order("2", roistat="200")])[1]
+        self.assertEqual((answer["skipped_by_waiting_visit_info"], answer["saved"]), (0, 1))
+        self.assertIsNone(self.emu.state()["known_visits"])
+
+    def test_a_status_not_in_the_dictionary_is_accepted_by_default(self):
+        answer = self.emu.api("project/add-orders", [order("1", status="mystery")])[1]
+        self.assertEqual((answer["skipped_by_status"], answer["saved"]), (0, 1))
+
+    def test_a_status_not_in_the_dictionary_is_skipped_by_status_when_switched_on(self):
+        self.emu.api("project/set-statuses", [{"id": "new", "name": "New", "type": "progress"}])
+        self.assertEqual(self.emu.control("POST", "statuses", {"unknown": "skip"}), (200, {"ok": True}))
+        answer = self.emu.api("project/add-orders", [order("1", status="new"), order("2", status="paid"),
+                                                     {"id": "3"}])[1]
+        self.assertEqual((answer["processed"], answer["skipped_by_status"], answer["saved"],
+                          answer["uploaded"], answer["status"]), (3, 1, 2, 2, "success"))
+        self.assertEqual(sorted(self.emu.state()["orders"]), ["1", "3"])
+
+
+class TestStatusDictionaryControl(EmulatorTestCase):
+    OURS = [{"id": "new", "name": "New", "type": "progress"},
+            {"id": "paid", "name": "Paid", "type": "paid"}]
+    THEIRS = [{"id": "x", "name": "Someone else's", "type": "progress"}]
+
+    def test_statuses_endpoint_replaces_the_dictionary_as_another_integration_would(self):
+        self.emu.api("project/set-statuses", self.OURS)
+        self.assertEqual(self.emu.control("POST", "statuses", {"statuses": self.THEIRS}), (200, {"ok": True}))
+        self.assertEqual(self.emu.state()["statuses"], self.THEIRS)
+        self.assertEqual(self.emu.api("project/set-statuses", self.OURS), (200, {"status": "success"}))
+        self.assertEqual(self.emu.state()["statuses"], self.OURS)
+
+    def test_a_pinned_dictionary_comes_back_after_every_set_statuses(self):
+        self.emu.control("POST", "statuses", {"statuses": self.THEIRS, "pinned": True, "unknown": "skip"})
+        self.assertEqual(self.emu.api("project/set-statuses", self.OURS), (200, {"status": "success"}))
+        state = self.emu.state()
+        self.assertEqual((state["statuses"], state["counts"]["set_statuses"]), (self.THEIRS, 1))
+        answer = self.emu.api("project/add-orders", [order("1", status="new")])[1]
+        self.assertEqual((answer["skipped_by_status"], answer["saved"]), (1, 0))
+        self.emu.control("POST", "statuses", {"pinned": False})
+        self.emu.api("project/set-statuses", self.OURS)
+        self.assertEqual(self.emu.api("project/add-orders", [order("1", status="new")])[1]["saved"], 1)
+
+    def test_statuses_endpoint_rejects_bad_body(self):
+        for bad in ({"statuses": [{"id": "x", "name": "X", "type": "done"}]}, {"statuses": "x"},
+                    {"pinned": "yes"}, {"unknown": "drop"}, []):
+            self.assertEqual(self.emu.control("POST", "statuses", bad)[0], 400, bad)
+        self.assertEqual(self.emu.state()["unknown_status"], "accept")
 
 
 class TestStatusesAndLists(EmulatorTestCase):
@@ -350,7 +407,8 @@ class TestHttpHandling(EmulatorTestCase):
         self.assertLessEqual(state["history"][0]["at"], time.time())
 
     def test_reset_clears_everything(self):
-        self.emu.control("POST", "visits", {"waiting": ["1"]})
+        self.emu.control("POST", "visits", {"waiting": ["1"], "known": ["2"]})
+        self.emu.control("POST", "statuses", {"statuses": [], "pinned": True, "unknown": "skip"})
         self.emu.fault(mode="error500")
         self.emu.control("POST", "reset")
         self.emu.api("project/add-orders", [order("1")])
@@ -359,6 +417,8 @@ class TestHttpHandling(EmulatorTestCase):
         self.assertEqual((state["orders"], state["statuses"], state["history"], state["waiting"]), ({}, [], [], []))
         self.assertEqual(set(state["counts"].values()), {0})
         self.assertEqual(state["fault"]["mode"], "none")
+        self.assertEqual((state["known_visits"], state["pinned_statuses"], state["unknown_status"]),
+                         (None, None, "accept"))
 
 
 class TestFaults(EmulatorTestCase):
@@ -452,6 +512,59 @@ class TestFaults(EmulatorTestCase):
         except Exception as exc:
             return exc
 
+    def test_answer_error_is_http_200_with_the_envelope_and_changes_nothing(self):
+        self.emu.fault(mode="answer_error", count=1, methods=["set-statuses"], error="incorrect_request",
+                       description="Statuses are invalid")
+        self.assertEqual(self.emu.api("project/set-statuses", TestStatusDictionaryControl.OURS),
+                         (200, {"status": "error", "error": "incorrect_request",
+                                "description": "Statuses are invalid"}))
+        state = self.emu.state()
+        self.assertEqual((state["statuses"], state["counts"]["set_statuses"]), ([], 0))
+        self.assertEqual(state["history"][-1]["error"], "incorrect_request")
+        self.emu.fault(mode="answer_error", count=1)
+        self.assertEqual(self.emu.api("project/add-orders", [order("1")])[1]["error"], "internal_error")
+        self.assertEqual(self.emu.state()["orders"], {})
+
+    def test_no_status_answer_is_an_empty_object_and_changes_nothing(self):
+        self.emu.fault(mode="no_status", count=1)
+        self.assertEqual(self.emu.api("project/set-statuses", TestStatusDictionaryControl.OURS), (200, {}))
+        self.assertEqual(self.emu.state()["statuses"], [])
+
+    def test_not_json_answer_is_an_html_page_and_changes_nothing(self):
+        self.emu.fault(mode="not_json", count=1)
+        conn = self.emu.connect()
+        try:
+            conn.request("POST", "/api/v1/project/set-statuses?project=" + PROJECT,
+                         body=json.dumps(TestStatusDictionaryControl.OURS),
+                         headers={"Api-key": KEY, "Use-Http-Code": "1"})
+            resp = conn.getresponse()
+            body = resp.read()
+        finally:
+            conn.close()
+        self.assertEqual(resp.status, 200)
+        self.assertTrue(resp.getheader("Content-Type").startswith("text/html"))
+        self.assertTrue(body.startswith(b"<html>"), body)
+        self.assertEqual(self.emu.state()["statuses"], [])
+
+    def test_skip_counts_every_order_under_its_counter_and_stores_none(self):
+        for counter in ("skipped_by_status", "skipped_by_waiting_visit_info", "skipped_by_internal_error",
+                        "skipped_by_invalid_format", "none"):
+            self.emu.fault(mode="skip", count=1, skip_as=counter)
+            status, answer = self.emu.api("project/add-orders", [order("1"), order("2")])
+            self.assertEqual((status, answer["status"], answer["processed"], answer["saved"],
+                              answer["uploaded"]), (200, "success", 2, 0, 0), counter)
+            skips = {k: v for k, v in answer.items() if k.startswith("skipped_") and v}
+            self.assertEqual(skips, {} if counter == "none" else {counter: 2})
+            self.assertEqual(self.emu.state()["orders"], {})
+        self.assertEqual(self.emu.api("project/add-orders", [order("1")])[1]["saved"], 1)
+
+    def test_skip_leaves_other_methods_alone_and_still_checks_the_key(self):
+        self.emu.fault(mode="skip", count=1)
+        self.assertEqual(self.emu.api("project/set-statuses", []), (200, {"status": "success"}))
+        self.assertApiError(self.emu.api("project/add-orders", [order("1")], key="nope"), 401,
+                            "authentication_failed")
+        self.assertEqual(self.emu.state()["fault"]["mode"], "none")
+
     def test_bad_fault_spec_is_400(self):
         self.assertEqual(self.emu.control("POST", "fault", {"mode": "explode"})[0], 400)
         self.assertEqual(self.emu.control("POST", "fault", {"mode": "error400", "then": {"mode": "hang"}})[0], 400)
@@ -459,6 +572,8 @@ class TestFaults(EmulatorTestCase):
                                                             "then": {"mode": "bad"}})[0], 400)
         self.assertEqual(self.emu.control("POST", "fault", {"mode": "slow", "delay_ms": "1s"})[0], 400)
         self.assertEqual(self.emu.control("POST", "fault", {"mode": "hang", "methods": "add-orders"})[0], 400)
+        self.assertEqual(self.emu.control("POST", "fault", {"mode": "skip", "skip_as": "saved"})[0], 400)
+        self.assertEqual(self.emu.control("POST", "fault", {"mode": "answer_error", "error": 5})[0], 400)
 
 
 class TestRateLimit(EmulatorTestCase):
