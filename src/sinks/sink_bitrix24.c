@@ -882,11 +882,45 @@ static void rows_step(struct pass *p, struct order *o, size_t i)
                 refuse_unencodable(p, o);
 }
 
-/* A repeat buyer found by one key may bring a new other one (a new e-mail with a known
- * phone). Unless some contact already has it, it is added to the contact found — an
- * item appended, nothing replaced — and cached once the portal says so; until then the
- * key counts as being created, so that an order with only that key waits instead of
- * creating a second contact. 0 or the store's -errno. */
+/* A repeat buyer found by one key may bring a new other one (a known phone with a new
+ * e-mail). That key is only noted as seen with the contact ("b24.contact.email.seen:…",
+ * oldest wins): no command. If a later order comes with that key and nothing the portal
+ * knows, it goes to that contact, and its keys are appended to the contact (items added,
+ * nothing replaced), so that the contact holds what the deal's buyer gave. */
+static int note_seen(struct pass *p, struct order *o)
+{
+        const char *kinds[2] = {"contact.phone", "contact.email"};
+        const char *seen[2] = {"contact.phone.seen", "contact.email.seen"};
+        const char *vals[2] = {o->phone, o->email};
+
+        for (int k = 0; k < 2; k++) {
+                char *have = NULL;
+                if (!vals[k][0])
+                        continue;
+                if (meta_read(p->st, p->w, kinds[k], vals[k], &have) < 0)
+                        return -EIO;
+                if (!have)
+                        meta_write(p->w, seen[k], vals[k], o->contact);
+                free(have);
+        }
+        return 0;
+}
+
+/* The contact some earlier order saw one of this order's keys with. 0 or -errno. */
+static int from_seen(struct pass *p, struct order *o)
+{
+        int r = 0;
+
+        if (o->phone[0])
+                r = meta_read(p->st, p->w, "contact.phone.seen", o->phone, &o->contact);
+        if (r == 0 && !o->contact && o->email[0])
+                r = meta_read(p->st, p->w, "contact.email.seen", o->email, &o->contact);
+        return r;
+}
+
+/* Appends the order's keys that no contact is known to hold to its contact; cached once
+ * the portal says so. Until then the keys count as being created, so that an order with
+ * only those keys waits instead of creating a second contact. 0 or the store's -errno. */
 static int new_key(struct pass *p, struct order *o, size_t i)
 {
         const char *kinds[2] = {"contact.phone", "contact.email"};
@@ -967,9 +1001,19 @@ static int advance(struct pass *p, struct order *o, size_t i, json_t *want)
         }
         if (from_cache(p, o) < 0)
                 return -EIO;
-        if (o->contact) {
-                if (new_key(p, o, i) < 0)
+        if (o->contact && !o->key_asked && note_seen(p, o) < 0)
+                return -EIO;
+        if (!o->contact && !is_creating(p, o, false)) {
+                if (from_seen(p, o) < 0)
                         return -EIO;
+                if (o->contact && new_key(p, o, i) < 0)
+                        return -EIO;
+                /* the deal is bound to the contact once it holds the keys: if the append
+                 * fails, the next pass finds the contact the same way and appends again */
+                if (o->outstanding > 0)
+                        return 0;
+        }
+        if (o->contact) {
                 if (!o->contact_linked)
                         store_writes_link(p->w, o->s->order_id, "b24.contact", o->contact);
                 o->contact_linked = true;
@@ -1047,10 +1091,11 @@ static void command_failed(struct pass *p, struct cmd *c, const char *code, cons
                 party_add(p, o, c->order, c->kind == K_COMPANY_ADD);
                 return;
         }
-        if (c->kind == K_CONTACT_KEY) {
-                /* the order does not depend on it: the key is asked again next time */
+        if (c->kind == K_CONTACT_KEY)
                 creating(p, o, false, false);
-                log_warn("b24.contact_key_failed", "order_id=%s contact_id=%s reason=\"%s\"",
+        if (c->kind == K_CONTACT_KEY && cls == -EINVAL) {
+                /* the portal will not take the key: the deal goes on without it */
+                log_warn("b24.contact_key_refused", "order_id=%s contact_id=%s reason=\"%s\"",
                          o->s->order_id, o->contact, words);
                 return;
         }
@@ -1596,6 +1641,11 @@ static int run(struct pass *p)
                 else
                         r = send_batch(p, cmds, n);
                 for (size_t i = 0; i < n; i++) {
+                        /* a call that failed as a whole answered no look-up: "none" must
+                         * not be noted for its values */
+                        if (r < 0 && r != -EIO && cmds[i]->group && !cmds[i]->group->error[0])
+                                snprintf(cmds[i]->group->error, sizeof(cmds[i]->group->error),
+                                         "%s", "the call carrying it failed");
                         release(cmds[i], p);
                         cmd_free(cmds[i]);
                 }
