@@ -39,6 +39,8 @@
 #include <openssl/evp.h>
 
 #include "sinks/b24_client.h"
+#include "sinks/b24_stages.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "model/money.h"
 #include "model/phone.h"
@@ -55,6 +57,12 @@ struct b24 {
         const struct b24_conf *conf; /* [bitrix24] */
         struct b24_client *client;
         atomic_bool stopping; /* set by b24_stop from another thread */
+        struct pipeline_cache { /* for a configured @paid: see order_stage */
+                struct b24_pipeline p;
+                bool read, failed;
+                int64_t at_ms; /* clock_mono_ms of the last read or failure */
+                char error[320];
+        } pipeline;
 };
 
 struct order {
@@ -858,6 +866,50 @@ static int read_links(struct store *st, const struct store_writes *w, struct ord
         return 0;
 }
 
+/* The order's deal stage into o->stage: 0, or -1 with the order finished. A configured
+ * @paid moves a deal only to a later stage, so a paid order's stage depends on the
+ * pipeline's SORT: it is read once and again after PIPELINE_TTL_MS. When it cannot be read,
+ * the paid order waits (TEMPFAIL) rather than land at a guessed stage; a failure is
+ * remembered for PIPELINE_RETRY_MS, so a pass of many paid orders asks once. */
+#define PIPELINE_TTL_MS (10 * 60 * 1000)
+#define PIPELINE_RETRY_MS 10000
+
+static int order_stage(struct b24 *b, struct order *o, struct sink_outcome *out)
+{
+        struct pipeline_cache *pc = &b->pipeline;
+        bool needed = b24_conf_needs_pipeline(b->conf) && o->s->paid;
+        struct b24_error err;
+
+        if (needed && pc->read && clock_mono_ms() - pc->at_ms >= PIPELINE_TTL_MS) {
+                b24_pipeline_clear(&pc->p);
+                pc->read = false;
+        }
+        if (needed && !pc->read &&
+            (!pc->failed || clock_mono_ms() - pc->at_ms >= PIPELINE_RETRY_MS)) {
+                pc->read = b24_pipeline_fetch(b->client, b->conf->category_id, &pc->p, &err) == 0;
+                pc->failed = !pc->read;
+                pc->at_ms = clock_mono_ms();
+                if (pc->failed) {
+                        snprintf(pc->error, sizeof(pc->error), "%s %s", err.code,
+                                 err.description);
+                        log_warn("b24.pipeline_unread", "category=%lld error=\"%s\"",
+                                 (long long)b->conf->category_id, pc->error);
+                }
+        }
+        if (needed && !pc->read) {
+                finish(o, out, STORE_TEMPFAIL, "the pipeline's stages could not be read: %s",
+                       pc->error);
+                return -1;
+        }
+        if (b24_conf_stage(b->conf, needed ? &pc->p : NULL, o->s->status, o->s->canceled,
+                           o->s->paid, o->stage, sizeof(o->stage)) < 0) {
+                finish(o, out, STORE_PERMFAIL, "site status \"%s\" has no entry in [bitrix24.map]",
+                       o->s->status);
+                return -1;
+        }
+        return 0;
+}
+
 static int deliver(void *ctx, struct store *st, struct store_writes *writes,
                    const struct store_work *works, size_t n, struct sink_outcome *out)
 {
@@ -882,13 +934,8 @@ static int deliver(void *ctx, struct store *st, struct store_writes *writes,
                                serr.field, serr.message);
                         continue;
                 }
-                if (b24_conf_stage(b->conf, o->s->status, o->s->canceled, o->s->paid, o->stage,
-                                     sizeof(o->stage)) < 0) {
-                        finish(o, out, STORE_PERMFAIL,
-                               "site status \"%s\" has no entry in [bitrix24.map]",
-                               o->s->status);
+                if (order_stage(b, o, out) < 0)
                         continue;
-                }
                 if (phone_normalize(o->s->buyer.phone, b->conf->country_code, o->phone,
                                     sizeof(o->phone)) < 0)
                         o->phone[0] = '\0';
@@ -948,6 +995,7 @@ static void b24_free(void *ctx)
         if (!b)
                 return;
         b24_client_free(b->client);
+        b24_pipeline_clear(&b->pipeline.p);
         free(b);
 }
 
