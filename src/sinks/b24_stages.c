@@ -3,17 +3,34 @@
  * `orderbridge stages` lists them (crm.category.list, then crm.status.list per pipeline in
  * one batch call), and `orderbridge check` verifies that every [bitrix24.map] stage exists
  * in the configured pipeline, so that a typo is found at set-up, not as dead letters.
+ * For the sink, b24_pipeline_fetch reads one pipeline's stages with their SORT: a
+ * configured @paid moves only the deals whose stage sorts before it.
  */
 #include "sinks/b24_stages.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
-#include "sinks/b24_client.h"
+#include "base/xalloc.h"
 #include "sinks/bitrix24_conf.h"
+
+/* crm.status.list's parameters for the stages of pipeline `id`, in stage order: they are
+ * the entity DEAL_STAGE for the default pipeline, DEAL_STAGE_<id> for another. */
+static json_t *stage_list_params(long long id)
+{
+        char entity[48];
+
+        if (id == 0)
+                snprintf(entity, sizeof(entity), "DEAL_STAGE");
+        else
+                snprintf(entity, sizeof(entity), "DEAL_STAGE_%lld", id);
+        return json_pack("{s:{s:s}, s:{s:s}}", "filter", "ENTITY_ID", entity, "order", "SORT",
+                         "ASC");
+}
 
 /* Fetches every deal pipeline and its stages: {"<category id>": {"name":…, "stages":
  * {"STAGE_ID": "name", …}}, …}. Returns 0 or a b24_call code. Every text packed here is
@@ -39,7 +56,7 @@ static int fetch_stages(struct b24_client *c, json_t **ret, struct b24_error *er
                 long long id = json_is_integer(idv) ? json_integer_value(idv)
                                : json_is_string(idv) ? strtoll(json_string_value(idv), NULL, 10)
                                                      : -1;
-                char k[32], entity[48];
+                char k[32];
                 json_t *params;
                 char *q;
                 if (id < 0)
@@ -51,12 +68,7 @@ static int fetch_stages(struct b24_client *c, json_t **ret, struct b24_error *er
                                                                         json_object_get(cat, "name"))
                                                               : "",
                                                       "stages", json_object()));
-                if (id == 0)
-                        snprintf(entity, sizeof(entity), "DEAL_STAGE");
-                else
-                        snprintf(entity, sizeof(entity), "DEAL_STAGE_%lld", id);
-                params = json_pack("{s:{s:s}, s:{s:s}}", "filter", "ENTITY_ID", entity, "order",
-                                   "SORT", "ASC");
+                params = stage_list_params(id);
                 q = b24_query_string("crm.status.list", params);
                 json_decref(params);
                 json_object_set_new(cmd, k, json_string(q));
@@ -170,4 +182,74 @@ int b24_check_stages(const struct config *cfg)
         }
         json_decref(all);
         return bad;
+}
+
+/* A SORT as the portal sends it ("10", or 10): -1 unless it reads as a number >= 0. */
+static int64_t sort_value(json_t *v)
+{
+        const char *t = json_string_value(v);
+        char *end;
+        long long n;
+
+        if (json_is_integer(v))
+                return json_integer_value(v) >= 0 ? json_integer_value(v) : -1;
+        if (!t || *t < '0' || *t > '9')
+                return -1;
+        errno = 0;
+        n = strtoll(t, &end, 10);
+        return errno == 0 && *end == '\0' ? n : -1;
+}
+
+int b24_pipeline_fetch(struct b24_client *c, int64_t category_id, struct b24_pipeline *ret,
+                       struct b24_error *err)
+{
+        json_t *doc = NULL, *rows, *row;
+        struct b24_pipeline p = {.category_id = category_id};
+        size_t i;
+        int r;
+
+        r = b24_call(c, "crm.status.list", stage_list_params(category_id), &doc, err);
+        if (r != 0)
+                return r;
+        rows = json_object_get(doc, "result");
+        if (!json_is_array(rows)) {
+                json_decref(doc);
+                snprintf(err->code, sizeof(err->code), "answer");
+                snprintf(err->description, sizeof(err->description),
+                         "crm.status.list answered without a list of stages");
+                err->retry_after_ms = 0;
+                return -EAGAIN;
+        }
+        p.stages = xcalloc(json_array_size(rows) + 1, sizeof(*p.stages));
+        json_array_foreach(rows, i, row)
+        {
+                const char *sid = json_string_value(json_object_get(row, "STATUS_ID"));
+                if (!sid)
+                        continue;
+                p.stages[p.n].id = xstrdup(sid);
+                p.stages[p.n].sort = sort_value(json_object_get(row, "SORT"));
+                p.n++;
+        }
+        json_decref(doc);
+        *ret = p;
+        return 0;
+}
+
+void b24_pipeline_clear(struct b24_pipeline *p)
+{
+        for (size_t i = 0; i < p->n; i++)
+                free(p->stages[i].id);
+        free(p->stages);
+        p->stages = NULL;
+        p->n = 0;
+}
+
+int64_t b24_pipeline_sort(const struct b24_pipeline *p, const char *stage_id)
+{
+        if (!p || !stage_id)
+                return -1;
+        for (size_t i = 0; i < p->n; i++)
+                if (strcmp(p->stages[i].id, stage_id) == 0)
+                        return p->stages[i].sort;
+        return -1;
 }

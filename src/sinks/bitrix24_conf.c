@@ -43,22 +43,69 @@ static const struct config_key keys[] = {
 
 #undef B
 
+/* No @paid: a paid order's deal follows its status code (issue #9: with @paid = EXECUTING
+ * a paid order at D or F went back to EXECUTING). Roistat keeps its @paid. */
 static const char *const default_map[][2] = {
-        {"@canceled", "LOSE"}, {"@paid", "EXECUTING"},  {"N", "NEW"},  {"P", "PREPARATION"},
-        {"A", "EXECUTING"},    {"D", "FINAL_INVOICE"}, {"F", "WON"}, {"C", "LOSE"},
+        {"@canceled", "LOSE"}, {"N", "NEW"}, {"P", "PREPARATION"}, {"A", "EXECUTING"},
+        {"D", "FINAL_INVOICE"}, {"F", "WON"}, {"C", "LOSE"},
 };
 
-int b24_conf_stage(const struct b24_conf *conf, const char *status, bool canceled, bool paid,
-                   char *buf, size_t size)
+static const char *map_get(const struct status_map *m, const char *key)
 {
-        const char *v = status_map_lookup(&conf->map, status, canceled, paid);
+        for (size_t i = 0; key && i < m->n; i++)
+                if (strcmp(m->entries[i].key, key) == 0)
+                        return m->entries[i].value;
+        return NULL;
+}
 
+bool b24_conf_needs_pipeline(const struct b24_conf *conf)
+{
+        return map_get(&conf->map, "@paid") != NULL;
+}
+
+/* `value` as a stage id of the configured pipeline: "C<category>:" is prepended outside
+ * the default pipeline unless the value has a prefix already. */
+static void stage_id(const struct b24_conf *conf, const char *value, char *buf, size_t size)
+{
+        if (conf->category_id > 0 && !strchr(value, ':'))
+                snprintf(buf, size, "C%lld:%s", (long long)conf->category_id, value);
+        else
+                snprintf(buf, size, "%s", value);
+}
+
+/* Whether stage `a` comes before stage `b` in the pipeline `p`. False when either SORT is
+ * unknown (no pipeline, another pipeline's, a stage it does not have): the caller then
+ * keeps the status code's stage rather than guess. */
+static bool sorts_before(const struct b24_conf *conf, const struct b24_pipeline *p,
+                         const char *a, const char *b)
+{
+        char ida[96], idb[96];
+        int64_t sa, sb;
+
+        if (!p || p->category_id != conf->category_id)
+                return false;
+        stage_id(conf, a, ida, sizeof(ida));
+        stage_id(conf, b, idb, sizeof(idb));
+        sa = b24_pipeline_sort(p, ida);
+        sb = b24_pipeline_sort(p, idb);
+        return sa >= 0 && sb >= 0 && sa < sb;
+}
+
+int b24_conf_stage(const struct b24_conf *conf, const struct b24_pipeline *p, const char *status,
+                   bool canceled, bool paid, char *buf, size_t size)
+{
+        const char *canceled_stage = canceled ? map_get(&conf->map, "@canceled") : NULL;
+        const char *paid_stage = paid ? map_get(&conf->map, "@paid") : NULL;
+        const char *v = map_get(&conf->map, status);
+
+        /* @paid only moves a deal forward: a paid order that has shipped stays shipped */
+        if (canceled_stage)
+                v = canceled_stage;
+        else if (paid_stage && (!v || sorts_before(conf, p, v, paid_stage)))
+                v = paid_stage;
         if (!v)
                 return -ENOENT;
-        if (conf->category_id > 0 && !strchr(v, ':'))
-                snprintf(buf, size, "C%lld:%s", (long long)conf->category_id, v);
-        else
-                snprintf(buf, size, "%s", v);
+        stage_id(conf, v, buf, size);
         return 0;
 }
 
@@ -142,9 +189,12 @@ static void conf_free(void *conf)
 static const struct config_subsection subsections[] = {
         {"bitrix24.map", map_entry,
          "\n[bitrix24.map]\n  <site status code | @canceled | @paid> = <deal stage id>\n"
-         "  (merged over the defaults: @canceled=LOSE @paid=EXECUTING N=NEW P=PREPARATION "
-         "A=EXECUTING D=FINAL_INVOICE F=WON C=LOSE;\n   \"C<category_id>:\" is prepended "
-         "for another pipeline unless the value has a prefix)\n"},
+         "  (merged over the defaults: @canceled=LOSE N=NEW P=PREPARATION A=EXECUTING "
+         "D=FINAL_INVOICE F=WON C=LOSE;\n   the stage follows the status code, @canceled "
+         "overrides it; @paid has no default: when set, a paid\n   order moves to it only "
+         "while its status code's stage sorts before it in the pipeline;\n"
+         "   \"C<category_id>:\" is prepended for another pipeline unless the value has a "
+         "prefix)\n"},
 };
 
 const struct config_section b24_conf_section = {

@@ -1,8 +1,9 @@
 /*
  * The Bitrix24 sink's configuration: [bitrix24] and the map [bitrix24.map] from the
- * site's order state to a deal stage. The engine (config/config.c) reads them through
- * b24_conf_section; the sink reads them with b24_conf_get(), which is NULL when the
- * sink is disabled.
+ * site's order state to a deal stage (the status code's stage; @canceled overrides it;
+ * @paid, which has no default here, only moves a deal forward). The engine
+ * (config/config.c) reads them through b24_conf_section; the sink reads them with
+ * b24_conf_get(), which is NULL when the sink is disabled.
  */
 #pragma once
 
@@ -32,11 +33,21 @@ extern const struct config_section b24_conf_section;
 /* The [bitrix24] settings of `cfg`, or NULL when the sink is disabled. */
 const struct b24_conf *b24_conf_get(const struct config *cfg);
 
-/* The deal stage for a snapshot: the [bitrix24.map] value, prefixed with "C<category>:"
- * for a pipeline other than the default when the value has no prefix. Returns 0, or
- * -ENOENT when nothing maps. */
-int b24_conf_stage(const struct b24_conf *conf, const char *status, bool canceled, bool paid,
-                   char *buf, size_t size);
+struct b24_pipeline; /* b24_stages.h */
+
+/* True when [bitrix24.map] sets @paid: only then does the stage depend on the pipeline's
+ * SORT. */
+bool b24_conf_needs_pipeline(const struct b24_conf *conf);
+
+/* The deal stage for an order: @canceled when canceled; else the status code's stage;
+ * when paid and @paid is set, the @paid stage if the status code's stage sorts before it
+ * in `p` (or the status code has no entry). `p` may be NULL when
+ * !b24_conf_needs_pipeline(conf); when it is needed and NULL, or a stage's SORT is
+ * unknown, the status code's stage is used. A value without a prefix gets "C<category>:"
+ * for a pipeline other than the default. Returns 0, or -ENOENT when nothing maps (`buf`
+ * untouched). */
+int b24_conf_stage(const struct b24_conf *conf, const struct b24_pipeline *p, const char *status,
+                   bool canceled, bool paid, char *buf, size_t size);
 
 /* `orderbridge check`: prints what the enabled [bitrix24] amounts to and asks the portal
  * whether every mapped stage exists. Returns 0, or 1 when a stage is missing (an

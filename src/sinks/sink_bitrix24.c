@@ -68,6 +68,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "sinks/b24_stages.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
@@ -110,6 +111,12 @@ struct b24 {
          * ABSENT_TTL_MS; a deal's note is dropped the moment its create is sent. */
         json_t *absent;
         json_t *carries; /* order id → passes it was carried through in a row */
+        struct pipeline_cache { /* for a configured @paid: see order_stage */
+                struct b24_pipeline p;
+                bool read, failed;
+                int64_t at_ms; /* clock_mono_ms of the last read or failure */
+                char error[320];
+        } pipeline;
 };
 
 /* A shared look-up (findbycomm and the contact.list that follows it, company.list): the
@@ -1684,6 +1691,51 @@ static int read_links(struct pass *p, struct order *o)
         return 0;
 }
 
+/* The order's deal stage into o->stage: 0, or -1 with the order finished. A configured
+ * @paid moves a deal only to a later stage, so a paid order's stage depends on the
+ * pipeline's SORT: it is read once and again after PIPELINE_TTL_MS. When it cannot be read,
+ * the paid order waits (TEMPFAIL) rather than land at a guessed stage; a failure is
+ * remembered for PIPELINE_RETRY_MS, so a pass of many paid orders asks once. */
+#define PIPELINE_TTL_MS (10 * 60 * 1000)
+#define PIPELINE_RETRY_MS 10000
+
+static int order_stage(struct pass *p, struct order *o)
+{
+        struct b24 *b = p->b;
+        struct pipeline_cache *pc = &b->pipeline;
+        bool needed = b24_conf_needs_pipeline(b->conf) && o->s->paid;
+        struct b24_error err;
+
+        if (needed && pc->read && clock_mono_ms() - pc->at_ms >= PIPELINE_TTL_MS) {
+                b24_pipeline_clear(&pc->p);
+                pc->read = false;
+        }
+        if (needed && !pc->read &&
+            (!pc->failed || clock_mono_ms() - pc->at_ms >= PIPELINE_RETRY_MS)) {
+                pc->read = b24_pipeline_fetch(b->client, b->conf->category_id, &pc->p, &err) == 0;
+                pc->failed = !pc->read;
+                pc->at_ms = clock_mono_ms();
+                if (pc->failed) {
+                        snprintf(pc->error, sizeof(pc->error), "%s %s", err.code,
+                                 err.description);
+                        log_warn("b24.pipeline_unread", "category=%lld error=\"%s\"",
+                                 (long long)b->conf->category_id, pc->error);
+                }
+        }
+        if (needed && !pc->read) {
+                finish(p, o, STORE_TEMPFAIL, "the pipeline's stages could not be read: %s",
+                       pc->error);
+                return -1;
+        }
+        if (b24_conf_stage(b->conf, needed ? &pc->p : NULL, o->s->status, o->s->canceled,
+                           o->s->paid, o->stage, sizeof(o->stage)) < 0) {
+                finish(p, o, STORE_PERMFAIL, "site status \"%s\" has no entry in [bitrix24.map]",
+                       o->s->status);
+                return -1;
+        }
+        return 0;
+}
+
 /* Reads an order: its snapshot, stage, contact keys and links. 0, or -EIO. */
 static int order_load(struct pass *p, struct order *o, const struct store_work *work)
 {
@@ -1696,12 +1748,8 @@ static int order_load(struct pass *p, struct order *o, const struct store_work *
                 return 0;
         }
         s = o->s;
-        if (b24_conf_stage(p->b->conf, s->status, s->canceled, s->paid, o->stage,
-                           sizeof(o->stage)) < 0) {
-                finish(p, o, STORE_PERMFAIL, "site status \"%s\" has no entry in [bitrix24.map]",
-                       s->status);
+        if (order_stage(p, o) < 0)
                 return 0;
-        }
         if (phone_normalize(s->buyer.phone, p->b->conf->country_code, o->phone,
                             sizeof(o->phone)) < 0)
                 o->phone[0] = '\0';
@@ -1837,6 +1885,7 @@ static void b24_free(void *ctx)
         b24_client_free(b->client);
         json_decref(b->absent);
         json_decref(b->carries);
+        b24_pipeline_clear(&b->pipeline.p);
         free(b);
 }
 

@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "base/log.h"
+#include "sinks/b24_stages.h"
 #include "sinks/bitrix24_conf.h"
 #include "sinks/registry.h"
 #include "sinks/roistat_conf.h"
@@ -40,6 +41,8 @@ static void use(const struct config *c)
         const struct b24_conf *b24 = config_section_data(c, "bitrix24");
         const char *sinks[SINK_KINDS_MAX];
         size_t n_sinks = sink_registry_enabled(c, sinks, SINK_KINDS_MAX);
+        struct b24_stage stages[] = {{"NEW", 10}, {"EXECUTING", 40}, {"WON", 60}};
+        struct b24_pipeline pipeline = {0, stages, 3};
         char stage[128];
 
         FUZZ_CHECK(rs && b24, "a sink's section has no settings");
@@ -52,11 +55,12 @@ static void use(const struct config *c)
         }
         FUZZ_CHECK(!config_section(c, "roistat") || rs->enabled, "[roistat] on with enabled=no");
         FUZZ_CHECK(!config_section(c, "bitrix24") || b24->enabled, "[bitrix24] on with enabled=no");
+        pipeline.category_id = b24->category_id;
         for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
-                for (int flags = 0; flags < 4; flags++) {
+                for (int flags = 0; flags < 8; flags++) {
                         status_map_lookup(&rs->map, statuses[i], flags & 1, flags & 2);
-                        if (b24_conf_stage(b24, statuses[i], flags & 1, flags & 2, stage,
-                                           sizeof(stage)) == 0)
+                        if (b24_conf_stage(b24, flags & 4 ? &pipeline : NULL, statuses[i],
+                                           flags & 1, flags & 2, stage, sizeof(stage)) == 0)
                                 FUZZ_CHECK(stage[0], "empty stage for %s", statuses[i]);
                 }
         /* an enabled Roistat sink maps every site status to a status it will send */

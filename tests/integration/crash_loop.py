@@ -70,10 +70,11 @@ from harness import http as http_call  # noqa: E402
 
 SITE = "shop.example.ru"
 # The defaults of [roistat.map] and [bitrix24.map], read as the daemon reads them: the
-# cancelled flag first, then the paid flag, then the status code.
+# cancelled flag first, then the paid flag (Roistat's only: [bitrix24.map] has no default
+# @paid), then the status code.
 ROISTAT_MAP = {"@canceled": "canceled", "@paid": "confirmed", "N": "new", "P": "new",
                "A": "confirmed", "D": "confirmed", "F": "confirmed", "C": "canceled"}
-B24_MAP = {"@canceled": "LOSE", "@paid": "EXECUTING", "N": "NEW", "P": "PREPARATION",
+B24_MAP = {"@canceled": "LOSE", "N": "NEW", "P": "PREPARATION",
            "A": "EXECUTING", "D": "FINAL_INVOICE", "F": "WON", "C": "LOSE"}
 WALK = ("N", "P", "A", "D", "F")
 
@@ -497,7 +498,7 @@ def map_status(table, snap):
     o = snap["order"]
     if o["canceled"]:
         return table["@canceled"]
-    if o["paid"]:
+    if o["paid"] and "@paid" in table:
         return table["@paid"]
     return table[o["status"]]
 

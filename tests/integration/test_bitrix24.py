@@ -342,8 +342,9 @@ class Stages(B24Case):
         self.assertEqual(self.by_method("crm.deal.add"), 1)
 
     def test_the_paid_flag_and_status_c_map_as_designed(self):
+        # no default @paid: a paid order's deal follows its status code (issue #9, item 8)
         self.post(order("5201", version=1, status="N", paid=True))
-        self.wait_stage("5201", "EXECUTING")
+        self.wait_stage("5201", "NEW")
         self.post(order("5202", version=1, status="C"))
         self.wait_stage("5202", "LOSE")
         self.post(order("5203", version=1, status="F", paid=True, canceled=True))
@@ -382,7 +383,7 @@ class Basket(B24Case):
         self.post(order("6101", version=2, status="P"))
         self.wait_stage("6101", "PREPARATION")
         self.wait_done("6101")
-        self.post(order("6101", version=3, status="P", paid=True))
+        self.post(order("6101", version=3, status="A", paid=True))
         self.wait_stage("6101", "EXECUTING")
         self.wait_done("6101")
         self.assertEqual(self.by_method("crm.deal.update"), 2)

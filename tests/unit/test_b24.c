@@ -3,7 +3,8 @@
  * decide whether a buyer is a repeat customer), batch command composition (the
  * "method?query" strings the portal reads back with PHP's parse_str), and the
  * classification of the portal's answers and errors into what the sink does next, and
- * the deal stage an order's state maps to ([bitrix24.map] under the configured pipeline).
+ * the deal stage an order's state maps to ([bitrix24.map] under the configured pipeline,
+ * with @paid moving a deal only to a stage that sorts later in it).
  *
  * Query strings are checked the way the portal reads them: split on '&', then on the
  * first '=', then percent-decoded with '+' as a space (PHP's urldecode). So a test
@@ -24,6 +25,7 @@
 
 #include "config/config.h"
 #include "sinks/b24_client.h"
+#include "sinks/b24_stages.h"
 #include "sinks/bitrix24_conf.h"
 #include "model/phone.h"
 
@@ -590,16 +592,36 @@ static const struct b24_conf *b24_settings(const char *more)
         return config_section(stage_config, "bitrix24");
 }
 
-static void expect_stage(const struct b24_conf *bc, const char *status, bool canceled, bool paid,
-                         const char *want)
+/* The portal's stages with their SORT, as crm.status.list gives them on a fresh portal
+ * (and in the emulator): the default pipeline, and pipeline 1 ("C1:…"). */
+static struct b24_stage general_stages[] = {
+        {"NEW", 10},        {"PREPARATION", 20}, {"PREPAYMENT_INVOICE", 30}, {"EXECUTING", 40},
+        {"FINAL_INVOICE", 50}, {"WON", 60},     {"LOSE", 70},               {"APOLOGY", 80},
+};
+static const struct b24_pipeline general = {0, general_stages, 8};
+static struct b24_stage wholesale_stages[] = {
+        {"C1:NEW", 10},         {"C1:PREPARATION", 20}, {"C1:EXECUTING", 30},
+        {"C1:FINAL_INVOICE", 40}, {"C1:WON", 50},       {"C1:LOSE", 60},
+};
+static const struct b24_pipeline wholesale = {1, wholesale_stages, 6};
+
+static void expect_stage_in(const struct b24_conf *bc, const struct b24_pipeline *p,
+                            const char *status, bool canceled, bool paid, const char *want)
 {
         char stage[96];
 
         memset(stage, 'x', sizeof(stage));
-        if (b24_conf_stage(bc, status, canceled, paid, stage, sizeof(stage)) != 0 ||
+        if (b24_conf_stage(bc, p, status, canceled, paid, stage, sizeof(stage)) != 0 ||
             strcmp(stage, want) != 0)
-                fail_msg("status %s canceled=%d paid=%d: want stage %s, got \"%.20s\"", status,
-                         canceled, paid, want, stage);
+                fail_msg("status %s canceled=%d paid=%d (pipeline %s): want stage %s, got "
+                         "\"%.20s\"", status, canceled, paid, p ? "given" : "NULL", want, stage);
+}
+
+/* Without @paid the pipeline is not needed, and not given (as the sink does). */
+static void expect_stage(const struct b24_conf *bc, const char *status, bool canceled, bool paid,
+                         const char *want)
+{
+        expect_stage_in(bc, NULL, status, canceled, paid, want);
 }
 
 static void the_default_pipeline_uses_design_mds_stages(void **state)
@@ -612,8 +634,92 @@ static void the_default_pipeline_uses_design_mds_stages(void **state)
         expect_stage(bc, "D", false, false, "FINAL_INVOICE");
         expect_stage(bc, "F", false, false, "WON");
         expect_stage(bc, "C", false, false, "LOSE");
-        expect_stage(bc, "F", true, true, "LOSE"); /* canceled wins */
-        expect_stage(bc, "N", false, true, "EXECUTING");
+}
+
+static void the_default_map_has_no_paid_and_needs_no_pipeline(void **state)
+{
+        const struct b24_conf *bc = b24_settings("");
+
+        assert_false(b24_conf_needs_pipeline(bc));
+        for (size_t i = 0; i < bc->map.n; i++)
+                assert_string_not_equal(bc->map.entries[i].key, "@paid");
+}
+
+/* issue #9, item 8: paid no longer overrides fulfilment */
+static void with_the_default_map_a_paid_order_follows_its_status_code(void **state)
+{
+        const struct b24_conf *bc = b24_settings("");
+
+        expect_stage(bc, "N", false, true, "NEW");
+        expect_stage(bc, "A", false, true, "EXECUTING");
+        expect_stage(bc, "D", false, true, "FINAL_INVOICE");
+        expect_stage(bc, "F", false, true, "WON");
+        expect_stage_in(bc, &general, "D", false, true, "FINAL_INVOICE");
+}
+
+static void canceled_wins_over_paid_and_the_status_code(void **state)
+{
+        const struct b24_conf *bc = b24_settings("");
+        const struct b24_conf *set = NULL;
+
+        expect_stage(bc, "F", true, true, "LOSE");
+        expect_stage(bc, "N", true, false, "LOSE");
+        set = b24_settings("[bitrix24.map]\n@paid = EXECUTING\n");
+        expect_stage_in(set, &general, "N", true, true, "LOSE");
+        expect_stage_in(set, &general, "F", true, true, "LOSE");
+}
+
+static void a_set_paid_moves_a_paid_order_whose_stage_sorts_before_it(void **state)
+{
+        const struct b24_conf *bc = b24_settings("[bitrix24.map]\n@paid = EXECUTING\n");
+
+        assert_true(b24_conf_needs_pipeline(bc));
+        expect_stage_in(bc, &general, "N", false, true, "EXECUTING");  /* NEW 10 < 40 */
+        expect_stage_in(bc, &general, "P", false, true, "EXECUTING");  /* PREPARATION 20 */
+        expect_stage_in(bc, &general, "N", false, false, "NEW");       /* not paid */
+}
+
+static void a_set_paid_leaves_a_paid_order_at_or_past_it_where_its_status_puts_it(void **state)
+{
+        const struct b24_conf *bc = b24_settings("[bitrix24.map]\n@paid = EXECUTING\n");
+
+        expect_stage_in(bc, &general, "A", false, true, "EXECUTING");     /* the same stage */
+        expect_stage_in(bc, &general, "D", false, true, "FINAL_INVOICE"); /* 50 > 40 */
+        expect_stage_in(bc, &general, "F", false, true, "WON");
+}
+
+static void a_set_paid_applies_to_a_status_code_without_an_entry(void **state)
+{
+        const struct b24_conf *bc = b24_settings("[bitrix24.map]\n@paid = EXECUTING\n");
+        char stage[16] = "untouched";
+
+        expect_stage_in(bc, &general, "ZZ", false, true, "EXECUTING");
+        expect_stage_in(bc, NULL, "ZZ", false, true, "EXECUTING");
+        assert_int_equal(b24_conf_stage(bc, &general, "ZZ", false, false, stage, sizeof(stage)),
+                         -ENOENT);
+        assert_string_equal(stage, "untouched");
+}
+
+static void without_the_pipeline_or_a_known_sort_the_status_stage_stands(void **state)
+{
+        const struct b24_conf *bc =
+                b24_settings("[bitrix24.map]\n@paid = EXECUTING\nP = PACKING\n");
+        struct b24_stage no_sort_stages[] = {{"NEW", -1}, {"EXECUTING", 40}};
+        const struct b24_pipeline no_sort = {0, no_sort_stages, 2};
+
+        expect_stage_in(bc, NULL, "N", false, true, "NEW");
+        expect_stage_in(bc, &general, "P", false, true, "PACKING"); /* no such stage */
+        expect_stage_in(bc, &no_sort, "N", false, true, "NEW");
+        expect_stage_in(bc, &wholesale, "N", false, true, "NEW"); /* another pipeline's */
+}
+
+static void a_pipeline_reports_a_stages_sort_or_minus_one(void **state)
+{
+        assert_int_equal(b24_pipeline_sort(&general, "FINAL_INVOICE"), 50);
+        assert_int_equal(b24_pipeline_sort(&wholesale, "C1:NEW"), 10);
+        assert_int_equal(b24_pipeline_sort(&wholesale, "NEW"), -1);
+        assert_int_equal(b24_pipeline_sort(&general, "executing"), -1); /* case matters */
+        assert_int_equal(b24_pipeline_sort(NULL, "NEW"), -1);
 }
 
 static void another_pipeline_prefixes_a_stage_that_has_no_prefix(void **state)
@@ -626,13 +732,28 @@ static void another_pipeline_prefixes_a_stage_that_has_no_prefix(void **state)
         expect_stage(bc, "N", true, false, "C7:LOSE");
 }
 
+static void another_pipelines_sorts_are_read_under_its_prefix(void **state)
+{
+        const struct b24_conf *bc =
+                b24_settings("category_id = 1\n[bitrix24.map]\n@paid = EXECUTING\n");
+
+        expect_stage_in(bc, &wholesale, "N", false, true, "C1:EXECUTING");
+        expect_stage_in(bc, &wholesale, "D", false, true, "C1:FINAL_INVOICE");
+        expect_stage_in(bc, &wholesale, "F", false, true, "C1:WON");
+        expect_stage_in(bc, &wholesale, "C", false, true, "C1:LOSE");
+        expect_stage_in(bc, &general, "N", false, true, "C1:NEW"); /* the default's: unknown */
+}
+
 static void an_unmapped_status_has_no_stage(void **state)
 {
         const struct b24_conf *bc = b24_settings("[bitrix24.map]\nZX = WON\n");
         char stage[16] = "untouched";
 
         expect_stage(bc, "ZX", false, false, "WON");
-        assert_int_equal(b24_conf_stage(bc, "ZZ", false, false, stage, sizeof(stage)), -ENOENT);
+        assert_int_equal(b24_conf_stage(bc, NULL, "ZZ", false, false, stage, sizeof(stage)),
+                         -ENOENT);
+        assert_int_equal(b24_conf_stage(bc, NULL, "ZZ", false, true, stage, sizeof(stage)),
+                         -ENOENT);
         assert_string_equal(stage, "untouched");
 }
 
@@ -669,7 +790,25 @@ int main(void)
             cmocka_unit_test(batch_sections_accept_the_portals_empty_array),
             cmocka_unit_test_teardown(the_default_pipeline_uses_design_mds_stages,
                                       free_stage_config),
+            cmocka_unit_test_teardown(the_default_map_has_no_paid_and_needs_no_pipeline,
+                                      free_stage_config),
+            cmocka_unit_test_teardown(with_the_default_map_a_paid_order_follows_its_status_code,
+                                      free_stage_config),
+            cmocka_unit_test_teardown(canceled_wins_over_paid_and_the_status_code,
+                                      free_stage_config),
+            cmocka_unit_test_teardown(a_set_paid_moves_a_paid_order_whose_stage_sorts_before_it,
+                                      free_stage_config),
+            cmocka_unit_test_teardown(
+                    a_set_paid_leaves_a_paid_order_at_or_past_it_where_its_status_puts_it,
+                    free_stage_config),
+            cmocka_unit_test_teardown(a_set_paid_applies_to_a_status_code_without_an_entry,
+                                      free_stage_config),
+            cmocka_unit_test_teardown(without_the_pipeline_or_a_known_sort_the_status_stage_stands,
+                                      free_stage_config),
+            cmocka_unit_test(a_pipeline_reports_a_stages_sort_or_minus_one),
             cmocka_unit_test_teardown(another_pipeline_prefixes_a_stage_that_has_no_prefix,
+                                      free_stage_config),
+            cmocka_unit_test_teardown(another_pipelines_sorts_are_read_under_its_prefix,
                                       free_stage_config),
             cmocka_unit_test_teardown(an_unmapped_status_has_no_stage, free_stage_config),
         };
