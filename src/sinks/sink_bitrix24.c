@@ -1585,33 +1585,31 @@ static void build_want(struct pass *p, int *r)
         json_decref(want);
 }
 
-/* Ending the pass early pays when the next one can take new orders in: this one has
- * room, or a quarter of its orders are finished. */
-static bool worth_carrying(struct pass *p)
+/* Whether to end the pass before a partial batch, carrying its unfinished orders into
+ * the next one, whose new orders fill the batch. It pays when other orders are due and
+ * the next pass can take them in: this one has room, or a quarter of its orders are
+ * finished. Before its first call, or while busy (more than one order), the pass waits up
+ * to LINGER_MS for other orders to become due; a lone order does not wait between its
+ * steps. */
+static bool carry(struct pass *p)
 {
         size_t finished = 0;
+        int64_t until = clock_mono_ms() + LINGER_MS;
 
         for (size_t i = 0; i < p->n; i++)
                 finished += p->os[i].finished;
         if (p->n >= p->b->ops.batch_max && finished * 4 < p->n)
                 return false;
-        return more_due(p);
-}
-
-/* A pass with room for more orders that has sent nothing yet waits a little for them. */
-static bool linger_for_more(struct pass *p)
-{
-        int64_t until = clock_mono_ms() + LINGER_MS;
-
-        if (p->sent_any || p->n >= p->b->ops.batch_max)
+        if (more_due(p))
+                return true;
+        if (p->sent_any && p->n < 2)
                 return false;
-        for (;;) {
+        while (clock_mono_ms() < until && !atomic_load(&p->b->stopping)) {
+                clock_sleep_ms(LINGER_POLL_MS);
                 if (more_due(p))
                         return true;
-                if (clock_mono_ms() >= until || atomic_load(&p->b->stopping))
-                        return false;
-                clock_sleep_ms(LINGER_POLL_MS);
         }
+        return false;
 }
 
 /* Runs the pass. Returns 0, a b24_call code, -EIO or -ECANCELED. */
@@ -1630,9 +1628,8 @@ static int run(struct pass *p)
                 ready = p->pool_len;
                 if (ready == 0)
                         return 0;
-                if (ready < BATCH_MAX && ((p->sent_any && worth_carrying(p)) ||
-                                          linger_for_more(p)))
-                        return 1; /* carry: the next pass fills the batch */
+                if (ready < BATCH_MAX && carry(p))
+                        return 1; /* the next pass fills the batch */
                 if (atomic_load(&p->b->stopping)) {
                         snprintf(p->err.code, sizeof(p->err.code), "stopping");
                         snprintf(p->err.description, sizeof(p->err.description),
