@@ -222,19 +222,6 @@ static char *escape(const char *s, size_t n)
         return e;
 }
 
-/* "$result[key]" or "$result[key][FIELD]": a batch reference, substituted by the portal
- * after it parses the command, so it is passed as written. */
-static bool is_reference(const char *s)
-{
-        if (strncmp(s, "$result[", 8) != 0)
-                return false;
-        for (s += 8; *s; s++)
-                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-                      (*s >= '0' && *s <= '9') || *s == '_' || *s == '[' || *s == ']'))
-                        return false;
-        return true;
-}
-
 static void flatten(struct buf *b, const char *prefix, json_t *v)
 {
         char key[512], num[64];
@@ -271,9 +258,7 @@ static void flatten(struct buf *b, const char *prefix, json_t *v)
                 append(b, "&", 1);
         append(b, prefix, strlen(prefix));
         append(b, "=", 1);
-        if (json_is_string(v) && is_reference(json_string_value(v))) {
-                append(b, json_string_value(v), json_string_length(v));
-        } else if (json_is_string(v)) {
+        if (json_is_string(v)) {
                 char *e = escape(json_string_value(v), json_string_length(v));
                 append(b, e, strlen(e));
                 curl_free(e);

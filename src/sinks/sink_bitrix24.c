@@ -76,13 +76,12 @@
 #include "model/phone.h"
 #include "model/snapshot.h"
 #include "sinks/b24_client.h"
+#include "sinks/b24_values.h"
 
 #define BATCH_MAX 50
 #define FINDBYCOMM_MAX 20     /* values per crm.duplicate.findbycomm (its docs) */
 #define TITLES_MAX 20         /* company titles per crm.company.list */
 #define LIST_PAGE 50          /* the portal's page size for *.list */
-#define INPUT_VARS_MAX 900    /* PHP max_input_vars is 1000 by default; keep a margin */
-#define MULTIFIELD_MAX 250    /* CheckComplexFields: a longer value refuses the add */
 #define LINGER_MS 50
 #define CARRY_MAX 8
 #define ABSENT_TTL_MS 60000
@@ -242,100 +241,6 @@ static void lower(const char *in, char *out, size_t size)
         for (i = 0; in[i] && i + 1 < size; i++)
                 out[i] = (char)((in[i] >= 'A' && in[i] <= 'Z') ? in[i] + 32 : in[i]);
         out[i] = '\0';
-}
-
-/* --- values the portal refuses or rewrites ------------------------------------------- */
-
-/* main's check_email (tools.php), the rule the CRM applies to an EMAIL multi-field:
- * dot-atoms of atext (letters, digits, =_+~'!$&*^`|#%/?{}-, any non-ASCII letter) before
- * the '@'; after it, at least two labels of letters, digits and '-', the last one 2 to 20
- * long. Plus CheckComplexFields' 250 characters. Non-ASCII bytes count as letters: a
- * value this accepts and the portal refuses is caught by the retry without the e-mail. */
-static bool email_portal_ok(const char *e)
-{
-        const char *at = strchr(e, '@'), *s, *last;
-        size_t len = strlen(e);
-
-        if (!at || len > MULTIFIELD_MAX || at == e || strchr(at + 1, '@'))
-                return false;
-        for (s = e; s < at; s++) {
-                unsigned char c = (unsigned char)*s;
-                if (c == '.') {
-                        if (s == e || s + 1 == at || s[1] == '.')
-                                return false;
-                } else if (!(c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                             (c >= '0' && c <= '9') || strchr("=_+~'!$&*^`|#%/?{}-", c))) {
-                        return false;
-                }
-        }
-        last = strrchr(at + 1, '.');
-        if (!last || last == at + 1 || strlen(last + 1) < 2 || strlen(last + 1) > 20)
-                return false;
-        for (s = at + 1; *s; s++) {
-                unsigned char c = (unsigned char)*s;
-                if (c == '.') {
-                        if (s[1] == '.' || s[-1] == '@')
-                                return false;
-                } else if (!(c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                             (c >= '0' && c <= '9') || c == '-')) {
-                        return false;
-                }
-        }
-        return true;
-}
-
-/* True when a text holds what the portal would substitute in a batch command: "$result"
- * and its siblings, in any case, also percent-encoded (the portal URL-decodes first). */
-static bool text_has_reference(const char *s)
-{
-        static const char *const names[] = {"result", "next", "total", "time", "error"};
-
-        for (; *s; s++) {
-                const char *t;
-                if (*s == '$')
-                        t = s + 1;
-                else if (s[0] == '%' && s[1] == '2' && s[2] == '4')
-                        t = s + 3;
-                else
-                        continue;
-                for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-                        if (strncasecmp(t, names[i], strlen(names[i])) == 0)
-                                return true;
-        }
-        return false;
-}
-
-static bool json_has_reference(json_t *v)
-{
-        const char *k;
-        json_t *x;
-        size_t i;
-
-        if (json_is_string(v))
-                return text_has_reference(json_string_value(v));
-        if (json_is_object(v)) {
-                json_object_foreach(v, k, x) if (json_has_reference(x)) return true;
-        } else if (json_is_array(v)) {
-                json_array_foreach(v, i, x) if (json_has_reference(x)) return true;
-        }
-        return false;
-}
-
-/* The variables PHP's parse_str makes of these parameters (leaf values). */
-static size_t json_leaves(json_t *v)
-{
-        const char *k;
-        json_t *x;
-        size_t i, n = 0;
-
-        if (json_is_object(v)) {
-                json_object_foreach(v, k, x) n += json_leaves(x);
-        } else if (json_is_array(v)) {
-                json_array_foreach(v, i, x) n += json_leaves(x);
-        } else {
-                n = 1;
-        }
-        return n;
 }
 
 /* --- the store: this pass's writes first, then the store; reads are checked --------- */
@@ -567,7 +472,7 @@ static bool enqueue(struct pass *p, enum cmd_kind kind, const char *method, json
         c->order = order;
         c->group = g;
         c->sent = sent;
-        c->direct = json_has_reference(params) || json_leaves(params) > INPUT_VARS_MAX;
+        c->direct = b24_needs_direct(params);
         if (p->pool_len == p->pool_cap) {
                 p->pool_cap = p->pool_cap ? p->pool_cap * 2 : 64;
                 p->pool = xrealloc(p->pool, p->pool_cap * sizeof(*p->pool));
@@ -1752,11 +1657,11 @@ static int order_load(struct pass *p, struct order *o, const struct store_work *
                 o->phone[0] = '\0';
         if (email_normalize(s->buyer.email, o->email, sizeof(o->email)) < 0) {
                 o->email[0] = '\0';
-        } else if (!email_portal_ok(o->email)) {
+        } else if (!b24_email_ok(o->email)) {
                 char note[400];
                 snprintf(note, sizeof(note), "e-mail \"%.200s\" dropped: Bitrix24 refuses it "
                          "(check_email, or longer than %d characters)", o->email,
-                         MULTIFIELD_MAX);
+                         B24_MULTIFIELD_MAX);
                 store_writes_link(p->w, s->order_id, "b24.note", note);
                 log_warn("b24.email_dropped", "order_id=%s reason=\"the portal refuses this "
                          "e-mail\"", s->order_id);

@@ -25,6 +25,7 @@
 
 #include "config/config.h"
 #include "sinks/b24_client.h"
+#include "sinks/b24_values.h"
 #include "sinks/b24_stages.h"
 #include "sinks/bitrix24_conf.h"
 #include "model/phone.h"
@@ -387,23 +388,92 @@ static void filter_operators_in_keys_survive(void **state)
                                                     "filter[!STAGE_ID]", "WON", NULL});
 }
 
-static void batch_references_are_passed_through_as_written(void **state)
+static void reference_like_values_are_escaped_like_any_text(void **state)
 {
+        /* orderbridge sends no batch references: a "$result[...]" in a value is data, and
+         * is percent-encoded like any other text (the sink also sends such a command
+         * alone, as JSON: b24_needs_direct) */
         char *q = query("crm.deal.add", "{\"fields\": {\"CONTACT_ID\": \"$result[c1]\", "
-                                        "\"COMPANY_ID\": \"$result[m12][ID]\"}}");
+                                        "\"COMMENTS\": \"$result[c1] & more\"}}");
 
-        assert_non_null(strstr(q, "=$result[c1]"));
-        assert_non_null(strstr(q, "=$result[m12][ID]"));
+        assert_null(strstr(q, "$result"));
         expect_query_reads_as(q, "crm.deal.add",
                               (const char *const[]){"fields[CONTACT_ID]", "$result[c1]",
-                                                    "fields[COMPANY_ID]", "$result[m12][ID]",
+                                                    "fields[COMMENTS]", "$result[c1] & more",
                                                     NULL});
-        /* something that only looks like a reference is an ordinary value */
-        q = query("crm.deal.add", "{\"fields\": {\"COMMENTS\": \"$result[c1] & more\"}}");
-        assert_null(strstr(q, "$result[c1] "));
-        expect_query_reads_as(
-            q, "crm.deal.add",
-            (const char *const[]){"fields[COMMENTS]", "$result[c1] & more", NULL});
+}
+
+/* The e-mails the emulator's port of main's check_email takes and refuses
+ * (tests/emulators/test_bitrix24_emu.py), after orderbridge's own normalising. */
+static void email_check_follows_the_portal(void **state)
+{
+        static const char *const good[] = {
+                "ivan@mail.ru", "ivan.petrov@mail.ru", "a+b@sub.example.co", "o'neil@x.io",
+                "иван@почта.рф", "x@y-z.museum", NULL};
+        static const char *const bad[] = {
+                "ivan@@mail.ru", "a@b", "ivan..petrov@mail.ru", ".ivan@mail.ru",
+                "ivan.@mail.ru", "ivan@mail", "ivan@.mail.ru", "ivan@mail..ru",
+                "ivan@mail.r", "ivan@mail.abcdefghijklmnopqrstu", "iv an@mail.ru",
+                "ivan@ma_il.ru", "@mail.ru", "ivan[1]@mail.ru", NULL};
+        char long_mail[300];
+
+        (void)state;
+        for (size_t i = 0; good[i]; i++)
+                assert_true(b24_email_ok(good[i]));
+        for (size_t i = 0; bad[i]; i++)
+                assert_false(b24_email_ok(bad[i]));
+        /* 251 characters: CheckComplexFields refuses any multi-field value over 250 */
+        memset(long_mail, 'a', 242);
+        strcpy(long_mail + 242, "@mail.ru");
+        assert_int_equal(strlen(long_mail), 250);
+        assert_true(b24_email_ok(long_mail));
+        memmove(long_mail + 1, long_mail, 251);
+        assert_false(b24_email_ok(long_mail));
+}
+
+static void references_in_values_send_the_command_alone(void **state)
+{
+        static const char *const refs[] = {"$result[c0]", "x $result[d0] y", "$RESULT[d0]",
+                                           "%24result[d0]", "$result_error[c]", "$next[l]",
+                                           "a$time[k]", "$Total[q]", "$error[0]", NULL};
+        static const char *const plain[] = {"$50 gift card", "Result[c0]", "100%", "$", "",
+                                            "%2", "price: 10$", NULL};
+        json_t *p;
+
+        (void)state;
+        for (size_t i = 0; refs[i]; i++) {
+                assert_true(b24_text_has_reference(refs[i]));
+                p = json_pack("{s:{s:[{s:s}]}}", "fields", "rows", "PRODUCT_NAME", refs[i]);
+                assert_true(b24_needs_direct(p));
+                json_decref(p);
+        }
+        for (size_t i = 0; plain[i]; i++) {
+                assert_false(b24_text_has_reference(plain[i]));
+                p = json_pack("{s:{s:s}}", "fields", "NAME", plain[i]);
+                assert_false(b24_needs_direct(p));
+                json_decref(p);
+        }
+}
+
+static void a_command_past_max_input_vars_is_sent_alone(void **state)
+{
+        json_t *rows = json_array(), *p;
+
+        (void)state;
+        /* productrows.set: 1 + 3 variables a row; 299 rows = 898 <= 900 < 301 rows */
+        for (int i = 0; i < 299; i++)
+                json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "PRODUCT_NAME", "x",
+                                                      "PRICE", "1.00", "QUANTITY", "1"));
+        p = json_pack("{s:s, s:O}", "id", "7", "rows", rows);
+        assert_false(b24_needs_direct(p));
+        json_decref(p);
+        for (int i = 0; i < 2; i++)
+                json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "PRODUCT_NAME", "x",
+                                                      "PRICE", "1.00", "QUANTITY", "1"));
+        p = json_pack("{s:s, s:O}", "id", "7", "rows", rows);
+        assert_true(b24_needs_direct(p));
+        json_decref(p);
+        json_decref(rows);
 }
 
 static void integers_booleans_and_nulls(void **state)
@@ -777,7 +847,10 @@ int main(void)
             cmocka_unit_test(arrays_become_numbered_keys_at_every_depth),
             cmocka_unit_test(spaces_ampersands_equals_plus_and_cyrillic_in_values_survive),
             cmocka_unit_test(filter_operators_in_keys_survive),
-            cmocka_unit_test(batch_references_are_passed_through_as_written),
+            cmocka_unit_test(reference_like_values_are_escaped_like_any_text),
+                cmocka_unit_test(email_check_follows_the_portal),
+                cmocka_unit_test(references_in_values_send_the_command_alone),
+                cmocka_unit_test(a_command_past_max_input_vars_is_sent_alone),
             cmocka_unit_test(integers_booleans_and_nulls),
             cmocka_unit_test(no_parameters_is_the_bare_method),
             cmocka_unit_test(auth_errors_stop_the_sink),
