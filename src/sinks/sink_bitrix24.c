@@ -636,7 +636,7 @@ static json_t *owned_fields(struct pass *p, struct order *o)
 static void party_add(struct pass *p, struct order *o, size_t i, bool company)
 {
         const struct snapshot *s = o->s;
-        bool with_email = o->email[0] && !o->email_retry;
+        bool with_email = o->email[0] != '\0';
         json_t *f;
         bool ok;
 
@@ -1000,6 +1000,10 @@ static void command_failed(struct pass *p, struct cmd *c, const char *code, cons
                          "with it (%s)", o->email, what[c->kind], words);
                 store_writes_link(p->w, o->s->order_id, "b24.note", note);
                 log_warn("b24.email_dropped", "order_id=%s reason=\"%s\"", o->s->order_id, words);
+                /* gone from the order: neither sent nor cached for the contact */
+                creating(p, o, c->kind == K_COMPANY_ADD, false);
+                o->email[0] = '\0';
+                creating(p, o, c->kind == K_COMPANY_ADD, true);
                 party_add(p, o, c->order, c->kind == K_COMPANY_ADD);
                 return;
         }
@@ -1059,7 +1063,7 @@ static int learn_contacts(struct pass *p, json_t *list)
 }
 
 /* Reads one command's own result. Returns 0, or -EIO when a store read failed. */
-static int settle(struct pass *p, struct cmd *c, json_t *result, json_t *total)
+static int settle(struct pass *p, struct cmd *c, json_t *result)
 {
         struct order *o = c->order != NONE ? &p->os[c->order] : NULL;
         char id[32];
@@ -1067,7 +1071,6 @@ static int settle(struct pass *p, struct cmd *c, json_t *result, json_t *total)
         json_t *v;
         int r = 0;
 
-        (void)total;
         switch (c->kind) {
         case K_DEAL_FIND:
                 if (!json_is_array(result)) {
@@ -1287,7 +1290,7 @@ static int send_direct(struct pass *p, struct cmd *c)
         r = b24_call(p->b->client, c->method, json_incref(c->params), &doc, &err);
         if (r == 0) {
                 note_time(p->b, c->method, json_object_get(doc, "time"));
-                r = settle(p, c, json_object_get(doc, "result"), json_object_get(doc, "total"));
+                r = settle(p, c, json_object_get(doc, "result"));
                 json_decref(doc);
                 return r;
         }
@@ -1362,7 +1365,7 @@ static int send_batch(struct pass *p, struct cmd **cmds, size_t n)
                                 snprintf(words, sizeof(words), "the portal answered neither a "
                                          "result nor an error for the command");
                         command_failed(p, c, "", words, -EAGAIN);
-                } else if (settle(p, c, mine, NULL) < 0) {
+                } else if (settle(p, c, mine) < 0) {
                         r = -EIO;
                 }
         }
