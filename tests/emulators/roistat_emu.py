@@ -118,6 +118,14 @@ def parse_date(value):
     return None
 
 
+def add_orders_answer(processed):
+    """add-orders' answer with every counter at zero (roistat.md, the recorded answer)."""
+    return {"processed": processed, "skipped_by_status": 0, "skipped_by_waiting_visit_info": 0,
+            "skipped_by_internal_error": 0, "skipped_because_not_changed": 0,
+            "skipped_by_invalid_format": 0, "saved": 0, "comment": "", "uploaded": 0,
+            "status": "success"}
+
+
 def order_format_error(order):
     """Why an add-orders element is malformed, or None if it can be stored."""
     if not isinstance(order, dict):
@@ -229,10 +237,7 @@ class Emulator:
 
     def add_orders(self, orders):
         """Upsert by id, element by element, with Roistat's counters."""
-        result = {"processed": len(orders), "skipped_by_status": 0, "skipped_by_waiting_visit_info": 0,
-                  "skipped_by_internal_error": 0, "skipped_because_not_changed": 0,
-                  "skipped_by_invalid_format": 0, "saved": 0, "comment": "", "uploaded": 0,
-                  "status": "success"}
+        result = add_orders_answer(len(orders))
         with self.cond:
             self.counts["add_orders"] += 1
             self.counts["orders_received"] += len(orders)
@@ -277,10 +282,7 @@ class Emulator:
 
     def add_orders_skipped(self, orders, skip_as):
         """The "skip" fault: every element counted under skip_as, nothing stored."""
-        result = {"processed": len(orders), "skipped_by_status": 0, "skipped_by_waiting_visit_info": 0,
-                  "skipped_by_internal_error": 0, "skipped_because_not_changed": 0,
-                  "skipped_by_invalid_format": 0, "saved": 0, "comment": "", "uploaded": 0,
-                  "status": "success"}
+        result = add_orders_answer(len(orders))
         if skip_as != "none":
             result[skip_as] = len(orders)
         with self.cond:
