@@ -10,7 +10,8 @@ Load (fresh emulator and daemon):
   new orders      --orders N (2,000) new orders posted by 16 concurrent threads, as fast
                   as the site can, then waited for until every one is delivered.
                   70% new buyers, 30% repeat buyers (same phone OR same e-mail as an earlier
-                  order of the workload, half each; half the same-phone repeats write the
+                  order of the workload, half each, at least 100 orders after the buyer's
+                  first one; half the same-phone repeats write the
                   phone in another format), 10% legal entities (company + INN; some
                   companies repeat: a second employee of a known company, or a repeat
                   buyer), 1-10 product rows each, prices with kopecks; fixed seed.
@@ -50,11 +51,14 @@ Usage: b24_load.py [--bin build/orderbridge] [--orders 2000] [--rounds 3]
                    [--seed 9]"""
 import argparse
 import concurrent.futures
+import contextlib
 import http.client
+import io
 import json
 import math
 import os
 import random
+import subprocess
 import sys
 import time
 from decimal import Decimal
@@ -88,6 +92,9 @@ def rub(kopecks):
 
 # --- the workload -------------------------------------------------------------------------
 
+REPEAT_GAP = 100
+
+
 def workload(n, seed):
     """[{"id", "buyer", "items", "price", "person", "company"}]: deterministic for (n, seed).
     person/company are keys: orders with the same key must share one contact/company."""
@@ -101,7 +108,11 @@ def workload(n, seed):
     out = []
     kinds = 0
     for i in range(n):
-        pool = [p for p in persons if p["legal"] == legal[i]]
+        # a repeat buyer comes back later: at least REPEAT_GAP orders after the buyer's
+        # first one (an order and its repeat posted within the same few milliseconds race
+        # each other, which no shop sees, and no look-up can join two contacts made by
+        # orders that each bring a key the other lacks)
+        pool = [p for p in persons if p["legal"] == legal[i] and p["first"] <= i - REPEAT_GAP]
         if repeat[i] and not pool:
             # no earlier buyer of this type yet: swap with the next new order of this type
             j = next((j for j in range(i + 1, n) if not repeat[j] and legal[j] == legal[i]),
@@ -134,7 +145,7 @@ def workload(n, seed):
                     company = {"key": f"co{c}", "title": f"ООО «Альфа-{c}»",
                                "inn": f"77{c:08d}"}
                     companies.append(company)
-            person = {"key": f"p{k}", "legal": legal[i], "phone_digits": d,
+            person = {"key": f"p{k}", "legal": legal[i], "phone_digits": d, "first": i,
                       "name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
                       "email": f"buyer{k}@example.ru", "company": company}
             persons.append(person)
@@ -472,6 +483,16 @@ def print_load(rows):
             print(f"| {m} | " + " | ".join(f"{r['by_method'].get(m, 0):,}" for r in rows) + " |")
 
 
+def git_rev():
+    """The commit measured (with "+changes" for a dirty tree), or "unknown"."""
+    try:
+        rev = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty=+changes"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except OSError:
+        rev = ""
+    return rev or "unknown"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "orderbridge"))
@@ -484,6 +505,8 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="300 orders, 1 round, 10 lone orders (a fast check)")
     ap.add_argument("--seed", type=int, default=9)
+    ap.add_argument("--results", metavar="FILE",
+                    help="also append the figures, dated, to FILE (make bench: bench/RESULTS.md)")
     args = ap.parse_args()
     if args.quick:
         args.orders, args.rounds, args.latency_orders = 300, 1, 10
@@ -503,26 +526,34 @@ def main():
                                        args.latency_gap)
     except (CheckFailed, AssertionError, RuntimeError, OSError) as e:
         error = f"{type(e).__name__}: {e}"
-    print(f"Bitrix24 sink, {os.path.relpath(harness.BIN, os.getcwd())}, "
-          f"{args.orders:,} orders, seed {args.seed}, emulator and daemon at {RATE} req/s "
-          f"burst {BURST}, {THREADS} posting threads")
-    print()
-    if rows:
-        changes = rows[1:]
-        if len(changes) > 1:
-            rows = rows + [sum_figures(f"status changes, all {len(changes)} rounds", changes)]
-        print_load(rows)
+    report = io.StringIO()
+    with contextlib.redirect_stdout(report):
+        print(f"Bitrix24 sink, {os.path.relpath(harness.BIN, os.getcwd())}, "
+              f"{args.orders:,} orders, seed {args.seed}, emulator and daemon at {RATE} req/s "
+              f"burst {BURST}, {THREADS} posting threads")
         print()
-    if samples:
-        s = sorted(samples)
-        print(f"| lone orders (new buyer, 3 rows, {args.latency_gap:g} s apart) | count | p50 ms | p99 ms | max ms | "
-              "mean ms | HTTP requests /order | commands /order |")
-        print("|---|--:|--:|--:|--:|--:|--:|--:|")
-        print(f"| 202 answer → deal with its rows in the portal | {len(s)} | "
-              f"{nearest_rank(s, 50):.0f} | {nearest_rank(s, 99):.0f} | {s[-1]:.0f} | "
-              f"{sum(s) / len(s):.0f} | {lat['http_requests'] / len(s):.2f} | "
-              f"{lat['commands'] / len(s):.2f} |")
-        print()
+        if rows:
+            changes = rows[1:]
+            if len(changes) > 1:
+                rows = rows + [sum_figures(f"status changes, all {len(changes)} rounds", changes)]
+            print_load(rows)
+            print()
+        if samples:
+            s = sorted(samples)
+            print(f"| lone orders (new buyer, 3 rows, {args.latency_gap:g} s apart) | count | p50 ms | p99 ms | max ms | "
+                  "mean ms | HTTP requests /order | commands /order |")
+            print("|---|--:|--:|--:|--:|--:|--:|--:|")
+            print(f"| 202 answer → deal with its rows in the portal | {len(s)} | "
+                  f"{nearest_rank(s, 50):.0f} | {nearest_rank(s, 99):.0f} | {s[-1]:.0f} | "
+                  f"{sum(s) / len(s):.0f} | {lat['http_requests'] / len(s):.2f} | "
+                  f"{lat['commands'] / len(s):.2f} |")
+            print()
+    sys.stdout.write(report.getvalue())
+    if args.results:
+        with open(args.results, "a", encoding="utf-8") as f:
+            f.write(f"\n## Bitrix24 load (bench/b24_load.py), "
+                    f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {git_rev()}\n\n"
+                    + report.getvalue())
     for r in rows:
         if r["qle"]:
             failures.append(f"{r['what']}: {r['qle']} QUERY_LIMIT_EXCEEDED answers")
