@@ -1109,16 +1109,18 @@ static int settle(struct pass *p, struct cmd *c, json_t *result)
                         {
                                 if (json_is_integer(v) || json_is_string(v))
                                         json_array_append(chunk, v);
-                                if (json_array_size(chunk) == LIST_PAGE ||
-                                    i + 1 == json_array_size(ids)) {
-                                        enqueue(p, K_CONTACT_LIST, "crm.contact.list",
-                                                json_pack("{s:{s:O}, s:[s,s,s], s:{s:s}}",
-                                                          "filter", "ID", chunk, "select",
-                                                          "ID", "PHONE", "EMAIL", "order", "ID",
-                                                          "ASC"),
-                                                NONE, c->group, NULL);
-                                        json_array_clear(chunk);
-                                }
+                                if (json_array_size(chunk) == 0 ||
+                                    (json_array_size(chunk) < LIST_PAGE &&
+                                     i + 1 < json_array_size(ids)))
+                                        continue;
+                                /* the chunk goes into the command ("o"): a new one
+                                 * follows, never the same array cleared under it */
+                                enqueue(p, K_CONTACT_LIST, "crm.contact.list",
+                                        json_pack("{s:{s:o}, s:[s,s,s], s:{s:s}}", "filter",
+                                                  "ID", chunk, "select", "ID", "PHONE",
+                                                  "EMAIL", "order", "ID", "ASC"),
+                                        NONE, c->group, NULL);
+                                chunk = json_array();
                         }
                         json_decref(chunk);
                 }

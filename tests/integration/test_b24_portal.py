@@ -670,5 +670,26 @@ class OperationTimeLimit(PortalCase):
         self.assert_manager_records_untouched(state)
 
 
+class LookupsOnABigPortal(PortalCase):
+    """A repeat buyer the portal knows, on a portal with more contacts than one page of a
+    list (50): the contacts crm.duplicate.findbycomm names are read by their ids, not
+    whatever the first page holds. Found by the long crash loop: the id filter of the
+    crm.contact.list that follows findbycomm was cleared before it was sent, the portal
+    answered its first 50 contacts, and the buyer got a second contact."""
+
+    def test_a_known_buyer_past_the_first_page_gets_no_second_contact(self):
+        for i in range(60):
+            self.b24.control("contact", {"fields": {
+                "NAME": f"Client {i}", "PHONE": [{"VALUE": f"+7 915 100-{i:02d}-00",
+                                                  "VALUE_TYPE": "WORK"}]}})
+        known = max(int(k) for k in self.b24.state()["contacts"])
+        self.post(order("big1", items=KETTLE, buyer=buyer("Client 59", "8 (915) 100-59-00")))
+        self.wait_done("big1")
+        state = self.b24.state()
+        self.assertEqual(str(self.the_deal("big1", state)["CONTACT_ID"]), str(known))
+        self.assertEqual(len(state["contacts"]), 61, "a second contact was made for the buyer")
+        self.assert_manager_records_untouched(state)
+
+
 if __name__ == "__main__":
     unittest.main()
