@@ -92,7 +92,7 @@ int b24_classify_error(const char *code, long http_status)
         return -EINVAL;
 }
 
-static int64_t reset_at_ms(json_t *time_block)
+int64_t b24_reset_at_ms(json_t *time_block)
 {
         json_t *v = json_object_get(time_block, "operating_reset_at");
         double at = json_is_number(v) ? json_number_value(v) : 0;
@@ -177,8 +177,8 @@ int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **
                 json_t *op = json_object_get(t, "operating");
                 if (json_is_number(op) && json_number_value(op) > c->max_operating)
                         c->max_operating = json_number_value(op);
-                if (reset_at_ms(t))
-                        c->operating_reset_at_ms = reset_at_ms(t);
+                if (b24_reset_at_ms(t))
+                        c->operating_reset_at_ms = b24_reset_at_ms(t);
         }
         if (st == 0) {
                 *ret_doc = doc;
@@ -189,7 +189,7 @@ int b24_call(struct b24_client *c, const char *method, json_t *params, json_t **
                 ratelimit_fill(&c->rl, clock_mono_ms());
                 err->retry_after_ms = 1000;
         } else if (strcmp(err->code, "OPERATION_TIME_LIMIT") == 0) {
-                int64_t at = reset_at_ms(t) ? reset_at_ms(t) : c->operating_reset_at_ms;
+                int64_t at = b24_reset_at_ms(t) ? b24_reset_at_ms(t) : c->operating_reset_at_ms;
                 err->retry_after_ms = at > clock_wall_ms() ? at - clock_wall_ms() : 60000; /* the portal's reset time is wall time */
         }
         if (resp.retry_after_s > 0 && resp.retry_after_s * 1000 > err->retry_after_ms)

@@ -57,5 +57,9 @@ int b24_classify_error(const char *code, long http_status);
  * keys and values percent-encoded, so the result is ASCII. Used for batch commands. */
 char *b24_query_string(const char *method, json_t *params);
 
+/* A time block's operating_reset_at in wall ms, or 0 when it is missing or not a
+ * plausible Unix time (the portal's answer is outside input). */
+int64_t b24_reset_at_ms(json_t *time_block);
+
 /* The largest time.operating seen (seconds of portal CPU), for the logs. */
 double b24_client_max_operating(const struct b24_client *c);

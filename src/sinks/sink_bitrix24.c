@@ -395,16 +395,14 @@ static void hold(struct b24 *b, const char *method, int64_t until, const char *w
 /* A command's time block: the method's operating time in the portal's window. */
 static void note_time(struct b24 *b, const char *method, json_t *t)
 {
-        json_t *op = json_object_get(t, "operating"), *at = json_object_get(t,
-                                                                              "operating_reset_at");
-        double reset = json_is_number(at) ? json_number_value(at) : 0;
+        json_t *op = json_object_get(t, "operating");
+        int64_t reset = b24_reset_at_ms(t);
 
-        /* the portal's answer is outside input: only a plausible Unix time counts */
-        if (!(reset > 0 && reset < 4102444800.0))
+        if (!reset)
                 return;
-        table_set(b->resets, method, (int64_t)(reset * 1000));
+        table_set(b->resets, method, reset);
         if (json_is_number(op) && json_number_value(op) >= OPERATING_LIMIT_S * OPERATING_HOLD_AT)
-                hold(b, method, (int64_t)(reset * 1000), "near the method's operating budget");
+                hold(b, method, reset, "near the method's operating budget");
 }
 
 /* How long to hold a method the portal refused with OPERATION_TIME_LIMIT: until its
