@@ -91,6 +91,7 @@
 #define HOLD_DEFAULT_MS 60000
 #define HOLDS_MAX 16
 #define PENDING "pending"
+#define KEY_SIZE 320
 
 struct hold {
         char method[48];
@@ -243,6 +244,23 @@ static void lower(const char *in, char *out, size_t size)
         out[i] = '\0';
 }
 
+/* The buyer's keys an order may have. KEY_PHONE and KEY_EMAIL name its contact,
+ * KEY_TITLE its company. */
+enum key { KEY_PHONE, KEY_EMAIL, KEY_TITLE };
+
+/* The pass's name for one of the order's keys, "phone:+7…", "email:…" or "title:…" (as
+ * `asked`, `creating` and the absent notes spell it), or NULL when the order has none. */
+static const char *key_of(const struct order *o, enum key k, char buf[KEY_SIZE])
+{
+        static const char *const prefix[] = {"phone:", "email:", "title:"};
+        const char *v = k == KEY_PHONE ? o->phone : k == KEY_EMAIL ? o->email : o->title_key;
+
+        if (!v[0])
+                return NULL;
+        snprintf(buf, KEY_SIZE, "%s%s", prefix[k], v);
+        return buf;
+}
+
 /* --- the store: this pass's writes first, then the store; reads are checked --------- */
 
 static int link_read(struct store *st, const struct store_writes *w, const char *order_id,
@@ -266,7 +284,7 @@ static int link_read(struct store *st, const struct store_writes *w, const char 
 static int meta_read(struct store *st, const struct store_writes *w, const char *kind,
                      const char *value, char **ret)
 {
-        char key[320], *v = NULL;
+        char key[KEY_SIZE], *v = NULL;
         const char *pending;
         int r;
 
@@ -287,7 +305,7 @@ static int meta_read(struct store *st, const struct store_writes *w, const char 
 static void meta_write(struct store_writes *w, const char *kind, const char *value,
                        const char *id)
 {
-        char key[320];
+        char key[KEY_SIZE];
 
         snprintf(key, sizeof(key), "b24.%s:%s", kind, value);
         store_writes_meta(w, key, id, true);
@@ -517,7 +535,7 @@ static int asked_state(struct pass *p, const char *key, const char **why)
 static void ask(struct pass *p, struct order *o, size_t i, json_t *want)
 {
         const struct snapshot *s = o->s;
-        char key[320];
+        char key[KEY_SIZE];
 
         snprintf(key, sizeof(key), "deal:%s", s->order_id);
         if (o->deal && strcmp(o->deal, PENDING) == 0 && !o->deal_looked &&
@@ -535,25 +553,18 @@ static void ask(struct pass *p, struct order *o, size_t i, json_t *want)
                              i, NULL, NULL))
                         refuse_unencodable(p, o);
         }
-        if (!o->contact && !o->contact_looked && (o->phone[0] || o->email[0])) {
+        for (enum key k = KEY_PHONE; k <= KEY_TITLE; k++) {
+                bool *looked = k == KEY_TITLE ? &o->company_looked : &o->contact_looked;
+                const char *name = key_of(o, k, key);
+                if (!name || *looked || (k == KEY_TITLE ? o->company : o->contact))
+                        continue;
+                if (!json_object_get(p->asked, name) && !absent_fresh(p->b, name))
+                        json_object_set_new(want, name, json_true());
+        }
+        if (!o->contact)
                 o->contact_looked = true;
-                if (o->phone[0]) {
-                        snprintf(key, sizeof(key), "phone:%s", o->phone);
-                        if (!json_object_get(p->asked, key) && !absent_fresh(p->b, key))
-                                json_object_set_new(want, key, json_true());
-                }
-                if (o->email[0]) {
-                        snprintf(key, sizeof(key), "email:%s", o->email);
-                        if (!json_object_get(p->asked, key) && !absent_fresh(p->b, key))
-                                json_object_set_new(want, key, json_true());
-                }
-        }
-        if (!o->company && !o->company_looked && o->title_key[0]) {
+        if (!o->company)
                 o->company_looked = true;
-                snprintf(key, sizeof(key), "title:%s", o->title_key);
-                if (!json_object_get(p->asked, key) && !absent_fresh(p->b, key))
-                        json_object_set_new(want, key, json_true());
-        }
 }
 
 /* Turns the wanted values into shared look-ups: findbycomm per 20 phones or e-mails,
@@ -676,39 +687,28 @@ static void party_add(struct pass *p, struct order *o, size_t i, bool company)
 /* Marks an add of this buyer as out, so that other orders of the buyer wait for it. */
 static void creating(struct pass *p, struct order *o, bool company, bool on)
 {
-        char key[320];
+        char key[KEY_SIZE];
 
-        if (company) {
-                snprintf(key, sizeof(key), "title:%s", o->title_key);
-                on ? json_object_set_new(p->creating, key, json_true())
-                   : json_object_del(p->creating, key);
-                return;
-        }
-        if (o->phone[0]) {
-                snprintf(key, sizeof(key), "phone:%s", o->phone);
-                on ? json_object_set_new(p->creating, key, json_true())
-                   : json_object_del(p->creating, key);
-        }
-        if (o->email[0]) {
-                snprintf(key, sizeof(key), "email:%s", o->email);
-                on ? json_object_set_new(p->creating, key, json_true())
-                   : json_object_del(p->creating, key);
+        for (enum key k = company ? KEY_TITLE : KEY_PHONE; k <= (company ? KEY_TITLE : KEY_EMAIL);
+             k++) {
+                if (!key_of(o, k, key))
+                        continue;
+                if (on)
+                        json_object_set_new(p->creating, key, json_true());
+                else
+                        json_object_del(p->creating, key);
         }
 }
 
 static bool is_creating(struct pass *p, struct order *o, bool company)
 {
-        char key[320];
+        char key[KEY_SIZE];
 
-        if (company) {
-                snprintf(key, sizeof(key), "title:%s", o->title_key);
-                return json_object_get(p->creating, key) != NULL;
-        }
-        snprintf(key, sizeof(key), "phone:%s", o->phone);
-        if (o->phone[0] && json_object_get(p->creating, key))
-                return true;
-        snprintf(key, sizeof(key), "email:%s", o->email);
-        return o->email[0] && json_object_get(p->creating, key);
+        for (enum key k = company ? KEY_TITLE : KEY_PHONE; k <= (company ? KEY_TITLE : KEY_EMAIL);
+             k++)
+                if (key_of(o, k, key) && json_object_get(p->creating, key))
+                        return true;
+        return false;
 }
 
 /* The deal step: add, or update only what changed. */
@@ -840,9 +840,9 @@ static int new_key(struct pass *p, struct order *o, size_t i)
 
         if (o->key_asked)
                 return 0;
-        for (int k = 0; k < 2; k++) {
-                char key[320];
-                if (!vals[k][0])
+        for (enum key k = KEY_PHONE; k <= KEY_EMAIL; k++) {
+                char key[KEY_SIZE];
+                if (!key_of(o, k, key))
                         continue;
                 if (meta_read(p->st, p->w, kinds[k], vals[k], &have) < 0)
                         return -EIO;
@@ -850,7 +850,6 @@ static int new_key(struct pass *p, struct order *o, size_t i)
                         free(have);
                         continue;
                 }
-                snprintf(key, sizeof(key), "%s:%s", k ? "email" : "phone", vals[k]);
                 if (json_object_get(p->creating, key))
                         continue;
                 if (!f)
@@ -872,7 +871,7 @@ static int new_key(struct pass *p, struct order *o, size_t i)
 static int advance(struct pass *p, struct order *o, size_t i, json_t *want)
 {
         const char *why = NULL;
-        char key[320];
+        char key[KEY_SIZE];
         int c;
 
         if (o->finished || o->outstanding > 0)
@@ -886,26 +885,16 @@ static int advance(struct pass *p, struct order *o, size_t i, json_t *want)
                 return 0; /* its look-up is in the pool */
 
         /* the shared look-ups this order waits on */
-        for (int k = 0; k < 3; k++) {
-                if (k == 0 && o->phone[0])
-                        snprintf(key, sizeof(key), "phone:%s", o->phone);
-                else if (k == 1 && o->email[0])
-                        snprintf(key, sizeof(key), "email:%s", o->email);
-                else if (k == 2 && o->title_key[0])
-                        snprintf(key, sizeof(key), "title:%s", o->title_key);
-                else
-                        continue;
-                if (k < 2 && o->contact)
-                        continue;
-                if (k == 2 && o->company)
+        for (enum key k = KEY_PHONE; k <= KEY_TITLE; k++) {
+                if (!key_of(o, k, key) || (k == KEY_TITLE ? o->company : o->contact))
                         continue;
                 c = asked_state(p, key, &why);
                 if (c == 0 || json_object_get(want, key))
                         return 0;
                 if (c < 0) {
                         finish(p, o, c == -EINVAL ? STORE_PERMFAIL : STORE_TEMPFAIL,
-                               "the %s look-up failed: %s", k == 2 ? "company" : "contact",
-                               why);
+                               "the %s look-up failed: %s",
+                               k == KEY_TITLE ? "company" : "contact", why);
                         return 0;
                 }
         }
@@ -1078,7 +1067,7 @@ static int settle(struct pass *p, struct cmd *c, json_t *result)
                 free(o->deal);
                 o->deal = NULL;
                 if (json_array_size(result) == 0) {
-                        char key[320];
+                        char key[KEY_SIZE];
                         snprintf(key, sizeof(key), "deal:%s", o->s->order_id);
                         absent_note(p->b, key);
                 } else {
@@ -1256,7 +1245,7 @@ static void group_answered(struct pass *p, struct group *g)
 
         json_array_foreach(g->values, i, v)
         {
-                char key[320], *have = NULL;
+                char key[KEY_SIZE], *have = NULL;
                 if (meta_read(p->st, p->w, g->kind, json_string_value(v), &have) < 0)
                         continue; /* not noted: asked again next time */
                 if (!have) {
@@ -1449,21 +1438,17 @@ static void mark_pending(struct pass *p, struct cmd **cmds, size_t *n)
                 /* from the moment its add is sent, a record may exist whatever the answer:
                  * "looked up, none" no longer holds */
                 if (c->kind == K_DEAL_ADD) {
-                        char key[320];
+                        char key[KEY_SIZE];
                         snprintf(key, sizeof(key), "deal:%s", o->s->order_id);
                         json_object_del(p->b->absent, key);
                 }
-                if (c->kind == K_CONTACT_ADD || c->kind == K_CONTACT_KEY) {
-                        char key[320];
-                        snprintf(key, sizeof(key), "phone:%s", o->phone);
-                        json_object_del(p->b->absent, key);
-                        snprintf(key, sizeof(key), "email:%s", o->email);
-                        json_object_del(p->b->absent, key);
-                }
-                if (c->kind == K_COMPANY_ADD) {
-                        char key[320];
-                        snprintf(key, sizeof(key), "title:%s", o->title_key);
-                        json_object_del(p->b->absent, key);
+                for (enum key k = KEY_PHONE; k <= KEY_TITLE; k++) {
+                        char key[KEY_SIZE];
+                        bool adds = k == KEY_TITLE ? c->kind == K_COMPANY_ADD
+                                                   : c->kind == K_CONTACT_ADD ||
+                                                             c->kind == K_CONTACT_KEY;
+                        if (adds && key_of(o, k, key))
+                                json_object_del(p->b->absent, key);
                 }
                 if (c->kind == K_DEAL_ADD && !o->pending_stored) {
                         if (store_link_set(p->st, o->s->order_id, "b24.deal", PENDING) < 0) {
