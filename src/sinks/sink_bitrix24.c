@@ -169,8 +169,8 @@ struct order {
         bool finished;
         int outstanding;  /* its own commands in the pool or in flight */
         bool deal_looked, contact_looked, company_looked; /* asked this pass */
-        bool email_retry; /* a party add is retried without the e-mail */
         bool key_asked;   /* the contact's new phone or e-mail is being added */
+        bool carried_out; /* carried CARRY_MAX passes in a row: not carried again */
         char title_key[300];
 };
 
@@ -645,7 +645,6 @@ static json_t *owned_fields(struct pass *p, struct order *o)
 static void party_add(struct pass *p, struct order *o, size_t i, bool company)
 {
         const struct snapshot *s = o->s;
-        bool with_email = o->email[0] != '\0';
         json_t *f;
         bool ok;
 
@@ -654,7 +653,7 @@ static void party_add(struct pass *p, struct order *o, size_t i, bool company)
                 ok = f != NULL;
                 if (ok && o->phone[0])
                         ok = put(f, "PHONE", multifield(o->phone));
-                if (ok && with_email)
+                if (ok && o->email[0])
                         ok = put(f, "EMAIL", multifield(o->email));
                 if (ok && s->buyer.inn) {
                         char c[64];
@@ -668,7 +667,7 @@ static void party_add(struct pass *p, struct order *o, size_t i, bool company)
                 ok = f != NULL;
                 if (ok && o->phone[0])
                         ok = put(f, "PHONE", multifield(o->phone));
-                if (ok && with_email)
+                if (ok && o->email[0])
                         ok = put(f, "EMAIL", multifield(o->email));
                 if (ok && o->company)
                         ok = put(f, "COMPANY_ID", json_string(o->company));
@@ -978,11 +977,11 @@ static void command_failed(struct pass *p, struct cmd *c, const char *code, cons
         }
         if (!o)
                 return;
-        /* the portal refused a party: once more without the e-mail */
+        /* the portal refused a party: once more without the e-mail (then gone from the
+         * order, so a second refusal ends here) */
         if ((c->kind == K_CONTACT_ADD || c->kind == K_COMPANY_ADD) && cls == -EINVAL &&
-            o->email[0] && !o->email_retry) {
+            o->email[0]) {
                 char note[400];
-                o->email_retry = true;
                 snprintf(note, sizeof(note), "e-mail \"%s\" dropped: Bitrix24 refused the %s "
                          "with it (%s)", o->email, what[c->kind], words);
                 store_writes_link(p->w, o->s->order_id, "b24.note", note);
@@ -1047,6 +1046,24 @@ static int learn_contacts(struct pass *p, json_t *list)
                 }
         }
         return r;
+}
+
+/* The owned fields a deal.add or deal.update sent, as the next update compares them. */
+static void remember_sent(struct pass *p, struct order *o, const struct cmd *c)
+{
+        char *sent = json_dumps(c->sent, JSON_COMPACT | JSON_SORT_KEYS);
+
+        set_link(p, o, "b24.sent", &o->sent, sent);
+        free(sent);
+}
+
+/* The contact now holds the order's phone and e-mail: cache them (oldest wins). */
+static void cache_keys(struct pass *p, const struct order *o, const char *contact)
+{
+        if (o->phone[0])
+                meta_write(p->w, "contact.phone", o->phone, contact);
+        if (o->email[0])
+                meta_write(p->w, "contact.email", o->email, contact);
 }
 
 /* Reads one command's own result. Returns 0, or -EIO when a store read failed. */
@@ -1177,39 +1194,28 @@ static int settle(struct pass *p, struct cmd *c, json_t *result)
                         command_failed(p, c, "", "crm.contact.add answered no id", -EAGAIN);
                         break;
                 }
-                if (o->phone[0])
-                        meta_write(p->w, "contact.phone", o->phone, id);
-                if (o->email[0])
-                        meta_write(p->w, "contact.email", o->email, id);
+                cache_keys(p, o, id);
                 set_link(p, o, "b24.contact", &o->contact, id);
                 o->contact_linked = true;
                 break;
-        case K_DEAL_ADD: {
-                char *sent;
+        case K_DEAL_ADD:
                 if (!result_id(result, id, sizeof(id))) {
                         command_failed(p, c, "", "crm.deal.add answered no id", -EAGAIN);
                         break;
                 }
                 set_link(p, o, "b24.deal", &o->deal, id);
-                sent = json_dumps(c->sent, JSON_COMPACT | JSON_SORT_KEYS);
-                set_link(p, o, "b24.sent", &o->sent, sent);
-                free(sent);
+                remember_sent(p, o, c);
                 log_info("b24.deal_created", "order_id=%s deal_id=%s stage=%s", o->s->order_id,
                          id, o->stage);
                 break;
-        }
-        case K_DEAL_UPDATE: {
-                char *sent;
+        case K_DEAL_UPDATE:
                 if (!json_is_true(result)) {
                         command_failed(p, c, "", "crm.deal.update did not answer true",
                                        -EAGAIN);
                         break;
                 }
-                sent = json_dumps(c->sent, JSON_COMPACT | JSON_SORT_KEYS);
-                set_link(p, o, "b24.sent", &o->sent, sent);
-                free(sent);
+                remember_sent(p, o, c);
                 break;
-        }
         case K_CONTACT_KEY:
                 creating(p, o, false, false);
                 if (!json_is_true(result)) {
@@ -1217,10 +1223,7 @@ static int settle(struct pass *p, struct cmd *c, json_t *result)
                                        -EAGAIN);
                         break;
                 }
-                if (o->phone[0])
-                        meta_write(p->w, "contact.phone", o->phone, o->contact);
-                if (o->email[0])
-                        meta_write(p->w, "contact.email", o->email, o->contact);
+                cache_keys(p, o, o->contact);
                 break;
         case K_ROWS:
                 if (!json_is_true(result)) {
@@ -1368,9 +1371,7 @@ static int send_batch(struct pass *p, struct cmd **cmds, size_t n)
 static bool more_due(struct pass *p)
 {
         for (size_t i = 0; i < p->n; i++)
-                if (!p->os[i].finished && p->os[i].s &&
-                    json_integer_value(json_object_get(p->b->carries, p->os[i].s->order_id)) >=
-                            CARRY_MAX)
+                if (!p->os[i].finished && p->os[i].carried_out)
                         return false;
         return store_next_due(p->st, "bitrix24") <= clock_wall_ms();
 }
@@ -1699,8 +1700,12 @@ static int deliver(void *ctx, struct store *st, struct store_writes *writes,
                          "not sent: the daemon is stopping");
                 r = -ECANCELED;
         }
-        for (size_t i = 0; r == 0 && i < n; i++)
+        for (size_t i = 0; r == 0 && i < n; i++) {
                 r = order_load(&p, &p.os[i], &works[i]);
+                p.os[i].carried_out =
+                        p.os[i].s && json_integer_value(json_object_get(
+                                             b->carries, p.os[i].s->order_id)) >= CARRY_MAX;
+        }
         if (r == 0)
                 r = run(&p);
         for (size_t i = 0; i < n; i++) {
@@ -1718,7 +1723,6 @@ static int deliver(void *ctx, struct store *st, struct store_writes *writes,
                         json_object_set_new(b->carries, o->s->order_id,
                                             json_integer(json_integer_value(k) + 1));
                         /* carried: what it learned is in `writes`; the next pass resumes */
-                        out[i].retry_after_ms = 1;
                         out[i].carried = true;
                         finish(&p, o, STORE_WAITING, "%s",
                                "carried into the next pass with more orders");
