@@ -302,6 +302,23 @@ def order(order_id, version=1, status="N", price="4990.00", **extra):
     return {"site": "shop.example.ru", "order": o}
 
 
+def buyer(name, phone=None, email=None, company=None, inn=None):
+    """A snapshot's buyer: legal when it has a company."""
+    return {"type": "legal" if company else "individual", "name": name, "phone": phone,
+            "email": email, "company": company, "inn": inn}
+
+
+def item(name, price, quantity, product_id="1"):
+    return {"product_id": product_id, "name": name, "price": price, "quantity": quantity}
+
+
+def rows_of(state, deal_id):
+    """A deal's product rows in the Bitrix24 emulator's state as (name, price, quantity)
+    texts: "2495.00", "2"."""
+    return [(r["PRODUCT_NAME"], "%.2f" % float(r["PRICE"]), "%g" % float(r["QUANTITY"]))
+            for r in state["productrows"].get(str(deal_id), [])]
+
+
 class Workdir:
     def __init__(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="ob-test-")

@@ -30,20 +30,11 @@ import re
 import time
 import unittest
 
-from harness import Bitrix24, Daemon, Workdir, http, order, wait_for
+from harness import Bitrix24, Daemon, Workdir, buyer, http, item, order, rows_of, wait_for
 
 SITE = "shop.example.ru"
 MANAGER_PHONE = "+7 495 000-00-01"   # nobody's phone in these tests but the manager's client
 MANAGER_EMAIL = "client@manager.example"
-
-
-def buyer(name, phone=None, email=None, company=None, inn=None):
-    return {"type": "legal" if company else "individual", "name": name, "phone": phone,
-            "email": email, "company": company, "inn": inn}
-
-
-def item(name, price, quantity, product_id="1"):
-    return {"product_id": product_id, "name": name, "price": price, "quantity": quantity}
 
 
 def digits(phone):
@@ -57,11 +48,6 @@ def phones(record):
 
 def emails(record):
     return [e["VALUE"].strip().lower() for e in record.get("EMAIL") or []]
-
-
-def rows_of(state, deal_id):
-    return [(r["PRODUCT_NAME"], "%.2f" % float(r["PRICE"]), "%g" % float(r["QUANTITY"]))
-            for r in state["productrows"].get(str(deal_id), [])]
 
 
 def want_rows(items):

@@ -12,24 +12,9 @@ import re
 import time
 import unittest
 
-from harness import Bitrix24, Daemon, Workdir, order, wait_for
+from harness import Bitrix24, Daemon, Workdir, buyer, item, order, rows_of, wait_for
 
 SITE = "shop.example.ru"
-
-
-def buyer(name, phone=None, email=None, company=None, inn=None):
-    return {"type": "legal" if company else "individual", "name": name, "phone": phone,
-            "email": email, "company": company, "inn": inn}
-
-
-def item(name, price, quantity, product_id="1"):
-    return {"product_id": product_id, "name": name, "price": price, "quantity": quantity}
-
-
-def rows_of(state, deal_id):
-    """A deal's product rows as (name, price, quantity) in Decimal-free text form."""
-    return [(r["PRODUCT_NAME"], "%.2f" % r["PRICE"], "%g" % r["QUANTITY"])
-            for r in state["productrows"].get(str(deal_id), [])]
 
 
 def phones(record):

@@ -18,7 +18,7 @@ import sqlite3
 import time
 import unittest
 
-from harness import Bitrix24, Daemon, Roistat, Workdir, order, wait_for
+from harness import Bitrix24, Daemon, Roistat, Workdir, buyer, order, wait_for
 
 SITE = "shop.example.ru"
 
@@ -53,11 +53,6 @@ def sql(db, statements):
 def query(db, statement, *args):
     with contextlib.closing(sqlite3.connect(db, timeout=30)) as c:
         return c.execute(statement, args).fetchall()
-
-
-def buyer(name, phone, email):
-    return {"type": "individual", "name": name, "phone": phone, "email": email,
-            "company": None, "inn": None}
 
 
 class B24Case(unittest.TestCase):
