@@ -1,9 +1,17 @@
 /*
- * The logger: one line per event on stderr, greppable, key=value after a short event
- * name, e.g.
+ * The logger: one line per event on stderr, in logfmt: a UTC time, a level, a short event
+ * name, then key=value fields, e.g.
  *   2026-11-23T13:40:01Z info ingest.accepted order_id=123 version=4
- * Callers pass values that are already safe to print; secrets are never handed to the
- * logger (they live in struct config and are only read by the code that sends them).
+ *   2026-11-23T13:40:02Z warn ingest.invalid webhook_id="a \"b\"" field=order.price
+ * Callers write the fields as a printf format (`key=%s`, `key="%s"`, `n=%lld`) and pass
+ * values as they come, from outside too; the logger escapes them, one rule for every
+ * string: inside quotes `\` and `"` become `\\` and `\"`, newline, tab and return `\n`,
+ * `\t`, `\r`, other control characters `\u00XX`; a bare value is written as it is when
+ * it is non-empty and has no space, `"`, `=`, `\` or control character, and is otherwise
+ * quoted the same way. Other bytes (UTF-8) pass unchanged. A line is at most 2048 bytes: a
+ * longer one is cut between escapes, its open quote closed, and it still ends in '\n'.
+ * Secrets are never handed to the logger (they live in struct config and are only read
+ * by the code that sends them).
  */
 #pragma once
 

@@ -412,24 +412,22 @@ struct snapshot *snapshot_free(struct snapshot *s)
         return NULL;
 }
 
-int snapshot_order_compare(const struct snapshot_order_key *a,
-                           const struct snapshot_order_key *b)
+bool snapshot_order_is_newer(const struct snapshot_order_key *incoming,
+                             const struct snapshot_order_key *stored)
 {
-        if (a->has_version && b->has_version && a->version != b->version)
-                return a->version > b->version ? 1 : -1;
-        if (a->has_version && b->has_version)
-                return 0;
-        if (a->has_updated_at && b->has_updated_at && a->updated_at != b->updated_at)
-                return a->updated_at > b->updated_at ? 1 : -1;
-        return 0;
+        if (incoming->has_version && stored->has_version)
+                return incoming->version > stored->version;
+        if (incoming->has_updated_at && stored->has_updated_at)
+                return incoming->updated_at > stored->updated_at;
+        return true; /* no key in common: the site changed its keys, arrival order */
 }
 
-int snapshot_compare(const struct snapshot *a, const struct snapshot *b)
+bool snapshot_is_newer(const struct snapshot *incoming, const struct snapshot *stored)
 {
-        struct snapshot_order_key ka = {a->has_version, a->version, a->has_updated_at,
-                                        a->updated_at};
-        struct snapshot_order_key kb = {b->has_version, b->version, b->has_updated_at,
-                                        b->updated_at};
+        struct snapshot_order_key in = {incoming->has_version, incoming->version,
+                                        incoming->has_updated_at, incoming->updated_at};
+        struct snapshot_order_key st = {stored->has_version, stored->version,
+                                        stored->has_updated_at, stored->updated_at};
 
-        return snapshot_order_compare(&ka, &kb);
+        return snapshot_order_is_newer(&in, &st);
 }

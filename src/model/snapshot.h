@@ -77,11 +77,15 @@ struct snapshot_order_key {
         int64_t updated_at; /* Unix seconds */
 };
 
-/* THE ordering rule, the only copy: by version when both carry one, else by updated_at
- * when both carry one; otherwise neither is newer. >0 when `a` is newer than `b`, <0 when
- * older, 0 when neither is. */
-int snapshot_order_compare(const struct snapshot_order_key *a,
-                           const struct snapshot_order_key *b);
+/* THE ordering rule, the only copy (the README's ingest contract has it as a table):
+ * whether `incoming` replaces `stored`. A key both carry decides, `version` first, then
+ * `updated_at`; equal on the deciding key is not newer (a repeat). With no key in common
+ * (one has only `version`, the other only `updated_at`) the incoming snapshot wins: the
+ * site changed how it keys its snapshots (a module upgrade), and refusing every update
+ * from then on would leave the remotes stale for ever. That last case is why the rule
+ * is not a symmetric comparison, and why the arguments are named. */
+bool snapshot_order_is_newer(const struct snapshot_order_key *incoming,
+                             const struct snapshot_order_key *stored);
 
-/* snapshot_order_compare on two parsed snapshots. */
-int snapshot_compare(const struct snapshot *a, const struct snapshot *b);
+/* snapshot_order_is_newer on two parsed snapshots. */
+bool snapshot_is_newer(const struct snapshot *incoming, const struct snapshot *stored);

@@ -1,6 +1,6 @@
 /*
  * The store's policy, over a backend that only moves rows (store_backend.h): which
- * snapshot is newer (snapshot_order_compare, the one copy of the rule), how a delivery
+ * snapshot is newer (snapshot_order_is_newer, the one copy of the rule), how a delivery
  * moves between states, when a failing delivery becomes a dead letter, who holds work in
  * flight (leases), and what the operator's report says.
  *
@@ -318,12 +318,12 @@ static enum store_result_kind on_verdict(struct store_delivery *d, const struct 
 
 static bool put_is_newer(const struct store_put *p, const struct store_order *cur)
 {
-        struct snapshot_order_key a = {p->has_version, p->version, p->has_updated_at,
-                                       p->updated_at};
-        struct snapshot_order_key b = {cur->has_version, cur->version, cur->has_updated_at,
-                                       cur->updated_at};
+        struct snapshot_order_key incoming = {p->has_version, p->version, p->has_updated_at,
+                                              p->updated_at};
+        struct snapshot_order_key stored = {cur->has_version, cur->version,
+                                            cur->has_updated_at, cur->updated_at};
 
-        return snapshot_order_compare(&a, &b) > 0;
+        return snapshot_order_is_newer(&incoming, &stored);
 }
 
 static int put_deliveries(struct store *s, const struct store_put *p, int64_t now)

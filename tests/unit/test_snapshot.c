@@ -829,13 +829,58 @@ static struct snapshot *with_order(json_t *version, const char *updated_at)
         return s;
 }
 
+/* The README's table ("Which snapshot is newer"), written out: incoming × stored, each
+ * with `version` only, `updated_at` only or both, the deciding key the same, greater or
+ * smaller. Every row is judged both ways round, each way with its own expectation from the
+ * table, so a rule that is made symmetric (or drops the no-common-key case) is seen. */
+#define V(v) {true, v, false, 0}
+#define U(t) {false, 0, true, t}
+#define VU(v, t) {true, v, true, t}
+
+static void the_readme_ordering_table_holds_both_ways_round(void **state)
+{
+        static const struct {
+                const char *why;
+                struct snapshot_order_key a, b;
+                bool a_replaces_b, b_replaces_a;
+        } table[] = {
+            {"version only, greater", V(5), V(4), true, false},
+            {"version only, the same", V(4), V(4), false, false},
+            {"updated_at only, greater", U(1001), U(1000), true, false},
+            {"updated_at only, the same", U(1000), U(1000), false, false},
+            {"both: version decides", VU(5, 1000), VU(4, 1000), true, false},
+            {"both: version decides against the time", VU(5, 1000), VU(4, 2000), true, false},
+            {"both: equal version, later time", VU(4, 2000), VU(4, 1000), false, false},
+            {"both: the same", VU(4, 1000), VU(4, 1000), false, false},
+            {"version only vs both: version greater", V(5), VU(4, 1000), true, false},
+            {"version only vs both: version the same", V(4), VU(4, 1000), false, false},
+            {"version only vs both: version smaller", V(3), VU(4, 1000), false, true},
+            {"updated_at only vs both: time greater", U(1001), VU(4, 1000), true, false},
+            {"updated_at only vs both: time the same", U(1000), VU(4, 1000), false, false},
+            {"updated_at only vs both: time smaller", U(999), VU(9, 1000), false, true},
+            {"no common key: version greater than time", V(2000), U(1000), true, true},
+            {"no common key: version equal to time", V(1000), U(1000), true, true},
+            {"no common key: version smaller than time", V(5), U(1000), true, true},
+        };
+
+        for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+                bool ab = snapshot_order_is_newer(&table[i].a, &table[i].b);
+                bool ba = snapshot_order_is_newer(&table[i].b, &table[i].a);
+                if (ab != table[i].a_replaces_b || ba != table[i].b_replaces_a)
+                        fail_msg("row %zu (%s): a over b %s (want %s), b over a %s (want %s)", i,
+                                 table[i].why, ab ? "newer" : "stale",
+                                 table[i].a_replaces_b ? "newer" : "stale",
+                                 ba ? "newer" : "stale", table[i].b_replaces_a ? "newer" : "stale");
+        }
+}
+
 static void a_higher_version_is_newer_whatever_the_times_say(void **state)
 {
         struct snapshot *v4 = with_order(json_integer(4), "2026-03-13T10:05:00+03:00");
         struct snapshot *v5 = with_order(json_integer(5), "2026-03-13T10:01:00+03:00");
 
-        assert_true(snapshot_compare(v5, v4) > 0);
-        assert_true(snapshot_compare(v4, v5) < 0);
+        assert_true(snapshot_is_newer(v5, v4));
+        assert_false(snapshot_is_newer(v4, v5));
 }
 
 static void an_equal_version_is_not_newer_even_with_a_later_time(void **state)
@@ -843,8 +888,8 @@ static void an_equal_version_is_not_newer_even_with_a_later_time(void **state)
         struct snapshot *a = with_order(json_integer(4), "2026-03-13T10:05:00+03:00");
         struct snapshot *b = with_order(json_integer(4), "2026-03-13T11:00:00+03:00");
 
-        assert_int_equal(snapshot_compare(a, b), 0);
-        assert_int_equal(snapshot_compare(b, a), 0);
+        assert_false(snapshot_is_newer(a, b));
+        assert_false(snapshot_is_newer(b, a));
 }
 
 static void without_versions_the_later_updated_at_is_newer(void **state)
@@ -853,9 +898,9 @@ static void without_versions_the_later_updated_at_is_newer(void **state)
         struct snapshot *late = with_order(NULL, "2026-03-13T10:05:01+03:00");
         struct snapshot *same = with_order(NULL, "2026-03-13T07:05:00Z");
 
-        assert_true(snapshot_compare(late, early) > 0);
-        assert_true(snapshot_compare(early, late) < 0);
-        assert_int_equal(snapshot_compare(same, early), 0);
+        assert_true(snapshot_is_newer(late, early));
+        assert_false(snapshot_is_newer(early, late));
+        assert_false(snapshot_is_newer(same, early));
 }
 
 static void with_a_version_on_one_side_only_updated_at_decides(void **state)
@@ -863,8 +908,19 @@ static void with_a_version_on_one_side_only_updated_at_decides(void **state)
         struct snapshot *v = with_order(json_integer(9), "2026-03-13T10:05:00+03:00");
         struct snapshot *t = with_order(NULL, "2026-03-13T10:06:00+03:00");
 
-        assert_true(snapshot_compare(t, v) > 0);
-        assert_true(snapshot_compare(v, t) < 0);
+        assert_true(snapshot_is_newer(t, v));
+        assert_false(snapshot_is_newer(v, t));
+}
+
+/* The issue's case: the site moved from updated_at-only to version-only snapshots (or
+ * back); the first snapshot in the new keying replaces the stored one, whatever order. */
+static void with_no_key_in_common_the_incoming_snapshot_is_newer(void **state)
+{
+        struct snapshot *v = with_order(json_integer(1), NULL);
+        struct snapshot *t = with_order(NULL, "2026-03-13T10:06:00+03:00");
+
+        assert_true(snapshot_is_newer(v, t));
+        assert_true(snapshot_is_newer(t, v));
 }
 
 /* ---- ISO 8601 ---- */
@@ -1041,6 +1097,8 @@ int main(void)
             T(an_equal_version_is_not_newer_even_with_a_later_time),
             T(without_versions_the_later_updated_at_is_newer),
             T(with_a_version_on_one_side_only_updated_at_decides),
+            T(with_no_key_in_common_the_incoming_snapshot_is_newer),
+            T(the_readme_ordering_table_holds_both_ways_round),
             T(iso8601_with_z_is_utc),
             T(iso8601_with_a_colon_offset_is_converted_to_utc),
             T(iso8601_with_a_compact_offset_is_converted_to_utc),
