@@ -44,6 +44,8 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
         m = snprintf(line + n, sizeof(line) - (size_t)n, "%s %s ", level_names[level], event);
         if (m > 0)
                 n += m;
+        if (n > (int)sizeof(line) - 2) /* m is what snprintf wanted, not what it wrote */
+                n = (int)sizeof(line) - 2;
         va_start(ap, fmt);
         m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
         va_end(ap);
