@@ -149,8 +149,8 @@ static const char *name_tail(const char *name, const char **ret_ellipsis)
         if (n <= NAME_SHOWN)
                 return name;
         name += n - NAME_SHOWN;
-        while (((unsigned char)*name & 0xC0) == 0x80)
-                name++;
+        for (int i = 0; i < 3 && ((unsigned char)*name & 0xC0) == 0x80; i++)
+                name++; /* a UTF-8 character has at most 3 continuation bytes */
         *ret_ellipsis = "…";
         return name;
 }
