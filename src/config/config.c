@@ -492,7 +492,7 @@ static const char *url_refusal(const char *url)
             curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
             curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
             curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-                why = "is not of the form https://HOST[:PORT]/PATH";
+                why = "is not a URL of the form https://HOST[:PORT]/PATH";
         /* credentials belong in the key files: in a URL they go to whoever it names,
          * in clear text over http, and into every message that quotes it */
         else if (curl_url_get(u, CURLUPART_USER, &part, 0) != CURLUE_NO_USER ||
@@ -505,8 +505,8 @@ static const char *url_refusal(const char *url)
                 why = "must not have a ?query or #fragment";
         else if (strcmp(scheme, "https") != 0 &&
                  (strcmp(scheme, "http") != 0 || !host_is_loopback(host)))
-                why = "must be https:// (http:// only to a loopback host: 127.0.0.0/8, [::1] "
-                      "or localhost)";
+                why = "must be https:// unless the host is a loopback address (127.0.0.0/8, "
+                      "[::1] or localhost)";
         curl_free(part); /* only the last one can be set: each refusal ends the chain */
         curl_free(host);
         curl_free(scheme);
@@ -522,8 +522,7 @@ int config_check_url(struct config_parse *p, const char *section, const char *ke
         if (!why)
                 return 0;
         /* the URL is never repeated: it may hold a password, or a webhook's code */
-        config_error(p, config_key_line(p, section, key), "[%s] %s: the URL %s", section, key,
-                     why);
+        config_error(p, config_key_line(p, section, key), "[%s] %s: %s", section, key, why);
         return -EINVAL;
 }
 
