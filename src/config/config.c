@@ -22,11 +22,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <ini.h>
 #include <jansson.h>
 
 #include "base/buf.h"
-#include "base/log.h"
 #include "base/xalloc.h"
 #include "config/core.h"
 #include "model/statusmap.h"
@@ -37,6 +37,10 @@
 #define SECRET_MAX 4096
 #define STRING_MAX 1000
 #define ERRORS_MAX 50
+/* one message: room for a key file's name twice (the file, then the chmod to run) */
+#define MSG_MAX (2 * STRING_MAX + 512)
+/* a file name longer than this is shown by its end: "…/etc/orderbridge.conf:3: " */
+#define NAME_SHOWN 200
 
 struct config_part {
         const struct config_section *section;
@@ -135,16 +139,39 @@ const void *config_section(const struct config *cfg, const char *name)
 
 /* --- reporting -------------------------------------------------------------------------- */
 
+/* The end of a long file name, where the part that tells files apart usually is; never
+ * starting inside a UTF-8 sequence. */
+static const char *name_tail(const char *name, const char **ret_ellipsis)
+{
+        size_t n = strlen(name);
+
+        *ret_ellipsis = "";
+        if (n <= NAME_SHOWN)
+                return name;
+        name += n - NAME_SHOWN;
+        for (int i = 0; i < 3 && ((unsigned char)*name & 0xC0) == 0x80; i++)
+                name++; /* a UTF-8 character has at most 3 continuation bytes */
+        *ret_ellipsis = "…";
+        return name;
+}
+
 void config_error(struct config_parse *p, int line, const char *fmt, ...)
 {
-        char msg[512];
+        char msg[MSG_MAX];
+        const char *ellipsis, *name = name_tail(p->name, &ellipsis);
         int n;
         va_list ap;
 
         if (p->n_errors++ >= ERRORS_MAX)
                 return;
-        n = line > 0 ? snprintf(msg, sizeof(msg), "%s:%d: ", p->name, line)
-                     : snprintf(msg, sizeof(msg), "%s: ", p->name);
+        n = line > 0 ? snprintf(msg, sizeof(msg), "%s%s:%d: ", ellipsis, name, line)
+                     : snprintf(msg, sizeof(msg), "%s%s: ", ellipsis, name);
+        /* snprintf returns the length it wanted, not what it wrote: never an offset
+         * unchecked (a 4,000-byte -c path once sent the text past the end of msg) */
+        if (n < 0)
+                n = 0;
+        if ((size_t)n >= sizeof(msg))
+                n = (int)sizeof(msg) - 1;
         va_start(ap, fmt);
         vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
         va_end(ap);
@@ -389,8 +416,24 @@ int config_read_secret(struct config_parse *p, const char *section, const char *
                              strerror(e));
                 return -e;
         }
-        if (fstat(fd, &st) == 0 && (st.st_mode & S_IROTH))
-                log_warn("config.secret_readable", "file=%s hint=\"chmod o-r\"", path);
+        /* a key others can read is a key others have; one they can write is theirs to
+         * choose (a signing secret they set lets them sign orders): refused, not warned
+         * about, with the command that fixes it */
+        if (fstat(fd, &st) < 0) {
+                int e = errno;
+                close(fd);
+                config_error(p, line, "[%s] %s: cannot stat %s: %s", section, key, path,
+                             strerror(e));
+                return -e;
+        }
+        if (st.st_mode & S_IRWXO) {
+                close(fd);
+                config_error(p, line,
+                             "[%s] %s: %s is open to other users (mode %04o); run: "
+                             "chmod 600 %s",
+                             section, key, path, (unsigned)(st.st_mode & 07777), path);
+                return -EACCES;
+        }
         n = read(fd, buf, sizeof(buf) - 1);
         close(fd);
         if (n < 0 || n > SECRET_MAX) {
@@ -412,56 +455,75 @@ int config_read_secret(struct config_parse *p, const char *section, const char *
         return 1;
 }
 
+/* `host` as libcurl gives it: "localhost" (any case; libcurl resolves it to loopback
+ * itself), an IPv4 address in 127.0.0.0/8 (libcurl has already turned 127.1, 2130706433
+ * and 0x7f.1 into dotted quads, and decoded %-escapes), or "[::1]". "localhost." and
+ * "*.localhost" go to a resolver, so they are not loopback here. */
 static bool host_is_loopback(const char *host)
 {
+        char h[INET6_ADDRSTRLEN];
         struct in_addr a4;
         struct in6_addr a6;
+        size_t n = strlen(host);
 
-        if (strcmp(host, "localhost") == 0)
+        if (strcasecmp(host, "localhost") == 0)
                 return true;
         if (inet_pton(AF_INET, host, &a4) == 1)
                 return (ntohl(a4.s_addr) >> 24) == 127;
-        if (inet_pton(AF_INET6, host, &a6) == 1)
-                return IN6_IS_ADDR_LOOPBACK(&a6);
-        return false;
+        if (n < 3 || host[0] != '[' || host[n - 1] != ']' || n - 2 >= sizeof(h))
+                return false;
+        memcpy(h, host + 1, n - 2);
+        h[n - 2] = '\0';
+        return inet_pton(AF_INET6, h, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/* Why `url` may not be used, or NULL. libcurl's own parser decides, so that what is
+ * checked is where libcurl will send the request: "http://localhost:1@192.0.2.2/" is
+ * the user "localhost" on 192.0.2.2, not loopback. */
+static const char *url_refusal(const char *url)
+{
+        CURLU *u = curl_url();
+        char *scheme = NULL, *host = NULL, *part = NULL;
+        const char *why = NULL;
+
+        if (!u)
+                abort(); /* out of memory: as xmalloc does */
+        if (strpbrk(url, " \t\r\n") ||
+            curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+                why = "is not a URL of the form https://HOST[:PORT]/PATH";
+        /* credentials belong in the key files: in a URL they go to whoever it names,
+         * in clear text over http, and into every message that quotes it */
+        else if (curl_url_get(u, CURLUPART_USER, &part, 0) != CURLUE_NO_USER ||
+                 curl_url_get(u, CURLUPART_PASSWORD, &part, 0) != CURLUE_NO_PASSWORD)
+                why = "must not hold a user name or password (USER:PASSWORD@ before the "
+                      "host); the credentials go in their own key files";
+        /* it is a base URL: the sinks append their paths to it */
+        else if (curl_url_get(u, CURLUPART_QUERY, &part, 0) != CURLUE_NO_QUERY ||
+                 curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) != CURLUE_NO_FRAGMENT)
+                why = "must not have a ?query or #fragment";
+        else if (strcmp(scheme, "https") != 0 &&
+                 (strcmp(scheme, "http") != 0 || !host_is_loopback(host)))
+                why = "must be https:// unless the host is a loopback address (127.0.0.0/8, "
+                      "[::1] or localhost)";
+        curl_free(part); /* only the last one can be set: each refusal ends the chain */
+        curl_free(host);
+        curl_free(scheme);
+        curl_url_cleanup(u);
+        return why;
 }
 
 int config_check_url(struct config_parse *p, const char *section, const char *key,
                      const char *url)
 {
-        int line = config_key_line(p, section, key);
-        const char *host, *end;
-        char h[256];
-        bool https = strncmp(url, "https://", 8) == 0;
+        const char *why = url_refusal(url);
 
-        if (!https && strncmp(url, "http://", 7) != 0) {
-                config_error(p, line, "[%s] %s: must start with https://", section, key);
-                return -EINVAL;
-        }
-        host = url + (https ? 8 : 7);
-        if (*host == '[') {
-                end = strchr(host, ']');
-                if (!end) {
-                        config_error(p, line, "[%s] %s: bad IPv6 host", section, key);
-                        return -EINVAL;
-                }
-                host++;
-        } else {
-                end = host + strcspn(host, ":/?#");
-        }
-        if (end == host || (size_t)(end - host) >= sizeof(h) || strpbrk(url, " \t\r\n")) {
-                config_error(p, line, "[%s] %s: has no valid host", section, key);
-                return -EINVAL;
-        }
-        memcpy(h, host, (size_t)(end - host));
-        h[end - host] = '\0';
-        if (!https && !host_is_loopback(h)) {
-                config_error(p, line,
-                             "[%s] %s: must be https:// unless the host is a loopback address",
-                             section, key);
-                return -EINVAL;
-        }
-        return 0;
+        if (!why)
+                return 0;
+        /* the URL is never repeated: it may hold a password, or a webhook's code */
+        config_error(p, config_key_line(p, section, key), "[%s] %s: %s", section, key, why);
+        return -EINVAL;
 }
 
 bool config_id_like(const char *s, size_t max)
@@ -521,7 +583,7 @@ static struct config *config_defaults(void)
 static void parse_init(struct config_parse *p, const char *name)
 {
         p->name = name;
-        buf_init(&p->errors, (ERRORS_MAX + 1) * 520); /* ERRORS_MAX lines of ≤ 512 bytes */
+        buf_init(&p->errors, (ERRORS_MAX + 1) * (MSG_MAX + 8)); /* ERRORS_MAX lines */
         p->c = config_defaults();
         p->c->path = xstrdup(name);
         p->header_line = xcalloc(p->c->n_parts, sizeof(*p->header_line));

@@ -125,27 +125,22 @@ static void map_entry(struct config_parse *p, void *conf, const char *subsection
         config_map_entry(p, &bc->map, subsection, key, value, line);
 }
 
-/* https://portal/rest/<user id>/<code>/ (a trailing slash is added when missing) */
-static void check(struct config_parse *p, const struct config *cfg, void *conf)
+/* https://portal/rest/<user id>/<code>/ (a trailing slash is added when missing). The URL
+ * itself is a secret: messages name the file, never the value. */
+static void check_webhook(struct config_parse *p, struct b24_conf *bc, int header)
 {
-        struct b24_conf *bc = conf;
-        int header = config_section_line(p, "bitrix24");
         int line = config_key_line(p, "bitrix24", "webhook_url_file");
         const char *rest;
         size_t n, digits;
         int r;
 
-        if (!cfg->site_id)
-                config_error(p, header, "[site] id: required when Bitrix24 is enabled (deals "
-                             "carry it as ORIGINATOR_ID)");
         r = config_read_secret(p, "bitrix24", "webhook_url_file", bc->webhook_url_file,
                                "ORDERBRIDGE_BITRIX24_WEBHOOK_URL", &bc->webhook_url);
-        if (r == 0) {
+        if (r == 0)
                 config_error(p, header, "[bitrix24] webhook_url_file: required when Bitrix24 "
                              "is enabled (or set ORDERBRIDGE_BITRIX24_WEBHOOK_URL)");
-                return;
-        }
-        if (r < 0)
+        /* scheme, host and no USER:PASSWORD@ first, by libcurl's parser; then the path */
+        if (r <= 0 || config_check_url(p, "bitrix24", "webhook_url_file", bc->webhook_url) < 0)
                 return;
         n = strlen(bc->webhook_url);
         if (bc->webhook_url[n - 1] != '/') {
@@ -154,14 +149,21 @@ static void check(struct config_parse *p, const struct config *cfg, void *conf)
         }
         rest = strstr(bc->webhook_url, "/rest/");
         digits = rest ? strspn(rest + 6, "0123456789") : 0;
-        /* the URL itself is a secret: name the file, never print the value */
         if (!rest || digits == 0 || rest[6 + digits] != '/' ||
-            strpbrk(bc->webhook_url, " \t\r\n?#")) {
+            strpbrk(bc->webhook_url, " \t\r\n?#"))
                 config_error(p, line, "[bitrix24] webhook_url_file: the file must hold the "
                              "incoming webhook URL, https://PORTAL/rest/USER_ID/CODE/");
-                return;
-        }
-        config_check_url(p, "bitrix24", "webhook_url_file", bc->webhook_url);
+}
+
+static void check(struct config_parse *p, const struct config *cfg, void *conf)
+{
+        struct b24_conf *bc = conf;
+        int header = config_section_line(p, "bitrix24");
+
+        if (!cfg->site_id)
+                config_error(p, header, "[site] id: required when Bitrix24 is enabled (deals "
+                             "carry it as ORIGINATOR_ID)");
+        check_webhook(p, bc, header);
         if (bc->roistat_field[0] && (strncmp(bc->roistat_field, "UF_CRM_", 7) != 0 ||
                                      !config_id_like(bc->roistat_field, 64)))
                 config_error(p, config_key_line(p, "bitrix24", "roistat_field"),

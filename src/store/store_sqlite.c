@@ -8,6 +8,11 @@
  * The server lock is an flock on "<path>.lock" holding the holder's pid: the kernel drops
  * it when the process ends, however it ends, so a crash never leaves a stale lock. The
  * file is never removed (removing it would let two processes lock two different files).
+ *
+ * The store holds buyers' names, phones and e-mails: what it creates is its owner's alone,
+ * whatever the umask — the file 0600 (SQLite gives -wal and -shm the database file's
+ * mode), a missing directory 0700. An existing file keeps the mode its operator gave it;
+ * the server says so at start when others can open it.
  */
 #include "store/store_backend.h"
 
@@ -17,10 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
+#include "base/log.h"
 #include "base/xalloc.h"
 
 static const char *const migrations[] = {
@@ -323,11 +330,54 @@ static void sq_close(struct store_backend *be)
         free(be);
 }
 
+/* The store's directory when it is missing: only the last component (a missing parent
+ * is more likely a typo than a wish), 0700 whatever the umask. */
+static int make_private_dir(const char *path)
+{
+        const char *slash = strrchr(path, '/');
+        char *dir;
+        int r = 0;
+
+        if (!slash || slash == path)
+                return -ENOENT; /* the working directory or / itself: not ours to make */
+        dir = xstrndup(path, (size_t)(slash - path));
+        if (mkdir(dir, 0700) < 0)
+                r = errno == EEXIST ? 0 : -errno;
+        else if (chmod(dir, 0700) < 0)
+                r = -errno;
+        free(dir);
+        return r;
+}
+
+/* Creates the database file 0600 (not SQLite's 0644 less the umask) when it does not
+ * exist; an existing one is left as it is. */
+static int create_private(const char *path)
+{
+        int fd, r;
+
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == ENOENT && (r = make_private_dir(path)) < 0)
+                return r;
+        if (fd < 0 && errno == ENOENT)
+                fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return errno == EEXIST ? 0 : -errno;
+        /* open's mode went through the umask: 0600 exactly, as -wal and -shm copy it */
+        r = fchmod(fd, 0600) < 0 ? -errno : 0;
+        close(fd);
+        return r;
+}
+
 static int sq_open(const char *location, struct store_backend **ret)
 {
-        struct store_backend *be = xcalloc(1, sizeof(*be));
+        struct store_backend *be;
         int r;
 
+        /* ":memory:" and "file:" URIs are SQLite's to interpret */
+        if (location[0] != ':' && strncmp(location, "file:", 5) != 0 &&
+            (r = create_private(location)) < 0)
+                return r;
+        be = xcalloc(1, sizeof(*be));
         be->lock_fd = -1;
         be->path = xstrdup(location);
         r = sql_errno(sqlite3_open_v2(
@@ -353,6 +403,25 @@ static const char *sq_errmsg(struct store_backend *be)
         return sqlite3_errmsg(be->db);
 }
 
+/* Once, when the server takes the lock: a store that others can read (made by an older
+ * orderbridge, or chmod-ed) is named with the command that closes it. A warning, not a
+ * refusal and not a chmod behind the operator's back: the mode may be on purpose (a
+ * backup user), and refusing would stop the intake of orders over it. */
+static void warn_if_open_to_others(const char *path)
+{
+        static const char *const suffixes[] = {"", "-wal", "-shm"};
+        char name[4096];
+        struct stat st;
+
+        for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
+                if ((size_t)snprintf(name, sizeof(name), "%s%s", path, suffixes[i]) <
+                            sizeof(name) &&
+                    stat(name, &st) == 0 && (st.st_mode & S_IRWXO))
+                        log_warn("store.open_to_others",
+                                 "file=%s mode=%04o hint=\"chmod 600 %s\"", name,
+                                 (unsigned)(st.st_mode & 07777), name);
+}
+
 static int sq_lock(struct store_backend *be, long *ret_holder_pid)
 {
         char path[4096], pid[32];
@@ -363,7 +432,14 @@ static int sq_lock(struct store_backend *be, long *ret_holder_pid)
                 return 0;
         if ((size_t)snprintf(path, sizeof(path), "%s.lock", be->path) >= sizeof(path))
                 return -ENAMETOOLONG;
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0 && fchmod(fd, 0600) < 0) { /* the umask may have taken our own bits */
+                int e = -errno;
+                close(fd);
+                return e;
+        }
+        if (fd < 0 && errno == EEXIST)
+                fd = open(path, O_RDWR | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -379,6 +455,7 @@ static int sq_lock(struct store_backend *be, long *ret_holder_pid)
         if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)len, 0) != len)
                 (void)ftruncate(fd, 0);
         be->lock_fd = fd;
+        warn_if_open_to_others(be->path);
         return 0;
 }
 

@@ -128,6 +128,7 @@ class Bitrix24(Emulator):
         code_file = os.path.join(workdir, "b24.code")
         with open(code_file, "w") as f:
             f.write(self.code + "\n")
+        os.chmod(code_file, 0o600)  # the webhook's code: a secret like the others
         super().__init__("bitrix24_emu.py", workdir,
                          ["--user-id", self.USER, "--code-file", code_file,
                           "--rate", str(rate), "--burst", str(burst)])

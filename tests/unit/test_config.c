@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1007,6 +1008,295 @@ static void config_load_of_a_file_reports_its_path_and_line(void **state)
         assert_non_null(strstr(errors, want));
 }
 
+/* ---- long names in messages (issue #10: snprintf's return used as an offset) ---- */
+
+/* A directory chain under /tmp whose path is `len` bytes; `dirs` gets the directories,
+ * deepest last, for remove_chain(). */
+static size_t make_chain(char *path, size_t size, size_t len, char dirs[][4200])
+{
+        size_t n = 0;
+
+        snprintf(path, size, "/tmp/orderbridge-test-long-%ld", (long)getpid());
+        assert_int_equal(mkdir(path, 0700), 0);
+        snprintf(dirs[n++], 4200, "%s", path);
+        while (strlen(path) + 1 < len) {
+                size_t at = strlen(path), step = len - at - 1 < 200 ? len - at - 1 : 200;
+                path[at] = '/';
+                memset(path + at + 1, 'd', step);
+                path[at + 1 + step] = '\0';
+                assert_int_equal(mkdir(path, 0700), 0);
+                snprintf(dirs[n++], 4200, "%s", path);
+        }
+        return n;
+}
+
+static void remove_chain(char dirs[][4200], size_t n)
+{
+        while (n > 0)
+                rmdir(dirs[--n]);
+}
+
+/* 4,000 bytes of path, a 900-byte unknown key and a 1,000-byte value: each error keeps
+ * its line, section and key (the start of a long file name gives way), and nothing is
+ * written outside the message buffer (AddressSanitizer stopped this binary here). */
+static void errors_in_a_file_with_a_4000_byte_path_keep_line_section_and_key(void **state)
+{
+        static char dirs[24][4200];
+        char path[4200], file[4300], key[901], value[1001], *text, *errors = NULL;
+        struct config *c = NULL;
+        size_t n_dirs = make_chain(path, sizeof(path), 4000, dirs);
+        FILE *f;
+        int r;
+
+        memset(key, 'k', 900);
+        key[900] = '\0';
+        memset(value, '1', 1000);
+        value[1000] = '\0';
+        snprintf(file, sizeof(file), "%s/orderbridge.conf", path);
+        f = fopen(file, "w");
+        assert_non_null(f);
+        fprintf(f, "[server]\nthreads = 100\n%s = 1\nmax_body_bytes = %s\n[%.40s]\n", key,
+                value, key);
+        fclose(f);
+        r = config_load(file, &c, &errors);
+        keep_config(c);
+        keep_errors(errors);
+        unlink(file);
+        remove_chain(dirs, n_dirs);
+        assert_true(strlen(file) > 4000);
+        assert_int_equal(r, -EINVAL);
+        assert_non_null(errors);
+        text = errors;
+        /* one line per error, each ending in the file's own name and its line number */
+        assert_non_null(strstr(text, "/orderbridge.conf:2: [server] threads = 100: must be"));
+        assert_non_null(strstr(text, "/orderbridge.conf:3: [server] kkkkkkkk"));
+        assert_non_null(strstr(text, "kkkkkkkk: unknown key"));
+        assert_non_null(strstr(text, "/orderbridge.conf:4: [server] max_body_bytes"));
+        assert_non_null(strstr(text, "/orderbridge.conf:5: [kkkkkkkk"));
+        assert_int_equal(count_lines(text), 4);
+        assert_true(strncmp(text, "…", strlen("…")) == 0);
+}
+
+/* The same through config_load_string, whose name is only for messages: 4,000 bytes of
+ * a multi-byte name is cut on a character boundary. */
+static void a_4000_byte_name_is_shown_by_its_end_on_a_character_boundary(void **state)
+{
+        char name[4001];
+        struct config *c = NULL;
+        char *errors = NULL;
+
+        for (size_t i = 0; i < 4000; i += 2)
+                memcpy(name + i, "\xd0\xb6", 2); /* "ж" */
+        memcpy(name + 3990, "/x.conf", 8);
+        assert_int_equal(config_load_string("[server]\nthreads = 0\n", name, &c, &errors),
+                         -EINVAL);
+        keep_config(c);
+        keep_errors(errors);
+        assert_non_null(strstr(errors, "ж/x.conf:2: [server] threads = 0: must be between"));
+        assert_true(strncmp(errors, "…ж", strlen("…ж")) == 0);
+}
+
+/* ---- remote URLs: libcurl's parser decides (issue #10) ---- */
+
+struct url_case {
+        const char *url;
+        const char *verdict; /* NULL: accepted; else a phrase of the refusal */
+};
+
+#define USERINFO "must not hold a user name or password"
+#define HTTPS_ONLY "must be https:// unless the host is a loopback address"
+#define NOT_A_URL "is not a URL of the form https://HOST[:PORT]/PATH"
+
+static const struct url_case url_cases[] = {
+    /* the bypass: user "localhost", password "1", host 192.0.2.2, key sent in clear */
+    {"http://localhost:1@192.0.2.2:8080/", USERINFO},
+    {"http://user:pw@127.0.0.1/", USERINFO},
+    {"https://user:pw@cloud.roistat.com/api/v1", USERINFO},
+    {"https://user@cloud.roistat.com/api/v1", USERINFO},
+    {"http://@127.0.0.1/", USERINFO},
+    {"http://127.0.0.1\\@192.0.2.2/", USERINFO},
+    {"http://127.0.0.1.evil.com/", HTTPS_ONLY},
+    {"http://127.0.0.1%2eevil.com/", HTTPS_ONLY}, /* %2e is '.': the host is 127.0.0.1.evil.com */
+    {"http://localhost./", HTTPS_ONLY},           /* goes to a resolver, unlike localhost */
+    {"http://localhost.evil.example/", HTTPS_ONLY},
+    {"http://192.0.2.2/", HTTPS_ONLY},
+    {"http://[::ffff:192.0.2.2]/", HTTPS_ONLY},
+    {"ftp://127.0.0.1/", HTTPS_ONLY},
+    {"ftp://cloud.roistat.com/", HTTPS_ONLY},
+    {"gopher://127.0.0.1/", HTTPS_ONLY},
+    {"https://cloud.roistat.com/api/v1?project=1", "must not have a ?query or #fragment"},
+    {"https://cloud.roistat.com/api/v1#x", "must not have a ?query or #fragment"},
+    {"garbage", NOT_A_URL},
+    {"cloud.roistat.com/api/v1", NOT_A_URL},
+    {"https://", NOT_A_URL},
+    {"http://[::1/api", NOT_A_URL},
+    {"http://127.0.0.1:99999/", NOT_A_URL},
+    {"http:127.0.0.1/", NOT_A_URL},
+    {"http://[::1]:8080/", NULL},
+    {"http://[::1]/api/v1", NULL},
+    {"HTTPS://cloud.roistat.com/api/v1", NULL},
+    {"HTTP://127.0.0.1:18080/api/v1", NULL},
+    {"https://CLOUD.ROISTAT.COM/api/v1", NULL},
+    {"http://LocalHost:18080/", NULL},
+    /* libcurl decodes the host and connects to what it decoded: loopback */
+    {"http://%31%32%37.0.0.1:18080/", NULL},
+    {"http://%6cocalhost/", NULL},
+    /* and reads these IPv4 forms as 127.0.0.1 too */
+    {"http://127.1/", NULL},
+    {"http://2130706433/", NULL},
+    {"http://127.255.255.254/", NULL},
+};
+
+static void remote_urls_get_the_verdict_of_libcurls_parser(void **state)
+{
+        char text[512];
+
+        use_env_api_key();
+        for (size_t i = 0; i < sizeof(url_cases) / sizeof(url_cases[0]); i++) {
+                const struct url_case *t = &url_cases[i];
+                struct config *c = NULL;
+                char *errors = NULL;
+                int r;
+
+                snprintf(text, sizeof(text), ROISTAT_OK "url = %s\n", t->url);
+                r = config_load_string(text, NAME, &c, &errors);
+                keep_config(c);
+                keep_errors(errors);
+                if (!t->verdict && r != 0)
+                        fail_msg("%s: want accepted, got:\n%s", t->url, errors);
+                if (t->verdict && (r != -EINVAL || !strstr(errors, t->verdict) ||
+                                   !strstr(errors, NAME ":3: [roistat] url: ")))
+                        fail_msg("%s: want \"%s\" at " NAME ":3: [roistat] url, got %d:\n%s",
+                                 t->url, t->verdict, r, errors ? errors : "(none)");
+                if (t->verdict && count_lines(errors) != 1)
+                        fail_msg("%s: want one error, got:\n%s", t->url, errors);
+                if (!t->verdict)
+                        assert_string_equal(roistat(c)->url, t->url);
+                /* free as we go: the table is longer than what teardown keeps */
+                config_free(configs[--n_configs]);
+                free(error_texts[--n_error_texts]);
+        }
+}
+
+static void a_url_refusal_repeats_no_part_of_the_url(void **state)
+{
+        const char *errors;
+
+        use_env_api_key();
+        errors = load_fails(ROISTAT_OK "url = http://localhost:hunter2@192.0.2.2:8080/api\n");
+        assert_non_null(strstr(errors, "[roistat] url: " USERINFO));
+        assert_null(strstr(errors, "hunter2"));
+        assert_null(strstr(errors, "192.0.2.2"));
+        assert_null(strstr(errors, "localhost"));
+}
+
+/* The webhook URL is a secret file's content: user info in it is refused like in any
+ * URL, and neither the password nor the webhook's code (its path) is ever printed. */
+static void a_bitrix24_webhook_url_with_user_info_is_refused_without_showing_it(void **state)
+{
+        static const char *const urls[] = {
+            "https://admin:hunter2@portal.example/rest/1/s3cr3tcode/\n",
+            "http://localhost:hunter2@192.0.2.2:8080/rest/1/s3cr3tcode/\n",
+            "http://127.0.0.1.evil.example/rest/1/s3cr3tcode/\n",
+        };
+        char text[256];
+
+        for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+                const char *path = temp_file(urls[i]), *errors;
+
+                snprintf(text, sizeof(text), "[site]\nid = shop.example\n[bitrix24]\n"
+                         "webhook_url_file = %s\n", path);
+                errors = load_fails(text);
+                if (!strstr(errors, NAME ":4: [bitrix24] webhook_url_file: ") ||
+                    !strstr(errors, i < 2 ? USERINFO : HTTPS_ONLY))
+                        fail_msg("%s: got\n%s", urls[i], errors);
+                assert_null(strstr(errors, "hunter2"));
+                assert_null(strstr(errors, "s3cr3tcode"));
+                assert_null(strstr(errors, "192.0.2.2"));
+        }
+}
+
+static void a_bitrix24_webhook_url_to_loopback_over_http_is_accepted(void **state)
+{
+        const char *path = temp_file("http://[::1]:18081/rest/1/s3cr3tcode\n");
+        char text[256];
+
+        snprintf(text, sizeof(text), "[site]\nid = shop.example\n[bitrix24]\n"
+                 "webhook_url_file = %s\n", path);
+        load_ok(text);
+}
+
+/* ---- secret files' modes (issue #10) ---- */
+
+/* Every key that names a secret file, with content it accepts. */
+static const struct {
+        const char *section, *key, *content, *prelude;
+} secret_keys[] = {
+    {"server", "signing_secret_file", GOOD_SECRET "\n", ""},
+    {"server", "admin_token_file", "0123456789abcdef0123\n", ""},
+    {"roistat", "api_key_file", API_KEY "\n", "project = 12345\n"},
+    {"bitrix24", "webhook_url_file", "https://portal.example/rest/1/s3cr3tcode/\n", ""},
+};
+
+/* `mode` on a file holding the secret of every key in turn: 0 when it loads, else the
+ * error text (freed in teardown). */
+static const char *load_secret_with_mode(size_t k, mode_t mode, const char **ret_path)
+{
+        const char *path = temp_file(secret_keys[k].content);
+        char text[512];
+        struct config *c = NULL;
+        char *errors = NULL;
+
+        assert_int_equal(chmod(path, mode), 0);
+        snprintf(text, sizeof(text), "[site]\nid = shop.example\n[%s]\n%s%s = %s\n",
+                 secret_keys[k].section, secret_keys[k].prelude, secret_keys[k].key, path);
+        config_load_string(text, NAME, &c, &errors);
+        keep_config(c);
+        keep_errors(errors);
+        *ret_path = path;
+        return errors;
+}
+
+static void a_secret_file_open_to_others_is_refused_with_the_chmod_to_run(void **state)
+{
+        static const mode_t loose[] = {0644, 0604, 0602, 0601, 0666, 0777};
+        const char *path, *errors;
+        char want[512];
+
+        for (size_t k = 0; k < sizeof(secret_keys) / sizeof(secret_keys[0]); k++)
+                for (size_t m = 0; m < sizeof(loose) / sizeof(loose[0]); m++) {
+                        errors = load_secret_with_mode(k, loose[m], &path);
+                        snprintf(want, sizeof(want),
+                                 "[%s] %s: %s is open to other users (mode %04o); run: "
+                                 "chmod 600 %s\n",
+                                 secret_keys[k].section, secret_keys[k].key, path,
+                                 (unsigned)loose[m], path);
+                        if (!errors || !strstr(errors, want))
+                                fail_msg("mode %04o: want\n%s--- got:\n%s", (unsigned)loose[m],
+                                         want, errors ? errors : "(loaded)\n");
+                        /* the secret itself is not shown */
+                        assert_null(strstr(errors, "s3cr3tcode"));
+                        assert_null(strstr(errors, API_KEY));
+                        teardown(state);
+                }
+}
+
+static void a_secret_file_private_to_its_owner_or_group_is_accepted(void **state)
+{
+        static const mode_t ok[] = {0600, 0400, 0640, 0660};
+        const char *path, *errors;
+
+        for (size_t k = 0; k < sizeof(secret_keys) / sizeof(secret_keys[0]); k++)
+                for (size_t m = 0; m < sizeof(ok) / sizeof(ok[0]); m++) {
+                        errors = load_secret_with_mode(k, ok[m], &path);
+                        if (errors)
+                                fail_msg("[%s] %s, mode %04o: want accepted, got:\n%s",
+                                         secret_keys[k].section, secret_keys[k].key,
+                                         (unsigned)ok[m], errors);
+                        teardown(state);
+                }
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1084,6 +1374,14 @@ int main(void)
             T(config_free_accepts_null_and_returns_null),
             T(config_load_of_a_missing_file_names_it),
             T(config_load_of_a_file_reports_its_path_and_line),
+            T(errors_in_a_file_with_a_4000_byte_path_keep_line_section_and_key),
+            T(a_4000_byte_name_is_shown_by_its_end_on_a_character_boundary),
+            T(remote_urls_get_the_verdict_of_libcurls_parser),
+            T(a_url_refusal_repeats_no_part_of_the_url),
+            T(a_bitrix24_webhook_url_with_user_info_is_refused_without_showing_it),
+            T(a_bitrix24_webhook_url_to_loopback_over_http_is_accepted),
+            T(a_secret_file_open_to_others_is_refused_with_the_chmod_to_run),
+            T(a_secret_file_private_to_its_owner_or_group_is_accepted),
             /* last: while src/config.c reads before its buffer here, AddressSanitizer
              * stops the whole binary at this test */
             T(an_api_key_file_whose_first_line_is_blank_is_rejected),
