@@ -43,6 +43,7 @@ bench: build
 		--ceiling-bin $(BUILD)/bench/orderbridge-ceiling --rss $(BENCH_ARGS)
 	@python3 bench/b24_requests.py --bin $(BUILD)/orderbridge
 	@python3 bench/b24_load.py --bin $(BUILD)/orderbridge --results bench/RESULTS.md
+	@python3 bench/unsigned_rss.py --bin $(BUILD)/orderbridge --results bench/RESULTS.md
 
 fuzz: deps
 	@sh scripts/fuzz.sh $(FUZZ_SECONDS)

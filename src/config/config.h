@@ -35,6 +35,7 @@ struct config {
         int64_t max_connections;
         int64_t connection_timeout_s;
         int64_t threads;
+        int64_t unverified_body_bytes;
         char *admin_token_file;
         char *admin_token;         /* secret */
 

@@ -29,6 +29,12 @@ static const struct config_key server_keys[] = {
         {"connection_timeout_s", CONFIG_INT, S(connection_timeout_s), "15", 1, 3600,
          "an idle or slow client is dropped after this many seconds"},
         {"threads", CONFIG_INT, S(threads), "2", 1, 64, "HTTP worker threads"},
+        {"unverified_body_bytes", CONFIG_INT, S(unverified_body_bytes), "16777216", 65536,
+         1073741824,
+         "request bodies being received and not yet verified hold at most this much memory "
+         "together (each counts its Content-Length, or max_body_bytes when chunked); past "
+         "it a request is answered 503 busy with Retry-After before its body is read, the "
+         "last eighth being kept for bodies of at most 64 KiB"},
         {"admin_token_file", CONFIG_STRING, S(admin_token_file), NULL, 0, 0,
          "file holding the bearer token for GET /v1/orders/{id} (env ORDERBRIDGE_ADMIN_TOKEN)"},
 };

@@ -7,7 +7,8 @@
  *
  * Adding a route is one file, http/route_NAME.c, defining one `const struct http_route
  * route_NAME`, plus one row in the table of route.c. A refusal the server makes for every
- * route (404, 405 with Allow, 413, 415, an empty JSON body) needs nothing from the route.
+ * route (404, 405 with Allow, 413, 415, an empty JSON body, 503 "busy" when the bodies
+ * being received would pass [server] unverified_body_bytes) needs nothing from the route.
  */
 #pragma once
 
@@ -41,6 +42,12 @@ struct http_route {
          * made at start and freed at stop. 0 or -errno (the server does not start). */
         int (*open)(const struct http_env *env, void **ret_state);
         void (*close)(void *state);
+        /* Optional, for HTTP_BODY_JSON routes: looks at the headers alone, before a byte
+         * of the body is read, and answers (http_request_reply*) a request that can only
+         * be refused, so that a sender without credentials never makes the server hold
+         * its body. 0 (answered or not), or -errno to drop the connection. */
+        int (*check_headers)(const struct http_env *env, void *state,
+                             struct http_request *rq);
         /* Answers `rq` with http_request_reply*, or holds it. 0, or -errno to drop the
          * connection without an answer. Called in one of the server's threads. */
         int (*handle)(const struct http_env *env, void *state, struct http_request *rq);

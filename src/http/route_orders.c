@@ -1,7 +1,8 @@
 /*
  * POST /v1/orders: the site's signed order snapshots. Checked here, in the HTTP thread —
- * signature, then the snapshot's fields, then the site — so a refusal is answered at once
- * and touches nothing. A valid snapshot is handed to the intake and the request held; the
+ * the signature headers before the body is read, the signature over the body, then the
+ * snapshot's fields, then the site — so a refusal is answered at once and touches
+ * nothing. A valid snapshot is handed to the intake and the request held; the
  * intake's committer calls `stored` after the fsync, which answers 202/200/409/503. So
  * the sender hears "accepted" only for what is durable, and concurrent senders share one
  * fsync. The only place the negative codes of signature_verify and the intake's outcomes
@@ -81,7 +82,38 @@ static const char *signature_field(int r)
         }
 }
 
-/* Signature, fields, site: NULL (answered) when refused, else the snapshot. */
+/* Answers a refusal of signature_check_headers or signature_verify (r < 0). */
+static int refuse_signature(struct http_request *rq, int r)
+{
+        log_warn("ingest.unauthorized", "reason=\"%s\"", signature_strerror(r));
+        return http_request_reply_error(rq, 401, "bad_signature", signature_field(r),
+                                        signature_strerror(r));
+}
+
+static int refuse_not_configured(struct http_request *rq)
+{
+        return http_request_reply_error(rq, 503, "not_configured", NULL,
+                                        "no signing secret is configured ([server] "
+                                        "signing_secret_file)");
+}
+
+/* On the headers, before the body: everything but the HMAC, so that a sender without
+ * the secret's headers never makes the server buffer its body. */
+static int orders_check_headers(const struct http_env *env, void *state, struct http_request *rq)
+{
+        int r;
+
+        (void)state;
+        if (!env->cfg->has_signing_key)
+                return refuse_not_configured(rq);
+        r = signature_check_headers(http_request_header(rq, "webhook-id"),
+                                    http_request_header(rq, "webhook-timestamp"),
+                                    http_request_header(rq, "webhook-signature"), time(NULL));
+        return r < 0 ? refuse_signature(rq, r) : 0;
+}
+
+/* Signature, fields, site: NULL (answered) when refused, else the snapshot. The headers
+ * were checked before the body came; they are checked again with it (the clock moved). */
 static struct snapshot *check(const struct config *cfg, struct http_request *rq, const char *body,
                               size_t len)
 {
@@ -90,18 +122,14 @@ static struct snapshot *check(const struct config *cfg, struct http_request *rq,
         int r;
 
         if (!cfg->has_signing_key) {
-                http_request_reply_error(rq, 503, "not_configured", NULL,
-                                         "no signing secret is configured ([server] "
-                                         "signing_secret_file)");
+                refuse_not_configured(rq);
                 return NULL;
         }
         r = signature_verify(&cfg->signing_key, http_request_header(rq, "webhook-id"),
                              http_request_header(rq, "webhook-timestamp"),
                              http_request_header(rq, "webhook-signature"), body, len, time(NULL));
         if (r < 0) {
-                log_warn("ingest.unauthorized", "reason=\"%s\"", signature_strerror(r));
-                http_request_reply_error(rq, 401, "bad_signature", signature_field(r),
-                                         signature_strerror(r));
+                refuse_signature(rq, r);
                 return NULL;
         }
         if (snapshot_parse(body, len, &snap, &err) < 0) {
@@ -162,5 +190,6 @@ const struct http_route route_orders = {
     .methods = "POST",
     .path = "/v1/orders",
     .body = HTTP_BODY_JSON,
+    .check_headers = orders_check_headers,
     .handle = orders_handle,
 };

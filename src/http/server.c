@@ -11,6 +11,19 @@
  * second would hold its slot for ever: a reaper thread shuts down any connection whose
  * request (headers and body) takes longer than [server] connection_timeout_s, except
  * while the request is held (the wait is ours, not the client's).
+ *
+ * Bodies cost memory before anyone knows who sent them, so the route's header check
+ * (the signature headers) comes before a body is read, and the bodies being received
+ * share one budget, [server] unverified_body_bytes: a request reserves its declared
+ * length (max_body_bytes when chunked) on its headers, is answered 503 busy when the
+ * budget cannot cover it, and gives it back when it ends, whichever way (on_completed).
+ *
+ * Stopping: new connections are closed as they come (the accept policy; not
+ * MHD_quiesce_daemon, whose worker-pool branch races each worker's own removal of the
+ * listen fd from its epoll set and aborts on the ENOENT), answers say "Connection:
+ * close", every held request is resumed by the intake, and the stop waits — up to
+ * DRAIN_MAX_MS — until every request handed to a route has its answer written to the
+ * socket (on_completed) before libmicrohttpd closes the connections.
  */
 #include "http/server.h"
 
@@ -18,6 +31,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +50,9 @@
 #include "http/route.h"
 
 #define HEADER_MAX 8192
+#define SMALL_BODY_MAX 65536 /* bodies this small may use the budget's last eighth */
+#define BUSY_RETRY_S 5
+#define DRAIN_MAX_MS 10000   /* the stop's wait for answers still being written */
 
 /* One per TCP connection: since when the client owes us a complete request. */
 struct conn_clock {
@@ -59,9 +76,15 @@ struct http_server {
         bool stopping;
 
         pthread_mutex_t hold_lock;
-        pthread_cond_t hold_cond; /* `held` reached 0 */
+        pthread_cond_t hold_cond; /* `held` or `answering` reached 0 */
         size_t held;              /* held requests not yet resumed */
+        size_t answering;         /* requests handed to their route, answer not yet sent */
         bool draining;            /* stopping: no more holds */
+        atomic_bool closed;       /* stopping: new connections are closed, answers say so */
+
+        pthread_mutex_t budget_lock;
+        size_t reserved; /* bytes of unverified_body_bytes taken by bodies being read */
+        bool refusing;   /* the last reservation failed (logged once per spell) */
 
         struct MHD_Daemon *mhd;
         unsigned port;
@@ -77,14 +100,16 @@ struct http_request {
         size_t seen;   /* body bytes received, kept or not */
         bool too_big;  /* the body passed the cap: dropped, 413 at its end */
         bool answered; /* an answer is queued: swallow whatever else comes */
+        size_t reserved; /* of the body budget, given back in on_completed */
+        bool answering;  /* counted in srv->answering until on_completed */
         /* a held request; under srv->hold_lock */
         bool held, suspended, ready;
         unsigned later_status, later_retry_after_s;
         char *later_json;
 };
 
-static enum MHD_Result queue_answer(struct MHD_Connection *conn, unsigned status,
-                                    const char *json, unsigned retry_after_s, const char *allow,
+static enum MHD_Result queue_answer(struct http_request *rq, unsigned status, const char *json,
+                                    unsigned retry_after_s, const char *allow,
                                     const char *www_authenticate)
 {
         struct MHD_Response *resp;
@@ -105,7 +130,10 @@ static enum MHD_Result queue_answer(struct MHD_Connection *conn, unsigned status
                 MHD_add_response_header(resp, "Allow", allow);
         if (www_authenticate)
                 MHD_add_response_header(resp, "WWW-Authenticate", www_authenticate);
-        r = MHD_queue_response(conn, status, resp);
+        /* stopping: a keep-alive client must not send another request into the drain */
+        if (atomic_load(&rq->srv->closed))
+                MHD_add_response_header(resp, "Connection", "close");
+        r = MHD_queue_response(rq->conn, status, resp);
         MHD_destroy_response(resp);
         return r;
 }
@@ -123,6 +151,17 @@ char *http_error_json(const char *error, const char *field, const char *message)
 }
 
 /* ---- connections and their clocks ---- */
+
+/* Stopping: a new connection is closed at once (its client sees the error before any
+ * request of it could be stored). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+        struct http_server *srv = cls;
+
+        (void)addr;
+        (void)addrlen;
+        return atomic_load(&srv->closed) ? MHD_NO : MHD_YES;
+}
 
 static struct conn_clock *clock_of(struct MHD_Connection *conn)
 {
@@ -231,7 +270,7 @@ int http_request_reply(struct http_request *rq, unsigned status, const char *jso
                        unsigned retry_after_s, const char *www_authenticate)
 {
         rq->answered = true;
-        return queue_answer(rq->conn, status, json, retry_after_s, NULL, www_authenticate) ==
+        return queue_answer(rq, status, json, retry_after_s, NULL, www_authenticate) ==
                                MHD_YES
                        ? 0
                        : -EIO;
@@ -303,7 +342,7 @@ static enum MHD_Result answer_held(struct http_request *rq)
         rq->later_json = NULL;
         pthread_mutex_unlock(&srv->hold_lock);
         rq->answered = true;
-        r = queue_answer(rq->conn, status, json ? json : "{}", retry_after_s, NULL, NULL);
+        r = queue_answer(rq, status, json ? json : "{}", retry_after_s, NULL, NULL);
         free(json);
         return r;
 }
@@ -350,8 +389,68 @@ static size_t route_index(const struct http_server *srv, const char *url)
         return i;
 }
 
+/* ---- the budget of bodies not yet verified ---- */
+
+/* Takes `n` bytes of [server] unverified_body_bytes for a body about to be read: whether
+ * it could. Bodies over SMALL_BODY_MAX may take only seven eighths, so that big unsigned
+ * bodies cannot shut out the shop's few-KB snapshots; and one body is always let in when
+ * nothing else is reserved, so a budget below max_body_bytes still lets bodies through,
+ * one at a time. */
+static bool budget_take(struct http_server *srv, size_t n)
+{
+        size_t limit = (size_t)srv->cfg->unverified_body_bytes;
+        bool ok, log_it;
+
+        if (n > SMALL_BODY_MAX)
+                limit -= limit / 8;
+        pthread_mutex_lock(&srv->budget_lock);
+        ok = srv->reserved == 0 || (n <= limit && srv->reserved <= limit - n);
+        if (ok)
+                srv->reserved += n;
+        log_it = !ok && !srv->refusing;
+        srv->refusing = !ok;
+        pthread_mutex_unlock(&srv->budget_lock);
+        if (log_it)
+                log_warn("http.busy", "reason=\"bodies being received reached [server] "
+                         "unverified_body_bytes\" budget=%lld",
+                         (long long)srv->cfg->unverified_body_bytes);
+        return ok;
+}
+
+static void budget_give(struct http_server *srv, size_t n)
+{
+        pthread_mutex_lock(&srv->budget_lock);
+        srv->reserved -= n;
+        pthread_mutex_unlock(&srv->budget_lock);
+}
+
+/* Reserves the body's length from the budget, or answers 503 busy before reading it. */
+static enum MHD_Result reserve_body(struct http_server *srv, struct http_request *rq,
+                                    const char *cl)
+{
+        const char *te = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        size_t n = te   ? (size_t)srv->cfg->max_body_bytes
+                   : cl ? (size_t)strtoull(cl, NULL, 10)
+                        : 0;
+
+        if (n == 0)
+                return MHD_YES;
+        if (!budget_take(srv, n)) {
+                rq->answered = true;
+                return queue_answer(rq, 503,
+                                    "{\"error\":\"busy\",\"message\":\"too many request "
+                                    "bodies are being received; send it again\"}",
+                                    BUSY_RETRY_S, NULL, NULL);
+        }
+        rq->reserved = n;
+        buf_init(&rq->body, n); /* never more memory than was reserved */
+        return MHD_YES;
+}
+
 /* The first call of a request, on its headers: route, method, media type, declared
- * length. Anything refused here is answered before a byte of the body is read. */
+ * length, the route's own look at the headers, the body budget. Anything refused here is
+ * answered before a byte of the body is read. */
 static enum MHD_Result first_call(struct http_server *srv, struct http_request *rq,
                                   const char *url, const char *method)
 {
@@ -360,7 +459,7 @@ static enum MHD_Result first_call(struct http_server *srv, struct http_request *
 
         if (i == srv->n_routes) {
                 char *text = http_error_json("not_found", NULL, "no such endpoint");
-                enum MHD_Result r = queue_answer(rq->conn, 404, text, 0, NULL, NULL);
+                enum MHD_Result r = queue_answer(rq, 404, text, 0, NULL, NULL);
                 free(text);
                 rq->answered = true;
                 return r;
@@ -369,7 +468,7 @@ static enum MHD_Result first_call(struct http_server *srv, struct http_request *
         rq->state = srv->states[i];
         if (!method_listed(rq->route->methods, method)) {
                 rq->answered = true;
-                return queue_answer(rq->conn, 405, "{\"error\":\"method_not_allowed\"}", 0,
+                return queue_answer(rq, 405, "{\"error\":\"method_not_allowed\"}", 0,
                                     rq->route->methods, NULL);
         }
         if (rq->route->body != HTTP_BODY_JSON)
@@ -390,7 +489,13 @@ static enum MHD_Result first_call(struct http_server *srv, struct http_request *
                                                 "max_body_bytes") == 0
                                ? MHD_YES
                                : MHD_NO;
-        return MHD_YES;
+        if (rq->route->check_headers) {
+                if (rq->route->check_headers(&srv->env, rq->state, rq) < 0)
+                        return MHD_NO;
+                if (rq->answered)
+                        return MHD_YES;
+        }
+        return reserve_body(srv, rq, cl);
 }
 
 /* A JSON body arriving: into the capped buffer, or counted and dropped. */
@@ -411,10 +516,16 @@ static enum MHD_Result take_body(struct http_server *srv, struct http_request *r
         return MHD_YES;
 }
 
-/* The request is complete: refusals common to JSON routes, then the route. */
+/* The request is complete: refusals common to JSON routes, then the route. From here
+ * on the request counts as one whose answer the stop waits for. */
 static enum MHD_Result complete(struct http_server *srv, struct http_request *rq)
 {
         int r;
+
+        pthread_mutex_lock(&srv->hold_lock);
+        srv->answering++;
+        pthread_mutex_unlock(&srv->hold_lock);
+        rq->answering = true;
 
         if (rq->route->body == HTTP_BODY_JSON) {
                 if (rq->too_big)
@@ -471,14 +582,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return complete(srv, rq);
 }
 
+/* Every request ends here once, answered or not, its client gone or not: what it took of
+ * the budget goes back, and the stop learns that its answer is out. */
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+        struct http_server *srv = cls;
         struct http_request *rq = *con_cls;
 
         if (!rq)
                 return;
-        clock_set(cls, conn, false, true); /* the next request's clock starts now */
+        clock_set(srv, conn, false, true); /* the next request's clock starts now */
+        if (rq->reserved)
+                budget_give(srv, rq->reserved);
+        if (rq->answering) {
+                pthread_mutex_lock(&srv->hold_lock);
+                if (--srv->answering == 0)
+                        pthread_cond_broadcast(&srv->hold_cond);
+                pthread_mutex_unlock(&srv->hold_lock);
+        }
         /* a client that went away after its snapshot was handed over: stored all the
          * same, only the answer is lost */
         free(rq->later_json);
@@ -518,6 +640,7 @@ static void free_server(struct http_server *srv)
         pthread_cond_destroy(&srv->clock_cond);
         pthread_mutex_destroy(&srv->hold_lock);
         pthread_cond_destroy(&srv->hold_cond);
+        pthread_mutex_destroy(&srv->budget_lock);
         free(srv);
 }
 
@@ -549,11 +672,13 @@ int http_server_start(const struct config *cfg, struct intake *in, struct http_s
         pthread_mutex_init(&srv->clock_lock, NULL);
         clock_cond_init(&srv->clock_cond);
         pthread_mutex_init(&srv->hold_lock, NULL);
-        pthread_cond_init(&srv->hold_cond, NULL);
+        clock_cond_init(&srv->hold_cond);
+        pthread_mutex_init(&srv->budget_lock, NULL);
+        atomic_init(&srv->closed, false);
         srv->mhd = MHD_start_daemon(
                 MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                         (strchr(cfg->listen_host, ':') ? MHD_USE_IPv6 : 0),
-                cfg->listen_port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &ss,
+                cfg->listen_port, on_accept, srv, on_request, srv, MHD_OPTION_SOCK_ADDR, &ss,
                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads,
                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
@@ -580,25 +705,46 @@ unsigned http_server_port(const struct http_server *srv)
         return srv->port;
 }
 
+/* Waits until every held request is resumed (the intake answers each: no bound), then
+ * until every answer is written, for at most DRAIN_MAX_MS: 0, or how many are not. */
+static size_t drain(struct http_server *srv)
+{
+        struct timespec deadline;
+        bool late = false;
+        size_t left;
+
+        clock_mono_deadline(DRAIN_MAX_MS, &deadline);
+        pthread_mutex_lock(&srv->hold_lock);
+        srv->draining = true;
+        while (srv->held > 0 || (srv->answering > 0 && !late)) {
+                if (late)
+                        pthread_cond_wait(&srv->hold_cond, &srv->hold_lock);
+                else
+                        late = pthread_cond_timedwait(&srv->hold_cond, &srv->hold_lock,
+                                                      &deadline) == ETIMEDOUT;
+        }
+        left = srv->answering;
+        pthread_mutex_unlock(&srv->hold_lock);
+        return left;
+}
+
 struct http_server *http_server_stop(struct http_server *srv)
 {
+        size_t left;
+
         if (!srv)
                 return NULL;
+        atomic_store(&srv->closed, true);
+        left = drain(srv);
+        if (left > 0)
+                log_warn("http.drain_timeout", "unanswered=%zu waited_ms=%d", left,
+                         DRAIN_MAX_MS);
         pthread_mutex_lock(&srv->clock_lock);
         srv->stopping = true;
         pthread_cond_signal(&srv->clock_cond);
         pthread_mutex_unlock(&srv->clock_lock);
         pthread_join(srv->reaper, NULL);
-        MHD_quiesce_daemon(srv->mhd);
-        /* every held request is answered (its commit is the intake's, which outlives
-         * us); keep-alive connections that ask again meanwhile hear 503 */
-        pthread_mutex_lock(&srv->hold_lock);
-        srv->draining = true;
-        while (srv->held > 0)
-                pthread_cond_wait(&srv->hold_cond, &srv->hold_lock);
-        pthread_mutex_unlock(&srv->hold_lock);
         MHD_stop_daemon(srv->mhd);
         free_server(srv);
         return NULL;
 }
-

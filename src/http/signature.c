@@ -122,11 +122,59 @@ static int timestamp_parse(const char *text, int64_t *ret)
         return 0;
 }
 
-int signature_verify(const struct signature_key *key, const char *id, const char *timestamp,
-                     const char *header, const char *body, size_t body_len, int64_t now)
+/* One "v1,<base64>" entry of the signature header, `len` bytes at `p`: 1 and the 32-byte
+ * digest it carries in `ret_digest`, or 0 when it is not one ("v1," + 44 base64
+ * characters; other schemes, v1a for instance, are skipped, as the spec asks). */
+static int entry_digest(const char *p, size_t len, unsigned char ret_digest[48])
 {
-        unsigned char want[32], got[48];
-        const char *p;
+        char b64[45];
+
+        if (len != 47 || strncmp(p, "v1,", 3) != 0)
+                return 0;
+        memcpy(b64, p + 3, 44);
+        b64[44] = '\0';
+        return EVP_DecodeBlock(ret_digest, (const unsigned char *)b64, 44) == 33;
+}
+
+/* Calls `fn` on each space-separated entry of `header` until it returns non-zero. */
+static int each_entry(const char *header, int (*fn)(const char *p, size_t len, void *arg),
+                      void *arg)
+{
+        for (const char *p = header; *p;) {
+                const char *end;
+                int r;
+
+                while (*p == ' ')
+                        p++;
+                end = strchr(p, ' ');
+                if (!end)
+                        end = p + strlen(p);
+                if (end > p && (r = fn(p, (size_t)(end - p), arg)) != 0)
+                        return r;
+                p = end;
+        }
+        return 0;
+}
+
+static int well_formed(const char *p, size_t len, void *arg)
+{
+        unsigned char digest[48];
+
+        (void)arg;
+        return entry_digest(p, len, digest);
+}
+
+static int matches(const char *p, size_t len, void *arg)
+{
+        const unsigned char *want = arg;
+        unsigned char got[48];
+
+        return entry_digest(p, len, got) && CRYPTO_memcmp(got, want, 32) == 0;
+}
+
+int signature_check_headers(const char *id, const char *timestamp, const char *header,
+                            int64_t now)
+{
         int64_t ts;
 
         if (!id || !timestamp || !header)
@@ -137,33 +185,22 @@ int signature_verify(const struct signature_key *key, const char *id, const char
                 return -EDOM;
         if (ts < now - SIGNATURE_TOLERANCE_S || ts > now + SIGNATURE_TOLERANCE_S)
                 return -ERANGE;
-        if (strlen(header) > SIGNATURE_HEADER_MAX)
+        if (strlen(header) > SIGNATURE_HEADER_MAX || !each_entry(header, well_formed, NULL))
                 return -EBADMSG;
+        return 0;
+}
+
+int signature_verify(const struct signature_key *key, const char *id, const char *timestamp,
+                     const char *header, const char *body, size_t body_len, int64_t now)
+{
+        unsigned char want[32];
+        int r = signature_check_headers(id, timestamp, header, now);
+
+        if (r < 0)
+                return r;
         if (mac(key, id, timestamp, body, body_len, want) < 0)
                 return -EBADMSG;
-
-        for (p = header; *p;) {
-                const char *end;
-                size_t len;
-
-                while (*p == ' ')
-                        p++;
-                end = strchr(p, ' ');
-                if (!end)
-                        end = p + strlen(p);
-                len = (size_t)(end - p);
-                /* "v1," + 44 base64 characters for a 32-byte digest */
-                if (len == 47 && strncmp(p, "v1,", 3) == 0) {
-                        char b64[45];
-                        memcpy(b64, p + 3, 44);
-                        b64[44] = '\0';
-                        if (EVP_DecodeBlock(got, (const unsigned char *)b64, 44) == 33 &&
-                            CRYPTO_memcmp(got, want, 32) == 0)
-                                return 0;
-                }
-                p = end;
-        }
-        return -EBADMSG;
+        return each_entry(header, matches, want) ? 0 : -EBADMSG;
 }
 
 const char *signature_strerror(int r)

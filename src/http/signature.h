@@ -27,6 +27,13 @@ int signature_key_parse(const char *text, struct signature_key *ret_key);
 int signature_sign(const struct signature_key *key, const char *id, int64_t timestamp,
                    const char *body, size_t body_len, char *buf, size_t size);
 
+/* Everything signature_verify checks but the HMAC, on the headers alone, so that a
+ * request that cannot verify is refused before its body is read: 0, or the code
+ * signature_verify would return (below); -EBADMSG here means that `header` is over
+ * SIGNATURE_HEADER_MAX bytes or has no well-formed "v1,<44 base64>" entry. */
+int signature_check_headers(const char *id, const char *timestamp, const char *header,
+                            int64_t now);
+
 /* Checks the three headers against the body at Unix time `now`. Returns 0 when one v1
  * entry of `header` matches, else the first problem found, each its own code so that the
  * caller can name the header at fault:

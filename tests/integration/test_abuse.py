@@ -326,14 +326,16 @@ class BodyLimits(AbuseCase):
 
     def test_a_chunked_body_that_never_ends_is_cut_off(self):
         """A client streaming an endless body: the daemon must stop reading it (answer 413
-        or close) soon after the cap, not swallow it for as long as the client sends."""
+        or close) soon after the cap, not swallow it for as long as the client sends. Its
+        headers are well-formed and current, so that the body is read at all."""
         budget = 64 * 1024 * 1024
         chunk = b"%x\r\n%s\r\n" % (65536, b"a" * 65536)
         with self.refused("endless chunked body"):
             with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
                 s.sendall(request("POST", "/v1/orders",
                                   [("Content-Type", "application/json"),
-                                   ("Transfer-Encoding", "chunked")])[0])
+                                   ("Transfer-Encoding", "chunked")] +
+                                  signed_headers(self.daemon.key, b"endless"))[0])
                 s.settimeout(3)
                 sent, cut = 0, None
                 while sent < budget and not cut:
@@ -963,6 +965,147 @@ class Timestamps(AbuseCase):
                 now = self.at_second_start()
                 a = self.ingest(snapshot_bytes(f"ts-ok{delta}"), timestamp=now + delta)
                 self.expect(a, 202)
+
+
+# ---- bodies of senders not yet verified: refused on the headers, and one budget ------------------
+
+MIB = 1048576
+
+
+def headers_only(port, headers, timeout=3.0):
+    """Sends a POST's head alone (the body it declares never comes) and reads the answer:
+    a daemon that waits for the body before answering is HUNG or CLOSED here."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request("POST", "/v1/orders", headers)[0])
+        return read_answer(s, started, timeout)
+
+
+class EarlyRefusals(AbuseCase):
+    """An unsigned sender is refused on its headers, before any of its body is read (issue
+    #10: 500 such senders each sending most of 1 MiB took the daemon to 534 MiB)."""
+    server = dict(SERVER, max_body_bytes=str(MIB), connection_timeout_s="10")
+
+    def test_a_post_without_webhook_headers_declaring_1_mib_is_401_before_any_body_byte(self):
+        for case, framing in (("Content-Length", [("Content-Length", MIB)]),
+                              ("chunked", [("Transfer-Encoding", "chunked")])):
+            with self.subTest(case=case), self.refused(f"unsigned, {case}, no body sent"):
+                a = headers_only(self.port, [("Content-Type", "application/json")] + framing)
+                self.expect(a, 401, "bad_signature", "webhook-signature")
+                self.assertLess(a.elapsed, 1.0, "the refusal waited for the body")
+
+    def test_bad_webhook_headers_are_401_before_any_body_byte_naming_the_header(self):
+        body = snapshot_bytes("early", MIB)
+        now = int(time.time())
+        good = dict(signed_headers(self.daemon.key, body, "msg_early", now))
+        cases = {
+            "timestamp an hour old": ({"webhook-timestamp": str(now - 3600)},
+                                      "webhook-timestamp"),
+            "timestamp 301 s ahead": ({"webhook-timestamp": str(now + 301)},
+                                      "webhook-timestamp"),
+            "timestamp not seconds": ({"webhook-timestamp": f"{now}.0"}, "webhook-timestamp"),
+            "id with a dot": ({"webhook-id": "msg.1"}, "webhook-id"),
+            "no webhook-id": ({"webhook-id": None}, "webhook-signature"),
+            "signature truncated": ({"webhook-signature": good["webhook-signature"][:-2]},
+                                    "webhook-signature"),
+            "signature of scheme v2 only": ({"webhook-signature": "v2," +
+                                             good["webhook-signature"][3:]},
+                                            "webhook-signature"),
+            "signature not base64": ({"webhook-signature": "v1," + "!" * 44},
+                                     "webhook-signature"),
+            "signature empty": ({"webhook-signature": ""}, "webhook-signature"),
+        }
+        for case, (change, field) in cases.items():
+            with self.subTest(case=case), self.refused(case):
+                hs = [("Content-Type", "application/json"), ("Content-Length", MIB)] + [
+                    (k, v) for k, v in dict(good, **change).items() if v is not None]
+                a = headers_only(self.port, hs)
+                self.expect(a, 401, "bad_signature", field)
+                self.assertLess(a.elapsed, 1.0, "the refusal waited for the body")
+        # the same headers, unchanged, are let through to the body, which verifies
+        self.expect(self.send(*request("POST", "/v1/orders",
+                                       [("Content-Type", "application/json")] +
+                                       list(good.items()), body)), 202)
+
+
+class BodyBudget(AbuseCase):
+    """[server] unverified_body_bytes bounds the bodies being received before their
+    signature is verified: past it, 503 busy with Retry-After before the body is read,
+    while bodies of at most 64 KiB keep the budget's last eighth."""
+    BUDGET = MIB
+    # bodies over 64 KiB may use 7/8 of the budget: these take all of that, so that one
+    # more big body is refused, and a small one must come out of the last eighth
+    HOLDERS = [MAX_BODY] * 3 + [BUDGET * 7 // 8 - 3 * MAX_BODY]
+    server = dict(SERVER, connection_timeout_s="30", unverified_body_bytes=str(BUDGET))
+
+    def hold(self, sizes):
+        """Senders with well-formed, current headers (a signature for another body) that
+        each declare a body of one of `sizes`, send 1 KiB of it and stop. The budget is
+        given back just after an answer is written, so an earlier request's share is let
+        go first."""
+        time.sleep(0.3)
+        socks = []
+        for size in sizes:
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            hs = [("Content-Type", "application/json"), ("Content-Length", size)]
+            hs += signed_headers(self.daemon.key, b"another body")
+            s.sendall(request("POST", "/v1/orders", hs)[0] + b" " * 1024)
+            socks.append(s)
+        time.sleep(0.5)  # their headers are read and their bodies reserved
+        for s in socks:
+            if readable(s, 0):
+                self.fail(f"a holder was answered: {read_answer(s, time.monotonic(), 1)}")
+        return socks
+
+    def big_head(self):
+        body = snapshot_bytes("big", MAX_BODY)
+        return [("Content-Type", "application/json"), ("Content-Length", MAX_BODY)] + \
+            signed_headers(self.daemon.key, body), body
+
+    def test_past_the_budget_a_big_body_is_503_busy_before_it_is_read(self):
+        socks = self.hold(self.HOLDERS)
+        try:
+            with self.refused("budget held by unverified bodies"):
+                a = headers_only(self.port, self.big_head()[0])
+                self.expect(a, 503, "busy")
+                self.assertGreater(int(a.headers.get("retry-after", "0")), 0, a.headers)
+                self.assertLess(a.elapsed, 1.0, "the refusal waited for the body")
+                # 100 KiB would fit in the last eighth, which is only for 64 KiB or less
+                head = self.big_head()[0]
+                head[1] = ("Content-Length", 100 * 1024)
+                self.expect(headers_only(self.port, head), 503, "busy")
+        finally:
+            for s in socks:
+                s.close()
+
+    def test_a_small_signed_post_is_accepted_while_big_bodies_hold_the_budget(self):
+        socks = self.hold(self.HOLDERS)
+        try:
+            self.expect(headers_only(self.port, self.big_head()[0]), 503, "busy")
+            a = self.ingest(snapshot_bytes("small-during", 4096))
+            self.expect(a, 202)
+            self.assertTrue(self.is_stored("small-during"))
+        finally:
+            for s in socks:
+                s.close()
+
+    def test_the_budget_is_given_back_when_its_holders_vanish(self):
+        for round in range(3):  # a leak, or a double give-back, shows on a later round
+            socks = self.hold(self.HOLDERS)
+            self.expect(headers_only(self.port, self.big_head()[0]), 503, "busy")
+            for s in socks:
+                s.close()
+            head, body = self.big_head()
+            body = snapshot_bytes(f"big-after-{round}", MAX_BODY)
+            head = head[:2] + signed_headers(self.daemon.key, body)
+            deadline = time.monotonic() + 5
+            while True:
+                a = self.send(*request("POST", "/v1/orders", head, body))
+                if a.status != 503 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            self.expect(a, 202)
+            self.assertTrue(self.is_stored(f"big-after-{round}"))
 
 
 # ---- replays ---------------------------------------------------------------------------------------

@@ -213,11 +213,17 @@ class BadInput(PipelineCase):
         self.assertEqual(raw_status(self.daemon.port, b"POST /v1/orders HTTP/1.1\r\n"
                                     b"Host: x\r\nContent-Type: application/json\r\n"
                                     b"Content-Length: 5000000\r\n\r\n"), 413)
-        # a chunked body that grows over the cap is refused when it does
+        # a chunked body that grows over the cap is refused when it does (its webhook
+        # headers are well-formed and current, or it would be refused on them, unread)
         chunk = b"a" * 65536
         body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(20)) + b"0\r\n\r\n"
+        ts = str(int(time.time()))
+        sig = obpost.sign(self.daemon.key, "msg_chunked", ts, b"")
         self.assertEqual(raw_status(self.daemon.port, b"POST /v1/orders HTTP/1.1\r\n"
                                     b"Host: x\r\nContent-Type: application/json\r\n"
+                                    b"webhook-id: msg_chunked\r\nwebhook-timestamp: "
+                                    + ts.encode() + b"\r\nwebhook-signature: "
+                                    + sig.encode() + b"\r\n"
                                     b"Transfer-Encoding: chunked\r\n\r\n" + body), 413)
         self.expect(*self.daemon.post(order("72"), headers={"Content-Type": "text/plain"}),
                     415, "Content-Type")
