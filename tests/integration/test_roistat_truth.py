@@ -16,12 +16,18 @@ only when Roistat's answer says it took it.
 Each test also checks that the answer it is about was given (the emulator's history or
 the order's attempts), so that it cannot pass by not exercising what it names.
 """
+import base64
 import contextlib
+import http.server
 import json
 import os
+import re
 import sqlite3
+import threading
+import time
 import unittest
 
+import harness
 from harness import Daemon, Roistat, Workdir, order, wait_for
 
 STATUSES_KEY = "roistat.statuses_sha256"
@@ -322,6 +328,105 @@ class EveryOtherSkip(RoistatTruthCase):
                  what="the newer snapshot done")
         self.assertEqual(self.roistat.state()["received"]["nc1"], 2)
         self.assertEqual(self.roistat.orders()["nc1"]["updates"], 1)
+
+
+class RefusingRoistat:
+    """A Roistat that answers every call to `method` ("add-orders" or "set-statuses") with
+    HTTP `code` and Roistat's error envelope, and every other call with success; it notes
+    when each request came. The emulator has no 402 (a project not paid for), hence this
+    fake; it stands where Daemon expects an emulator (url, PROJECT, key_file)."""
+    PROJECT = "12345"
+
+    def __init__(self, workdir, code, method, error):
+        self.key = "rs-key-" + base64.b16encode(os.urandom(8)).decode()
+        self.key_file = os.path.join(workdir, "roistat.key")
+        with open(self.key_file, "w") as f:
+            f.write(self.key + "\n")
+        os.chmod(self.key_file, 0o600)
+        harness.SECRETS.add(self.key)
+        self.requests = []  # (monotonic time, path)
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                fake.requests.append((time.monotonic(), self.path))
+                if self.path.split("?")[0].endswith("/" + method):
+                    status, answer = code, {"status": "error", "error": error,
+                                            "description": "Emulated refusal %d" % code}
+                else:
+                    status, answer = 200, {"status": "success"}
+                body = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = "http://127.0.0.1:%d/api/v1" % self.server.server_address[1]
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class RefusedCredentials(unittest.TestCase):
+    """A Roistat 401, 402 or 403 is a refused key or account (sink_roistat.c's header;
+    Roistat's API: authentication_failed, a project not paid for, access_denied): no retry
+    can succeed until an operator acts, so the sink pauses for at least 60 s and says so,
+    and the orders wait (not dead letters, not re-sent one by one). Observed over 4 s
+    after the first refusal, with backoff_min_ms = 100: at most 2 requests."""
+    WINDOW_S = 4.0
+
+    def run_refusal(self, code, method, error):
+        wd = Workdir()
+        fake = RefusingRoistat(wd.path, code, method, error)
+        daemon = Daemon(wd.path, roistat=fake)
+        try:
+            daemon.start()
+            for i in range(3):
+                status, answer = daemon.post(order(f"cr{code}-{i}"))
+                self.assertEqual(status, 202, answer)
+            refused = lambda: [t for t, p in fake.requests if method in p]
+            first = wait_for(refused, timeout=15, what=f"a {method} call")[0]
+            time.sleep(max(0.0, first + self.WINDOW_S - time.monotonic()))
+            window = [p for t, p in fake.requests if first <= t <= first + self.WINDOW_S]
+            self.assertLessEqual(len(window), 2,
+                                 f"{len(window)} requests in {self.WINDOW_S} s after a {code}: "
+                                 f"{window}")
+            pauses = [int(m.group(1)) for m in re.finditer(
+                r" dispatch\.pause sink=roistat \S+ pause_ms=(\d+)", daemon.read_log())]
+            self.assertTrue(pauses, f"no dispatch.pause after HTTP {code}")
+            self.assertGreaterEqual(pauses[0], 60000, f"HTTP {code} is a refused key")
+            for i in range(3):
+                d = daemon.delivery(f"cr{code}-{i}") or {}
+                self.assertIn(d.get("state"), ("retrying", "pending", "inflight"),
+                              f"after HTTP {code} order cr{code}-{i} is {d.get('state')}")
+        finally:
+            try:
+                daemon.stop()
+            finally:
+                fake.stop()
+                wd.cleanup()
+
+    def test_401_on_add_orders_pauses_the_sink_a_minute(self):
+        self.run_refusal(401, "add-orders", "authentication_failed")
+
+    def test_402_on_add_orders_pauses_the_sink_a_minute(self):
+        self.run_refusal(402, "add-orders", "insufficient_funds")
+
+    def test_403_on_add_orders_pauses_the_sink_a_minute(self):
+        self.run_refusal(403, "add-orders", "access_denied")
+
+    def test_401_on_set_statuses_pauses_the_sink_a_minute(self):
+        self.run_refusal(401, "set-statuses", "authentication_failed")
 
 
 if __name__ == "__main__":
