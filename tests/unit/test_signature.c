@@ -213,6 +213,8 @@ static void a_fresh_signature_verifies(void **state)
         char header[64];
 
         sign(&k, "msg_1", NOW, BODY, header);
+        /* python3: base64(hmac.new(bytes(range(32)), b'msg_1.1773385200.' + BODY, sha256)) */
+        assert_string_equal(header, "v1,DCMjXeEWi00uI6rcYGLm7ImIERqVCabeASDDDqsLqVM=");
         assert_int_equal(verify(&k, "msg_1", "1773385200", header, BODY, NOW), 0);
 }
 
@@ -224,6 +226,8 @@ static void a_body_with_a_nul_byte_is_signed_over_its_full_length(void **state)
         char header[64];
 
         assert_int_equal(signature_sign(&k, "msg_1", NOW, body, sizeof(body) - 1, header, 64), 0);
+        /* python3: hmac over b'msg_1.1773385200.abc\0def', not our own signer's word */
+        assert_string_equal(header, "v1,/XazvEC4yFAmfzUn4Vsfcjw+1pOZ/hH/PW4YeCb0xNI=");
         assert_int_equal(
             signature_verify(&k, "msg_1", "1773385200", header, body, sizeof(body) - 1, NOW),
             0);
