@@ -330,14 +330,15 @@ class EveryOtherSkip(RoistatTruthCase):
         self.assertEqual(self.roistat.orders()["nc1"]["updates"], 1)
 
 
-class RefusingRoistat:
-    """A Roistat that answers every call to `method` ("add-orders" or "set-statuses") with
-    HTTP `code` and Roistat's error envelope, and every other call with success; it notes
-    when each request came. The emulator has no 402 (a project not paid for), hence this
-    fake; it stands where Daemon expects an emulator (url, PROJECT, key_file)."""
+class FakeRoistat:
+    """A Roistat whose answers the test chooses: `answers` maps a method ("add-orders",
+    "set-statuses") to (HTTP status, JSON body); any other call is {"status":"success"}.
+    It notes when each request came. It stands where Daemon expects an emulator (url,
+    PROJECT, key_file), for answers the emulator does not give: a 402 (a project not paid
+    for), or counters that contradict each other."""
     PROJECT = "12345"
 
-    def __init__(self, workdir, code, method, error):
+    def __init__(self, workdir, answers):
         self.key = "rs-key-" + base64.b16encode(os.urandom(8)).decode()
         self.key_file = os.path.join(workdir, "roistat.key")
         with open(self.key_file, "w") as f:
@@ -351,11 +352,8 @@ class RefusingRoistat:
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 fake.requests.append((time.monotonic(), self.path))
-                if self.path.split("?")[0].endswith("/" + method):
-                    status, answer = code, {"status": "error", "error": error,
-                                            "description": "Emulated refusal %d" % code}
-                else:
-                    status, answer = 200, {"status": "success"}
+                method = self.path.split("?")[0].rsplit("/", 1)[-1]
+                status, answer = answers.get(method, (200, {"status": "success"}))
                 body = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -377,6 +375,41 @@ class RefusingRoistat:
         self.server.server_close()
 
 
+def refusing_roistat(workdir, code, method, error):
+    return FakeRoistat(workdir, {method: (code, {"status": "error", "error": error,
+                                                 "description": "Emulated refusal %d" % code})})
+
+
+class ContradictoryCounters(unittest.TestCase):
+    """Rule 4's harsher reading: any skip counter means the order was not taken, even when
+    "saved" counts it too. An answer saying saved 1 and skipped_by_waiting_visit_info 1
+    for the one order sent leaves it waiting for its visit, not done."""
+
+    def test_a_skip_counter_beside_saved_is_not_done(self):
+        wd = Workdir()
+        fake = FakeRoistat(wd.path, {"add-orders": (200, {
+            "status": "success", "processed": 1, "saved": 1,
+            "skipped_by_waiting_visit_info": 1})})
+        daemon = Daemon(wd.path, roistat=fake)
+        try:
+            daemon.start()
+            status, answer = daemon.post(order("cc1"))
+            self.assertEqual(status, 202, answer)
+            wait_for(lambda: [p for _, p in fake.requests if "add-orders" in p],
+                     what="an add-orders call")
+            d = wait_for(lambda: (lambda d: d if d.get("attempts") or d.get("state") in
+                                  ("done", "waiting") else None)(daemon.delivery("cc1") or {}),
+                         what="a verdict on cc1")
+            self.assertEqual(d["state"], "waiting",
+                             f"skipped_by_waiting_visit_info beside saved: {d}")
+        finally:
+            try:
+                daemon.stop()
+            finally:
+                fake.stop()
+                wd.cleanup()
+
+
 class RefusedCredentials(unittest.TestCase):
     """A Roistat 401, 402 or 403 is a refused key or account (sink_roistat.c's header;
     Roistat's API: authentication_failed, a project not paid for, access_denied): no retry
@@ -387,7 +420,7 @@ class RefusedCredentials(unittest.TestCase):
 
     def run_refusal(self, code, method, error):
         wd = Workdir()
-        fake = RefusingRoistat(wd.path, code, method, error)
+        fake = refusing_roistat(wd.path, code, method, error)
         daemon = Daemon(wd.path, roistat=fake)
         try:
             daemon.start()
