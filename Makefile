@@ -8,7 +8,10 @@ FUZZ_SECONDS ?= 60
 # e.g. make bench BENCH_ARGS='--rounds 1 --conns 64'
 BENCH_ARGS ?=
 
-.PHONY: all deps build asan tsan demo test bench fuzz soak clean
+# e.g. make mutate MUTATE_ARGS='--only sig_compare_16'
+MUTATE_ARGS ?=
+
+.PHONY: all deps build asan tsan demo test bench fuzz soak mutate clean
 
 all: build
 
@@ -50,6 +53,10 @@ fuzz: deps
 
 soak: build asan tsan
 	@sh scripts/soak.sh $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+
+# plants each mutant of tests/mutants.tsv, runs its tests, fails below 95 % killed
+mutate: deps
+	@python3 scripts/mutate.py $(MUTATE_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz var

@@ -6,12 +6,15 @@
  * signature_key_parse (else a fixed key); bit 1: the clock is the input's own timestamp
  * (so the header parsing is reached), else a fixed one. Oracle: whenever the id and
  * timestamp pass, the signature signature_sign makes for them verifies alone, after the
- * input's header and before it.
+ * input's header and before it; and the same signature with one bit of its digest changed
+ * (which bit: chosen by the input) is refused, so a compare of part of the digest is found.
  */
 #include "fuzz.h"
 
 #include <errno.h>
 #include <inttypes.h>
+
+#include <openssl/evp.h>
 
 #include "http/signature.h"
 
@@ -47,11 +50,24 @@ static int64_t digits_value(const char *s)
         return i ? v : -1;
 }
 
+/* `sig` ("v1,<base64>") with bit `which` % 256 of its 32-byte digest flipped, re-encoded. */
+static void flip_one_bit(const char *sig, unsigned which, char out[64])
+{
+        unsigned char digest[48];
+
+        FUZZ_CHECK(EVP_DecodeBlock(digest, (const unsigned char *)sig + 3, 44) == 33,
+                   "own signature \"%s\" is not 44 base64 characters", sig);
+        which %= 256;
+        digest[which / 8] ^= (unsigned char)(1u << (which % 8));
+        memcpy(out, "v1,", 3);
+        EVP_EncodeBlock((unsigned char *)out + 3, digest, 32);
+}
+
 static void check_own_signature(const struct signature_key *key, const char *id,
                                 const char *timestamp, const char *header, const char *body,
-                                size_t body_len, int64_t now)
+                                size_t body_len, int64_t now, unsigned which_bit)
 {
-        char sig[64], both[2 * SIGNATURE_HEADER_MAX + 8], ts[24];
+        char sig[64], flipped[64], both[2 * SIGNATURE_HEADER_MAX + 8], ts[24];
         int64_t t = digits_value(timestamp);
         int r;
 
@@ -63,6 +79,10 @@ static void check_own_signature(const struct signature_key *key, const char *id,
                    "cannot sign for id \"%s\"", id);
         r = signature_verify(key, id, timestamp, sig, body, body_len, now);
         FUZZ_CHECK(r == 0, "own signature refused alone: %d", r);
+        flip_one_bit(sig, which_bit, flipped);
+        r = signature_verify(key, id, timestamp, flipped, body, body_len, now);
+        FUZZ_CHECK(r == -EBADMSG, "own signature with digest bit %u flipped accepted: %d",
+                   which_bit % 256, r);
         if (strlen(header) + 1 + strlen(sig) > SIGNATURE_HEADER_MAX)
                 return;
         snprintf(both, sizeof(both), "%s %s", header, sig);
@@ -107,7 +127,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "unknown result %d", r);
         FUZZ_CHECK(strcmp(signature_strerror(r), "unknown") != 0, "result %d has no text", r);
         if (r == 0 || r == -EBADMSG)
-                check_own_signature(&key, id, timestamp, header, p, (size_t)(end - p), now);
+                check_own_signature(&key, id, timestamp, header, p, (size_t)(end - p), now,
+                                    (unsigned)size * 31u + (size > 1 ? data[size - 1] : 0));
 out:
         free(key_text);
         free(id);

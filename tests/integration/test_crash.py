@@ -34,6 +34,25 @@ class CrashLoop(unittest.TestCase):
         self.assertTrue(ok, "\n".join(lines + [line]))
 
 
+# design.md, "Status mapping", row by row: the site's status code -> (Roistat status if not
+# paid, Roistat status if paid, Bitrix24 stage). "`canceled` wins over everything in both
+# sinks. For Roistat, `paid` comes next, then the status code": so the flag, not the code
+# C, beats `paid` (a code-C order flagged paid is "confirmed" in Roistat). Written from the
+# document, not from crash_loop's tables, so that the checker's model is itself checked.
+DESIGN_TABLE = {"N": ("new", "confirmed", "NEW"), "P": ("new", "confirmed", "PREPARATION"),
+                "A": ("confirmed", "confirmed", "EXECUTING"),
+                "D": ("confirmed", "confirmed", "FINAL_INVOICE"),
+                "F": ("confirmed", "confirmed", "WON"), "C": ("canceled", "confirmed", "LOSE")}
+
+
+def design_roistat(so):
+    return "canceled" if so["canceled"] else DESIGN_TABLE[so["status"]][1 if so["paid"] else 0]
+
+
+def design_stage(so):
+    return "LOSE" if so["canceled"] else DESIGN_TABLE[so["status"]][2]
+
+
 def perfect_remotes(orders, acked):
     """What Roistat and Bitrix24 should hold for these acknowledged versions."""
     rs, deals, rows, contacts, companies = {}, {}, {}, {}, {}
@@ -41,7 +60,7 @@ def perfect_remotes(orders, acked):
     for n, o in enumerate(orders, start=1):
         snap = o.snapshots[acked[o.id]]
         so, b = snap["order"], snap["order"]["buyer"]
-        rs[o.id] = {"id": o.id, "status": map_status(ROISTAT_MAP, snap),
+        rs[o.id] = {"id": o.id, "status": design_roistat(so),
                     "price": "0" if so["canceled"] else so["price"]}
         if "roistat_visit" in so:
             rs[o.id]["roistat"] = so["roistat_visit"]
@@ -62,7 +81,7 @@ def perfect_remotes(orders, acked):
                                                      "TITLE": b["company"]}
             co = by_title[b["company"]]
         deals[str(n)] = {"ID": str(n), "ORIGINATOR_ID": SITE, "ORIGIN_ID": o.id,
-                         "STAGE_ID": map_status(B24_MAP, snap), "CATEGORY_ID": "0",
+                         "STAGE_ID": design_stage(so), "CATEGORY_ID": "0",
                          "TITLE": f"Order {so['account_number']}", "CURRENCY_ID": "RUB",
                          "OPPORTUNITY": so["price"], "CONTACT_ID": cid, "COMPANY_ID": co,
                          "UF_CRM_ROISTAT": so.get("roistat_visit")}
@@ -104,6 +123,16 @@ class Checker(unittest.TestCase):
             if p:
                 phones.setdefault(norm_phone(p), set()).add(p)
         self.assertTrue(any(len(v) > 1 for v in phones.values()), "no repeat spelling")
+
+    def test_the_checkers_status_model_is_the_designs_table(self):
+        for code in DESIGN_TABLE:
+            for paid in (False, True):
+                for canceled in (False, True):
+                    so = {"status": code, "paid": paid, "canceled": canceled}
+                    with self.subTest(**so):
+                        self.assertEqual(map_status(ROISTAT_MAP, {"order": so}),
+                                         design_roistat(so))
+                        self.assertEqual(map_status(B24_MAP, {"order": so}), design_stage(so))
 
     def test_matching_remotes_give_all_zeros(self):
         figures, details = self.figures()

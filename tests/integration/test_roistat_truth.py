@@ -16,12 +16,18 @@ only when Roistat's answer says it took it.
 Each test also checks that the answer it is about was given (the emulator's history or
 the order's attempts), so that it cannot pass by not exercising what it names.
 """
+import base64
 import contextlib
+import http.server
 import json
 import os
+import re
 import sqlite3
+import threading
+import time
 import unittest
 
+import harness
 from harness import Daemon, Roistat, Workdir, order, wait_for
 
 STATUSES_KEY = "roistat.statuses_sha256"
@@ -322,6 +328,138 @@ class EveryOtherSkip(RoistatTruthCase):
                  what="the newer snapshot done")
         self.assertEqual(self.roistat.state()["received"]["nc1"], 2)
         self.assertEqual(self.roistat.orders()["nc1"]["updates"], 1)
+
+
+class FakeRoistat:
+    """A Roistat whose answers the test chooses: `answers` maps a method ("add-orders",
+    "set-statuses") to (HTTP status, JSON body); any other call is {"status":"success"}.
+    It notes when each request came. It stands where Daemon expects an emulator (url,
+    PROJECT, key_file), for answers the emulator does not give: a 402 (a project not paid
+    for), or counters that contradict each other."""
+    PROJECT = "12345"
+
+    def __init__(self, workdir, answers):
+        self.key = "rs-key-" + base64.b16encode(os.urandom(8)).decode()
+        self.key_file = os.path.join(workdir, "roistat.key")
+        with open(self.key_file, "w") as f:
+            f.write(self.key + "\n")
+        os.chmod(self.key_file, 0o600)
+        harness.SECRETS.add(self.key)
+        self.requests = []  # (monotonic time, path)
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                fake.requests.append((time.monotonic(), self.path))
+                method = self.path.split("?")[0].rsplit("/", 1)[-1]
+                status, answer = answers.get(method, (200, {"status": "success"}))
+                body = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = "http://127.0.0.1:%d/api/v1" % self.server.server_address[1]
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def refusing_roistat(workdir, code, method, error):
+    return FakeRoistat(workdir, {method: (code, {"status": "error", "error": error,
+                                                 "description": "Emulated refusal %d" % code})})
+
+
+class ContradictoryCounters(unittest.TestCase):
+    """Rule 4's harsher reading: any skip counter means the order was not taken, even when
+    "saved" counts it too. An answer saying saved 1 and skipped_by_waiting_visit_info 1
+    for the one order sent leaves it waiting for its visit, not done."""
+
+    def test_a_skip_counter_beside_saved_is_not_done(self):
+        wd = Workdir()
+        fake = FakeRoistat(wd.path, {"add-orders": (200, {
+            "status": "success", "processed": 1, "saved": 1,
+            "skipped_by_waiting_visit_info": 1})})
+        daemon = Daemon(wd.path, roistat=fake)
+        try:
+            daemon.start()
+            status, answer = daemon.post(order("cc1"))
+            self.assertEqual(status, 202, answer)
+            wait_for(lambda: [p for _, p in fake.requests if "add-orders" in p],
+                     what="an add-orders call")
+            d = wait_for(lambda: (lambda d: d if d.get("attempts") or d.get("state") in
+                                  ("done", "waiting") else None)(daemon.delivery("cc1") or {}),
+                         what="a verdict on cc1")
+            self.assertEqual(d["state"], "waiting",
+                             f"skipped_by_waiting_visit_info beside saved: {d}")
+        finally:
+            try:
+                daemon.stop()
+            finally:
+                fake.stop()
+                wd.cleanup()
+
+
+class RefusedCredentials(unittest.TestCase):
+    """A Roistat 401, 402 or 403 is a refused key or account (sink_roistat.c's header;
+    Roistat's API: authentication_failed, a project not paid for, access_denied): no retry
+    can succeed until an operator acts, so the sink pauses for at least 60 s and says so,
+    and the orders wait (not dead letters, not re-sent one by one). Observed over 4 s
+    after the first refusal, with backoff_min_ms = 100: at most 2 requests."""
+    WINDOW_S = 4.0
+
+    def run_refusal(self, code, method, error):
+        wd = Workdir()
+        fake = refusing_roistat(wd.path, code, method, error)
+        daemon = Daemon(wd.path, roistat=fake)
+        try:
+            daemon.start()
+            for i in range(3):
+                status, answer = daemon.post(order(f"cr{code}-{i}"))
+                self.assertEqual(status, 202, answer)
+            refused = lambda: [t for t, p in fake.requests if method in p]
+            first = wait_for(refused, timeout=15, what=f"a {method} call")[0]
+            time.sleep(max(0.0, first + self.WINDOW_S - time.monotonic()))
+            window = [p for t, p in fake.requests if first <= t <= first + self.WINDOW_S]
+            self.assertLessEqual(len(window), 2,
+                                 f"{len(window)} requests in {self.WINDOW_S} s after a {code}: "
+                                 f"{window}")
+            pauses = [int(m.group(1)) for m in re.finditer(
+                r" dispatch\.pause sink=roistat \S+ pause_ms=(\d+)", daemon.read_log())]
+            self.assertTrue(pauses, f"no dispatch.pause after HTTP {code}")
+            self.assertGreaterEqual(pauses[0], 60000, f"HTTP {code} is a refused key")
+            for i in range(3):
+                d = daemon.delivery(f"cr{code}-{i}") or {}
+                self.assertIn(d.get("state"), ("retrying", "pending", "inflight"),
+                              f"after HTTP {code} order cr{code}-{i} is {d.get('state')}")
+        finally:
+            try:
+                daemon.stop()
+            finally:
+                fake.stop()
+                wd.cleanup()
+
+    def test_401_on_add_orders_pauses_the_sink_a_minute(self):
+        self.run_refusal(401, "add-orders", "authentication_failed")
+
+    def test_402_on_add_orders_pauses_the_sink_a_minute(self):
+        self.run_refusal(402, "add-orders", "insufficient_funds")
+
+    def test_403_on_add_orders_pauses_the_sink_a_minute(self):
+        self.run_refusal(403, "add-orders", "access_denied")
+
+    def test_401_on_set_statuses_pauses_the_sink_a_minute(self):
+        self.run_refusal(401, "set-statuses", "authentication_failed")
 
 
 if __name__ == "__main__":

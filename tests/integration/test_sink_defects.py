@@ -11,12 +11,16 @@ Each test also checks that the situation under test happened (a pass ran, a requ
 refused), so that it cannot pass by not exercising what it names.
 """
 import contextlib
+import http.server
 import json
 import os
 import signal
 import sqlite3
+import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 from harness import Bitrix24, Daemon, Roistat, Workdir, buyer, order, wait_for
 
@@ -103,6 +107,113 @@ class B24Case(unittest.TestCase):
     def attempts(self, order_id):
         st = self.daemon.order_state(order_id) or {}
         return [a for a in st.get("attempts", []) if a["sink"] == "bitrix24"]
+
+
+class FalseAnswers:
+    """A proxy in front of the Bitrix24 emulator that answers `false` as the result of
+    every command of the methods in `self.methods` (in a batch or called alone), after the
+    emulator has run it. The emulator never answers false; a portal can (crm.deal.update
+    and crm.deal.productrows.set answer true or false). The daemon is pointed at it by a
+    webhook URL file of its own."""
+
+    def __init__(self, workdir, b24):
+        self.methods, self.falsified = set(), 0
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                req = urllib.request.Request(b24.base + self.path, data=body, method="POST",
+                                             headers={"Content-Type": "application/json"})
+                try:
+                    with urllib.request.urlopen(req, timeout=30) as r:
+                        status, raw = r.status, r.read()
+                except urllib.error.HTTPError as e:
+                    status, raw = e.code, e.read()
+                raw = proxy.rewrite(self.path, body, raw)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url_file = os.path.join(workdir, "b24-proxy.webhook")
+        with open(self.url_file, "w") as f:
+            f.write(b24.webhook_url.replace(b24.base, "http://127.0.0.1:%d" %
+                                            self.server.server_address[1]) + "\n")
+        os.chmod(self.url_file, 0o600)
+
+    def rewrite(self, path, body, raw):
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            return raw
+        method = path.rsplit("/", 1)[-1][:-len(".json")]
+        if method in self.methods and "result" in answer:
+            answer["result"] = False
+            self.falsified += 1
+        elif method == "batch":
+            cmd = json.loads(body).get("cmd") or {}
+            results = (answer.get("result") or {}).get("result")
+            for key, call in cmd.items():
+                if call.split("?")[0] in self.methods and isinstance(results, dict) \
+                        and key in results:
+                    results[key] = False
+                    self.falsified += 1
+        return json.dumps(answer).encode()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FalseIsNotDone(B24Case):
+    """Issue #9's rule, "a command counts as done only when its own result is present and
+    valid", for the answer `false`: a deal update or a product-rows write answered false
+    leaves the order not done (retried), and it is done once the portal answers true."""
+
+    def setUp(self):
+        self.wd = Workdir()
+        self.b24 = Bitrix24(self.wd.path)
+        self.proxy = FalseAnswers(self.wd.path, self.b24)
+        self.daemon = Daemon(self.wd.path, bitrix24=self.proxy)
+        self.daemon.start()
+
+    def tearDown(self):
+        try:
+            super().tearDown()
+        finally:
+            self.proxy.stop()
+
+    def assert_not_done_then_done(self, order_id, method):
+        wait_for(lambda: self.proxy.falsified > 0, what=f"{method} answered false")
+        failed = wait_for(lambda: [a for a in self.attempts(order_id) if a["outcome"] != "ok"],
+                          what=f"a failed attempt on {order_id} after {method} answered false")
+        self.assertIn(method, json.dumps(failed))
+        d = self.delivery(order_id)
+        self.assertFalse(d["state"] == "done" and d["done_rev"] == d["want_rev"],
+                         f"{method} answered false, yet {order_id} is done: {d}")
+        self.proxy.methods.clear()
+        self.wait_done(order_id)
+
+    def test_product_rows_answered_false_are_not_done(self):
+        self.proxy.methods.add("crm.deal.productrows.set")
+        self.post(order("fr1", buyer=buyer("Fedor", "+7 910 200-00-01")))
+        self.assert_not_done_then_done("fr1", "crm.deal.productrows.set")
+
+    def test_a_deal_update_answered_false_is_not_done(self):
+        self.post(order("fu1", buyer=buyer("Galina", "+7 910 200-00-02")))
+        self.wait_done("fu1")
+        self.proxy.methods.add("crm.deal.update")
+        self.post(order("fu1", version=2, status="P"))
+        self.assert_not_done_then_done("fu1", "crm.deal.update")
+        self.assertEqual(self.assert_one_deal("fu1")["STAGE_ID"], "PREPARATION")
 
 
 class ExactlyOneDealUnderStoreFaults(B24Case):

@@ -4,11 +4,34 @@ resumes by itself when the fault clears. The store lives on a small tmpfs of its
 (mounting needs root, as in CI; elsewhere these tests are skipped and say why). A
 read-only remount cannot be simulated the same way: Linux refuses it while the daemon
 holds the database open for writing ("mount point is busy")."""
+import json
 import os
 import subprocess
+import time
 import unittest
+import urllib.error
+import urllib.request
+import uuid
 
-from harness import Daemon, Roistat, Workdir, http, order, wait_for
+from harness import Daemon, Roistat, Workdir, capture, http, obpost, order, wait_for
+
+
+def post_with_headers(daemon, snapshot):
+    """A signed POST /v1/orders: (status, parsed answer, headers) — the harness's post
+    does not return the headers, and the contract's 503 promises Retry-After."""
+    body = json.dumps(snapshot).encode()
+    webhook_id, ts = "msg_" + uuid.uuid4().hex, int(time.time())
+    req = urllib.request.Request(daemon.base + "/v1/orders", data=body, method="POST", headers={
+        "Content-Type": "application/json", "webhook-id": webhook_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": obpost.sign(daemon.key, webhook_id, ts, body)})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            status, raw, headers = resp.status, resp.read(), resp.headers
+    except urllib.error.HTTPError as e:
+        status, raw, headers = e.code, e.read(), e.headers
+    capture(raw)
+    return status, json.loads(raw), headers
 
 
 def mount_tmpfs(path, size):
@@ -69,8 +92,12 @@ class StoreFaults(unittest.TestCase):
         big = order("full1")
         big["order"]["items"] = [{"product_id": str(i), "name": "Item " * 40,
                                   "price": "1.00", "quantity": "1"} for i in range(900)]
-        status, answer = self.daemon.post(big)
+        status, answer, headers = post_with_headers(self.daemon, big)
         self.assertEqual((status, answer.get("error")), (503, "store_unavailable"), answer)
+        # README: "`503` + `Retry-After`: the store could not commit" — seconds, a positive integer
+        retry_after = headers.get("Retry-After")
+        self.assertIsNotNone(retry_after, "503 store_unavailable without Retry-After")
+        self.assertRegex(retry_after, r"^[1-9][0-9]*$")
         refused = self.post_many("full", 5)
         refused = {k: v for k, v in refused.items() if v[0] != 202}
         self.assertGreater(len(refused), 0, "the disk was not full enough to refuse")

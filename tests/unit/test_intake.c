@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "base/clock.h"
 #include "config/config.h"
 #include "queue/intake.h"
 #include "store/store.h"
@@ -185,6 +186,62 @@ static void an_older_version_is_stale_and_a_replayed_webhook_id_is_a_duplicate(v
         stored_in_the_store(f, "B1", "\"version\": 2", "\"version\": 3");
 }
 
+/* Puts order `id` version 1 with `webhook_id` into the store at `path` as if it had been
+ * received `age_ms` ago (the store takes its clock from the caller). */
+static void put_received_ago(const char *path, const char *id, const char *webhook_id,
+                             unsigned char body_byte, int64_t age_ms)
+{
+        struct snapshot *s = snap(id, 1);
+        struct store *st;
+        struct store_put p = {
+            .order_id = s->order_id,
+            .site = s->site,
+            .json = s->json,
+            .has_version = true,
+            .version = 1,
+            .webhook_id = webhook_id,
+            .source = "test",
+        };
+
+        memset(p.body_sha256, body_byte, sizeof(p.body_sha256));
+        assert_int_equal(store_open(path, &st), 0);
+        assert_int_equal(store_put(st, &p, 1, clock_wall_ms() - age_ms), 0);
+        assert_int_equal(p.outcome, STORE_PUT_ACCEPTED);
+        store_close(st);
+        snapshot_free(s);
+}
+
+/* The site module's spool re-sends for days, so a webhook id is remembered for 7 days
+ * (README: a retry with the same webhook-id and body is answered as the first time). The
+ * intake prunes after its first commit: an id received 6 days ago must still make its
+ * replay a duplicate, and one received 8 days ago must be forgotten — its replay is a new
+ * submission, stale against the version stored. Ages are spec figures, not the code's. */
+static void webhook_ids_are_kept_seven_days_and_pruned_after(void **state)
+{
+        struct fixture *f = *state;
+        const int64_t day = 24LL * 3600 * 1000;
+
+        f->in = intake_free(f->in); /* the store is written first, at other times */
+        put_received_ago(f->path, "W6", "msg_6_days", 0x66, 6 * day);
+        put_received_ago(f->path, "W8", "msg_8_days", 0x88, 8 * day);
+        put_received_ago(f->path, "W1", "msg_1_hour", 0x11, 3600 * 1000);
+        assert_int_equal(intake_new(f->cfg, &f->in), 0);
+        submit_ok(f->in, "N1", 1, NULL, 0, false); /* the first commit prunes */
+        settle(f);
+        assert_int_equal(intake_free(f->in), NULL);
+        assert_int_equal(intake_new(f->cfg, &f->in), 0);
+        submit_ok(f->in, "W6", 1, "msg_6_days", 0x66, false);
+        submit_ok(f->in, "W8", 1, "msg_8_days", 0x88, false);
+        submit_ok(f->in, "W1", 1, "msg_1_hour", 0x12, false); /* another body */
+        settle(f);
+        assert_int_equal(atomic_load(&seen.done), 4);
+        assert_int_equal(seen.last[0].outcome, STORE_PUT_ACCEPTED);
+        assert_int_equal(seen.last[1].outcome, STORE_PUT_DUPLICATE); /* 6 days: kept */
+        assert_int_equal(seen.last[1].first_outcome, STORE_PUT_ACCEPTED);
+        assert_int_equal(seen.last[2].outcome, STORE_PUT_STALE); /* 8 days: forgotten */
+        assert_int_equal(seen.last[3].outcome, STORE_PUT_CONFLICT);
+}
+
 static void outcomes_have_names_for_the_log(void **state)
 {
         assert_string_equal(store_outcome_name(STORE_PUT_ACCEPTED), "accepted");
@@ -320,6 +377,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(
                 an_older_version_is_stale_and_a_replayed_webhook_id_is_a_duplicate, setup,
                 teardown),
+            cmocka_unit_test_setup_teardown(webhook_ids_are_kept_seven_days_and_pruned_after,
+                                            setup, teardown),
             cmocka_unit_test(outcomes_have_names_for_the_log),
             cmocka_unit_test_setup_teardown(a_commit_hook_hears_every_transaction_after_its_dones,
                                             setup, teardown),

@@ -213,6 +213,8 @@ static void a_fresh_signature_verifies(void **state)
         char header[64];
 
         sign(&k, "msg_1", NOW, BODY, header);
+        /* python3: base64(hmac.new(bytes(range(32)), b'msg_1.1773385200.' + BODY, sha256)) */
+        assert_string_equal(header, "v1,DCMjXeEWi00uI6rcYGLm7ImIERqVCabeASDDDqsLqVM=");
         assert_int_equal(verify(&k, "msg_1", "1773385200", header, BODY, NOW), 0);
 }
 
@@ -224,6 +226,8 @@ static void a_body_with_a_nul_byte_is_signed_over_its_full_length(void **state)
         char header[64];
 
         assert_int_equal(signature_sign(&k, "msg_1", NOW, body, sizeof(body) - 1, header, 64), 0);
+        /* python3: hmac over b'msg_1.1773385200.abc\0def', not our own signer's word */
+        assert_string_equal(header, "v1,/XazvEC4yFAmfzUn4Vsfcjw+1pOZ/hH/PW4YeCb0xNI=");
         assert_int_equal(
             signature_verify(&k, "msg_1", "1773385200", header, body, sizeof(body) - 1, NOW),
             0);
@@ -287,6 +291,60 @@ static void an_altered_timestamp_does_not_match(void **state)
 
         sign(&k, "msg_1", NOW, BODY, header);
         assert_int_equal(verify(&k, "msg_1", "1773385201", header, BODY, NOW), -EBADMSG);
+}
+
+/* The whole digest is compared: a signature differing from the right one in a single bit,
+ * in any of its 32 bytes, is refused (a compare of only the first 16 bytes, or of any
+ * prefix, accepts most of these). The known answer for bytes 0..31 is decoded, one bit
+ * flipped, and encoded again, so every one of the 256 is a well-formed signature. */
+static void a_signature_with_any_single_bit_changed_does_not_match(void **state)
+{
+        struct signature_key k = key_from(BYTES_0_31_SECRET);
+        unsigned char digest[33];
+        char header[64];
+
+        assert_int_equal(verify(&k, "wh_0001", "1773385200", BYTES_0_31_SIGNATURE,
+                                BYTES_0_31_BODY, NOW),
+                         0);
+        assert_int_equal(EVP_DecodeBlock(digest, (const unsigned char *)BYTES_0_31_SIGNATURE + 3,
+                                         44),
+                         33);
+        for (size_t byte = 0; byte < 32; byte++) {
+                for (int bit = 0; bit < 8; bit++) {
+                        digest[byte] ^= (unsigned char)(1u << bit);
+                        memcpy(header, "v1,", 3);
+                        EVP_EncodeBlock((unsigned char *)header + 3, digest, 32);
+                        if (verify(&k, "wh_0001", "1773385200", header, BYTES_0_31_BODY, NOW) !=
+                            -EBADMSG)
+                                fail_msg("byte %zu bit %d flipped, and still accepted: %s", byte,
+                                         bit, header);
+                        digest[byte] ^= (unsigned char)(1u << bit);
+                }
+        }
+}
+
+/* The last base64 character before the '=' carries the digest's last four bits: every
+ * other character that changes them is refused (the two bits below them are padding). */
+static void a_signature_with_another_last_character_does_not_match(void **state)
+{
+        static const char alphabet[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        struct signature_key k = key_from(BYTES_0_31_SECRET);
+        char header[64];
+        const char *orig = strchr(alphabet, BYTES_0_31_SIGNATURE[3 + 42]);
+        int refused = 0;
+
+        assert_non_null(orig);
+        for (size_t i = 0; i < 64; i++) {
+                if ((i >> 2) == (size_t)((orig - alphabet) >> 2))
+                        continue; /* same four digest bits */
+                snprintf(header, sizeof(header), "%s", BYTES_0_31_SIGNATURE);
+                header[3 + 42] = alphabet[i];
+                if (verify(&k, "wh_0001", "1773385200", header, BYTES_0_31_BODY, NOW) != -EBADMSG)
+                        fail_msg("last character '%c' for '%c' accepted", alphabet[i], *orig);
+                refused++;
+        }
+        assert_int_equal(refused, 60);
 }
 
 /* ---- timestamps ---- */
@@ -517,6 +575,8 @@ int main(void)
             cmocka_unit_test(an_altered_body_does_not_match),
             cmocka_unit_test(an_altered_id_does_not_match),
             cmocka_unit_test(an_altered_timestamp_does_not_match),
+            cmocka_unit_test(a_signature_with_any_single_bit_changed_does_not_match),
+            cmocka_unit_test(a_signature_with_another_last_character_does_not_match),
             cmocka_unit_test(a_timestamp_299_seconds_old_or_ahead_is_accepted),
             cmocka_unit_test(a_timestamp_exactly_300_seconds_off_is_still_accepted),
             cmocka_unit_test(a_timestamp_301_seconds_old_is_expired),

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <dlfcn.h>
 #include <jansson.h>
 #include <sqlite3.h>
 
@@ -82,6 +83,58 @@ static void opening_uses_the_wal_journal(void **state)
         assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
         sqlite3_finalize(st);
         sqlite3_close(db);
+}
+
+/* synchronous is a setting of each connection, not of the file, so it can only be read on
+ * the store's own connection. No accessor gives that away: every sqlite3_open_v2 of this
+ * process goes through the one below, which notes the handle and calls SQLite's. */
+static sqlite3 *opened[8]; /* the last 8, by n_opened % 8 */
+static size_t n_opened;
+
+int sqlite3_open_v2(const char *filename, sqlite3 **ppDb, int flags, const char *zVfs)
+{
+        static int (*real)(const char *, sqlite3 **, int, const char *);
+        int r;
+
+        if (!real)
+                *(void **)&real = dlsym(RTLD_NEXT, "sqlite3_open_v2");
+        r = real(filename, ppDb, flags, zVfs);
+        if (r == SQLITE_OK)
+                opened[n_opened++ % 8] = *ppDb;
+        return r;
+}
+
+static int pragma_int(sqlite3 *db, const char *pragma)
+{
+        sqlite3_stmt *st;
+        int v;
+
+        assert_int_equal(sqlite3_prepare_v2(db, pragma, -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        v = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        return v;
+}
+
+/* "Accepted means durable": a commit is on disk before store_put returns. In WAL mode
+ * synchronous=NORMAL syncs only at checkpoints, so a power cut after a 202 could lose the
+ * order; FULL (2) syncs the WAL on every commit. Every connection the store opens — the
+ * intake's, each dispatcher's, the keeper's — is opened here, by store_open. */
+static void every_connection_the_store_opens_syncs_every_commit(void **state)
+{
+        struct store_fixture *f = *state;
+        struct store *a, *b;
+        size_t first = n_opened;
+
+        assert_int_equal(store_open(f->location, &a), 0);
+        assert_int_equal(store_open(f->location, &b), 0);
+        assert_int_equal(n_opened - first, 2);
+        for (size_t i = first; i < n_opened; i++) {
+                assert_int_equal(pragma_int(opened[i % 8], "PRAGMA synchronous"), 2 /* FULL */);
+                assert_int_equal(pragma_int(opened[i % 8], "PRAGMA foreign_keys"), 1);
+        }
+        store_close(a);
+        store_close(b);
 }
 
 static void opening_a_file_from_a_newer_orderbridge_is_refused(void **state)
@@ -290,6 +343,7 @@ int main(void)
         const struct CMUnitTest sqlite_only[] = {
             T(opening_a_new_file_creates_the_schema_at_the_latest_user_version),
             T(opening_uses_the_wal_journal),
+            T(every_connection_the_store_opens_syncs_every_commit),
             T(opening_a_file_from_a_newer_orderbridge_is_refused),
             T(opening_in_a_missing_directory_fails_with_an_errno),
             T(a_store_written_by_the_previous_version_opens_and_keeps_working),
