@@ -124,16 +124,22 @@ static int timestamp_parse(const char *text, int64_t *ret)
 
 /* One "v1,<base64>" entry of the signature header, `len` bytes at `p`: 1 and the 32-byte
  * digest it carries in `ret_digest`, or 0 when it is not one ("v1," + 44 base64
- * characters; other schemes, v1a for instance, are skipped, as the spec asks). */
+ * characters; other schemes, v1a for instance, are skipped, as the spec asks). Only the
+ * canonical encoding counts: the decoder ignores the two padding bits of the last
+ * character and takes "==" for zero bytes, so the digest is encoded again and must give
+ * the same text (this compares the sender's text with itself: nothing secret is timed). */
 static int entry_digest(const char *p, size_t len, unsigned char ret_digest[48])
 {
-        char b64[45];
+        char b64[45], again[45];
 
         if (len != 47 || strncmp(p, "v1,", 3) != 0)
                 return 0;
         memcpy(b64, p + 3, 44);
         b64[44] = '\0';
-        return EVP_DecodeBlock(ret_digest, (const unsigned char *)b64, 44) == 33;
+        if (EVP_DecodeBlock(ret_digest, (const unsigned char *)b64, 44) != 33)
+                return 0;
+        EVP_EncodeBlock((unsigned char *)again, ret_digest, 32);
+        return memcmp(again, b64, 44) == 0;
 }
 
 /* Calls `fn` on each space-separated entry of `header` until it returns non-zero. */
