@@ -43,7 +43,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402
-from harness import Daemon, Workdir, obpost, order  # noqa: E402
+from harness import Daemon, Workdir, obpost, order, proc_status_kb  # noqa: E402
 
 SECTIONS = {"server": {"threads": "2"}}
 # Request files live in memory when possible: writing them to the disk the store fsyncs
@@ -141,14 +141,6 @@ def stop(d):
         d.wd.cleanup()
 
 
-def status_kb(pid):
-    kb = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("VmHWM", "VmRSS"):
-                kb[k] = int(v.split()[0])
-    return kb
 
 
 def fmt(v, spec):
@@ -223,14 +215,14 @@ def rss(args):
         out = loadgen(args, d, 64, args.rss_orders, "rss-", 0, 0)
         took = time.time() - t0
         time.sleep(1)  # let the committer and the log settle
-        loaded = status_kb(d.proc.pid)
+        loaded = proc_status_kb(d.proc.pid)
         d.stop(check=False)
         n = count_orders(d.db)
         size = sum(os.path.getsize(d.db + s) for s in ("", "-wal", "-shm")
                    if os.path.exists(d.db + s))
         d.start()
         time.sleep(1)
-        restarted = status_kb(d.proc.pid)
+        restarted = proc_status_kb(d.proc.pid)
         print(f"rss: {int(out['answered'])} orders through ingest at 64 connections in "
               f"{took:.1f} s including signing ({out['rps']:.0f} orders/s, p99 "
               f"{out['p99_ms']:.2f} ms); the store holds {n} orders, {size / 2**20:.1f} MiB")

@@ -42,29 +42,13 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402
-from harness import Daemon, Workdir, obpost, order  # noqa: E402
+from harness import Daemon, Workdir, obpost, order, proc_status_kb, socket_count  # noqa: E402
 
 CHUNK = b" " * 65536
 
 
-def status_kb(pid):
-    kb = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("VmHWM", "VmRSS"):
-                kb[k] = int(v.split()[0])
-    return kb
 
 
-def open_sockets(pid):
-    n = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-        except OSError:
-            pass
-    return n
 
 
 class Sampler(threading.Thread):
@@ -78,9 +62,9 @@ class Sampler(threading.Thread):
         n = 0
         while not self.stop.is_set():
             try:
-                self.peak_kb = max(self.peak_kb, status_kb(self.pid)["VmRSS"])
+                self.peak_kb = max(self.peak_kb, proc_status_kb(self.pid)["VmRSS"])
                 if n % 10 == 0:
-                    self.peak_socks = max(self.peak_socks, open_sockets(self.pid))
+                    self.peak_socks = max(self.peak_socks, socket_count(self.pid))
             except (OSError, KeyError):
                 return
             n += 1
@@ -186,7 +170,7 @@ def run(binary, label, variant, args):
         d.start()
         assert d.post(order("warm-up"))[0] == 202
         time.sleep(0.3)
-        before = status_kb(d.proc.pid)["VmRSS"]
+        before = proc_status_kb(d.proc.pid)["VmRSS"]
         sampler, prober = Sampler(d.proc.pid), Prober(d, variant)
         sampler.start()
         prober.start()
@@ -195,12 +179,12 @@ def run(binary, label, variant, args):
         prober.join()
         sampler.stop.set()
         sampler.join()
-        hwm = status_kb(d.proc.pid)["VmHWM"]
+        hwm = proc_status_kb(d.proc.pid)["VmHWM"]
         for c in conns:
             if "sock" in c:
                 c["sock"].close()
         time.sleep(1)
-        after = status_kb(d.proc.pid)["VmRSS"]
+        after = proc_status_kb(d.proc.pid)["VmRSS"]
         d.stop(check=False)
         lat = [t for _, t in prober.results]
         codes = {}

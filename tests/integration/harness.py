@@ -329,6 +329,28 @@ class Workdir:
         self.tmp.cleanup()
 
 
+def proc_status_kb(pid):
+    """VmRSS and VmHWM of a process, in KiB (from /proc/PID/status)."""
+    kb = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmHWM", "VmRSS"):
+                kb[k] = int(v.split()[0])
+    return kb
+
+
+def socket_count(pid):
+    """How many sockets a process holds open (its listener included)."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return n
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -25,7 +25,7 @@ import time
 import unittest
 import uuid
 
-from harness import Daemon, Workdir, make_secret, obpost, order
+from harness import Daemon, Workdir, make_secret, obpost, order, socket_count
 
 MAX_BODY = 262144  # [server] max_body_bytes: above 100k so that deep nesting reaches the parser
 SERVER = {"max_body_bytes": str(MAX_BODY), "max_connections": "200",
@@ -166,14 +166,6 @@ def snapshot_bytes(order_id, size=None, **kw):
     return text
 
 
-def daemon_sockets(pid):
-    n = 0
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-        except OSError:
-            pass
-    return n
 
 
 def raise_fd_limit(want):
@@ -539,7 +531,7 @@ class IdleConnections(AbuseCase):
         held, open_, started = 0, set(socks), time.monotonic()
         try:
             while open_ and time.monotonic() - started < bound:
-                held = max(held, daemon_sockets(self.daemon.proc.pid) - 1)  # - listener
+                held = max(held, socket_count(self.daemon.proc.pid) - 1)  # - listener
                 for s in list(open_):
                     try:
                         if s.recv(1) == b"":
@@ -574,7 +566,7 @@ class IdleConnectionsClosedByTheirOwner(AbuseCase):
             try:
                 held = 0
                 for _ in range(10):
-                    held = max(held, daemon_sockets(self.daemon.proc.pid) - 1)
+                    held = max(held, socket_count(self.daemon.proc.pid) - 1)
                     time.sleep(0.1)
                 self.assertLessEqual(held, limit, "the daemon held more than max_connections")
                 self.assertGreater(held, limit // 2)
