@@ -1020,6 +1020,32 @@ class EarlyRefusals(AbuseCase):
                                        list(good.items()), body)), 202)
 
 
+class NoSigningSecret(unittest.TestCase):
+    """A daemon without [server] signing_secret_file cannot verify anything: it says so
+    (503 not_configured) on the headers, before any body is read, and stores nothing."""
+
+    def test_a_post_is_503_not_configured_before_any_body_byte(self):
+        wd = Workdir()
+        daemon = Daemon(wd.path)
+        with open(daemon.conf) as f:
+            conf = [line for line in f if not line.startswith("signing_secret_file")]
+        with open(daemon.conf, "w") as f:
+            f.writelines(conf)
+        try:
+            daemon.start()
+            body = snapshot_bytes("nokey", MIB // 2)
+            head = [("Content-Type", "application/json"), ("Content-Length", len(body))]
+            a = headers_only(daemon.port, head + signed_headers(daemon.key, body, "msg_nokey"))
+            self.assertEqual((a.status, a.json.get("error")), (503, "not_configured"), a)
+            self.assertLess(a.elapsed, 1.0, "the refusal waited for the body")
+            self.assertIsNone(daemon.order_state("nokey"))
+        finally:
+            try:
+                daemon.stop()
+            finally:
+                wd.cleanup()
+
+
 class BodyBudget(AbuseCase):
     """[server] unverified_body_bytes bounds the bodies being received before their
     signature is verified: past it, 503 busy with Retry-After before the body is read,
