@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 import urllib.error
 import urllib.request
 
@@ -327,6 +328,25 @@ class Workdir:
 
     def cleanup(self):
         self.tmp.cleanup()
+
+
+class OneDaemon(unittest.TestCase):
+    """A test class sharing one daemon (no sinks) for all its tests: `sections` overrides
+    its configuration; `cls.wd` and `cls.daemon` are set for the class."""
+    sections = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.wd = Workdir()
+        cls.daemon = Daemon(cls.wd.path, sections=cls.sections)
+        cls.daemon.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.daemon.stop()
+        finally:
+            cls.wd.cleanup()
 
 
 def proc_status_kb(pid):

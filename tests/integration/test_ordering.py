@@ -7,7 +7,7 @@ accepted whichever came first."""
 import itertools
 import unittest
 
-from harness import Daemon, Workdir, order
+from harness import OneDaemon, order
 
 T0 = "2026-03-13T10:05:00+03:00"
 T_LATER = "2026-03-13T10:06:00+03:00"
@@ -50,20 +50,11 @@ TABLE = [
 ]
 
 
-class Ordering(unittest.TestCase):
+class Ordering(OneDaemon):
     @classmethod
     def setUpClass(cls):
-        cls.wd = Workdir()
-        cls.daemon = Daemon(cls.wd.path)
-        cls.daemon.start()
+        super().setUpClass()
         cls.ids = itertools.count(1)
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.daemon.stop()
-        finally:
-            cls.wd.cleanup()
 
     def post_pair(self, first, second):
         """Posts `first` then `second` for a fresh order; returns the second's answer and

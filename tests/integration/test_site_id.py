@@ -8,7 +8,7 @@ import json
 import os
 import unittest
 
-from harness import Daemon, Workdir, order
+from harness import OneDaemon, order
 
 SITE = "shop.example.ru"
 OTHERS = ["shop.example.ru.evil", "shop.example.r", "shop.example.ru.", "SHOP.EXAMPLE.RU",
@@ -21,19 +21,8 @@ def of_site(order_id, site):
     return snap
 
 
-class SiteId(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.wd = Workdir()
-        cls.daemon = Daemon(cls.wd.path, sections={"site": {"id": SITE}})
-        cls.daemon.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.daemon.stop()
-        finally:
-            cls.wd.cleanup()
+class SiteId(OneDaemon):
+    sections = {"site": {"id": SITE}}
 
     def test_a_snapshot_of_another_site_is_400_naming_the_site_and_not_stored(self):
         for i, site in enumerate(OTHERS):
