@@ -1,10 +1,12 @@
 """Test harness: starts emulators and the real orderbridge daemon on loopback, in a
 temporary directory each, and stops them at the end. Python 3 standard library only."""
 import base64
+import contextlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -328,6 +330,45 @@ class Workdir:
 
     def cleanup(self):
         self.tmp.cleanup()
+
+
+class DaemonCase(unittest.TestCase):
+    """One daemon per test, in its own work directory, with the emulators its class asks
+    for: `roistat_args` and `bitrix24_args` are their keyword arguments (None: that sink
+    is off), `sections` the daemon's extra configuration, `before_daemon` what a class
+    prepares between the emulators and the daemon, and `start_daemon = False` leaves the
+    start to the test. Everything is stopped in reverse order as cleanups, so also when
+    setUp fails half-way; the daemon's stop checks its exit status (sanitizers)."""
+    roistat_args = None
+    bitrix24_args = None
+    sections = None
+    start_daemon = True
+
+    def setUp(self):
+        self.wd = Workdir()
+        self.addCleanup(self.wd.cleanup)
+        self.roistat = self.b24 = None
+        if self.roistat_args is not None:
+            self.roistat = Roistat(self.wd.path, **self.roistat_args)
+            self.addCleanup(self.roistat.stop)
+        if self.bitrix24_args is not None:
+            self.b24 = Bitrix24(self.wd.path, **self.bitrix24_args)
+            self.addCleanup(self.b24.stop)
+        self.before_daemon()
+        self.daemon = Daemon(self.wd.path, sections=self.sections, roistat=self.roistat,
+                             bitrix24=self.b24)
+        self.addCleanup(self.daemon.stop)
+        if self.start_daemon:
+            self.daemon.start()
+
+    def before_daemon(self):
+        pass
+
+
+def query(db, statement, *args):
+    """The rows of one SQL statement on a store, read beside the running daemon."""
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as c:
+        return c.execute(statement, args).fetchall()
 
 
 class OneDaemon(unittest.TestCase):

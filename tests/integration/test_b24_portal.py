@@ -30,7 +30,7 @@ import re
 import time
 import unittest
 
-from harness import Bitrix24, Daemon, Workdir, buyer, http, item, order, rows_of, wait_for
+from harness import Bitrix24, DaemonCase, buyer, http, item, order, rows_of, wait_for
 
 SITE = "shop.example.ru"
 MANAGER_PHONE = "+7 495 000-00-01"   # nobody's phone in these tests but the manager's client
@@ -55,30 +55,13 @@ def want_rows(items):
             for i in items]
 
 
-class PortalCase(unittest.TestCase):
+class PortalCase(DaemonCase):
     """One portal emulator with a manager's contact 1, company 1 and deal 1, and one
     daemon with only the Bitrix24 sink and short back-offs."""
-    sections = None
+    bitrix24_args = {}
 
-    def setUp(self):
-        self.wd = Workdir()
-        self.b24 = Bitrix24(self.wd.path)
-        self.daemon = None
-        try:
-            self.make_manager_records()
-            self.daemon = Daemon(self.wd.path, sections=self.sections, bitrix24=self.b24)
-            self.daemon.start()
-        except BaseException:
-            self.tearDown()
-            raise
-
-    def tearDown(self):
-        try:
-            if self.daemon:
-                self.daemon.stop()
-        finally:
-            self.b24.stop()
-            self.wd.cleanup()
+    def before_daemon(self):
+        self.make_manager_records()
 
     # --- the manager's records --------------------------------------------------------
 

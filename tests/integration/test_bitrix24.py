@@ -12,7 +12,7 @@ import re
 import time
 import unittest
 
-from harness import Bitrix24, Daemon, Workdir, buyer, item, order, rows_of, wait_for
+from harness import Bitrix24, Daemon, DaemonCase, buyer, item, order, rows_of, wait_for
 
 SITE = "shop.example.ru"
 
@@ -25,23 +25,10 @@ def emails(record):
     return [e["VALUE"].lower() for e in record.get("EMAIL", [])]
 
 
-class B24Case(unittest.TestCase):
+class B24Case(DaemonCase):
     """One portal emulator and one daemon with only the Bitrix24 sink."""
-    rate, burst = 2, 50      # the emulator's leaky bucket (a real portal's defaults)
-    sections = None          # extra daemon configuration
-
-    def setUp(self):
-        self.wd = Workdir()
-        self.b24 = Bitrix24(self.wd.path, rate=self.rate, burst=self.burst)
-        self.daemon = Daemon(self.wd.path, sections=self.sections, bitrix24=self.b24)
-        self.daemon.start()
-
-    def tearDown(self):
-        try:
-            self.daemon.stop()
-        finally:
-            self.b24.stop()
-            self.wd.cleanup()
+    # the emulator's leaky bucket (a real portal's defaults)
+    bitrix24_args = {"rate": 2, "burst": 50}
 
     # --- posting -------------------------------------------------------------------------
 
@@ -473,7 +460,7 @@ class QueryLimitStorm(B24Case):
 
 
 class TinyPortalBurst(B24Case):
-    rate, burst = 2, 3  # a portal with a far smaller burst than configured (50)
+    bitrix24_args = {"rate": 2, "burst": 3}  # a far smaller burst than configured (50)
 
     def test_a_portal_stricter_than_configured_still_gets_every_order_once(self):
         self.post_all([order(f"t{i}", buyer=buyer(f"T{i % 40}", f"+7 907 000 00 {i % 40:02d}",
@@ -491,7 +478,7 @@ class TinyPortalBurst(B24Case):
 
 
 class ClientSideBucket(B24Case):
-    rate, burst = 10, 5
+    bitrix24_args = {"rate": 10, "burst": 5}
     sections = {"bitrix24": {"rate": "10", "burst": "5", "orders_per_batch": "1"}}
 
     def test_the_daemon_keeps_to_the_portals_limit_by_itself(self):

@@ -7,7 +7,7 @@ import subprocess
 import time
 import unittest
 
-from harness import (BIN, ROOT, Daemon, Roistat, Workdir, http, obpost, order, wait_for)
+from harness import BIN, ROOT, DaemonCase, Roistat, Workdir, http, obpost, order, wait_for
 
 
 def raw_status(port, request):
@@ -26,23 +26,12 @@ def raw_status(port, request):
     return int(data.split(b" ")[1]) if data.startswith(b"HTTP/1.1 ") else 0
 
 
-class PipelineCase(unittest.TestCase):
-    roistat_rate = 10
-    sections = None
-
-    def setUp(self):
-        self.wd = Workdir()
-        self.roistat = Roistat(self.wd.path, rate=self.roistat_rate)
-        self.daemon = Daemon(self.wd.path, sections=self.sections, roistat=self.roistat)
-        self.daemon.start()
+class PipelineCase(DaemonCase):
+    roistat_args = {"rate": 10}
 
     def tearDown(self):
-        try:
-            self.daemon.stop()
-            self.assert_no_secret_in(self.daemon.read_log())
-        finally:
-            self.roistat.stop()
-            self.wd.cleanup()
+        self.daemon.stop()
+        self.assert_no_secret_in(self.daemon.read_log())
 
     def assert_no_secret_in(self, text):
         for secret in (self.roistat.key, self.daemon.secret, self.daemon.admin_token,

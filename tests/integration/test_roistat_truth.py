@@ -17,44 +17,24 @@ Each test also checks that the answer it is about was given (the emulator's hist
 the order's attempts), so that it cannot pass by not exercising what it names.
 """
 import base64
-import contextlib
 import http.server
 import json
 import os
 import re
-import sqlite3
 import threading
 import time
 import unittest
 
 import harness
-from harness import Daemon, Roistat, Workdir, order, wait_for
+from harness import Daemon, DaemonCase, Roistat, Workdir, order, query, wait_for
 
 STATUSES_KEY = "roistat.statuses_sha256"
 # another integration's dictionary, without the daemon's "new"/"confirmed"/"canceled"
 THEIRS = [{"id": "x1", "name": "Someone else's", "type": "progress"}]
 
 
-def query(db, statement, *args):
-    with contextlib.closing(sqlite3.connect(db, timeout=30)) as c:
-        return c.execute(statement, args).fetchall()
-
-
-class RoistatTruthCase(unittest.TestCase):
-    sections = None
-
-    def setUp(self):
-        self.wd = Workdir()
-        self.roistat = Roistat(self.wd.path, rate=50)
-        self.daemon = Daemon(self.wd.path, roistat=self.roistat, sections=self.sections)
-        self.daemon.start()
-
-    def tearDown(self):
-        try:
-            self.daemon.stop()
-        finally:
-            self.roistat.stop()
-            self.wd.cleanup()
+class RoistatTruthCase(DaemonCase):
+    roistat_args = {"rate": 50}
 
     def post(self, snapshot):
         status, answer = self.daemon.post(snapshot)

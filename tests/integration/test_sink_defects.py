@@ -22,7 +22,7 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import Bitrix24, Daemon, Roistat, Workdir, buyer, order, wait_for
+from harness import Bitrix24, Daemon, DaemonCase, Roistat, Workdir, buyer, order, query, wait_for
 
 SITE = "shop.example.ru"
 
@@ -54,24 +54,8 @@ def sql(db, statements):
         c.commit()
 
 
-def query(db, statement, *args):
-    with contextlib.closing(sqlite3.connect(db, timeout=30)) as c:
-        return c.execute(statement, args).fetchall()
-
-
-class B24Case(unittest.TestCase):
-    def setUp(self):
-        self.wd = Workdir()
-        self.b24 = Bitrix24(self.wd.path)
-        self.daemon = Daemon(self.wd.path, bitrix24=self.b24)
-        self.daemon.start()
-
-    def tearDown(self):
-        try:
-            self.daemon.stop()
-        finally:
-            self.b24.stop()
-            self.wd.cleanup()
+class B24Case(DaemonCase):
+    bitrix24_args = {}
 
     def post(self, snapshot):
         status, answer = self.daemon.post(snapshot)
@@ -179,17 +163,16 @@ class FalseIsNotDone(B24Case):
     leaves the order not done (retried), and it is done once the portal answers true."""
 
     def setUp(self):
+        # B24Case's set-up with the proxy between the daemon and the portal
         self.wd = Workdir()
+        self.addCleanup(self.wd.cleanup)
         self.b24 = Bitrix24(self.wd.path)
+        self.addCleanup(self.b24.stop)
         self.proxy = FalseAnswers(self.wd.path, self.b24)
+        self.addCleanup(self.proxy.stop)
         self.daemon = Daemon(self.wd.path, bitrix24=self.proxy)
+        self.addCleanup(self.daemon.stop)
         self.daemon.start()
-
-    def tearDown(self):
-        try:
-            super().tearDown()
-        finally:
-            self.proxy.stop()
 
     def assert_not_done_then_done(self, order_id, method):
         wait_for(lambda: self.proxy.falsified > 0, what=f"{method} answered false")
@@ -311,21 +294,8 @@ class SideWritesGoWithTheVerdict(B24Case):
         self.assertEqual(cache.get("b24.contact.phone:+79015550001"), str(contacts[0]["ID"]))
 
 
-class RoistatCase(unittest.TestCase):
-    sections = None
-
-    def setUp(self):
-        self.wd = Workdir()
-        self.roistat = Roistat(self.wd.path)
-        self.daemon = Daemon(self.wd.path, roistat=self.roistat, sections=self.sections)
-        self.daemon.start()
-
-    def tearDown(self):
-        try:
-            self.daemon.stop()
-        finally:
-            self.roistat.stop()
-            self.wd.cleanup()
+class RoistatCase(DaemonCase):
+    roistat_args = {}
 
     def import_orders(self, ids):
         """Stores the orders in one go, so that the sink takes them in one batch."""

@@ -9,23 +9,13 @@ import sqlite3
 import subprocess
 import unittest
 
-from harness import (BIN, Bitrix24, Daemon, Roistat, Workdir, capture, order, wait_for)
+from harness import BIN, Bitrix24, DaemonCase, Roistat, capture, order, wait_for
 
 
-class StartupRecovery(unittest.TestCase):
-    def setUp(self):
-        self.wd = Workdir()
-        self.roistat = Roistat(self.wd.path)
-        self.b24 = Bitrix24(self.wd.path, rate=50)
-        self.daemon = Daemon(self.wd.path, roistat=self.roistat, bitrix24=self.b24)
-
-    def tearDown(self):
-        try:
-            self.daemon.stop()
-        finally:
-            self.roistat.stop()
-            self.b24.stop()
-            self.wd.cleanup()
+class StartupRecovery(DaemonCase):
+    roistat_args = {}
+    bitrix24_args = {"rate": 50}
+    start_daemon = False
 
     def test_a_slow_request_at_start_is_not_requeued_by_the_next_sinks_start(self):
         # work waiting before the daemon starts, so that Roistat's dispatcher takes it at
@@ -52,19 +42,8 @@ class StartupRecovery(unittest.TestCase):
         self.assertNotIn("outcome is unknown", json.dumps(self.daemon.order_state("s1")))
 
 
-class OneServerPerStore(unittest.TestCase):
-    def setUp(self):
-        self.wd = Workdir()
-        self.roistat = Roistat(self.wd.path)
-        self.daemon = Daemon(self.wd.path, roistat=self.roistat)
-        self.daemon.start()
-
-    def tearDown(self):
-        try:
-            self.daemon.stop()
-        finally:
-            self.roistat.stop()
-            self.wd.cleanup()
+class OneServerPerStore(DaemonCase):
+    roistat_args = {}
 
     def second_serve(self):
         r = subprocess.run([BIN, "serve", "-c", self.daemon.conf], capture_output=True,
@@ -100,19 +79,8 @@ class OneServerPerStore(unittest.TestCase):
         self.assertEqual(status, 202)
 
 
-class RecordRetry(unittest.TestCase):
-    def setUp(self):
-        self.wd = Workdir()
-        self.roistat = Roistat(self.wd.path)
-        self.daemon = Daemon(self.wd.path, roistat=self.roistat)
-        self.daemon.start()
-
-    def tearDown(self):
-        try:
-            self.daemon.stop()
-        finally:
-            self.roistat.stop()
-            self.wd.cleanup()
+class RecordRetry(DaemonCase):
+    roistat_args = {}
 
     def test_a_verdict_the_store_cannot_take_is_recorded_once_it_can(self):
         self.roistat.fault("slow", count=1, delay_ms=2000, methods=["add-orders"])
