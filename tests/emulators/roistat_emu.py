@@ -235,15 +235,20 @@ class Emulator:
             self.admitted.append(now)
             return True
 
+    def _count_received(self, orders):
+        """The call and every element of it, taken or not (under self.cond)."""
+        self.counts["add_orders"] += 1
+        self.counts["orders_received"] += len(orders)
+        for order in orders:
+            if isinstance(order, dict) and isinstance(order.get("id"), str):
+                self.received[order["id"]] += 1
+
     def add_orders(self, orders):
         """Upsert by id, element by element, with Roistat's counters."""
         result = add_orders_answer(len(orders))
         with self.cond:
-            self.counts["add_orders"] += 1
-            self.counts["orders_received"] += len(orders)
+            self._count_received(orders)
             for order in orders:
-                if isinstance(order, dict) and isinstance(order.get("id"), str):
-                    self.received[order["id"]] += 1
                 if order_format_error(order) is not None:
                     result["skipped_by_invalid_format"] += 1
                 elif self._visit_unseen(order.get("roistat")):
@@ -286,11 +291,7 @@ class Emulator:
         if skip_as != "none":
             result[skip_as] = len(orders)
         with self.cond:
-            self.counts["add_orders"] += 1
-            self.counts["orders_received"] += len(orders)
-            for order in orders:
-                if isinstance(order, dict) and isinstance(order.get("id"), str):
-                    self.received[order["id"]] += 1
+            self._count_received(orders)
         return result
 
     def set_statuses(self, statuses):
