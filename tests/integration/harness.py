@@ -215,7 +215,11 @@ class Daemon:
         self.log_offset = self.log.tell()
         self.proc = subprocess.Popen([BIN, "serve", "-c", self.conf], stdout=self.log,
                                      stderr=subprocess.STDOUT, env=self.env)
+        self.wait_ready()
+        return self
 
+    def wait_ready(self):
+        """Waits for serve.ready in the log and takes the port it names."""
         def ready():
             if self.proc.poll() is not None:
                 raise AssertionError("orderbridge exited: " + self.read_log())
@@ -225,7 +229,6 @@ class Daemon:
             return None
         self.port = wait_for(ready, what="serve.ready")
         self.base = f"http://127.0.0.1:{self.port}"
-        return self
 
     def read_log(self):
         with open(self.log_path, "rb") as f:

@@ -34,7 +34,7 @@ import time
 import unittest
 
 import harness
-from harness import (Bitrix24, Daemon, Roistat, Workdir, capture, order, wait_for)
+from harness import Bitrix24, Daemon, DaemonCase, Roistat, Workdir, capture, order, query, wait_for
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -44,16 +44,6 @@ def write_jsonl(path, snapshots):
         for s in snapshots:
             f.write(json.dumps(s) + "\n")
     return path
-
-
-def store_query(db, sql, args=()):
-    """Rows of a read-only query on the daemon's store (a connection of our own, closed at
-    once; reading a WAL database never blocks the daemon)."""
-    con = sqlite3.connect(db, timeout=10)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 def truncate_wal(db):
@@ -176,15 +166,7 @@ class HeldLogDaemon(Daemon):
         self._pump = threading.Thread(target=pump, daemon=True)
         self._pump.start()
         if wait_ready:
-            def ready():
-                if self.proc.poll() is not None:
-                    raise AssertionError("orderbridge exited: " + self.read_log())
-                for line in self.read_log().splitlines():
-                    if " serve.ready " in line:
-                        return int(line.split(" port=")[1].split()[0])
-                return None
-            self.port = wait_for(ready, what="serve.ready")
-            self.base = f"http://127.0.0.1:{self.port}"
+            self.wait_ready()
 
     def stop(self, check=True):
         if self.proc and getattr(self, "_held", None):
@@ -224,8 +206,8 @@ class StartupRequeue(unittest.TestCase):
             self.wd.cleanup()
 
     def roistat_row(self, oid):
-        return store_query(self.daemon.db, "SELECT state, uncertain_at FROM deliveries "
-                           "WHERE sink='roistat' AND order_id=?", (oid,))[0]
+        return query(self.daemon.db, "SELECT state, uncertain_at FROM deliveries "
+                     "WHERE sink='roistat' AND order_id=?", oid)[0]
 
     def test_starting_the_bitrix24_sink_leaves_roistats_request_in_flight_alone(self):
         # work queued while the daemon is stopped, as `orderbridge import` or a restart
@@ -280,7 +262,7 @@ class StartupRequeue(unittest.TestCase):
 
 # --- 2. two daemons on one store -------------------------------------------------------------
 
-class TwoServesOneStore(unittest.TestCase):
+class TwoServesOneStore(DaemonCase):
     """Defect: nothing stops a second `orderbridge serve` on a store that a running one
     uses. It starts, re-queues the first one's in-flight deliveries and sends them again
     while the first one's requests are still in flight. Expected: the second exits
@@ -289,22 +271,16 @@ class TwoServesOneStore(unittest.TestCase):
     (The message is matched loosely: the path, and "another" or "already" with
     "orderbridge", "running", "in use", "locked" or "held".)"""
 
+    roistat_args = {}
+
     def setUp(self):
-        self.wd = Workdir()
-        self.roistat = Roistat(self.wd.path)
-        self.daemon = Daemon(self.wd.path, roistat=self.roistat)
-        self.daemon.start()
+        super().setUp()
         self.second = None
 
     def tearDown(self):
-        try:
-            if self.second and self.second.poll() is None:
-                self.second.kill()
-                self.second.wait()
-            self.daemon.stop()
-        finally:
-            self.roistat.stop()
-            self.wd.cleanup()
+        if self.second and self.second.poll() is None:
+            self.second.kill()
+            self.second.wait()
 
     def test_a_second_serve_on_the_same_store_refuses_to_start(self):
         status, answer = self.daemon.post(order("two1"))
@@ -654,7 +630,7 @@ class ClockStepBack(unittest.TestCase):
 
 # --- 6. Roistat isolation against a remote that hangs -------------------------------------
 
-class RoistatIsolationHang(unittest.TestCase):
+class RoistatIsolationHang(DaemonCase):
     """Defect: sink_roistat.c's isolation (a 4xx about a batch's data → re-send its orders
     one by one) goes on after a re-send fails in transport: against a remote that now
     hangs, each of the N orders waits out [roistat] timeout_ms in turn, the sink is
@@ -664,21 +640,14 @@ class RoistatIsolationHang(unittest.TestCase):
 
     N = 40
 
-    def setUp(self):
-        self.wd = Workdir()
-        self.roistat = Roistat(self.wd.path)
-        self.daemon = Daemon(self.wd.path, roistat=self.roistat, sections={
-            "roistat": {"batch_size": "100", "timeout_ms": "1000"},
-            "delivery": {"backoff_min_ms": "10000", "backoff_max_ms": "20000"}})
+    roistat_args = {}
+    sections = {"roistat": {"batch_size": "100", "timeout_ms": "1000"},
+                "delivery": {"backoff_min_ms": "10000", "backoff_max_ms": "20000"}}
+    start_daemon = False
 
     def tearDown(self):
-        try:
-            if self.daemon.proc and self.daemon.proc.poll() is None:
-                self.daemon.kill9()
-            self.daemon.stop()
-        finally:
-            self.roistat.stop()
-            self.wd.cleanup()
+        if self.daemon.proc and self.daemon.proc.poll() is None:
+            self.daemon.kill9()
 
     def test_isolating_a_refused_batch_stops_at_the_first_timeout_and_sigterm_is_prompt(self):
         ids = [f"iso{i}" for i in range(self.N)]
