@@ -349,23 +349,35 @@ static int make_private_dir(const char *path)
         return r;
 }
 
-/* Creates the database file 0600 (not SQLite's 0644 less the umask) when it does not
- * exist; an existing one is left as it is. */
+/* Creates `path` read-write, 0600 exactly (open's mode goes through the umask, so it is
+ * set again): an fd, or -errno (-EEXIST when it exists: its mode is its operator's). */
+static int create_0600(const char *path)
+{
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+        if (fd < 0)
+                return -errno;
+        if (fchmod(fd, 0600) < 0) {
+                int e = -errno;
+                close(fd);
+                return e;
+        }
+        return fd;
+}
+
+/* Creates the database file 0600 (not SQLite's 0644 less the umask; -wal and -shm copy
+ * the database's mode), and its directory when that alone is missing; an existing file is
+ * left as it is. */
 static int create_private(const char *path)
 {
-        int fd, r;
+        int fd = create_0600(path);
 
-        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0 && errno == ENOENT && (r = make_private_dir(path)) < 0)
-                return r;
-        if (fd < 0 && errno == ENOENT)
-                fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd == -ENOENT && (fd = make_private_dir(path)) == 0)
+                fd = create_0600(path);
         if (fd < 0)
-                return errno == EEXIST ? 0 : -errno;
-        /* open's mode went through the umask: 0600 exactly, as -wal and -shm copy it */
-        r = fchmod(fd, 0600) < 0 ? -errno : 0;
+                return fd == -EEXIST ? 0 : fd;
         close(fd);
-        return r;
+        return 0;
 }
 
 static int sq_open(const char *location, struct store_backend **ret)
@@ -432,16 +444,11 @@ static int sq_lock(struct store_backend *be, long *ret_holder_pid)
                 return 0;
         if ((size_t)snprintf(path, sizeof(path), "%s.lock", be->path) >= sizeof(path))
                 return -ENAMETOOLONG;
-        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd >= 0 && fchmod(fd, 0600) < 0) { /* the umask may have taken our own bits */
-                int e = -errno;
-                close(fd);
-                return e;
-        }
-        if (fd < 0 && errno == EEXIST)
-                fd = open(path, O_RDWR | O_CLOEXEC);
+        fd = create_0600(path);
+        if (fd == -EEXIST && (fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+                fd = -errno;
         if (fd < 0)
-                return -errno;
+                return fd;
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
                 int e = errno == EWOULDBLOCK ? -EBUSY : -errno;
                 len = pread(fd, pid, sizeof(pid) - 1, 0);
