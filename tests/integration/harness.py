@@ -65,6 +65,15 @@ def http(method, url, body=None, headers=None, timeout=10):
         return status, raw.decode(errors="replace")
 
 
+def write_private(path, text, mode=0o600):
+    """Writes a file only its owner can open from the start (a key, a token, a webhook
+    URL: orderbridge refuses secret files open to others), then gives it `mode`."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
 class Emulator:
     """A Python emulator (roistat_emu.py / bitrix24_emu.py) in a subprocess."""
 
@@ -106,9 +115,7 @@ class Roistat(Emulator):
     def __init__(self, workdir, rate=10):
         self.key = "rs-key-" + base64.b16encode(os.urandom(8)).decode()
         key_file = os.path.join(workdir, "roistat.key")
-        with open(key_file, "w") as f:
-            f.write(self.key + "\n")
-        os.chmod(key_file, 0o600)
+        write_private(key_file, self.key + "\n")
         self.key_file = key_file
         SECRETS.add(self.key)
         super().__init__("roistat_emu.py", workdir,
@@ -129,18 +136,14 @@ class Bitrix24(Emulator):
     def __init__(self, workdir, rate=2, burst=50):
         self.code = "b24code" + base64.b16encode(os.urandom(6)).decode().lower()
         code_file = os.path.join(workdir, "b24.code")
-        with open(code_file, "w") as f:
-            f.write(self.code + "\n")
-        os.chmod(code_file, 0o600)  # the webhook's code: a secret like the others
+        write_private(code_file, self.code + "\n")  # the webhook's code: a secret too
         super().__init__("bitrix24_emu.py", workdir,
                          ["--user-id", self.USER, "--code-file", code_file,
                           "--rate", str(rate), "--burst", str(burst)])
         self.webhook_url = f"{self.base}/rest/{self.USER}/{self.code}/"
         SECRETS.update((self.code, self.webhook_url))
         self.url_file = os.path.join(workdir, "b24.webhook")
-        with open(self.url_file, "w") as f:
-            f.write(self.webhook_url + "\n")
-        os.chmod(self.url_file, 0o600)
+        write_private(self.url_file, self.webhook_url + "\n")
 
     def deals(self):
         return self.state()["deals"]
@@ -172,15 +175,11 @@ class Daemon:
         self.workdir = workdir
         self.secret = make_secret()
         self.secret_file = os.path.join(workdir, "signing.secret")
-        with open(self.secret_file, "w") as f:
-            f.write(self.secret + "\n")
-        os.chmod(self.secret_file, 0o600)
+        write_private(self.secret_file, self.secret + "\n")
         self.key = base64.b64decode(self.secret[len("whsec_"):])
         self.admin_token = "adm-" + base64.b16encode(os.urandom(12)).decode()
         self.admin_file = os.path.join(workdir, "admin.token")
-        with open(self.admin_file, "w") as f:
-            f.write(self.admin_token)
-        os.chmod(self.admin_file, 0o600)
+        write_private(self.admin_file, self.admin_token)
         SECRETS.update((self.secret, self.secret[len("whsec_"):], self.admin_token))
         self.db = os.path.join(workdir, "orderbridge.db")
         conf = {

@@ -14,7 +14,7 @@ import os
 import subprocess
 import unittest
 
-from harness import BIN, Daemon, Roistat, Workdir, capture, wait_for
+from harness import BIN, Daemon, Roistat, Workdir, capture, wait_for, write_private
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "stack smashing")
 
@@ -28,13 +28,6 @@ def run(*args, umask=None, env=None):
     capture(r.stdout)
     capture(r.stderr)
     return r
-
-
-def write_private(path, text, mode=0o600):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
 
 
 def mode_of(path):

@@ -321,9 +321,7 @@ class FakeRoistat:
     def __init__(self, workdir, answers):
         self.key = "rs-key-" + base64.b16encode(os.urandom(8)).decode()
         self.key_file = os.path.join(workdir, "roistat.key")
-        with open(self.key_file, "w") as f:
-            f.write(self.key + "\n")
-        os.chmod(self.key_file, 0o600)
+        harness.write_private(self.key_file, self.key + "\n")
         harness.SECRETS.add(self.key)
         self.requests = []  # (monotonic time, path)
         fake = self

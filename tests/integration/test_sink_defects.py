@@ -22,7 +22,8 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import Bitrix24, Daemon, DaemonCase, Roistat, Workdir, buyer, order, query, wait_for
+from harness import (Bitrix24, Daemon, DaemonCase, Roistat, Workdir, buyer, order, query,
+                     wait_for, write_private)
 
 SITE = "shop.example.ru"
 
@@ -128,10 +129,8 @@ class FalseAnswers:
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url_file = os.path.join(workdir, "b24-proxy.webhook")
-        with open(self.url_file, "w") as f:
-            f.write(b24.webhook_url.replace(b24.base, "http://127.0.0.1:%d" %
-                                            self.server.server_address[1]) + "\n")
-        os.chmod(self.url_file, 0o600)
+        write_private(self.url_file, b24.webhook_url.replace(
+            b24.base, "http://127.0.0.1:%d" % self.server.server_address[1]) + "\n")
 
     def rewrite(self, path, body, raw):
         try:
