@@ -79,6 +79,14 @@ static int null_order_put(struct store_backend *be, const struct store_order *o)
         return 0;
 }
 
+static int null_order_walk(struct store_backend *be, int64_t after_ms, size_t offset,
+                           size_t limit, int (*cb)(void *arg, const struct store_order *o),
+                           void *arg, int64_t *ret_total)
+{
+        *ret_total = 0;
+        return 0;
+}
+
 static int null_history_add(struct store_backend *be, const struct store_history *h,
                             int64_t *ret_rev)
 {
@@ -191,6 +199,7 @@ const struct store_backend_ops store_null_ops = {
         .webhook_prune = null_prune,
         .order_get = null_order_get,
         .order_put = null_order_put,
+        .order_walk = null_order_walk,
         .history_add = null_history_add,
         .history_list = null_history_list,
         .delivery_get = null_delivery_get,

@@ -34,6 +34,7 @@ struct daemon {
         struct intake *in;
         struct source *sources[SOURCES_MAX];
         size_t n_sources;
+        struct http_env env; /* what the HTTP routes reach */
         struct http_server *srv;
 };
 
@@ -160,7 +161,11 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
         if ((r = take_store(cfg, &d)) < 0 || (r = start_sinks(cfg, &d)) < 0 ||
             (r = start_intake(cfg, &d)) < 0 || (r = start_sources(cfg, &d)) < 0)
                 goto out;
-        r = http_server_start(cfg, d.in, &d.srv);
+        d.env = (struct http_env){.cfg = cfg,
+                                  .intake = d.in,
+                                  .sources = d.sources,
+                                  .n_sources = d.n_sources};
+        r = http_server_start(&d.env, &d.srv);
         if (r < 0) {
                 log_err("serve.failed", "what=listen listen=%s error=\"%s\"", cfg->listen,
                         strerror(-r));

@@ -63,13 +63,8 @@ struct config_parse {
 
 /* --- the sections ----------------------------------------------------------------------- */
 
-static size_t n_sections(void)
-{
-        return config_core_n_sections + sink_registry_count() + source_registry_count();
-}
-
-/* The core's sections, then the sinks', then the sources', in their tables' order. */
-static const struct config_section *section_at(size_t i)
+/* The i-th row of the core's, then the sinks', then the sources' tables. */
+static const struct config_section *row_at(size_t i)
 {
         if (i < config_core_n_sections)
                 return &config_core_sections[i];
@@ -77,6 +72,39 @@ static const struct config_section *section_at(size_t i)
         if (i < sink_registry_count())
                 return sink_registry_get(i)->section;
         return source_registry_get(i - sink_registry_count())->section;
+}
+
+static size_t n_rows(void)
+{
+        return config_core_n_sections + sink_registry_count() + source_registry_count();
+}
+
+/* Whether row i names a section that an earlier row named already: a source may read
+ * its sink's section (the Bitrix24 poller reads [bitrix24]), which is still one section. */
+static bool row_repeats(size_t i)
+{
+        for (size_t j = 0; j < i; j++)
+                if (row_at(j) == row_at(i))
+                        return true;
+        return false;
+}
+
+static size_t n_sections(void)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < n_rows(); i++)
+                n += !row_repeats(i);
+        return n;
+}
+
+/* The i-th distinct section, in the tables' order. */
+static const struct config_section *section_at(size_t i)
+{
+        for (size_t r = 0; r < n_rows(); r++)
+                if (!row_repeats(r) && i-- == 0)
+                        return row_at(r);
+        return NULL;
 }
 
 static struct config_part *part_find(const struct config *c, const char *name, size_t *ret_i)

@@ -5,6 +5,8 @@
  */
 #include "http/route.h"
 
+#include <string.h>
+
 extern const struct http_route route_orders; /* POST /v1/orders: signed snapshots */
 extern const struct http_route route_order;  /* GET  /v1/orders/{id}: one order, admin */
 extern const struct http_route route_health; /* GET  /healthz */
@@ -19,4 +21,12 @@ const struct http_route *const *http_routes(size_t *ret_n)
 {
         *ret_n = sizeof(routes) / sizeof(routes[0]);
         return routes;
+}
+
+struct source *http_env_source(const struct http_env *env, const char *name)
+{
+        for (size_t i = 0; i < env->n_sources; i++)
+                if (strcmp(env->sources[i]->ops->name, name) == 0)
+                        return env->sources[i];
+        return NULL;
 }

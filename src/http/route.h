@@ -17,6 +17,7 @@
 
 #include "config/config.h"
 #include "queue/intake.h"
+#include "sources/source.h"
 
 struct http_request; /* one request: valid from the route's `handle` to its answer */
 
@@ -24,12 +25,20 @@ struct http_request; /* one request: valid from the route's `handle` to its answ
 struct http_env {
         const struct config *cfg;
         struct intake *intake;
+        struct source *const *sources; /* the daemon's running sources */
+        size_t n_sources;
 };
+
+/* The running source named `name` (its ops' name), or NULL: a route that feeds a
+ * source's hints (Bitrix24's outgoing webhook → the Bitrix24 poller) finds it so. */
+struct source *http_env_source(const struct http_env *env, const char *name);
 
 enum http_body {
         HTTP_BODY_NONE, /* a body, if any, is read and ignored */
         HTTP_BODY_JSON, /* Content-Type application/json required (415), at most [server]
                          * max_body_bytes (413, before reading when declared), not empty */
+        HTTP_BODY_FORM, /* the same, as application/x-www-form-urlencoded (Bitrix24's
+                         * outgoing webhooks); read its fields with http_form_value */
 };
 
 struct http_route {
@@ -42,7 +51,7 @@ struct http_route {
          * made at start and freed at stop. 0 or -errno (the server does not start). */
         int (*open)(const struct http_env *env, void **ret_state);
         void (*close)(void *state);
-        /* Optional, for HTTP_BODY_JSON routes: looks at the headers alone, before a byte
+        /* Optional, for routes with a body: looks at the headers alone, before a byte
          * of the body is read, and answers (http_request_reply*) a request that can only
          * be refused, so that a sender without credentials never makes the server hold
          * its body. 0 (answered or not), or -errno to drop the connection. */
@@ -64,7 +73,10 @@ const char *http_request_path(const struct http_request *rq);
 /* A request header by name (case-insensitive), or NULL. */
 const char *http_request_header(const struct http_request *rq, const char *name);
 
-/* The whole body of an HTTP_BODY_JSON route (NUL-terminated; *ret_len excludes the NUL). */
+/* A query-string argument by name, %-decoded, or NULL (the first when repeated). */
+const char *http_request_arg(const struct http_request *rq, const char *name);
+
+/* The whole body of an HTTP_BODY_JSON or HTTP_BODY_FORM route (NUL-terminated; *ret_len excludes the NUL). */
 const char *http_request_body(const struct http_request *rq, size_t *ret_len);
 
 /* Answers now, from `handle`: a JSON body (copied), Content-Type application/json,

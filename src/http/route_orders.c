@@ -114,6 +114,15 @@ static int orders_check_headers(const struct http_env *env, void *state, struct 
 
 /* Signature, fields, site: NULL (answered) when refused, else the snapshot. The headers
  * were checked before the body came; they are checked again with it (the clock moved). */
+/* 400, the field named, and its message as "field message". */
+static void refuse_invalid(struct http_request *rq, const struct snapshot_error *err)
+{
+        char msg[300];
+
+        snprintf(msg, sizeof(msg), "%s %s", err->field, err->message);
+        http_request_reply_error(rq, 400, "invalid_field", err->field, msg);
+}
+
 static struct snapshot *check(const struct config *cfg, struct http_request *rq, const char *body,
                               size_t len)
 {
@@ -133,18 +142,15 @@ static struct snapshot *check(const struct config *cfg, struct http_request *rq,
                 return NULL;
         }
         if (snapshot_parse(body, len, &snap, &err) < 0) {
-                char msg[300];
-                snprintf(msg, sizeof(msg), "%s %s", err.field, err.message);
                 log_warn("ingest.invalid", "webhook_id=%s field=%s message=\"%s\"",
                          http_request_header(rq, "webhook-id"), err.field, err.message);
-                http_request_reply_error(rq, 400, "invalid_field", err.field, msg);
+                refuse_invalid(rq, &err);
                 return NULL;
         }
-        if (cfg->site_id && strcmp(cfg->site_id, snap->site) != 0) {
-                log_warn("ingest.invalid", "order_id=%s field=site message=\"not this site\"",
-                         snap->order_id);
-                http_request_reply_error(rq, 400, "invalid_field", "site",
-                                         "site does not match this orderbridge's [site] id");
+        if (snapshot_check_from_site(snap, cfg->site_id, &err) < 0) {
+                log_warn("ingest.invalid", "order_id=%s field=%s message=\"%s\"", snap->order_id,
+                         err.field, err.message);
+                refuse_invalid(rq, &err);
                 snapshot_free(snap);
                 return NULL;
         }

@@ -260,6 +260,11 @@ const char *http_request_header(const struct http_request *rq, const char *name)
         return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
 }
 
+const char *http_request_arg(const struct http_request *rq, const char *name)
+{
+        return MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
 const char *http_request_body(const struct http_request *rq, size_t *ret_len)
 {
         *ret_len = rq->body.len;
@@ -349,11 +354,18 @@ static enum MHD_Result answer_held(struct http_request *rq)
 
 /* ---- routing ---- */
 
-static bool json_media_type(const char *ct)
+/* The media type a route's body must have. */
+static const char *body_media_type(enum http_body body)
 {
-        size_t n = strlen("application/json");
+        return body == HTTP_BODY_FORM ? "application/x-www-form-urlencoded" : "application/json";
+}
 
-        if (!ct || strncasecmp(ct, "application/json", n) != 0)
+/* Whether Content-Type `ct` is `want`, parameters (charset) aside. */
+static bool media_type_is(const char *ct, const char *want)
+{
+        size_t n = strlen(want);
+
+        if (!ct || strncasecmp(ct, want, n) != 0)
                 return false;
         return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
@@ -471,15 +483,18 @@ static enum MHD_Result first_call(struct http_server *srv, struct http_request *
                 return queue_answer(rq, 405, "{\"error\":\"method_not_allowed\"}", 0,
                                     rq->route->methods, NULL);
         }
-        if (rq->route->body != HTTP_BODY_JSON)
+        if (rq->route->body == HTTP_BODY_NONE)
                 return MHD_YES;
         ct = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (!json_media_type(ct))
+        if (!media_type_is(ct, body_media_type(rq->route->body))) {
+                char why[80];
+                snprintf(why, sizeof(why), "the body must be %s",
+                         body_media_type(rq->route->body));
                 return http_request_reply_error(rq, 415, "unsupported_media_type",
-                                                "Content-Type",
-                                                "the body must be application/json") == 0
+                                                "Content-Type", why) == 0
                                ? MHD_YES
                                : MHD_NO;
+        }
         cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && (strlen(cl) > 15 ||
@@ -498,7 +513,7 @@ static enum MHD_Result first_call(struct http_server *srv, struct http_request *
         return reserve_body(srv, rq, cl);
 }
 
-/* A JSON body arriving: into the capped buffer, or counted and dropped. */
+/* A body arriving: into the capped buffer, or counted and dropped. */
 static enum MHD_Result take_body(struct http_server *srv, struct http_request *rq,
                                  const char *data, size_t n)
 {
@@ -516,7 +531,7 @@ static enum MHD_Result take_body(struct http_server *srv, struct http_request *r
         return MHD_YES;
 }
 
-/* The request is complete: refusals common to JSON routes, then the route. From here
+/* The request is complete: refusals common to routes with a body, then the route. From here
  * on the request counts as one whose answer the stop waits for. */
 static enum MHD_Result complete(struct http_server *srv, struct http_request *rq)
 {
@@ -527,7 +542,7 @@ static enum MHD_Result complete(struct http_server *srv, struct http_request *rq
         pthread_mutex_unlock(&srv->hold_lock);
         rq->answering = true;
 
-        if (rq->route->body == HTTP_BODY_JSON) {
+        if (rq->route->body != HTTP_BODY_NONE) {
                 if (rq->too_big)
                         r = http_request_reply_error(rq, 413, "body_too_large", NULL,
                                                      "the body is larger than [server] "
@@ -644,8 +659,9 @@ static void free_server(struct http_server *srv)
         free(srv);
 }
 
-int http_server_start(const struct config *cfg, struct intake *in, struct http_server **ret)
+int http_server_start(const struct http_env *env, struct http_server **ret)
 {
+        const struct config *cfg = env->cfg;
         struct http_server *srv = xcalloc(1, sizeof(*srv));
         struct sockaddr_storage ss = {0};
         const union MHD_DaemonInfo *info;
@@ -663,7 +679,7 @@ int http_server_start(const struct config *cfg, struct intake *in, struct http_s
                 inet_pton(AF_INET, cfg->listen_host, &a->sin_addr);
         }
         srv->cfg = cfg;
-        srv->env = (struct http_env){.cfg = cfg, .intake = in};
+        srv->env = *env;
         r = open_routes(srv);
         if (r < 0) {
                 free(srv);

@@ -7,13 +7,13 @@
  */
 #pragma once
 
-#include "config/config.h"
-#include "queue/intake.h"
+#include "http/route.h"
 
 struct http_server;
 
-/* Opens every route and listens on [server] listen. `in` must outlive the server. */
-int http_server_start(const struct config *cfg, struct intake *in, struct http_server **ret);
+/* Opens every route and listens on [server] listen. What `env` points to (the
+ * configuration, the intake, the sources) must outlive the server; `env` is copied. */
+int http_server_start(const struct http_env *env, struct http_server **ret);
 
 /* Stops accepting, waits until every held request is answered (the intake must still be
  * running), then stops and frees. Accepts NULL. */

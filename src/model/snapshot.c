@@ -67,11 +67,25 @@ static int get_text(json_t *obj, const char *key, const char *path, size_t max, 
         return 0;
 }
 
+static bool id_char(char c)
+{
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+               c == '-' || c == '_';
+}
+
 bool snapshot_id_chars(const char *s)
 {
         for (; *s; s++)
-                if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') ||
-                      (*s >= 'A' && *s <= 'Z') || *s == '-' || *s == '_'))
+                if (!id_char(*s))
+                        return false;
+        return true;
+}
+
+/* A status code: an id, or a Bitrix24 stage id ("C1:WON") for a deal snapshot. */
+static bool status_chars(const char *s)
+{
+        for (; *s; s++)
+                if (*s != ':' && !id_char(*s))
                         return false;
         return true;
 }
@@ -221,6 +235,25 @@ static int parse_items(json_t *order, struct snapshot *s, struct snapshot_error 
         return 0;
 }
 
+/* order.deal: {"id": digits, "title": text?}, a deal read from Bitrix24 (snapshot.h). */
+static int parse_deal(json_t *order, struct snapshot *s, struct snapshot_error *err)
+{
+        json_t *d = json_object_get(order, "deal");
+        int r;
+
+        if (!d || json_is_null(d))
+                return 0;
+        if (!json_is_object(d))
+                return fail(err, "order.deal", "must be an object");
+        if ((r = get_text(d, "id", "order.deal.id", 18, true, &s->deal_id, err)) < 0 ||
+            (r = get_text(d, "title", "order.deal.title", SNAPSHOT_TEXT_MAX, false,
+                          &s->deal_title, err)) < 0)
+                return r;
+        if (strspn(s->deal_id, "0123456789") != strlen(s->deal_id) || s->deal_id[0] == '0')
+                return fail(err, "order.deal.id", "must be a Bitrix24 deal id (digits)");
+        return 0;
+}
+
 /* The canonical JSON: the validated fields only, in a fixed shape. */
 static char *canonical_json(const struct snapshot *s)
 {
@@ -248,6 +281,12 @@ static char *canonical_json(const struct snapshot *s)
         }
         if (s->roistat_visit)
                 json_object_set_new(order, "roistat_visit", json_string(s->roistat_visit));
+        if (s->deal_id) {
+                json_t *deal = json_pack("{s:s}", "id", s->deal_id);
+                if (s->deal_title)
+                        json_object_set_new(deal, "title", json_string(s->deal_title));
+                json_object_set_new(order, "deal", deal);
+        }
         buyer = json_pack("{s:s}", "type", s->buyer.legal ? "legal" : "individual");
 #define SET_OPT(obj, key, val)                                                                     \
         if (val)                                                                                   \
@@ -316,9 +355,9 @@ static int parse_order(json_t *root, struct snapshot *s, struct snapshot_error *
                 s->has_version = true;
                 s->version = json_integer_value(v);
         }
-        if ((r = get_text(order, "status", "order.status", 16, true, &s->status, err)) < 0)
+        if ((r = get_text(order, "status", "order.status", 50, true, &s->status, err)) < 0)
                 return r;
-        if (!snapshot_id_chars(s->status))
+        if (!status_chars(s->status))
                 return fail(err, "order.status", "must be a status code such as \"N\"");
         if ((r = get_bool(order, "canceled", "order.canceled", &s->canceled, err)) < 0 ||
             (r = get_bool(order, "paid", "order.paid", &s->paid, err)) < 0)
@@ -358,7 +397,8 @@ static int parse_order(json_t *root, struct snapshot *s, struct snapshot_error *
         }
         s->roistat_visit = visit;
 
-        if ((r = parse_buyer(order, s, err)) < 0 || (r = parse_items(order, s, err)) < 0)
+        if ((r = parse_buyer(order, s, err)) < 0 || (r = parse_items(order, s, err)) < 0 ||
+            (r = parse_deal(order, s, err)) < 0)
                 return r;
         return 0;
 }
@@ -388,6 +428,20 @@ int snapshot_parse(const char *text, size_t len, struct snapshot **ret,
         return 0;
 }
 
+int snapshot_check_from_site(const struct snapshot *s, const char *site_id,
+                             struct snapshot_error *err)
+{
+        memset(err, 0, sizeof(*err));
+        if (site_id && strcmp(site_id, s->site) != 0)
+                return fail(err, "site", "does not match this orderbridge's [site] id");
+        if (s->deal_id)
+                return fail(err, "order.deal", "is set only by orderbridge's Bitrix24 source");
+        if (strncmp(s->order_id, SNAPSHOT_DEAL_PREFIX, strlen(SNAPSHOT_DEAL_PREFIX)) == 0)
+                return fail(err, "order.id", "must not begin with \"%s\": those are deals read "
+                            "from Bitrix24", SNAPSHOT_DEAL_PREFIX);
+        return 0;
+}
+
 struct snapshot *snapshot_free(struct snapshot *s)
 {
         if (!s)
@@ -407,6 +461,8 @@ struct snapshot *snapshot_free(struct snapshot *s)
                 free(s->items[i].name);
         }
         free(s->items);
+        free(s->deal_id);
+        free(s->deal_title);
         free(s->json);
         free(s);
         return NULL;

@@ -48,6 +48,12 @@ struct snapshot {
         struct snapshot_buyer buyer;
         struct snapshot_item *items;
         size_t n_items;
+        /* A deal read from Bitrix24 that did not come from the site (a call, a chat, a
+         * manager's deal): set only by orderbridge's Bitrix24 source, refused at ingest.
+         * Its `status` is the deal's stage id (which may hold ':', as "C1:WON"),
+         * `canceled` and `paid` its stage's semantics (failure, success). */
+        char *deal_id;         /* NULL for a site order */
+        char *deal_title;      /* may be NULL */
         char *json;            /* canonical form: compact, sorted keys */
 };
 
@@ -64,8 +70,19 @@ int snapshot_parse(const char *text, size_t len, struct snapshot **ret,
 struct snapshot *snapshot_free(struct snapshot *s);
 
 /* Whether `s` uses only the characters of an order id or status code: letters, digits,
- * '-' and '_' (the HTTP layer checks ids in URLs with the same rule). */
+ * '-' and '_' (the HTTP layer checks ids in URLs with the same rule). A status may also
+ * hold ':' (a Bitrix24 stage id such as "C1:WON", the status of a deal snapshot). */
 bool snapshot_id_chars(const char *s);
+
+/* What a snapshot from the site (ingest, import) must also be: for this site when
+ * `site_id` is set, and not a Bitrix24 deal (no order.deal, no order id with the deal
+ * prefix). 0, or -EINVAL with `err` naming the field. */
+int snapshot_check_from_site(const struct snapshot *s, const char *site_id,
+                             struct snapshot_error *err);
+
+/* The order id of Bitrix24 deal <ID> that did not come from the site: "b24-deal-<ID>".
+ * The prefix is reserved: the ingest refuses site orders that use it. */
+#define SNAPSHOT_DEAL_PREFIX "b24-deal-"
 
 /* What orders the snapshots of one order: the sender's version and its updated_at. The
  * store keeps this key beside each order's latest snapshot, so that it can judge a new

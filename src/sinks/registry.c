@@ -48,6 +48,8 @@ const struct sink_kind *sink_registry_find(const char *name)
 
 bool sink_kind_enabled(const struct sink_kind *k, const struct config *cfg)
 {
+        if (k->enabled)
+                return k->enabled(cfg);
         return config_section(cfg, k->section->name) != NULL;
 }
 

@@ -28,6 +28,10 @@ struct sink_kind {
         /* `orderbridge stages`, for an enabled sink that has pipeline stages: prints them.
          * Returns an exit status. */
         int (*stages)(const struct config *cfg);
+        /* Whether `cfg` enables this kind. NULL: when its section is present and on. A kind
+         * that reads a section it does not own (the site sink reads the core's [site]) says
+         * it itself. */
+        bool (*enabled)(const struct config *cfg);
 };
 
 /* How many kinds the table holds, and the i-th (i < count). */

@@ -39,6 +39,15 @@ void source_stop(struct source *s)
         s->started = false;
 }
 
+int source_notify(struct source *s, const char *what)
+{
+        if (!s->started)
+                return -ESRCH;
+        if (!s->ops->notify)
+                return -ENOTSUP;
+        return s->ops->notify(s->ctx, what);
+}
+
 struct source *source_free(struct source *s)
 {
         if (!s)

@@ -34,6 +34,11 @@ struct source_ops {
         /* Stops submitting: returns when no intake_submit of this source is in progress
          * and none will follow. Submissions already made still get their `done`. */
         void (*stop)(void *ctx);
+        /* May be NULL. A hint from outside that something changed at the source (Bitrix24's
+         * outgoing webhook names a deal id): look at it soon. Called from an HTTP thread:
+         * must not block on the remote. 0, or -errno (-ENOSPC: too many hints waiting;
+         * the source's own poll finds the change later). */
+        int (*notify)(void *ctx, const char *what);
         void (*free)(void *ctx);
 };
 
@@ -50,6 +55,10 @@ int source_start(struct source *s, struct intake *in);
 
 /* Stops a started source (see source_ops.stop); a no-op otherwise. */
 void source_stop(struct source *s);
+
+/* Passes a hint to a started source (source_ops.notify): -ENOTSUP when it takes none,
+ * -ESRCH when it is not running. */
+int source_notify(struct source *s, const char *what);
 
 /* Stops it if needed, frees its context and the source. Accepts NULL. */
 struct source *source_free(struct source *s);

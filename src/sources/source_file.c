@@ -151,10 +151,9 @@ static struct snapshot *parse_line(struct source_file *sf, const struct buf *lin
                          err.message);
                 return NULL;
         }
-        if (sf->cfg->site_id && strcmp(sf->cfg->site_id, s->site) != 0) {
-                log_warn("import.invalid",
-                         "line=%ld order_id=%s field=site message=\"not this site\"", no,
-                         s->order_id);
+        if (snapshot_check_from_site(s, sf->cfg->site_id, &err) < 0) {
+                log_warn("import.invalid", "line=%ld order_id=%s field=%s message=\"%s\"", no,
+                         s->order_id, err.field, err.message);
                 snapshot_free(s);
                 return NULL;
         }

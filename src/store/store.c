@@ -226,10 +226,31 @@ static void on_new_rev(struct store_delivery *d, bool exists, int64_t rev, int64
         d->updated_at = now;
 }
 
+/* Asked to look again (store_request), with no new rev: due now, or, in flight, as soon
+ * as the pass ends. A new row starts at the order's rev `rev`. */
+static void on_request(struct store_delivery *d, bool exists, int64_t rev, int64_t now)
+{
+        if (!exists) {
+                d->want_rev = rev;
+        } else if (d->state == STORE_STATE_INFLIGHT) {
+                d->requested = true;
+                d->updated_at = now;
+                return;
+        }
+        if (d->state == STORE_STATE_DEAD || !exists) {
+                d->attempts = 0;
+                d->first_failed_at = 0;
+        }
+        d->state = STORE_STATE_PENDING;
+        d->next_at = now;
+        d->updated_at = now;
+}
+
 /* Taken by `owner` until `until`. */
 static void on_take(struct store_delivery *d, int64_t rev, const char *owner, int64_t until,
                     int64_t now)
 {
+        d->requested = false;
         d->state = STORE_STATE_INFLIGHT;
         d->sent_rev = rev;
         d->lease_owner = owner;
@@ -298,14 +319,18 @@ static enum store_result_kind on_verdict(struct store_delivery *d, const struct 
                 break;
         }
         if (d->state == STORE_STATE_DONE || d->state == STORE_STATE_DEAD) {
-                /* a newer snapshot arrived while this one was in flight: it is due now */
-                if (d->want_rev > res->rev) {
+                /* a newer snapshot, or a request, came while this one was in flight: it
+                 * is due now */
+                if (d->want_rev > res->rev || d->requested) {
                         d->state = STORE_STATE_PENDING;
                         d->next_at = now;
                 } else {
                         d->next_at = STORE_NEVER;
                 }
+        } else if (d->requested) {
+                d->next_at = now; /* retrying or waiting, but asked to look again */
         }
+        d->requested = false;
         d->last_error = kind == STORE_OK ? NULL : *detail ? *detail : "";
         if (res->uncertain)
                 d->uncertain_at = now;
@@ -330,7 +355,11 @@ static int put_deliveries(struct store *s, const struct store_put *p, int64_t no
 {
         for (size_t i = 0; i < s->n_sinks; i++) {
                 struct store_delivery d = {0};
-                int r = s->ops->delivery_get(s->be, s->sinks[i], p->order_id, &d);
+                int r;
+
+                if (p->sink_only && strcmp(p->sink_only, s->sinks[i]) != 0)
+                        continue;
+                r = s->ops->delivery_get(s->be, s->sinks[i], p->order_id, &d);
                 if (r < 0 && r != -ENOENT)
                         return r;
                 d.sink = s->sinks[i];
@@ -792,6 +821,60 @@ int store_retry(struct store *s, const char *sink, const char *order_id, int64_t
         r = finish(s, r < 0 ? r : (int)l.n);
         held_list_clear(&l);
         return r;
+}
+
+int store_request(struct store *s, const char *sink, const char *order_id,
+                  const struct store_writes *writes, int64_t now_ms)
+{
+        struct store_order o;
+        struct store_delivery d = {0};
+        int r;
+
+        s->err = NULL;
+        if ((r = s->ops->begin(s->be)) < 0)
+                return r;
+        if ((r = s->ops->order_get(s->be, order_id, false, &o)) < 0)
+                return finish(s, r);
+        if ((r = s->ops->delivery_get(s->be, sink, order_id, &d)) < 0 && r != -ENOENT)
+                return finish(s, r);
+        on_request(&d, r == 0, o.rev, now_ms);
+        d.sink = sink;
+        d.order_id = order_id;
+        if ((r = apply_writes(s, writes)) == 0)
+                r = s->ops->delivery_put(s->be, &d);
+        return finish(s, r);
+}
+
+struct orders_walk {
+        int (*cb)(void *arg, const struct store_order_view *o);
+        void *arg;
+};
+
+static int order_view(void *arg, const struct store_order *o)
+{
+        const struct orders_walk *w = arg;
+        struct store_order_view v = {.order_id = o->order_id,
+                                     .rev = o->rev,
+                                     .json = o->json,
+                                     .received_at = o->received_at,
+                                     .first_received_at = o->first_received_at};
+
+        return w->cb(w->arg, &v);
+}
+
+int store_orders_changed(struct store *s, int64_t after_ms, size_t offset, size_t limit,
+                         int (*cb)(void *arg, const struct store_order_view *o), void *arg,
+                         int64_t *ret_total)
+{
+        struct orders_walk w = {cb, arg};
+        int64_t total = 0;
+        int r;
+
+        s->err = NULL;
+        r = s->ops->order_walk(s->be, after_ms, offset, limit, order_view, &w, &total);
+        if (r >= 0 && ret_total)
+                *ret_total = total;
+        return r < 0 ? r : 0;
 }
 
 /* The report's parts are arrays of objects, one per row, keys in a fixed order. */

@@ -50,6 +50,10 @@ struct store_put {
         const char *webhook_id; /* may be NULL (import, poller) */
         unsigned char body_sha256[32];
         const char *source; /* "ingest", "import", … */
+        /* NULL: every sink of store_set_sinks follows the order; else only this one (when
+         * it is among them). A deal read from Bitrix24 goes to Roistat, never back to
+         * Bitrix24 nor to the site. */
+        const char *sink_only;
         /* out */
         enum store_put_outcome outcome;
         enum store_put_outcome first_outcome; /* for DUPLICATE: what the first one got */
@@ -187,6 +191,33 @@ int store_counts(struct store *s, const char *sink, struct store_counts *ret);
 /* Dead (and retrying) deliveries back to pending now; order_id NULL = all. Returns how
  * many rows changed. */
 int store_retry(struct store *s, const char *sink, const char *order_id, int64_t now_ms);
+
+/* Something other than a new snapshot asks `sink` to look at `order_id` again (the CRM
+ * moved a deal the site must follow; reconcile found drift): records `writes` (may be
+ * NULL) and makes that delivery pending now, in one transaction. One in flight is due
+ * again as soon as its pass ends, whatever that pass's verdict; a dead one comes back
+ * with its attempts reset; one that does not exist yet is made at the order's rev.
+ * -ENOENT when the order is unknown (nothing is recorded then). */
+int store_request(struct store *s, const char *sink, const char *order_id,
+                  const struct store_writes *writes, int64_t now_ms);
+
+/* An order as a listing shows it. */
+struct store_order_view {
+        const char *order_id;
+        int64_t rev;
+        const char *json;          /* its latest accepted snapshot (canonical JSON) */
+        int64_t received_at;       /* when that snapshot was accepted (ms) */
+        int64_t first_received_at; /* when the order was first accepted (ms) */
+};
+
+/* The orders whose latest snapshot was accepted after `after_ms`, oldest change first
+ * (then by order id), skipping `offset`, at most `limit`, each handed to `cb` (its
+ * strings valid during the call; cb returns 0 to go on, >0 to stop, <0 to fail).
+ * *ret_total (may be NULL): how many match in all. Roistat's pull export and reconcile
+ * page through the store with it. */
+int store_orders_changed(struct store *s, int64_t after_ms, size_t offset, size_t limit,
+                         int (*cb)(void *arg, const struct store_order_view *o), void *arg,
+                         int64_t *ret_total);
 
 /* One order's state as a JSON document (snapshot, history, deliveries, attempts, links):
  * 0 and *ret_json, -ENOENT when unknown. */

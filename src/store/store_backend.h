@@ -90,6 +90,7 @@ struct store_delivery {
         int64_t updated_at;
         const char *last_error;  /* may be NULL */
         const char *lease_owner; /* inflight only, else NULL */
+        bool requested;          /* store_request came while in flight: due again after */
 };
 
 /* An attempt (`text` = its detail, may be NULL) or a dead letter (`text` = the reason). */
@@ -135,6 +136,11 @@ struct store_backend_ops {
         int (*order_get)(struct store_backend *be, const char *order_id, bool with_json,
                          struct store_order *ret);
         int (*order_put)(struct store_backend *be, const struct store_order *o); /* upsert */
+        /* Orders with received_at > after_ms, by received_at then order_id, from
+         * `offset`, at most `limit`, with their json; *ret_total: how many match. */
+        int (*order_walk)(struct store_backend *be, int64_t after_ms, size_t offset,
+                          size_t limit, int (*cb)(void *arg, const struct store_order *o),
+                          void *arg, int64_t *ret_total);
         int (*history_add)(struct store_backend *be, const struct store_history *h,
                            int64_t *ret_rev);
         int (*history_list)(struct store_backend *be, const char *order_id, size_t limit,

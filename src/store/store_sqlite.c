@@ -77,6 +77,10 @@ static const char *const migrations[] = {
     "UPDATE deliveries SET next_at=0 WHERE state='inflight';"
     "DROP INDEX deliveries_due;"
     "CREATE INDEX deliveries_next ON deliveries(sink, next_at);",
+    /* 5: a delivery asked to look again while in flight (store_request); orders listed
+     * by when they last changed (Roistat's pull export, reconcile) */
+    "ALTER TABLE deliveries ADD COLUMN requested INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX orders_received ON orders(received_at, order_id);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -84,8 +88,8 @@ static const char *const migrations[] = {
 #define DELIVERY_COLS                                                                              \
         "d.sink, d.order_id, d.state, d.want_rev, d.sent_rev, d.done_rev, d.attempts, "            \
         "d.waits, d.next_at, d.first_failed_at, d.uncertain_at, d.updated_at, d.last_error, "      \
-        "d.lease_owner"
-#define N_DELIVERY_COLS 14
+        "d.lease_owner, d.requested"
+#define N_DELIVERY_COLS 15
 
 enum query {
         Q_BEGIN,
@@ -97,6 +101,8 @@ enum query {
         Q_ORDER_GET,
         Q_ORDER_GET_JSON,
         Q_ORDER_PUT,
+        Q_ORDER_WALK,
+        Q_ORDER_COUNT,
         Q_HISTORY_ADD,
         Q_HISTORY_LIST,
         Q_DELIVERY_GET,
@@ -144,6 +150,10 @@ static const char *const queries[N_QUERIES] = {
                     "updated_at=excluded.updated_at, snapshot=excluded.snapshot, "
                     "received_at=excluded.received_at, "
                     "first_received_at=excluded.first_received_at",
+    [Q_ORDER_WALK] = "SELECT order_id, site, rev, has_version, version, has_updated_at, "
+                     "updated_at, received_at, first_received_at, snapshot FROM orders "
+                     "WHERE received_at>?1 ORDER BY received_at, order_id LIMIT ?2 OFFSET ?3",
+    [Q_ORDER_COUNT] = "SELECT count(*) FROM orders WHERE received_at>?1",
     [Q_HISTORY_ADD] = "INSERT INTO snapshots(order_id, version, received_at, source, "
                       "outcome, snapshot) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [Q_HISTORY_LIST] = "SELECT rev, version, received_at, source, outcome FROM snapshots "
@@ -152,8 +162,8 @@ static const char *const queries[N_QUERIES] = {
                        "WHERE sink=?1 AND order_id=?2",
     [Q_DELIVERY_PUT] = "INSERT INTO deliveries(sink, order_id, state, want_rev, sent_rev, "
                        "done_rev, attempts, waits, next_at, first_failed_at, uncertain_at, "
-                       "updated_at, last_error, lease_owner) VALUES(?1, ?2, ?3, ?4, ?5, "
-                       "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) "
+                       "updated_at, last_error, lease_owner, requested) VALUES(?1, ?2, ?3, "
+                       "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
                        "ON CONFLICT(sink, order_id) DO UPDATE SET state=excluded.state, "
                        "want_rev=excluded.want_rev, sent_rev=excluded.sent_rev, "
                        "done_rev=excluded.done_rev, attempts=excluded.attempts, "
@@ -161,7 +171,7 @@ static const char *const queries[N_QUERIES] = {
                        "first_failed_at=excluded.first_failed_at, "
                        "uncertain_at=excluded.uncertain_at, "
                        "updated_at=excluded.updated_at, last_error=excluded.last_error, "
-                       "lease_owner=excluded.lease_owner",
+                       "lease_owner=excluded.lease_owner, requested=excluded.requested",
     /* three shapes of one walk, so that each can use its index */
     [Q_DELIVERY_WALK] = "SELECT " DELIVERY_COLS " FROM deliveries d WHERE next_at<=?3 "
                         "ORDER BY sink, order_id",
@@ -660,6 +670,54 @@ static int sq_history_list(struct store_backend *be, const char *order_id, size_
         return walk(st, history_row, &w);
 }
 
+struct order_walk_ctx {
+        int (*cb)(void *arg, const struct store_order *o);
+        void *arg;
+};
+
+static int order_row(sqlite3_stmt *st, void *ctx)
+{
+        struct order_walk_ctx *w = ctx;
+        struct store_order o = {
+            .order_id = col_text(st, 0),
+            .site = col_text(st, 1),
+            .rev = sqlite3_column_int64(st, 2),
+            .has_version = sqlite3_column_int(st, 3),
+            .version = sqlite3_column_int64(st, 4),
+            .has_updated_at = sqlite3_column_int(st, 5),
+            .updated_at = sqlite3_column_int64(st, 6),
+            .received_at = sqlite3_column_int64(st, 7),
+            .first_received_at = sqlite3_column_int64(st, 8),
+            .json = col_text(st, 9),
+        };
+
+        return w->cb(w->arg, &o);
+}
+
+static int sq_order_walk(struct store_backend *be, int64_t after_ms, size_t offset, size_t limit,
+                         int (*cb)(void *arg, const struct store_order *o), void *arg,
+                         int64_t *ret_total)
+{
+        sqlite3_stmt *st = stmt(be, Q_ORDER_COUNT);
+        struct order_walk_ctx w = {cb, arg};
+        int rc;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, after_ms);
+        rc = sqlite3_step(st);
+        *ret_total = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW)
+                return sql_errno(rc);
+        if (!(st = stmt(be, Q_ORDER_WALK)))
+                return -EIO;
+        sqlite3_bind_int64(st, 1, after_ms);
+        sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+        sqlite3_bind_int64(st, 3, offset > INT64_MAX ? INT64_MAX : (sqlite3_int64)offset);
+        return walk(st, order_row, &w);
+}
+
 /* A delivery row from DELIVERY_COLS; its strings live as long as the statement's row. */
 static int read_delivery(sqlite3_stmt *st, struct store_delivery *d)
 {
@@ -678,6 +736,7 @@ static int read_delivery(sqlite3_stmt *st, struct store_delivery *d)
         d->updated_at = sqlite3_column_int64(st, 11);
         d->last_error = col_text(st, 12);
         d->lease_owner = col_text(st, 13);
+        d->requested = sqlite3_column_int(st, 14) != 0;
         return 0;
 }
 
@@ -724,6 +783,7 @@ static int sq_delivery_put(struct store_backend *be, const struct store_delivery
         sqlite3_bind_int64(st, 12, d->updated_at);
         bind_text(st, 13, d->last_error);
         bind_text(st, 14, d->lease_owner);
+        sqlite3_bind_int(st, 15, d->requested);
         return run(be, st);
 }
 
@@ -1014,6 +1074,7 @@ const struct store_backend_ops store_sqlite_ops = {
     .webhook_prune = sq_webhook_prune,
     .order_get = sq_order_get,
     .order_put = sq_order_put,
+    .order_walk = sq_order_walk,
     .history_add = sq_history_add,
     .history_list = sq_history_list,
     .delivery_get = sq_delivery_get,

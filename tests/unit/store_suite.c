@@ -740,6 +740,143 @@ static void a_new_snapshot_revives_a_dead_delivery(void **state)
         assert_int_equal(w[0].attempts, 0);
 }
 
+static void a_request_makes_a_done_delivery_due_again_at_the_same_rev(void **state)
+{
+        struct store *s = store_of(state);
+        struct store_put p = put_version(s, "123", 4, T0);
+        struct store_work *w;
+
+        take(s, T0, 10, 1);
+        record(s, "123", p.rev, STORE_OK, 0, NULL, T0 + 1);
+        take(s, T0 + 2, 10, 0);
+        assert_int_equal(store_request(s, SINK, "123", NULL, T0 + 5), 0);
+        expect_state(s, "123", "pending");
+        w = take(s, T0 + 5, 10, 1);
+        assert_int_equal(w[0].rev, p.rev);
+}
+
+static void a_request_during_a_pass_makes_it_due_again_whatever_the_verdict(void **state)
+{
+        struct store *s = store_of(state);
+        struct store_put p = put_version(s, "123", 4, T0);
+        struct store_put q = put_version(s, "456", 1, T0);
+
+        take(s, T0, 10, 2);
+        assert_int_equal(store_request(s, SINK, "123", NULL, T0 + 1), 0);
+        assert_int_equal(store_request(s, SINK, "456", NULL, T0 + 1), 0);
+        expect_state(s, "123", "inflight"); /* the pass keeps its lease */
+        record(s, "123", p.rev, STORE_OK, 0, NULL, T0 + 2);
+        record(s, "456", q.rev, STORE_TEMPFAIL, T0 + 999999, "HTTP 503", T0 + 2);
+        expect_state(s, "123", "pending");
+        take(s, T0 + 2, 10, 2);
+        record(s, "123", p.rev, STORE_OK, 0, NULL, T0 + 3);
+        expect_state(s, "123", "done"); /* once: the request was used up by that pass */
+}
+
+static void a_request_revives_a_dead_delivery_and_records_its_writes(void **state)
+{
+        struct store *s = store_of(state);
+        struct store_put p = put_version(s, "123", 4, T0);
+        struct store_writes wr = {0};
+        struct store_work *w;
+        char *v = NULL;
+
+        take(s, T0, 10, 1);
+        record(s, "123", p.rev, STORE_PERMFAIL, 0, "HTTP 400", T0 + 1);
+        store_writes_link(&wr, "123", "site.want", "F");
+        assert_int_equal(store_request(s, SINK, "123", &wr, T0 + 2), 0);
+        w = take(s, T0 + 2, 10, 1);
+        assert_int_equal(w[0].attempts, 0);
+        assert_int_equal(store_link_get(s, "123", "site.want", &v), 0);
+        assert_string_equal(v, "F");
+        free(v);
+        store_writes_clear(&wr);
+}
+
+static void a_request_for_an_unknown_order_is_enoent_and_records_nothing(void **state)
+{
+        struct store *s = store_of(state);
+        struct store_writes wr = {0};
+        char *v = NULL;
+
+        store_writes_link(&wr, "999", "site.want", "F");
+        assert_int_equal(store_request(s, SINK, "999", &wr, T0), -ENOENT);
+        assert_int_equal(store_link_get(s, "999", "site.want", &v), -ENOENT);
+        assert_int_equal(counts(s).pending, 0);
+        store_writes_clear(&wr);
+}
+
+static void a_request_makes_a_row_for_a_sink_that_had_none(void **state)
+{
+        struct store *s = store_of(state);
+        struct store_counts c;
+
+        put_version(s, "123", 4, T0);
+        assert_int_equal(store_request(s, "other", "123", NULL, T0 + 1), 0);
+        assert_int_equal(store_counts(s, "other", &c), 0);
+        assert_int_equal(c.pending, 1);
+}
+
+static void a_put_for_one_sink_only_makes_no_row_for_the_others(void **state)
+{
+        struct store *s = store_of(state);
+        static const char *const two[] = {SINK, "other"};
+        struct store_put p = {.order_id = "b24-deal-5", .site = "shop.example.ru",
+                              .json = "{}", .has_version = true, .version = 1,
+                              .source = "bitrix24", .sink_only = "other"};
+        struct store_counts c;
+
+        store_set_sinks(s, two, 2);
+        assert_int_equal(store_put(s, &p, 1, T0), 0);
+        assert_int_equal(p.outcome, STORE_PUT_ACCEPTED);
+        assert_int_equal(store_counts(s, "other", &c), 0);
+        assert_int_equal(c.pending, 1);
+        assert_int_equal(counts(s).pending, 0);
+        put_version(s, "123", 1, T0);
+        assert_int_equal(counts(s).pending, 1);
+        assert_int_equal(store_counts(s, "other", &c), 0);
+        assert_int_equal(c.pending, 2);
+}
+
+struct listed {
+        char ids[8][16];
+        size_t n;
+};
+
+static int list_one(void *arg, const struct store_order_view *o)
+{
+        struct listed *l = arg;
+
+        assert_true(l->n < 8);
+        assert_non_null(strstr(o->json, o->order_id));
+        snprintf(l->ids[l->n++], sizeof(l->ids[0]), "%s", o->order_id);
+        return 0;
+}
+
+static void orders_are_listed_by_when_they_last_changed_in_pages(void **state)
+{
+        struct store *s = store_of(state);
+        struct listed l = {0};
+        int64_t total = -1;
+
+        put_version(s, "a", 1, T0);
+        put_version(s, "b", 1, T0 + 10);
+        put_version(s, "c", 1, T0 + 20);
+        put_version(s, "a", 2, T0 + 30); /* a changed last */
+        put_version(s, "b", 1, T0 + 40); /* stale: b did not change */
+        assert_int_equal(store_orders_changed(s, T0, 0, 10, list_one, &l, &total), 0);
+        assert_int_equal(total, 3);
+        assert_int_equal(l.n, 3);
+        assert_string_equal(l.ids[0], "b");
+        assert_string_equal(l.ids[1], "c");
+        assert_string_equal(l.ids[2], "a");
+        l.n = 0;
+        assert_int_equal(store_orders_changed(s, T0 + 10, 1, 1, list_one, &l, &total), 0);
+        assert_int_equal(total, 2); /* changed after T0+10: c and a */
+        assert_int_equal(l.n, 1);
+        assert_string_equal(l.ids[0], "a");
+}
+
 static void next_due_is_the_earliest_next_at_or_int64_max(void **state)
 {
         struct store *s = store_of(state);
@@ -1326,6 +1463,13 @@ int store_suite_run(const struct store_suite_backend *b)
             T(retry_of_an_unknown_order_or_a_done_one_changes_nothing),
             T(retry_without_an_order_revives_every_dead_and_retrying_one),
             T(a_new_snapshot_revives_a_dead_delivery),
+            T(a_request_makes_a_done_delivery_due_again_at_the_same_rev),
+            T(a_request_during_a_pass_makes_it_due_again_whatever_the_verdict),
+            T(a_request_revives_a_dead_delivery_and_records_its_writes),
+            T(a_request_for_an_unknown_order_is_enoent_and_records_nothing),
+            T(a_request_makes_a_row_for_a_sink_that_had_none),
+            T(a_put_for_one_sink_only_makes_no_row_for_the_others),
+            T(orders_are_listed_by_when_they_last_changed_in_pages),
             T(next_due_is_the_earliest_next_at_or_int64_max),
             T(everything_survives_closing_and_reopening),
             T(a_replay_after_reopening_is_still_a_duplicate),

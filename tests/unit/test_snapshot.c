@@ -497,7 +497,7 @@ static void a_status_code_that_is_not_an_identifier_is_rejected(void **state)
 {
         expect_rejected_with("order.status", json_string("N N"), "order.status");
         expect_rejected_with("order.status", json_string("N;"), "order.status");
-        expect_rejected_with("order.status", string_of('N', 17), "order.status");
+        expect_rejected_with("order.status", string_of('N', 51), "order.status");
 }
 
 static void text_with_a_control_character_is_rejected(void **state)
@@ -541,6 +541,50 @@ static void a_zero_price_is_accepted(void **state)
         struct snapshot *s = parse_with("order.price", json_string("0"));
 
         assert_int_equal(s->price_minor, 0);
+}
+
+/* ---- a deal read from Bitrix24 ---- */
+
+static void a_deal_snapshot_keeps_its_stage_id_and_deal_in_canonical_json(void **state)
+{
+        struct snapshot_error err;
+        struct snapshot *s = parse_with("order.deal",
+                                        json_pack("{s:s, s:s}", "id", "55", "title", "Call"));
+
+        assert_string_equal(s->deal_id, "55");
+        assert_string_equal(s->deal_title, "Call");
+        assert_non_null(strstr(s->json, "\"deal\":{\"id\":\"55\",\"title\":\"Call\"}"));
+        /* a site order is not a deal: the ingest and import refuse this one */
+        assert_int_equal(snapshot_check_from_site(s, NULL, &err), -EINVAL);
+        assert_string_equal(err.field, "order.deal");
+        s = parse_with("order.status", json_string("C12:PREPAYMENT_INVOICE"));
+        assert_string_equal(s->status, "C12:PREPAYMENT_INVOICE");
+        assert_null(s->deal_id);
+        assert_null(strstr(s->json, "\"deal\""));
+        assert_int_equal(snapshot_check_from_site(s, NULL, &err), 0);
+}
+
+static void a_deal_that_is_not_digits_is_rejected(void **state)
+{
+        expect_rejected_with("order.deal", json_pack("{s:s}", "id", "5x"), "order.deal.id");
+        expect_rejected_with("order.deal", json_pack("{s:s}", "id", "055"), "order.deal.id");
+        expect_rejected_with("order.deal", json_pack("{s:i}", "id", 55), "order.deal.id");
+        expect_rejected_with("order.deal", json_string("55"), "order.deal");
+        expect_rejected_with("order.deal", json_pack("{s:s}", "title", "no id"), "order.deal.id");
+}
+
+static void the_site_may_not_use_the_deal_prefix_or_another_site(void **state)
+{
+        struct snapshot_error err;
+        struct snapshot *s = parse_with("order.id", json_string(SNAPSHOT_DEAL_PREFIX "7"));
+
+        assert_int_equal(snapshot_check_from_site(s, NULL, &err), -EINVAL);
+        assert_string_equal(err.field, "order.id");
+        s = parse_with("site", json_string("other.example"));
+        assert_int_equal(snapshot_check_from_site(s, "shop.example", &err), -EINVAL);
+        assert_string_equal(err.field, "site");
+        assert_int_equal(snapshot_check_from_site(s, NULL, &err), 0);
+        assert_int_equal(snapshot_check_from_site(s, "other.example", &err), 0);
 }
 
 /* ---- items ---- */
@@ -1061,6 +1105,9 @@ int main(void)
             T(an_order_id_of_letters_digits_dash_and_underscore_is_accepted),
             T(an_order_id_of_64_characters_is_accepted_and_65_is_rejected),
             T(a_status_code_that_is_not_an_identifier_is_rejected),
+            T(a_deal_snapshot_keeps_its_stage_id_and_deal_in_canonical_json),
+            T(a_deal_that_is_not_digits_is_rejected),
+            T(the_site_may_not_use_the_deal_prefix_or_another_site),
             T(text_with_a_control_character_is_rejected),
             T(text_over_its_limit_is_rejected),
             T(a_currency_that_is_not_three_capital_letters_is_rejected),

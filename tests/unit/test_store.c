@@ -21,7 +21,7 @@
 
 #include "store_suite.h"
 
-#define LATEST 4 /* the schema version this orderbridge writes */
+#define LATEST 5 /* the schema version this orderbridge writes */
 
 static void sqlite_location(const char *dir, char *buf, size_t size)
 {
@@ -147,7 +147,7 @@ static void opening_a_file_from_a_newer_orderbridge_is_refused(void **state)
         snprintf(path, sizeof(path), "%s/newer.db", f->dir);
         assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
         assert_int_equal(
-            sqlite3_exec(db, "PRAGMA user_version=5" /* LATEST + 1 */, NULL, NULL, NULL),
+            sqlite3_exec(db, "PRAGMA user_version=6" /* LATEST + 1 */, NULL, NULL, NULL),
             SQLITE_OK);
         sqlite3_close(db);
         assert_int_equal(store_open(path, &other), -EPROTO);
