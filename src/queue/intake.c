@@ -32,6 +32,7 @@ struct job {
         char *webhook_id;
         unsigned char body_sha256[32];
         const char *source;
+        const char *sink_only;
         void (*done)(void *userdata, const struct intake_result *result);
         void *userdata;
 };
@@ -73,6 +74,7 @@ static struct store_put put_of(const struct job *j)
             .updated_at = s->updated_at,
             .webhook_id = j->webhook_id,
             .source = j->source,
+            .sink_only = j->sink_only,
         };
 
         memcpy(p.body_sha256, j->body_sha256, sizeof(p.body_sha256));
@@ -228,6 +230,7 @@ int intake_submit(struct intake *in, struct intake_item *item,
         j->webhook_id = item->webhook_id ? xstrdup(item->webhook_id) : NULL;
         memcpy(j->body_sha256, item->body_sha256, sizeof(j->body_sha256));
         j->source = item->source;
+        j->sink_only = item->sink_only;
         j->done = done;
         j->userdata = userdata;
 

@@ -37,6 +37,8 @@ struct intake_item {
         const char *source;            /* "ingest", "import", … recorded with the snapshot;
                                         * a string that outlives the intake */
         bool bulk;                     /* wait while the queue is full (back-pressure) */
+        const char *sink_only;         /* NULL, or the one sink this snapshot goes to (a deal
+                                        * read from Bitrix24: "roistat"); outlives the intake */
 };
 
 /* What `done` is told; the pointers are valid only during the call. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/xalloc.h"
+#include "model/snapshot.h"
 
 #define R(f) offsetof(struct roistat_conf, f)
 #define N(a) (sizeof(a) / sizeof(a[0]))
@@ -72,6 +73,26 @@ const struct roistat_status *roistat_conf_status(const struct roistat_conf *conf
                 if (strcmp(conf->statuses[i].id, id) == 0)
                         return &conf->statuses[i];
         return NULL;
+}
+
+static const char *first_of_type(const struct roistat_conf *conf, const char *type)
+{
+        for (size_t i = 0; i < conf->n_statuses; i++)
+                if (strcmp(conf->statuses[i].type, type) == 0)
+                        return conf->statuses[i].id;
+        return NULL;
+}
+
+const char *roistat_conf_status_for(const struct roistat_conf *conf, const struct snapshot *s)
+{
+        const char *status;
+
+        if (!s->deal_id)
+                return status_map_lookup(&conf->map, s->status, s->canceled, s->paid);
+        status = status_map_lookup(&conf->stage_map, s->status, false, false);
+        if (status)
+                return status;
+        return first_of_type(conf, s->canceled ? "canceled" : s->paid ? "paid" : "progress");
 }
 
 static void defaults(void *conf)
@@ -182,6 +203,7 @@ static void conf_free(void *conf)
         free(rc->api_key);
         statuses_clear(rc);
         status_map_clear(&rc->map);
+        status_map_clear(&rc->stage_map);
 }
 
 static const struct config_subsection subsections[] = {

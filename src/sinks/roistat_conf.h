@@ -31,6 +31,8 @@ struct roistat_conf {
         size_t n_statuses;
         bool statuses_configured;        /* the file has [roistat.statuses] lines */
         struct status_map map;
+        struct status_map stage_map;     /* [roistat.stage_map]: Bitrix24 stage → status id,
+                                          * for deals that did not come from the site */
 };
 
 extern const struct config_section roistat_conf_section;
@@ -41,6 +43,15 @@ const struct roistat_conf *roistat_conf_get(const struct config *cfg);
 /* The status with this id, or NULL. */
 const struct roistat_status *roistat_conf_status(const struct roistat_conf *conf,
                                                  const char *id);
+
+struct snapshot;
+
+/* The Roistat status id of an order, or NULL when nothing maps. A site order: [roistat.map]
+ * (canceled first, then paid, then the status code). A deal read from Bitrix24
+ * (snapshot.deal_id): [roistat.stage_map] for its stage (its `status`), else its stage's
+ * semantics: failure (canceled) → the dictionary's first status of type canceled,
+ * success (paid) → the first of type paid, anything else → the first of type progress. */
+const char *roistat_conf_status_for(const struct roistat_conf *conf, const struct snapshot *s);
 
 /* `orderbridge check`: prints what the enabled [roistat] amounts to. Returns 0. */
 int roistat_conf_report(const struct config *cfg);

@@ -89,7 +89,7 @@ json_t *roistat_statuses_json(const struct roistat_conf *conf)
 json_t *roistat_order_json(const struct roistat_conf *conf, const struct snapshot *s, char *why,
                            size_t why_size)
 {
-        const char *status = status_map_lookup(&conf->map, s->status, s->canceled, s->paid);
+        const char *status = roistat_conf_status_for(conf, s);
         char price[32], name[300];
         json_t *o, *fields;
         bool ok;

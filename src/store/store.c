@@ -862,6 +862,21 @@ static int order_view(void *arg, const struct store_order *o)
         return w->cb(w->arg, &v);
 }
 
+int store_order_snapshot(struct store *s, const char *order_id, char **ret_json,
+                         int64_t *ret_received_at)
+{
+        struct store_order o;
+        int r;
+
+        s->err = NULL;
+        if ((r = s->ops->order_get(s->be, order_id, true, &o)) < 0)
+                return r;
+        *ret_json = xstrdup(o.json);
+        if (ret_received_at)
+                *ret_received_at = o.received_at;
+        return 0;
+}
+
 int store_orders_changed(struct store *s, int64_t after_ms, size_t offset, size_t limit,
                          int (*cb)(void *arg, const struct store_order_view *o), void *arg,
                          int64_t *ret_total)

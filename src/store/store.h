@@ -219,6 +219,11 @@ int store_orders_changed(struct store *s, int64_t after_ms, size_t offset, size_
                          int (*cb)(void *arg, const struct store_order_view *o), void *arg,
                          int64_t *ret_total);
 
+/* One order's latest accepted snapshot: 0 and *ret_json (caller frees) and, when not
+ * NULL, *ret_received_at (ms); -ENOENT when unknown. */
+int store_order_snapshot(struct store *s, const char *order_id, char **ret_json,
+                         int64_t *ret_received_at);
+
 /* One order's state as a JSON document (snapshot, history, deliveries, attempts, links):
  * 0 and *ret_json, -ENOENT when unknown. */
 int store_order_report(struct store *s, const char *order_id, char **ret_json);

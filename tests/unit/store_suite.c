@@ -751,6 +751,15 @@ static void a_request_makes_a_done_delivery_due_again_at_the_same_rev(void **sta
         take(s, T0 + 2, 10, 0);
         assert_int_equal(store_request(s, SINK, "123", NULL, T0 + 5), 0);
         expect_state(s, "123", "pending");
+        {
+                char *json = NULL;
+                int64_t at = 0;
+                assert_int_equal(store_order_snapshot(s, "123", &json, &at), 0);
+                assert_non_null(strstr(json, "\"version\":4"));
+                assert_int_equal(at, T0);
+                free(json);
+                assert_int_equal(store_order_snapshot(s, "999", &json, &at), -ENOENT);
+        }
         w = take(s, T0 + 5, 10, 1);
         assert_int_equal(w[0].rev, p.rev);
 }
