@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "sinks/site_map.h"
 
 #define S(f) offsetof(struct config, f)
 #define N(keys) (sizeof(keys) / sizeof(keys[0]))
@@ -163,7 +164,7 @@ static void site_check(struct config_parse *p, const struct config *cfg, void *c
 {
         struct config *c = conf;
         int line = config_key_line(p, "site", "status_secret_file");
-        char *secret = NULL;
+        char *secret = NULL, why[400];
         int r;
 
         if (c->site_id && strlen(c->site_id) > 255)
@@ -196,6 +197,11 @@ static void site_check(struct config_parse *p, const struct config *cfg, void *c
                              "[site] status_url: calls to the site are signed: set [site] "
                              "status_secret_file or [server] signing_secret_file");
         }
+        /* the way back must be one way: the site sink's map reads [bitrix24.map], which
+         * the engine has read by now (checks run once every line is in) */
+        if (site_map_check(cfg, why, sizeof(why)) < 0)
+                config_error(p, config_key_line(p, "site", "status_url"), "[site] status_url: %s",
+                             why);
 }
 
 /* "STAGE = STATUS" or "STAGE = @canceled" in [site.map]: the site's order state for a
@@ -253,14 +259,14 @@ static void delivery_check(struct config_parse *p, const struct config *cfg, voi
 }
 
 const struct config_section config_core_sections[] = {
-        {.name = "server", .keys = server_keys, .n_keys = N(server_keys),
+        [CONFIG_CORE_SERVER] = {.name = "server", .keys = server_keys, .n_keys = N(server_keys),
          .check = server_check, .free = server_free},
-        {.name = "store", .keys = store_keys, .n_keys = N(store_keys)},
-        {.name = "site", .keys = site_keys, .n_keys = N(site_keys), .check = site_check,
+        [CONFIG_CORE_STORE] = {.name = "store", .keys = store_keys, .n_keys = N(store_keys)},
+        [CONFIG_CORE_SITE] = {.name = "site", .keys = site_keys, .n_keys = N(site_keys), .check = site_check,
          .free = site_free, .subsections = site_subsections,
          .n_subsections = N(site_subsections)},
-        {.name = "log", .keys = log_keys, .n_keys = N(log_keys), .check = log_check},
-        {.name = "delivery", .keys = delivery_keys, .n_keys = N(delivery_keys),
+        [CONFIG_CORE_LOG] = {.name = "log", .keys = log_keys, .n_keys = N(log_keys), .check = log_check},
+        [CONFIG_CORE_DELIVERY] = {.name = "delivery", .keys = delivery_keys, .n_keys = N(delivery_keys),
          .check = delivery_check},
 };
 
