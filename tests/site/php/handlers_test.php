@@ -60,6 +60,40 @@ test('uninstall removes the handlers, the agent and the status entry, and keeps 
 	eq([], \Bitrix\Main\Config\Option::$values['orderbridge'] ?? [], 'settings removed');
 });
 
+/** The rows of b_sale_order_props with this CODE. */
+function properties_coded(string $code = 'B24_DEAL_ID'): array
+{
+	$rows = [];
+	$res = \Bitrix\Sale\Internals\OrderPropsTable::getList(['filter' => ['=CODE' => $code]]);
+	while ($row = $res->fetch()) {
+		$rows[] = $row;
+	}
+	return $rows;
+}
+
+test('install creates B24_DEAL_ID once per person type, a service property; installing again adds none', function () {
+	configure();
+	$module = install_module();
+	$props = properties_coded();
+	eq([1, 2], array_column($props, 'PERSON_TYPE_ID'), 'one per person type');
+	foreach ($props as $p) {
+		eq(['STRING', 'N', 'Y', 'Y', 'ORDER'], [$p['TYPE'], $p['REQUIRED'], $p['UTIL'], $p['ACTIVE'], $p['ENTITY_TYPE']],
+			'text, not required, hidden from buyers (UTIL), active, an order property');
+		ok($p['PROPS_GROUP_ID'] > 0, 'in a property group of its person type');
+	}
+	$module->DoInstall();
+	eq(2, count(properties_coded()), 'a second install adds no duplicates');
+	ok(individual_order()->getPropertyCollection()->getItemByOrderPropertyCode('B24_DEAL_ID') !== null,
+		'an order of the shop has the property');
+});
+
+test('uninstall removes B24_DEAL_ID and keeps ROISTAT_VISIT', function () {
+	$module = install_module();
+	$module->DoUninstall();
+	eq([], properties_coded());
+	eq(2, count(properties_coded('ROISTAT_VISIT')), 'ROISTAT_VISIT stays');
+});
+
 test('a checkout posts the new order once, although several events fire', function () {
 	configure();
 	install_module();
