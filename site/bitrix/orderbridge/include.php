@@ -6,6 +6,7 @@
  */
 
 \Bitrix\Main\Loader::registerAutoLoadClasses('orderbridge', [
+	'\Orderbridge\AdminOrderBlock' => 'lib/AdminOrderBlock.php',
 	'\Orderbridge\Agent' => 'lib/Agent.php',
 	'\Orderbridge\Config' => 'lib/Config.php',
 	'\Orderbridge\Deal' => 'lib/Deal.php',

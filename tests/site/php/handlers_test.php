@@ -5,7 +5,7 @@ use Bitrix\Main\EventManager;
 use Bitrix\Sale\Order;
 use Orderbridge\EventHandlers;
 
-test('install registers the five sale handlers, the agent, ROISTAT_VISIT and the status entry', function () {
+test('install registers the five sale handlers, the admin block, the agent, ROISTAT_VISIT and the status entry', function () {
 	configure();
 	\Bitrix\Sale\Internals\PersonTypeTable::add(['NAME' => 'Individual', 'LID' => 's1']);
 	\Bitrix\Sale\Internals\PersonTypeTable::add(['NAME' => 'Legal entity', 'LID' => 's1']);
@@ -23,6 +23,7 @@ test('install registers the five sale handlers, the agent, ROISTAT_VISIT and the
 		'sale:OnSaleStatusOrderChange→\Orderbridge\EventHandlers::onStatusChange',
 		'sale:OnSaleOrderPaid→\Orderbridge\EventHandlers::onPaid',
 		'sale:OnSaleOrderCanceled→\Orderbridge\EventHandlers::onCanceled',
+		'main:OnAdminSaleOrderViewDraggable→\Orderbridge\AdminOrderBlock::onInit',
 	], $events);
 	foreach (EventManager::getInstance()->registered as $r) {
 		ok(is_callable([$r['class'], $r['method']]), $r['method'] . ' exists');

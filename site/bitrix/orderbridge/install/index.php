@@ -1,10 +1,10 @@
 <?php
 /*
  * Installs and uninstalls the module (Marketplace → Installed solutions → orderbridge).
- * Install: registers the sale event handlers (EVENTS), the spool agent (every 60 s), the
- * service order properties ROISTAT_VISIT and B24_DEAL_ID for every person type that lacks
- * them, and the /bitrix/tools/orderbridge/status.php entry point. Installing again adds
- * nothing twice.
+ * Install: registers the sale event handlers (EVENTS), the admin order page's block
+ * (ADMIN_EVENTS), the spool agent (every 60 s), the service order properties ROISTAT_VISIT
+ * and B24_DEAL_ID for every person type that lacks them, and the
+ * /bitrix/tools/orderbridge/status.php entry point. Installing again adds nothing twice.
  * Uninstall removes all of that except ROISTAT_VISIT (it holds the order's visit) and the
  * spool directory (it may still hold orders orderbridge has not received). B24_DEAL_ID goes:
  * CSaleOrderProps::Delete keeps the orders' values, detached, and Bitrix24 keeps the link
@@ -30,6 +30,14 @@ class orderbridge extends CModule
 		'OnSaleOrderCanceled' => 'onCanceled',
 	];
 	public const HANDLER_CLASS = '\Orderbridge\EventHandlers';
+	/**
+	 * Events of the main module => [class, method]. sale/admin/order_view.php builds
+	 * CAdminDraggableBlockEngine('OnAdminSaleOrderViewDraggable', ['ORDER' => $order]), which
+	 * calls the handlers of main's event of that name (main/interface/admin_tabcontrol_drag.php).
+	 */
+	public const ADMIN_EVENTS = [
+		'OnAdminSaleOrderViewDraggable' => ['\Orderbridge\AdminOrderBlock', 'onInit'],
+	];
 	public const AGENT = '\Orderbridge\Agent::resend();';
 	public const VISIT_PROPERTY = 'ROISTAT_VISIT';
 	public const DEAL_PROPERTY = 'B24_DEAL_ID';
@@ -82,6 +90,9 @@ class orderbridge extends CModule
 			// registerEventHandler (not ...Compatible): handlers get a D7 \Bitrix\Main\Event.
 			$events->registerEventHandler('sale', $event, $this->MODULE_ID, self::HANDLER_CLASS, $method);
 		}
+		foreach (self::ADMIN_EVENTS as $event => [$class, $method]) {
+			$events->registerEventHandler('main', $event, $this->MODULE_ID, $class, $method);
+		}
 		return true;
 	}
 
@@ -90,6 +101,9 @@ class orderbridge extends CModule
 		$events = EventManager::getInstance();
 		foreach (self::EVENTS as $event => $method) {
 			$events->unRegisterEventHandler('sale', $event, $this->MODULE_ID, self::HANDLER_CLASS, $method);
+		}
+		foreach (self::ADMIN_EVENTS as $event => [$class, $method]) {
+			$events->unRegisterEventHandler('main', $event, $this->MODULE_ID, $class, $method);
 		}
 		return true;
 	}
