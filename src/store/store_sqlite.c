@@ -79,8 +79,8 @@ static const char *const migrations[] = {
     "CREATE INDEX deliveries_next ON deliveries(sink, next_at);",
     /* 5: a delivery asked to look again while in flight (store_request); orders listed
      * by when they last changed (Roistat's pull export, reconcile) */
-    "ALTER TABLE deliveries ADD COLUMN requested INTEGER NOT NULL DEFAULT 0;"
-    "CREATE INDEX orders_received ON orders(received_at, order_id);",
+    ("ALTER TABLE deliveries ADD COLUMN requested INTEGER NOT NULL DEFAULT 0;"
+     "CREATE INDEX orders_received ON orders(received_at, order_id);"),
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
