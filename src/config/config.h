@@ -17,8 +17,8 @@
 #include <stdio.h>
 
 #include "http/signature.h"
+#include "model/statusmap.h"
 
-struct status_map;
 struct config_part; /* one section's settings inside a loaded configuration */
 
 struct config {
@@ -44,6 +44,11 @@ struct config {
 
         /* [site] */
         char *site_id;
+        char *site_status_url;          /* the module's status endpoint: the site sink */
+        char *site_status_secret_file;
+        struct signature_key site_status_key; /* that file's, else the signing key */
+        bool has_site_status_key;
+        struct status_map site_map;     /* [site.map]: deal stage → site status */
 
         /* [log] */
         char *log_level;

@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "sinks/site_map.h"
 
 #define S(f) offsetof(struct config, f)
 #define N(keys) (sizeof(keys) / sizeof(keys[0]))
@@ -47,6 +48,13 @@ static const struct config_key store_keys[] = {
 static const struct config_key site_keys[] = {
         {"id", CONFIG_STRING, S(site_id), NULL, 0, 0,
          "the shop's id (its host name); snapshots from another site are refused"},
+        {"status_url", CONFIG_STRING, S(site_status_url), NULL, 0, 0,
+         "the module's status endpoint (https://shop/bitrix/tools/orderbridge/status.php): "
+         "when set, Bitrix24 deal stages move site orders back, and the site learns each "
+         "order's deal"},
+        {"status_secret_file", CONFIG_STRING, S(site_status_secret_file), NULL, 0, 0,
+         "file holding the secret that signs calls to status_url, whsec_<base64> (env "
+         "ORDERBRIDGE_SITE_STATUS_SECRET; default: [server] signing_secret_file's)"},
 };
 
 static const struct config_key log_keys[] = {
@@ -154,10 +162,84 @@ static void server_free(void *conf)
 
 static void site_check(struct config_parse *p, const struct config *cfg, void *conf)
 {
-        if (cfg->site_id && strlen(cfg->site_id) > 255)
+        struct config *c = conf;
+        int line = config_key_line(p, "site", "status_secret_file");
+        char *secret = NULL, why[400];
+        int r;
+
+        if (c->site_id && strlen(c->site_id) > 255)
                 config_error(p, config_key_line(p, "site", "id"),
                              "[site] id: longer than 255 bytes");
+        if (!c->site_status_url)
+                return;
+        config_check_url(p, "site", "status_url", c->site_status_url);
+        if (!c->site_id)
+                config_error(p, config_key_line(p, "site", "status_url"),
+                             "[site] status_url: needs [site] id (the site's orders are "
+                             "known by it)");
+        r = config_read_secret(p, "site", "status_secret_file", c->site_status_secret_file,
+                               "ORDERBRIDGE_SITE_STATUS_SECRET", &secret);
+        if (r > 0) {
+                if (signature_key_parse(secret, &c->site_status_key) < 0)
+                        config_error(p, line,
+                                     "[site] status_secret_file: the secret must be whsec_ "
+                                     "followed by base64 of %d-%d random bytes",
+                                     SIGNATURE_KEY_MIN, SIGNATURE_KEY_MAX);
+                else
+                        c->has_site_status_key = true;
+                explicit_bzero(secret, strlen(secret));
+                free(secret);
+        } else if (r == 0 && c->has_signing_key) {
+                c->site_status_key = c->signing_key; /* [server] is checked before [site] */
+                c->has_site_status_key = true;
+        } else if (r == 0) {
+                config_error(p, config_key_line(p, "site", "status_url"),
+                             "[site] status_url: calls to the site are signed: set [site] "
+                             "status_secret_file or [server] signing_secret_file");
+        }
+        /* the way back must be one way: the site sink's map reads [bitrix24.map], which
+         * the engine has read by now (checks run once every line is in) */
+        if (site_map_check(cfg, why, sizeof(why)) < 0)
+                config_error(p, config_key_line(p, "site", "status_url"), "[site] status_url: %s",
+                             why);
 }
+
+/* "STAGE = STATUS" or "STAGE = @canceled" in [site.map]: the site's order state for a
+ * deal stage of the [bitrix24] pipeline, written without its "C<id>:" prefix (INI reads
+ * ':' as '='). */
+static void site_map_entry(struct config_parse *p, void *conf, const char *subsection,
+                           const char *key, const char *value, int line)
+{
+        struct config *c = conf;
+
+        if (!config_id_like(key, 50) || strchr(key, '@'))
+                config_error(p, line, "[%s] %s: the key must be a deal stage id such as WON",
+                             subsection, key);
+        else if (strcmp(value, "@canceled") != 0 &&
+                 (!config_id_like(value, 16) || strchr(value, '@') || strchr(value, ':')))
+                config_error(p, line,
+                             "[%s] %s: \"%s\" must be a site status code (such as F) or "
+                             "@canceled", subsection, key, value);
+        else
+                status_map_set(&c->site_map, key, value, line);
+}
+
+static void site_free(void *conf)
+{
+        struct config *c = conf;
+
+        explicit_bzero(&c->site_status_key, sizeof(c->site_status_key));
+        status_map_clear(&c->site_map);
+}
+
+static const struct config_subsection site_subsections[] = {
+        {"site.map", site_map_entry,
+         "\n[site.map]\n  STAGE = STATUS or STAGE = @canceled: the site order's state when "
+         "its deal is moved\n  to STAGE in Bitrix24 (stage ids of the [bitrix24] pipeline, "
+         "without \"C<id>:\"). Default:\n  the inverse of [bitrix24.map]; a stage that two "
+         "status codes map to must be\n  named here; LOSE (the stage of both C and "
+         "@canceled) means \"cancel the order\".\n"},
+};
 
 static void log_check(struct config_parse *p, const struct config *cfg, void *conf)
 {
@@ -177,12 +259,14 @@ static void delivery_check(struct config_parse *p, const struct config *cfg, voi
 }
 
 const struct config_section config_core_sections[] = {
-        {.name = "server", .keys = server_keys, .n_keys = N(server_keys),
+        [CONFIG_CORE_SERVER] = {.name = "server", .keys = server_keys, .n_keys = N(server_keys),
          .check = server_check, .free = server_free},
-        {.name = "store", .keys = store_keys, .n_keys = N(store_keys)},
-        {.name = "site", .keys = site_keys, .n_keys = N(site_keys), .check = site_check},
-        {.name = "log", .keys = log_keys, .n_keys = N(log_keys), .check = log_check},
-        {.name = "delivery", .keys = delivery_keys, .n_keys = N(delivery_keys),
+        [CONFIG_CORE_STORE] = {.name = "store", .keys = store_keys, .n_keys = N(store_keys)},
+        [CONFIG_CORE_SITE] = {.name = "site", .keys = site_keys, .n_keys = N(site_keys), .check = site_check,
+         .free = site_free, .subsections = site_subsections,
+         .n_subsections = N(site_subsections)},
+        [CONFIG_CORE_LOG] = {.name = "log", .keys = log_keys, .n_keys = N(log_keys), .check = log_check},
+        [CONFIG_CORE_DELIVERY] = {.name = "delivery", .keys = delivery_keys, .n_keys = N(delivery_keys),
          .check = delivery_check},
 };
 

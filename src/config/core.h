@@ -9,5 +9,8 @@
 
 #include "config/config.h"
 
+/* The core sections' places in config_core_sections (the site sink reads [site]). */
+enum { CONFIG_CORE_SERVER, CONFIG_CORE_STORE, CONFIG_CORE_SITE, CONFIG_CORE_LOG, CONFIG_CORE_DELIVERY };
+
 extern const struct config_section config_core_sections[];
 extern const size_t config_core_n_sections;

@@ -12,6 +12,8 @@
 #include "sinks/b24_stages.h"
 #include "sinks/sink_bitrix24.h"
 #include "sinks/sink_roistat.h"
+#include "sinks/sink_site.h"
+#include "config/core.h"
 
 static const struct sink_kind kinds[] = {
         {.name = "roistat",
@@ -23,6 +25,11 @@ static const struct sink_kind kinds[] = {
          .create = sink_bitrix24_new,
          .check = b24_conf_report,
          .stages = b24_print_stages},
+        {.name = "site",
+         .section = &config_core_sections[CONFIG_CORE_SITE],
+         .create = sink_site_new,
+         .check = sink_site_report,
+         .enabled = sink_site_enabled},
 };
 
 _Static_assert(sizeof(kinds) / sizeof(kinds[0]) <= SINK_KINDS_MAX,

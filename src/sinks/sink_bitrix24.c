@@ -77,6 +77,7 @@
 #include "model/snapshot.h"
 #include "sinks/b24_client.h"
 #include "sinks/b24_values.h"
+#include "sinks/sink_site.h"
 
 #define BATCH_MAX 50
 #define FINDBYCOMM_MAX 20     /* values per crm.duplicate.findbycomm (its docs) */
@@ -317,6 +318,15 @@ static void set_link(struct pass *p, struct order *o, const char *kind, char **f
         store_writes_link(p->w, o->s->order_id, kind, value);
         free(*field);
         *field = xstrdup(value);
+}
+
+/* The order's deal is known: linked, and, when the site sink is on, the site is to be
+ * told its id (in the same transaction as the link). */
+static void link_deal(struct pass *p, struct order *o, const char *id)
+{
+        set_link(p, o, "b24.deal", &o->deal, id);
+        if (sink_site_enabled(p->b->cfg))
+                store_writes_request(p->w, o->s->order_id, "site");
 }
 
 /* Fills the order's contact and company from the cache. 0 or the store's -errno. */
@@ -1094,7 +1104,7 @@ static int settle(struct pass *p, struct cmd *c, json_t *result)
                                 o->deal = xstrdup(PENDING);
                                 break;
                         }
-                        set_link(p, o, "b24.deal", &o->deal, id);
+                        link_deal(p, o, id);
                         log_info("b24.deal_found", "order_id=%s deal_id=%s reason=\"an "
                                  "earlier create's answer was lost\"", o->s->order_id, id);
                 }
@@ -1203,7 +1213,7 @@ static int settle(struct pass *p, struct cmd *c, json_t *result)
                         command_failed(p, c, "", "crm.deal.add answered no id", -EAGAIN);
                         break;
                 }
-                set_link(p, o, "b24.deal", &o->deal, id);
+                link_deal(p, o, id);
                 remember_sent(p, o, c);
                 log_info("b24.deal_created", "order_id=%s deal_id=%s stage=%s", o->s->order_id,
                          id, o->stage);

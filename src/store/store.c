@@ -698,7 +698,24 @@ int store_sinks(struct store *s, char ***ret_names, size_t *ret_n)
         return 0;
 }
 
-static int apply_writes(struct store *s, const struct store_writes *w)
+/* store_request's row change, inside the caller's transaction. */
+static int request_row(struct store *s, const char *sink, const char *order_id, int64_t now)
+{
+        struct store_order o;
+        struct store_delivery d = {0};
+        int r;
+
+        if ((r = s->ops->order_get(s->be, order_id, false, &o)) < 0)
+                return r;
+        if ((r = s->ops->delivery_get(s->be, sink, order_id, &d)) < 0 && r != -ENOENT)
+                return r;
+        on_request(&d, r == 0, o.rev, now);
+        d.sink = sink;
+        d.order_id = order_id;
+        return s->ops->delivery_put(s->be, &d);
+}
+
+static int apply_writes(struct store *s, const struct store_writes *w, int64_t now)
 {
         int r = 0;
 
@@ -706,6 +723,9 @@ static int apply_writes(struct store *s, const struct store_writes *w)
                 const struct store_write *x = &w->items[i];
                 if (x->kind == STORE_WRITE_LINK)
                         r = s->ops->link_set(s->be, x->order_id, x->key, x->value);
+                else if (x->kind == STORE_WRITE_REQUEST &&
+                         (r = request_row(s, x->key, x->order_id, now)) == -ENOENT)
+                        r = 0; /* an order that is not stored has nothing to ask for */
                 else
                         r = s->ops->meta_set(s->be, x->key, x->value,
                                              x->kind == STORE_WRITE_META_IF_ABSENT);
@@ -763,7 +783,7 @@ int store_record(struct store *s, const char *sink, const char *owner,
         /* The side writes are facts about the remote (a deal's id, a contact found): they
          * are true whoever holds the rows now, so they are kept even when a verdict is not. */
         if (r >= 0)
-                r = apply_writes(s, writes);
+                r = apply_writes(s, writes, now_ms);
         return finish(s, r < 0 ? r : ignored);
 }
 
@@ -826,22 +846,13 @@ int store_retry(struct store *s, const char *sink, const char *order_id, int64_t
 int store_request(struct store *s, const char *sink, const char *order_id,
                   const struct store_writes *writes, int64_t now_ms)
 {
-        struct store_order o;
-        struct store_delivery d = {0};
         int r;
 
         s->err = NULL;
         if ((r = s->ops->begin(s->be)) < 0)
                 return r;
-        if ((r = s->ops->order_get(s->be, order_id, false, &o)) < 0)
-                return finish(s, r);
-        if ((r = s->ops->delivery_get(s->be, sink, order_id, &d)) < 0 && r != -ENOENT)
-                return finish(s, r);
-        on_request(&d, r == 0, o.rev, now_ms);
-        d.sink = sink;
-        d.order_id = order_id;
-        if ((r = apply_writes(s, writes)) == 0)
-                r = s->ops->delivery_put(s->be, &d);
+        if ((r = request_row(s, sink, order_id, now_ms)) == 0)
+                r = apply_writes(s, writes, now_ms);
         return finish(s, r);
 }
 

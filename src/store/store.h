@@ -96,6 +96,9 @@ enum store_write_kind {
         STORE_WRITE_LINK,           /* order_id, key = kind ("b24.deal"), value = remote id */
         STORE_WRITE_META,           /* key, value: set */
         STORE_WRITE_META_IF_ABSENT, /* key, value: set unless the key exists (oldest wins) */
+        STORE_WRITE_REQUEST,        /* order_id, key = a sink: store_request it (the Bitrix24
+                                     * sink, on creating a deal, asks the site sink to tell
+                                     * the site its id) */
 };
 
 struct store_write {
@@ -114,6 +117,7 @@ void store_writes_link(struct store_writes *w, const char *order_id, const char 
                        const char *remote);
 void store_writes_meta(struct store_writes *w, const char *key, const char *value,
                        bool only_if_absent);
+void store_writes_request(struct store_writes *w, const char *order_id, const char *sink);
 /* The value the pending writes give `key` (meta) or (order_id, kind) (link), or NULL:
  * a sink reads its own writes of this pass before the store. */
 const char *store_writes_find_meta(const struct store_writes *w, const char *key);

@@ -35,6 +35,11 @@ void store_writes_meta(struct store_writes *w, const char *key, const char *valu
                    value);
 }
 
+void store_writes_request(struct store_writes *w, const char *order_id, const char *sink)
+{
+        writes_add(w, STORE_WRITE_REQUEST, order_id, sink, "");
+}
+
 const char *store_writes_find_meta(const struct store_writes *w, const char *key)
 {
         const char *v = NULL;
@@ -42,7 +47,8 @@ const char *store_writes_find_meta(const struct store_writes *w, const char *key
         /* in order, as they will be applied: a set replaces, an if-absent only fills */
         for (size_t i = 0; i < w->n; i++) {
                 const struct store_write *x = &w->items[i];
-                if (x->kind == STORE_WRITE_LINK || strcmp(x->key, key) != 0)
+                if ((x->kind != STORE_WRITE_META && x->kind != STORE_WRITE_META_IF_ABSENT) ||
+                    strcmp(x->key, key) != 0)
                         continue;
                 if (x->kind == STORE_WRITE_META || !v)
                         v = x->value;

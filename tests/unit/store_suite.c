@@ -826,6 +826,30 @@ static void a_request_makes_a_row_for_a_sink_that_had_none(void **state)
         assert_int_equal(c.pending, 1);
 }
 
+static void a_request_among_side_writes_wakes_the_other_sink_with_the_verdict(void **state)
+{
+        struct store *s = store_of(state);
+        struct store_put p = put_version(s, "123", 4, T0);
+        struct store_result res = {.order_id = "123", .rev = p.rev, .kind = STORE_OK};
+        struct store_writes wr = {0};
+        struct store_counts c;
+
+        assert_int_equal(store_request(s, "site", "123", NULL, T0), 0);
+        assert_int_equal(store_counts(s, "site", &c), 0);
+        assert_int_equal(c.pending, 1);
+        take(s, T0, 10, 1);
+        store_writes_link(&wr, "123", "b24.deal", "55");
+        store_writes_request(&wr, "123", "site");
+        store_writes_request(&wr, "999", "site"); /* no such order: nothing to ask, no failure */
+        assert_null(store_writes_find_meta(&wr, "site"));
+        assert_int_equal(store_record(s, SINK, OWNER, &res, 1, &wr, T0 + 1, 1000000), 0);
+        assert_int_equal(store_counts(s, "site", &c), 0);
+        assert_int_equal(c.pending, 1);
+        assert_int_equal(c.done, 0);
+        expect_state(s, "123", "done");
+        store_writes_clear(&wr);
+}
+
 static void a_put_for_one_sink_only_makes_no_row_for_the_others(void **state)
 {
         struct store *s = store_of(state);
@@ -1477,6 +1501,7 @@ int store_suite_run(const struct store_suite_backend *b)
             T(a_request_revives_a_dead_delivery_and_records_its_writes),
             T(a_request_for_an_unknown_order_is_enoent_and_records_nothing),
             T(a_request_makes_a_row_for_a_sink_that_had_none),
+            T(a_request_among_side_writes_wakes_the_other_sink_with_the_verdict),
             T(a_put_for_one_sink_only_makes_no_row_for_the_others),
             T(orders_are_listed_by_when_they_last_changed_in_pages),
             T(next_due_is_the_earliest_next_at_or_int64_max),

@@ -22,6 +22,9 @@
 
 #define ROISTAT "[roistat]\nproject = 12345\n"
 #define BITRIX24 "[site]\nid = shop.example.ru\n[bitrix24]\ncategory_id = 0\n"
+#define ALL_THREE                                                                                  \
+        ROISTAT "[site]\nid = shop.example.ru\nstatus_url = http://127.0.0.1:9/status.php\n"      \
+                "[bitrix24]\ncategory_id = 0\n"
 
 static struct config *configs[8];
 static size_t n_configs;
@@ -30,6 +33,8 @@ static int setup(void **state)
 {
         setenv("ORDERBRIDGE_ROISTAT_API_KEY", "test-api-key", 1);
         setenv("ORDERBRIDGE_BITRIX24_WEBHOOK_URL", "https://portal.example.ru/rest/1/c0de/", 1);
+        /* the example secret of the Standard Webhooks specification */
+        setenv("ORDERBRIDGE_SITE_STATUS_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 1);
         return 0;
 }
 
@@ -39,6 +44,7 @@ static int teardown(void **state)
                 config_free(configs[--n_configs]);
         unsetenv("ORDERBRIDGE_ROISTAT_API_KEY");
         unsetenv("ORDERBRIDGE_BITRIX24_WEBHOOK_URL");
+        unsetenv("ORDERBRIDGE_SITE_STATUS_SECRET");
         return 0;
 }
 
@@ -67,12 +73,13 @@ static const char *enabled(const struct config *c, char *buf, size_t size)
 
 /* ---- the table ---- */
 
-static void the_table_holds_roistat_then_bitrix24(void **state)
+static void the_table_holds_roistat_bitrix24_and_site(void **state)
 {
-        assert_int_equal(sink_registry_count(), 2);
+        assert_int_equal(sink_registry_count(), 3);
         assert_string_equal(sink_registry_get(0)->name, "roistat");
         assert_string_equal(sink_registry_get(1)->name, "bitrix24");
-        assert_null(sink_registry_get(2));
+        assert_string_equal(sink_registry_get(2)->name, "site");
+        assert_null(sink_registry_get(3));
 }
 
 static void every_kind_has_a_section_the_engine_reads_and_a_constructor(void **state)
@@ -83,7 +90,9 @@ static void every_kind_has_a_section_the_engine_reads_and_a_constructor(void **s
                 const struct sink_kind *k = sink_registry_get(i);
                 assert_non_null(k->section);
                 assert_non_null(k->create);
-                assert_true(k->section->optional);
+                /* a sink's own section is optional; one that reads a core section (the
+                 * site sink, [site]) says itself when it is on */
+                assert_true(k->section->optional || k->enabled);
                 if (!config_section_data(c, k->section->name))
                         fail_msg("[%s] is not a section of the configuration", k->section->name);
                 for (size_t j = 0; j < i; j++)
@@ -107,7 +116,7 @@ static void the_names_list_every_kind_for_messages(void **state)
         char buf[64], small[10];
 
         sink_registry_names(buf, sizeof(buf));
-        assert_string_equal(buf, "roistat, bitrix24");
+        assert_string_equal(buf, "roistat, bitrix24, site");
         memset(small, 'x', sizeof(small));
         sink_registry_names(small, sizeof(small));
         assert_string_equal(small, "roistat, ");
@@ -172,9 +181,28 @@ static void no_more_names_than_asked_for_are_written(void **state)
 
 /* ---- constructors ---- */
 
+static void the_site_sink_is_on_with_a_status_url_and_a_one_way_map_back(void **state)
+{
+        char buf[64], *errors = NULL;
+        struct config *c = NULL;
+
+        assert_string_equal(enabled(load(ROISTAT BITRIX24), buf, sizeof(buf)), "roistat bitrix24");
+        assert_string_equal(enabled(load(ALL_THREE), buf, sizeof(buf)), "roistat bitrix24 site");
+        /* A and D both to EXECUTING: a deal moved to EXECUTING names no one status */
+        assert_int_equal(config_load_string(ALL_THREE "[bitrix24.map]\nD = EXECUTING\n",
+                                            "test.conf", &c, &errors),
+                         -EINVAL);
+        assert_non_null(strstr(errors, "[site] status_url: [bitrix24.map] sends both A and D to "
+                                       "stage EXECUTING"));
+        free(errors);
+        errors = NULL;
+        /* [site.map] settles it */
+        load(ALL_THREE "[bitrix24.map]\nD = EXECUTING\n[site.map]\nEXECUTING = D\n");
+}
+
 static void an_enabled_kind_builds_a_sink_under_the_tables_name(void **state)
 {
-        struct config *c = load(ROISTAT BITRIX24);
+        struct config *c = load(ALL_THREE);
 
         for (size_t i = 0; i < sink_registry_count(); i++) {
                 const struct sink_kind *k = sink_registry_get(i);
@@ -208,7 +236,7 @@ static void a_disabled_kind_refuses_to_build_and_leaves_the_outputs(void **state
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            T(the_table_holds_roistat_then_bitrix24),
+            T(the_table_holds_roistat_bitrix24_and_site),
             T(every_kind_has_a_section_the_engine_reads_and_a_constructor),
             T(a_kind_is_found_by_its_exact_name_only),
             T(the_names_list_every_kind_for_messages),
@@ -217,6 +245,7 @@ int main(void)
             T(each_present_section_enables_its_sink_in_table_order),
             T(the_enabled_names_are_the_tables_own_strings),
             T(no_more_names_than_asked_for_are_written),
+            T(the_site_sink_is_on_with_a_status_url_and_a_one_way_map_back),
             T(an_enabled_kind_builds_a_sink_under_the_tables_name),
             T(a_disabled_kind_refuses_to_build_and_leaves_the_outputs),
         };

@@ -11,4 +11,5 @@ $orderbridge_default_option = [
 	'timeout' => '2',
 	'spool_dir' => '',
 	'person_types' => '{}',
+	'b24_portal_url' => '', // learnt from the deal URLs orderbridge sends to the status endpoint
 ];

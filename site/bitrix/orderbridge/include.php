@@ -6,10 +6,13 @@
  */
 
 \Bitrix\Main\Loader::registerAutoLoadClasses('orderbridge', [
+	'\Orderbridge\AdminOrderBlock' => 'lib/AdminOrderBlock.php',
 	'\Orderbridge\Agent' => 'lib/Agent.php',
 	'\Orderbridge\Config' => 'lib/Config.php',
+	'\Orderbridge\Deal' => 'lib/Deal.php',
 	'\Orderbridge\EventHandlers' => 'lib/EventHandlers.php',
 	'\Orderbridge\Log' => 'lib/Log.php',
+	'\Orderbridge\OrderProperty' => 'lib/OrderProperty.php',
 	'\Orderbridge\Relay' => 'lib/Relay.php',
 	'\Orderbridge\Signature' => 'lib/Signature.php',
 	'\Orderbridge\Snapshot' => 'lib/Snapshot.php',

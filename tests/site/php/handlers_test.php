@@ -5,12 +5,13 @@ use Bitrix\Main\EventManager;
 use Bitrix\Sale\Order;
 use Orderbridge\EventHandlers;
 
-test('install registers the five sale handlers, the agent, ROISTAT_VISIT and the status entry', function () {
+test('install registers the five sale handlers, the admin block, the agent, ROISTAT_VISIT and the status entry', function () {
 	configure();
 	\Bitrix\Sale\Internals\PersonTypeTable::add(['NAME' => 'Individual', 'LID' => 's1']);
 	\Bitrix\Sale\Internals\PersonTypeTable::add(['NAME' => 'Legal entity', 'LID' => 's1']);
 	// Person type 2 already has the property (a reinstall): it must not get a second one.
-	\Bitrix\Sale\Internals\OrderPropsTable::add(['PERSON_TYPE_ID' => 2, 'CODE' => 'ROISTAT_VISIT']);
+	ok(\Bitrix\Sale\Internals\OrderPropsTable::add(['PERSON_TYPE_ID' => 2, 'CODE' => 'ROISTAT_VISIT',
+		'NAME' => 'Roistat visit', 'TYPE' => 'STRING', 'PROPS_GROUP_ID' => 1])->isSuccess(), 'fixture property added');
 	(new \orderbridge())->DoInstall();
 
 	$events = array_map(function ($r) {
@@ -22,6 +23,7 @@ test('install registers the five sale handlers, the agent, ROISTAT_VISIT and the
 		'sale:OnSaleStatusOrderChange→\Orderbridge\EventHandlers::onStatusChange',
 		'sale:OnSaleOrderPaid→\Orderbridge\EventHandlers::onPaid',
 		'sale:OnSaleOrderCanceled→\Orderbridge\EventHandlers::onCanceled',
+		'main:OnAdminSaleOrderViewDraggable→\Orderbridge\AdminOrderBlock::onInit',
 	], $events);
 	foreach (EventManager::getInstance()->registered as $r) {
 		ok(is_callable([$r['class'], $r['method']]), $r['method'] . ' exists');
@@ -59,6 +61,40 @@ test('uninstall removes the handlers, the agent and the status entry, and keeps 
 	eq([], \Bitrix\Main\Config\Option::$values['orderbridge'] ?? [], 'settings removed');
 });
 
+/** The rows of b_sale_order_props with this CODE. */
+function properties_coded(string $code = 'B24_DEAL_ID'): array
+{
+	$rows = [];
+	$res = \Bitrix\Sale\Internals\OrderPropsTable::getList(['filter' => ['=CODE' => $code]]);
+	while ($row = $res->fetch()) {
+		$rows[] = $row;
+	}
+	return $rows;
+}
+
+test('install creates B24_DEAL_ID once per person type, a service property; installing again adds none', function () {
+	configure();
+	$module = install_module();
+	$props = properties_coded();
+	eq([1, 2], array_column($props, 'PERSON_TYPE_ID'), 'one per person type');
+	foreach ($props as $p) {
+		eq(['STRING', 'N', 'Y', 'Y', 'ORDER'], [$p['TYPE'], $p['REQUIRED'], $p['UTIL'], $p['ACTIVE'], $p['ENTITY_TYPE']],
+			'text, not required, hidden from buyers (UTIL), active, an order property');
+		ok($p['PROPS_GROUP_ID'] > 0, 'in a property group of its person type');
+	}
+	$module->DoInstall();
+	eq(2, count(properties_coded()), 'a second install adds no duplicates');
+	ok(individual_order()->getPropertyCollection()->getItemByOrderPropertyCode('B24_DEAL_ID') !== null,
+		'an order of the shop has the property');
+});
+
+test('uninstall removes B24_DEAL_ID and keeps ROISTAT_VISIT', function () {
+	$module = install_module();
+	$module->DoUninstall();
+	eq([], properties_coded());
+	eq(2, count(properties_coded('ROISTAT_VISIT')), 'ROISTAT_VISIT stays');
+});
+
 test('a checkout posts the new order once, although several events fire', function () {
 	configure();
 	install_module();
@@ -82,12 +118,13 @@ test('a later status change, payment or cancellation posts a newer snapshot', fu
 	handlers_use($t);
 	$order = individual_order();
 	$order->save();
-	foreach ([['STATUS_ID', 'P'], ['PAYED', 'Y'], ['CANCELED', 'Y']] as [$field, $value]) {
+	// Cancelled, un-cancelled, then paid: Bitrix refuses to cancel a paid order.
+	foreach ([['STATUS_ID', 'P'], ['CANCELED', 'Y'], ['CANCELED', 'N'], ['PAYED', 'Y']] as [$field, $value]) {
 		EventHandlers::reset(); // a new request, as in Bitrix's admin
-		$order->setField($field, $value);
+		ok($order->setField($field, $value)->isSuccess(), "$field set");
 		$order->save();
 	}
-	eq(4, count($t->requests));
+	eq(5, count($t->requests));
 	$versions = [];
 	foreach ($t->requests as $r) {
 		$versions[] = json_decode($r['body'], true)['order']['version'];
@@ -97,7 +134,8 @@ test('a later status change, payment or cancellation posts a newer snapshot', fu
 	eq($sorted, $versions, 'versions increase');
 	eq(count($versions), count(array_unique($versions)), 'no two alike');
 	$last = json_decode(end($t->requests)['body'], true)['order'];
-	eq(['P', true, true], [$last['status'], $last['paid'], $last['canceled']]);
+	eq(['P', true, false], [$last['status'], $last['paid'], $last['canceled']]);
+	eq(true, json_decode($t->requests[2]['body'], true)['order']['canceled'], 'the cancellation was posted');
 });
 
 test('the special events alone (without OnSaleOrderSaved) still post the order', function () {

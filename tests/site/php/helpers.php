@@ -45,6 +45,7 @@ function fresh_state(): void
 {
 	Option::$values = [];
 	EventManager::getInstance()->registered = [];
+	EventManager::getInstance()->runtime = [];
 	Order::$saved = [];
 	\Bitrix\Sale\Internals\FakeTable::$rows = [];
 	\CAgent::$agents = [];

@@ -66,12 +66,78 @@ namespace Bitrix\Main {
 			return $this->type;
 		}
 
-		/** Runs the registered handlers; exceptions are not caught, as in Bitrix. */
+		/**
+		 * Runs the registered handlers; exceptions are not caught, as in Bitrix. What a handler
+		 * returns is kept for getResults() (main/lib/event.php: a result that is not an
+		 * EventResult is wrapped as EventResult::UNDEFINED; null is dropped).
+		 */
 		public function send()
 		{
+			$this->results = [];
 			foreach (EventManager::getInstance()->handlersFor($this->moduleId, $this->type) as $h) {
-				call_user_func([$h['class'], $h['method']], $this);
+				$r = call_user_func($h['callback'] ?? [$h['class'], $h['method']], $this);
+				if ($r !== null) {
+					$this->results[] = $r instanceof EventResult ? $r : new EventResult(EventResult::UNDEFINED, $r);
+				}
 			}
+		}
+
+		/** @return EventResult[] */
+		public function getResults()
+		{
+			return $this->results;
+		}
+
+		private $results = [];
+	}
+
+	/** main/lib/eventresult.php: a handler's answer; the sale module reads ERROR as a veto. */
+	class EventResult
+	{
+		public const UNDEFINED = 0;
+		public const SUCCESS = 1;
+		public const ERROR = 2;
+
+		private $type;
+		private $parameters;
+
+		public function __construct($type, $parameters = null, $moduleId = null)
+		{
+			$this->type = $type;
+			$this->parameters = $parameters;
+		}
+
+		public function getType()
+		{
+			return $this->type;
+		}
+
+		public function getParameters()
+		{
+			return $this->parameters;
+		}
+	}
+
+	/** main/lib/error.php */
+	class Error
+	{
+		private $message;
+		private $code;
+
+		public function __construct($message, $code = 0)
+		{
+			$this->message = (string)$message;
+			$this->code = $code;
+		}
+
+		public function getMessage()
+		{
+			return $this->message;
+		}
+
+		public function getCode()
+		{
+			return $this->code;
 		}
 	}
 
@@ -80,6 +146,8 @@ namespace Bitrix\Main {
 		private static $instance;
 		/** persistent registrations, as in b_module_to_module */
 		public $registered = [];
+		/** addEventHandler: this request only (a shop's own init.php handlers, in the tests) */
+		public $runtime = [];
 
 		public static function getInstance()
 		{
@@ -101,11 +169,17 @@ namespace Bitrix\Main {
 				}));
 		}
 
+		public function addEventHandler($fromModule, $event, $callback)
+		{
+			$this->runtime[] = ['from' => $fromModule, 'event' => $event, 'callback' => $callback];
+		}
+
 		public function handlersFor($module, $event)
 		{
-			return array_values(array_filter($this->registered, function ($r) use ($module, $event) {
-				return strcasecmp($r['from'], $module) === 0 && strcasecmp($r['event'], $event) === 0;
-			}));
+			return array_values(array_filter(array_merge($this->registered, $this->runtime),
+				function ($r) use ($module, $event) {
+					return strcasecmp($r['from'], $module) === 0 && strcasecmp($r['event'], $event) === 0;
+				}));
 		}
 	}
 
@@ -129,18 +203,26 @@ namespace Bitrix\Main {
 		}
 	}
 
-	/** The list-of-rows result of a D7 getList, and the result of an add. */
+	/**
+	 * main/lib/result.php, plus what the tests need of its relatives: the list-of-rows result
+	 * of a D7 getList, and the result of an add (getId). isSuccess() turns false with the
+	 * first error; getErrorMessages() is the messages of getErrors(), in order.
+	 */
 	class Result
 	{
 		private $rows;
 		private $id;
-		private $errors;
+		/** @var Error[] */
+		private $errors = [];
 
+		/** $errors: messages (strings) or Error objects */
 		public function __construct(array $rows = [], $id = null, array $errors = [])
 		{
 			$this->rows = $rows;
 			$this->id = $id;
-			$this->errors = $errors;
+			foreach ($errors as $e) {
+				$this->addError($e instanceof Error ? $e : new Error($e));
+			}
 		}
 
 		public function fetch()
@@ -153,6 +235,30 @@ namespace Bitrix\Main {
 			return $this->id;
 		}
 
+		public function setId($id)
+		{
+			$this->id = $id;
+		}
+
+		public function addError(Error $error)
+		{
+			$this->errors[] = $error;
+			return $this;
+		}
+
+		public function addErrors(array $errors)
+		{
+			foreach ($errors as $e) {
+				$this->addError($e);
+			}
+			return $this;
+		}
+
+		public function getErrors()
+		{
+			return $this->errors;
+		}
+
 		public function isSuccess()
 		{
 			return !$this->errors;
@@ -160,7 +266,9 @@ namespace Bitrix\Main {
 
 		public function getErrorMessages()
 		{
-			return $this->errors;
+			return array_map(function (Error $e) {
+				return $e->getMessage();
+			}, $this->errors);
 		}
 	}
 }
@@ -190,15 +298,36 @@ namespace Bitrix\Main\Config {
 
 namespace Bitrix\Main\Localization {
 
+	/**
+	 * main/lib/localization/loc.php: loadMessages($file) walks up from the file's folder to
+	 * the first one with a lang/ folder and includes lang/<language>/<the file's path below
+	 * that folder>, which fills $MESS; getMessage applies the #KEY# replacements. The tests
+	 * run in English. A missing message comes back as its code (Bitrix gives an empty
+	 * string), so that a missing text is visible in a test's output.
+	 */
 	final class Loc
 	{
+		public const LANGUAGE = 'en';
+		private static $messages = [];
+
 		public static function loadMessages($file)
 		{
+			$dir = dirname($file);
+			while ($dir !== dirname($dir) && !is_dir($dir . '/lang')) {
+				$dir = dirname($dir);
+			}
+			$langFile = $dir . '/lang/' . self::LANGUAGE . substr($file, strlen($dir));
+			if (is_dir($dir . '/lang') && is_file($langFile)) {
+				$MESS = [];
+				include $langFile;
+				self::$messages = $MESS + self::$messages;
+			}
 		}
 
 		public static function getMessage($code, $replace = null)
 		{
-			return $code;
+			$message = self::$messages[$code] ?? $code;
+			return is_array($replace) ? strtr($message, $replace) : $message;
 		}
 	}
 }
@@ -225,8 +354,36 @@ namespace Bitrix\Main\Type {
 namespace Bitrix\Sale {
 
 	use Bitrix\Main\Event;
-	use Bitrix\Main\Result;
+	use Bitrix\Main\EventResult;
 	use Bitrix\Main\Type\DateTime;
+
+	/** sale/lib/result.php: the sale module's Result (Main\Result plus warnings, unused here). */
+	class Result extends \Bitrix\Main\Result
+	{
+	}
+
+	/** sale/lib/resulterror.php */
+	class ResultError extends \Bitrix\Main\Error
+	{
+	}
+
+	/**
+	 * How the sale module reads a "before" event (sale/lib/internals/entity.php setField,
+	 * sale/lib/orderbase.php callEventOnBeforeOrderSaved / onFieldModify): every handler
+	 * result of type EventResult::ERROR is a veto; its message is the ResultError the handler
+	 * passed as parameters, or the module's generic one.
+	 */
+	function vetoes(Event $event, string $generic): Result
+	{
+		$result = new Result();
+		foreach ($event->getResults() as $r) {
+			if ($r->getType() === EventResult::ERROR) {
+				$p = $r->getParameters();
+				$result->addError($p instanceof ResultError ? $p : new ResultError($generic, $generic));
+			}
+		}
+		return $result;
+	}
 
 	class PropertyValue
 	{
@@ -245,9 +402,21 @@ namespace Bitrix\Sale {
 			return $this->value;
 		}
 
+		/**
+		 * sale/lib/entitypropertyvalue.php: setValue() is setField('VALUE', ...) and returns its
+		 * Result; sale/lib/internals/entity.php: an OnBeforeSalePropertyValueSetField handler
+		 * returning EventResult::ERROR vetoes it and the value stays.
+		 */
 		public function setValue($value)
 		{
-			$this->value = $value;
+			$event = new Event('sale', 'OnBeforeSalePropertyValueSetField',
+				['ENTITY' => $this, 'NAME' => 'VALUE', 'VALUE' => $value]);
+			$event->send();
+			$result = vetoes($event, 'SALE_EVENT_ON_BEFORE_SALEPROPERTYVALUE_SET_FIELD_ERROR');
+			if ($result->isSuccess()) {
+				$this->value = $value;
+			}
+			return $result;
 		}
 
 		public function getField($name)
@@ -263,6 +432,14 @@ namespace Bitrix\Sale {
 		public function __construct(array $items)
 		{
 			$this->items = $items;
+		}
+
+		/** A loaded order is a copy: its property values are its own. */
+		public function __clone()
+		{
+			foreach ($this->items as $k => $item) {
+				$this->items[$k] = clone $item;
+			}
 		}
 
 		public function getIterator(): \Iterator
@@ -357,28 +534,45 @@ namespace Bitrix\Sale {
 		}
 	}
 
+	/**
+	 * What the module uses of \Bitrix\Sale\Order (sale/lib/order.php, orderbase.php,
+	 * internals/entity.php). load() hands out a copy of the stored order, as a load from the
+	 * database would, so what a caller changes and does not save is not seen by the next load.
+	 */
 	class Order
 	{
-		/** id => Order, what Order::load() finds */
+		/** id => the stored state of the order; what load() copies */
 		public static $saved = [];
 		private static $nextId = 100;
 
 		private $fields;
-		private $props;
+		/** the values passed to the constructor; getPropertyCollection() adds the shop's others */
+		private $givenProps;
+		private $props = null;
 		private $basket;
 		private $changed = [];
 
 		public function __construct(array $fields, array $props, array $basketItems)
 		{
 			$this->fields = $fields + ['ID' => 0, 'STATUS_ID' => 'N', 'CANCELED' => 'N', 'PAYED' => 'N',
-				'CURRENCY' => 'RUB', 'PERSON_TYPE_ID' => 1];
-			$this->props = new PropertyValueCollection($props);
+				'DEDUCTED' => 'N', 'SUM_PAID' => 0.0, 'CURRENCY' => 'RUB', 'PERSON_TYPE_ID' => 1];
+			$this->givenProps = $props;
 			$this->basket = new Basket($basketItems);
+		}
+
+		public function __clone()
+		{
+			if ($this->props !== null) {
+				$this->props = clone $this->props;
+			}
+			foreach ($this->givenProps as $k => $p) {
+				$this->givenProps[$k] = clone $p;
+			}
 		}
 
 		public static function load($id)
 		{
-			return self::$saved[$id] ?? null;
+			return isset(self::$saved[$id]) ? clone self::$saved[$id] : null;
 		}
 
 		public function getId()
@@ -396,13 +590,68 @@ namespace Bitrix\Sale {
 			return $this->fields[$name] ?? null;
 		}
 
+		/**
+		 * sale/lib/internals/entity.php setField(): OnBeforeSaleOrderSetField handlers may veto
+		 * (EventResult::ERROR); then, for a new value, onFieldModify() may refuse it, and the
+		 * field keeps its old value. Either way the Result carries the errors and nothing throws.
+		 */
 		public function setField($name, $value)
 		{
-			if (($this->fields[$name] ?? null) !== $value) {
-				$this->changed[$name] = $this->fields[$name] ?? null;
+			$event = new Event('sale', 'OnBeforeSaleOrderSetField',
+				['ENTITY' => $this, 'NAME' => $name, 'VALUE' => $value]);
+			$event->send();
+			$result = vetoes($event, 'SALE_EVENT_ON_BEFORE_SALEORDER_SET_FIELD_ERROR');
+			if (!$result->isSuccess()) {
+				return $result;
+			}
+			$old = $this->fields[$name] ?? null;
+			if ($old === $value) {
+				return $result;
+			}
+			$result = $this->onFieldModify($name, $old, $value);
+			if ($result->isSuccess()) {
+				if (!array_key_exists($name, $this->changed)) {
+					$this->changed[$name] = $old;
+				}
 				$this->fields[$name] = $value;
 			}
-			return new Result();
+			return $result;
+		}
+
+		/**
+		 * The refusals of sale/lib/orderbase.php onFieldModify() and order.php onOrderModify():
+		 *  - CANCELED (either way): an OnSaleBeforeOrderCanceled handler's veto. Un-cancelling
+		 *    has no other rule there; the shop's handlers are what refuse it.
+		 *  - CANCELED = Y: a paid payment (paymentcollection.php, SALE_ORDER_CANCEL_PAYMENT_EXIST_ACTIVE)
+		 *    or a shipped shipment (shipmentcollection.php, SALE_ORDER_CANCEL_SHIPMENT_EXIST_SHIPPED),
+		 *    with the English texts of sale/lang/en/lib/paymentcollection.php and
+		 *    shipmentcollection.php. The stand-in has no payments or shipments: an order with
+		 *    SUM_PAID > 0 or PAYED = Y has a paid payment, one with DEDUCTED = Y a shipped one.
+		 *  - STATUS_ID: an OnSaleBeforeStatusOrderChange handler's veto.
+		 */
+		protected function onFieldModify($name, $old, $value)
+		{
+			$result = new Result();
+			if ($name === 'CANCELED') {
+				$event = new Event('sale', 'OnSaleBeforeOrderCanceled', ['ENTITY' => $this]);
+				$event->send();
+				$result = vetoes($event, 'SALE_EVENT_ON_BEFORE_ORDER_CANCELED_ERROR');
+				if ($result->isSuccess() && $value === 'Y') {
+					if ($this->fields['PAYED'] === 'Y' || $this->fields['SUM_PAID'] > 0) {
+						$result->addError(new ResultError('The order has active payments',
+							'SALE_ORDER_CANCEL_PAYMENT_EXIST_ACTIVE'));
+					} elseif ($this->fields['DEDUCTED'] === 'Y') {
+						$result->addError(new ResultError('The order has shipped products',
+							'SALE_ORDER_CANCEL_SHIPMENT_EXIST_SHIPPED'));
+					}
+				}
+			} elseif ($name === 'STATUS_ID') {
+				$event = new Event('sale', 'OnSaleBeforeStatusOrderChange',
+					['ENTITY' => $this, 'VALUE' => $value, 'OLD_VALUE' => $old]);
+				$event->send();
+				$result = vetoes($event, 'SALE_EVENT_ON_BEFORE_ORDER_STATUS_CHANGE_ERROR');
+			}
+			return $result;
 		}
 
 		public function getPersonTypeId()
@@ -430,8 +679,30 @@ namespace Bitrix\Sale {
 			return $this->fields['CANCELED'] === 'Y';
 		}
 
+		/**
+		 * sale/lib/entitypropertyvalue.php loadFromDb(): an order's collection holds a value for
+		 * every active property of its person type (b_sale_order_props), empty (or the default
+		 * value) where the order has none yet. Here: the values given to the constructor, then
+		 * one for each property row of OrderPropsTable whose CODE they lack.
+		 */
 		public function getPropertyCollection()
 		{
+			if ($this->props === null) {
+				$items = $this->givenProps;
+				$codes = array_map(function ($p) {
+					return $p->getField('CODE');
+				}, $items);
+				$rows = \Bitrix\Sale\Internals\OrderPropsTable::getList(
+					['filter' => ['=PERSON_TYPE_ID' => $this->getPersonTypeId()]]);
+				while ($row = $rows->fetch()) {
+					if (($row['ACTIVE'] ?? 'Y') === 'N' || in_array($row['CODE'] ?? null, $codes, true)) {
+						continue;
+					}
+					$items[] = new PropertyValue(['CODE' => $row['CODE'] ?? null, 'ORDER_PROPS_ID' => $row['ID']]
+						+ $row, (string)($row['DEFAULT_VALUE'] ?? ''));
+				}
+				$this->props = new PropertyValueCollection($items);
+			}
 			return $this->props;
 		}
 
@@ -440,17 +711,27 @@ namespace Bitrix\Sale {
 			return $this->basket;
 		}
 
-		/** The order of events of Bitrix\Sale\OrderBase::save(). */
+		/**
+		 * The order of events of sale/lib/orderbase.php save(): OnSaleOrderBeforeSaved, whose
+		 * EventResult::ERROR vetoes the save (the Result has the errors, nothing is stored, the
+		 * changes stay in the object); then the order is stored, OnSaleOrderSaved fires (on every
+		 * save, even one that changed only a property), then the "special" events.
+		 */
 		public function save()
 		{
 			$isNew = $this->isNew();
-			(new Event('sale', 'OnSaleOrderBeforeSaved', ['ENTITY' => $this, 'VALUES' => $this->changed]))->send();
+			$event = new Event('sale', 'OnSaleOrderBeforeSaved', ['ENTITY' => $this, 'VALUES' => $this->changed]);
+			$event->send();
+			$result = vetoes($event, 'SALE_EVENT_ON_BEFORE_ORDER_SAVED_ERROR');
+			if (!$result->isSuccess()) {
+				return $result;
+			}
 			if ($isNew) {
 				$this->fields['ID'] = self::$nextId++;
 				$this->fields['DATE_INSERT'] = $this->fields['DATE_INSERT'] ?? new DateTime();
 			}
 			$this->fields['DATE_UPDATE'] = new DateTime();
-			self::$saved[$this->getId()] = $this;
+			self::$saved[$this->getId()] = clone $this;
 			$changed = $this->changed;
 			$this->changed = [];
 			(new Event('sale', 'OnSaleOrderSaved', ['ENTITY' => $this, 'IS_NEW' => $isNew, 'VALUES' => $changed]))->send();
@@ -464,7 +745,8 @@ namespace Bitrix\Sale {
 			if (array_key_exists('CANCELED', $changed)) {
 				(new Event('sale', 'OnSaleOrderCanceled', ['ENTITY' => $this]))->send();
 			}
-			return new Result();
+			$result->setId($this->getId());
+			return $result;
 		}
 	}
 
@@ -501,9 +783,19 @@ namespace Bitrix\Sale\Internals {
 
 		public static function add(array $fields)
 		{
-			$fields['ID'] = count(static::$rows[static::class] ?? []) + 1;
+			$ids = array_column(static::$rows[static::class] ?? [], 'ID');
+			$fields['ID'] = ($ids ? max($ids) : 0) + 1;
 			static::$rows[static::class][] = $fields;
 			return new Result([], $fields['ID']);
+		}
+
+		public static function delete($id)
+		{
+			static::$rows[static::class] = array_values(array_filter(static::$rows[static::class] ?? [],
+				function ($row) use ($id) {
+					return (int)$row['ID'] !== (int)$id;
+				}));
+			return new Result();
 		}
 	}
 
@@ -511,8 +803,33 @@ namespace Bitrix\Sale\Internals {
 	{
 	}
 
+	/**
+	 * sale/lib/internals/orderprops.php getMap(): PERSON_TYPE_ID, NAME, TYPE and PROPS_GROUP_ID
+	 * are required, ENTITY_TYPE defaults to ORDER; NAME is 1-255 characters, TYPE 1-20, CODE at
+	 * most 50. The ORM's add() refuses a row that breaks them with a Result of errors and adds
+	 * nothing (the wording of the errors here is the stand-in's own).
+	 */
 	final class OrderPropsTable extends FakeTable
 	{
+		public static function add(array $fields)
+		{
+			$fields += ['ENTITY_TYPE' => 'ORDER'];
+			$errors = [];
+			foreach (['PERSON_TYPE_ID', 'NAME', 'TYPE', 'PROPS_GROUP_ID', 'ENTITY_TYPE'] as $required) {
+				if (!isset($fields[$required]) || $fields[$required] === '' || $fields[$required] === 0) {
+					$errors[] = 'required field ' . $required . ' is empty';
+				}
+			}
+			foreach (['NAME' => 255, 'TYPE' => 20, 'CODE' => 50] as $field => $max) {
+				if (isset($fields[$field]) && strlen((string)$fields[$field]) > $max) {
+					$errors[] = $field . ' is longer than ' . $max;
+				}
+			}
+			if ($errors) {
+				return new Result([], null, $errors);
+			}
+			return parent::add($fields);
+		}
 	}
 
 	final class OrderPropsGroupTable extends FakeTable
@@ -550,6 +867,72 @@ namespace {
 		public static function Add(array $fields)
 		{
 			return \Bitrix\Sale\Internals\OrderPropsTable::add($fields)->getId();
+		}
+
+		/**
+		 * sale/general/order_props.php Delete(): removes the property (and its variants and
+		 * relations); the orders' values stay, detached (ORDER_PROPS_ID = NULL). The stand-in
+		 * keeps no value rows, so only the property row goes.
+		 */
+		public static function Delete($id)
+		{
+			if (!$id) {
+				return false;
+			}
+			\Bitrix\Sale\Internals\OrderPropsTable::delete((int)$id);
+			return true;
+		}
+	}
+
+	/**
+	 * main/interface/admin_tabcontrol_drag.php: sale/admin/order_view.php builds
+	 * new CAdminDraggableBlockEngine('OnAdminSaleOrderViewDraggable', ['ORDER' => $order]);
+	 * the constructor calls every "main" handler of that event with ($args) and keeps each
+	 * array it returns under its BLOCKSET; getBlocksBrief() merges what every engine's
+	 * getBlocksBrief($args) returns; getBlockContent($code, $tab) concatenates what every
+	 * engine's getBlockContent($code, $tab, $args) returns, for every custom block code, so an
+	 * engine must return '' for codes that are not its own. The page echoes the brief's TITLE
+	 * and the content as they are (DraggableBlockBegin), without escaping.
+	 */
+	class CAdminDraggableBlockEngine
+	{
+		private $engines = [];
+		private $args;
+
+		public function __construct($id, $args = [])
+		{
+			$this->args = $args;
+			foreach (\Bitrix\Main\EventManager::getInstance()->handlersFor('main', $id) as $h) {
+				$res = call_user_func($h['callback'] ?? [$h['class'], $h['method']], $args);
+				if (is_array($res)) {
+					$this->engines[$res['BLOCKSET']] = $res;
+				}
+			}
+		}
+
+		public function getBlocksBrief()
+		{
+			$blocks = [];
+			foreach ($this->engines as $engine) {
+				if (array_key_exists('getBlocksBrief', $engine)) {
+					$tmp = call_user_func_array($engine['getBlocksBrief'], [$this->args]);
+					if (is_array($tmp)) {
+						$blocks = $blocks + $tmp;
+					}
+				}
+			}
+			return $blocks;
+		}
+
+		public function getBlockContent($blockCode, $selectedTab)
+		{
+			$result = '';
+			foreach ($this->engines as $engine) {
+				if (array_key_exists('getBlockContent', $engine)) {
+					$result .= call_user_func_array($engine['getBlockContent'], [$blockCode, $selectedTab, $this->args]);
+				}
+			}
+			return $result;
 		}
 	}
 }

@@ -1,11 +1,14 @@
 <?php
 /*
  * Installs and uninstalls the module (Marketplace → Installed solutions → orderbridge).
- * Install: registers the sale event handlers (EVENTS), the spool agent (every 60 s), the
- * hidden order property ROISTAT_VISIT for every person type that lacks it, and the
- * /bitrix/tools/orderbridge/status.php entry point.
- * Uninstall removes all of that except the order property (it holds order data) and the
- * spool directory (it may still hold orders orderbridge has not received).
+ * Install: registers the sale event handlers (EVENTS), the admin order page's block
+ * (ADMIN_EVENTS), the spool agent (every 60 s), the service order properties ROISTAT_VISIT
+ * and B24_DEAL_ID for every person type that lacks them, and the
+ * /bitrix/tools/orderbridge/status.php entry point. Installing again adds nothing twice.
+ * Uninstall removes all of that except ROISTAT_VISIT (it holds the order's visit) and the
+ * spool directory (it may still hold orders orderbridge has not received). B24_DEAL_ID goes:
+ * CSaleOrderProps::Delete keeps the orders' values, detached, and Bitrix24 keeps the link
+ * from each deal to its order.
  */
 
 use Bitrix\Main\Config\Option;
@@ -27,8 +30,17 @@ class orderbridge extends CModule
 		'OnSaleOrderCanceled' => 'onCanceled',
 	];
 	public const HANDLER_CLASS = '\Orderbridge\EventHandlers';
+	/**
+	 * Events of the main module => [class, method]. sale/admin/order_view.php builds
+	 * CAdminDraggableBlockEngine('OnAdminSaleOrderViewDraggable', ['ORDER' => $order]), which
+	 * calls the handlers of main's event of that name (main/interface/admin_tabcontrol_drag.php).
+	 */
+	public const ADMIN_EVENTS = [
+		'OnAdminSaleOrderViewDraggable' => ['\Orderbridge\AdminOrderBlock', 'onInit'],
+	];
 	public const AGENT = '\Orderbridge\Agent::resend();';
 	public const VISIT_PROPERTY = 'ROISTAT_VISIT';
+	public const DEAL_PROPERTY = 'B24_DEAL_ID';
 
 	public $MODULE_ID = 'orderbridge';
 	public $MODULE_VERSION;
@@ -78,6 +90,9 @@ class orderbridge extends CModule
 			// registerEventHandler (not ...Compatible): handlers get a D7 \Bitrix\Main\Event.
 			$events->registerEventHandler('sale', $event, $this->MODULE_ID, self::HANDLER_CLASS, $method);
 		}
+		foreach (self::ADMIN_EVENTS as $event => [$class, $method]) {
+			$events->registerEventHandler('main', $event, $this->MODULE_ID, $class, $method);
+		}
 		return true;
 	}
 
@@ -86,6 +101,9 @@ class orderbridge extends CModule
 		$events = EventManager::getInstance();
 		foreach (self::EVENTS as $event => $method) {
 			$events->unRegisterEventHandler('sale', $event, $this->MODULE_ID, self::HANDLER_CLASS, $method);
+		}
+		foreach (self::ADMIN_EVENTS as $event => [$class, $method]) {
+			$events->unRegisterEventHandler('main', $event, $this->MODULE_ID, $class, $method);
 		}
 		return true;
 	}
@@ -96,6 +114,7 @@ class orderbridge extends CModule
 		\CAgent::AddAgent(self::AGENT, $this->MODULE_ID, 'N', 60);
 		if (Loader::includeModule('sale')) {
 			$this->createVisitProperties();
+			$this->createDealProperties();
 		}
 		return true;
 	}
@@ -103,6 +122,9 @@ class orderbridge extends CModule
 	public function UnInstallDB()
 	{
 		\CAgent::RemoveModuleAgents($this->MODULE_ID);
+		if (Loader::includeModule('sale')) {
+			$this->removeDealProperties();
+		}
 		Option::delete($this->MODULE_ID);
 		return true;
 	}
@@ -140,16 +162,7 @@ class orderbridge extends CModule
 	 */
 	private function createVisitProperties()
 	{
-		$types = \Bitrix\Sale\Internals\PersonTypeTable::getList(['select' => ['ID']]);
-		while ($type = $types->fetch()) {
-			$typeId = (int)$type['ID'];
-			$exists = \Bitrix\Sale\Internals\OrderPropsTable::getList([
-				'select' => ['ID'],
-				'filter' => ['=PERSON_TYPE_ID' => $typeId, '=CODE' => self::VISIT_PROPERTY],
-			])->fetch();
-			if ($exists) {
-				continue;
-			}
+		foreach ($this->personTypesWithout(self::VISIT_PROPERTY) as $typeId) {
 			\CSaleOrderProps::Add([
 				'PERSON_TYPE_ID' => $typeId,
 				'NAME' => Loc::getMessage('ORDERBRIDGE_VISIT_PROPERTY_NAME') ?: 'Roistat visit',
@@ -173,6 +186,86 @@ class orderbridge extends CModule
 				'MULTIPLE' => 'N',
 			]);
 		}
+	}
+
+	/**
+	 * B24_DEAL_ID for each person type: the order's Bitrix24 deal id, written by the status
+	 * endpoint. A service property (UTIL), not required, never shown to the buyer. Created
+	 * through the D7 table: sale/lib/internals/orderprops.php requires PERSON_TYPE_ID, NAME,
+	 * TYPE (STRING is the D7 name of a text field) and PROPS_GROUP_ID, and ENTITY_TYPE ORDER
+	 * (its default) makes it an order's property, not a shipment's; the other fields are
+	 * those CSaleOrderProps::Add fills in (sale/general/order_props.php).
+	 */
+	private function createDealProperties()
+	{
+		foreach ($this->personTypesWithout(self::DEAL_PROPERTY) as $typeId) {
+			$added = \Bitrix\Sale\Internals\OrderPropsTable::add([
+				'PERSON_TYPE_ID' => $typeId,
+				'NAME' => Loc::getMessage('ORDERBRIDGE_DEAL_PROPERTY_NAME') ?: 'Bitrix24 deal',
+				'TYPE' => 'STRING',
+				'REQUIRED' => 'N',
+				'DEFAULT_VALUE' => '',
+				'SORT' => 10010,
+				'USER_PROPS' => 'N',
+				'IS_LOCATION' => 'N',
+				'PROPS_GROUP_ID' => $this->propertyGroup($typeId),
+				'DESCRIPTION' => '',
+				'IS_EMAIL' => 'N',
+				'IS_PROFILE_NAME' => 'N',
+				'IS_PAYER' => 'N',
+				'IS_LOCATION4TAX' => 'N',
+				'IS_FILTERED' => 'Y',
+				'CODE' => self::DEAL_PROPERTY,
+				'IS_ZIP' => 'N',
+				'IS_PHONE' => 'N',
+				'IS_ADDRESS' => 'N',
+				'ACTIVE' => 'Y',
+				'UTIL' => 'Y',
+				'MULTIPLE' => 'N',
+				'SETTINGS' => [],
+				'ENTITY_REGISTRY_TYPE' => 'ORDER',
+				'ENTITY_TYPE' => 'ORDER',
+			]);
+			if (!$added->isSuccess()) {
+				// Loud on purpose: without the property the status endpoint refuses every deal id.
+				throw new \RuntimeException('cannot create the order property ' . self::DEAL_PROPERTY
+					. ' for person type ' . $typeId . ': ' . implode('; ', $added->getErrorMessages()));
+			}
+		}
+	}
+
+	/** CSaleOrderProps::Delete also drops the property's relations and detaches its values. */
+	private function removeDealProperties()
+	{
+		$props = \Bitrix\Sale\Internals\OrderPropsTable::getList([
+			'select' => ['ID'],
+			'filter' => ['=CODE' => self::DEAL_PROPERTY],
+		]);
+		$ids = [];
+		while ($prop = $props->fetch()) {
+			$ids[] = (int)$prop['ID'];
+		}
+		foreach ($ids as $id) {
+			\CSaleOrderProps::Delete($id);
+		}
+	}
+
+	/** @return int[] the person types of the shop that have no order property with this code */
+	private function personTypesWithout(string $code): array
+	{
+		$without = [];
+		$types = \Bitrix\Sale\Internals\PersonTypeTable::getList(['select' => ['ID']]);
+		while ($type = $types->fetch()) {
+			$typeId = (int)$type['ID'];
+			$exists = \Bitrix\Sale\Internals\OrderPropsTable::getList([
+				'select' => ['ID'],
+				'filter' => ['=PERSON_TYPE_ID' => $typeId, '=CODE' => $code],
+			])->fetch();
+			if (!$exists) {
+				$without[] = $typeId;
+			}
+		}
+		return $without;
 	}
 
 	/** A property needs a group of its person type: the first one, or a new one. */

@@ -15,6 +15,10 @@ final class Config
 	public const MODULE_ID = 'orderbridge';
 	/** The order property that holds the Roistat visit (created by the installer). */
 	public const VISIT_PROPERTY = 'ROISTAT_VISIT';
+	/** The order property that holds the order's Bitrix24 deal id (created by the installer). */
+	public const DEAL_PROPERTY = 'B24_DEAL_ID';
+	/** The option that keeps the Bitrix24 portal (scheme://host) last seen in a deal URL. */
+	public const PORTAL_OPTION = 'b24_portal_url';
 	/** The ingest contract asks for a short timeout; more than 2 s would slow the checkout. */
 	public const MAX_TIMEOUT = 2.0;
 
@@ -33,6 +37,8 @@ final class Config
 	 * (IS_PAYER / IS_PHONE / IS_EMAIL) or, for legal entities, to COMPANY / INN.
 	 */
 	public $personTypes = [];
+	/** scheme://host of the Bitrix24 portal, as the status endpoint last learnt it; '' before. */
+	public $portalUrl = '';
 
 	public static function fromArray(array $values): self
 	{
@@ -51,13 +57,14 @@ final class Config
 			$types = json_decode($types, true);
 		}
 		$c->personTypes = is_array($types) ? $types : [];
+		$c->portalUrl = (string)($values[self::PORTAL_OPTION] ?? '');
 		return $c;
 	}
 
 	public static function load(): self
 	{
 		$values = [];
-		foreach (['url', 'signing_secret', 'site_id', 'timeout', 'spool_dir', 'person_types'] as $key) {
+		foreach (['url', 'signing_secret', 'site_id', 'timeout', 'spool_dir', 'person_types', self::PORTAL_OPTION] as $key) {
 			$values[$key] = Option::get(self::MODULE_ID, $key, '');
 		}
 		if ($values['site_id'] === '') {
@@ -74,6 +81,15 @@ final class Config
 	{
 		$root = rtrim((string)($_SERVER['DOCUMENT_ROOT'] ?? ''), '/');
 		return $root . '/bitrix/php_interface/orderbridge/spool';
+	}
+
+	/** Remembers the portal (Deal::portalOf() of a deal URL) for the admin's order page. */
+	public function savePortalUrl(string $portal): void
+	{
+		if ($portal !== $this->portalUrl) {
+			Option::set(self::MODULE_ID, self::PORTAL_OPTION, $portal);
+			$this->portalUrl = $portal;
+		}
 	}
 
 	public function isComplete(): bool

@@ -17,7 +17,7 @@ final class EventHandlers
 {
 	/** @var array order id => hash of the last snapshot sent in this request */
 	private static $sent = [];
-	/** @var array order id => true: changes made by orderbridge itself, not echoed back */
+	/** @var array order id => true: saves by the status endpoint that wrote only the deal id */
 	private static $suppressed = [];
 	/** @var callable|null fn(): Relay; the tests inject one */
 	public static $relayFactory = null;
@@ -55,7 +55,11 @@ final class EventHandlers
 		self::relay($event, 'OnSaleOrderCanceled');
 	}
 
-	/** Called by StatusEndpoint before it saves an order, so that the save is not echoed. */
+	/**
+	 * Called by StatusEndpoint before a save that only wrote the order's deal id, which a
+	 * snapshot does not carry, so that the save is not sent to orderbridge. Lasts for the rest
+	 * of the request (the endpoint's request handles one order).
+	 */
 	public static function suppress(string $orderId): void
 	{
 		self::$suppressed[$orderId] = true;

@@ -1,8 +1,9 @@
 <?php
 /*
  * HTTP entry of the status endpoint (two-way sync): orderbridge POSTs here to set an
- * order's status. The installer puts a one-line proxy at /bitrix/tools/orderbridge/status.php
- * that includes this file. Everything but HTTP plumbing is in lib/StatusEndpoint.php.
+ * order's status or cancel flag and to tell it its Bitrix24 deal. The installer puts a
+ * one-line proxy at /bitrix/tools/orderbridge/status.php that includes this file.
+ * Everything but HTTP plumbing is in lib/StatusEndpoint.php.
  */
 
 define('NO_KEEP_STATISTIC', true);
