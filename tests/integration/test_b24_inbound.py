@@ -14,7 +14,8 @@ import unittest
 import urllib.parse
 
 import harness
-from harness import DaemonCase, http, query, wait_for, write_private
+from harness import DaemonCase, buyer, http, make_secret, order, query, wait_for, write_private
+from site_standin import SiteStandIn
 
 EVENTS = "/v1/bitrix24/events"
 WATERMARK = "b24.poll.watermark"
@@ -246,6 +247,77 @@ class Poll(Inbound):
 
     def test_check_says_polling_every_second(self):
         self.assertIn("bitrix24: polling every 1 s", self.daemon.cli("check", check=True).stdout)
+
+
+class TwoWay(Inbound):
+    """The site's status endpoint (site_standin.py) too: a manager who moves the deal of a
+    site order moves the order, through the event or, when the event is lost, the poll."""
+    poll_interval = 1
+
+    def before_daemon(self):
+        super().before_daemon()
+        secret = make_secret()
+        harness.SECRETS.update((secret, secret[len("whsec_"):]))
+        path = os.path.join(self.wd.path, "site-status.secret")
+        write_private(path, secret + "\n")
+        self.site = SiteStandIn(secret)
+        self.addCleanup(self.site.stop)
+        self.sections["site"] = {"status_url": self.site.url, "status_secret_file": path}
+
+    def site_order(self, order_id):
+        """A site order with its deal in the portal; the deal."""
+        self.site.add(order_id)
+        # as the module does: a change made on the site comes back as the next snapshot
+        self.site.on_change = lambda oid, o: self.daemon.post(order(
+            oid, version=2, status=o["status"], canceled=o["canceled"],
+            updated_at="2026-03-13T10:06:00+03:00", buyer=buyer("Ivan", "+7 999 111 22 33")))
+        status, answer = self.daemon.post(order(order_id, buyer=buyer("Ivan", "+7 999 111 22 33")))
+        self.assertEqual(status, 202, answer)
+        return wait_for(lambda: self.b24.deal_for(order_id), timeout=LONG,
+                        what="the deal of " + order_id)[0]
+
+    def settled(self, order_id):
+        def done(sink):
+            d = self.daemon.delivery(order_id, sink=sink) or {}
+            return d.get("state") == "done" and d["done_rev"] == d["want_rev"]
+        wait_for(lambda: done("bitrix24") and done("site"), timeout=LONG,
+                 what=order_id + " delivered to the portal and the site")
+
+    def test_a_stage_change_in_the_crm_reaches_the_site_once(self):
+        deal = self.site_order("501")
+        self.b24.control("deal", {"id": deal["ID"], "fields": {"STAGE_ID": "EXECUTING"}})
+        wait_for(lambda: self.site.changes("501"), timeout=LONG, what="the site told")
+        self.assertEqual(self.site.changes("501")[0]["status"], "A")
+        self.wait_log("b24.deal_seen order_id=501 deal_id=%s stage=EXECUTING "
+                      "verdict=site_follows" % deal["ID"])
+        self.assertEqual(self.site.orders["501"]["status"], "A")
+        # the site's own next snapshot (status A) and every later read of the deal agree
+        wait_for(lambda: self.daemon.order_state("501")["snapshot"]["order"]["status"] == "A",
+                 timeout=LONG, what="the site's snapshot with A")
+        self.settled("501")
+        self.assertEqual(self.deal_event(deal["ID"])[0], 200)
+        self.wait_log("b24.deal_seen order_id=501 deal_id=%s stage=EXECUTING verdict=in_step"
+                      % deal["ID"])
+        self.settled("501")
+        self.assertEqual(len(self.site.changes("501")), 1)
+        self.assertEqual(self.b24.deals()[str(deal["ID"])]["STAGE_ID"], "EXECUTING")
+
+    def test_a_stage_change_whose_event_is_lost_reaches_the_site_by_the_poll(self):
+        deal = self.site_order("502")
+        self.settled("502")
+        self.b24.control("event-fault", {"lose": 1})
+        self.b24.control("deal", {"id": deal["ID"], "fields": {"STAGE_ID": "LOSE"}})
+        wait_for(lambda: self.site.changes("502"), timeout=LONG, what="the site told")
+        self.assertEqual(self.site.changes("502")[0].get("canceled"), True)
+        self.assertEqual(self.b24.state()["events"]["lost"], 1)
+
+    def test_a_deal_naming_an_order_the_store_does_not_know_is_logged_and_skipped(self):
+        deal = self.b24.control("deal", {"fields": {
+            "TITLE": "Order 999", "OPPORTUNITY": "10", "ORIGINATOR_ID": "shop.example.ru",
+            "ORIGIN_ID": "999"}})["id"]
+        self.wait_log("b24.deal_seen order_id=999 deal_id=%d stage=NEW verdict=unknown_order"
+                      % deal)
+        self.assertEqual(self.site.changes("999"), [])
 
 
 if __name__ == "__main__":
