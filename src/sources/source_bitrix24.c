@@ -453,14 +453,14 @@ static int load_watermark(struct source_b24 *sb)
                 return r;
         }
         if (strlen(v) >= sizeof(sb->watermark) || iso8601_parse(v, &at) < 0) {
+                char now[TIME_MAX];
                 log_err("b24.watermark_invalid",
-                        "watermark=\"%s\" what=\"not a time: "
-                        "polling from now\"",
+                        "watermark=\"%s\" what=\"not a time: polling "
+                        "from now\"",
                         v);
                 free(v);
-                iso8601_format_offset(clock_wall_ms() / 1000, 0, sb->watermark,
-                                      sizeof(sb->watermark));
-                return save_watermark(sb, sb->watermark, clock_wall_ms() / 1000);
+                iso8601_format_offset(clock_wall_ms() / 1000, 0, now, sizeof(now));
+                return save_watermark(sb, now, clock_wall_ms() / 1000);
         }
         snprintf(sb->watermark, sizeof(sb->watermark), "%s", v);
         sb->watermark_s = at;
@@ -519,7 +519,7 @@ static bool seen(const struct pass *p, const struct b24_deal *d)
                has_id(p->seen, p->n_seen, strtoull(d->id, NULL, 10));
 }
 
-/* W after a page whose first `ok` valid rows were handled: the last of them, but not
+/* W after a page whose rows up to `last_ok` were all handled: its DATE_MODIFY, but not
  * past the portal's clock at the pass's start. 0 or the store's -errno. */
 static int advance_watermark(struct source_b24 *sb, const struct b24_deal *last_ok)
 {
@@ -529,11 +529,18 @@ static int advance_watermark(struct source_b24 *sb, const struct b24_deal *last_
         if (!last_ok)
                 return 0;
         at = last_ok->modified;
+        /* a page of one crowded second is in ID order: none of it may carry W past that
+         * second, whatever a portal that ignored "<=DATE_MODIFY" sent */
+        if (sb->pass.after_id > 0 && at > sb->pass.cursor_s) {
+                at = sb->pass.cursor_s;
+                last_ok = NULL;
+        }
         if (sb->pass.horizon_s > 0 && at > sb->pass.horizon_s) {
                 at = sb->pass.horizon_s;
                 iso8601_format_offset(at, sb->offset_s, text, sizeof(text));
         } else {
-                snprintf(text, sizeof(text), "%s", last_ok->date_modify);
+                snprintf(text, sizeof(text), "%s",
+                         last_ok ? last_ok->date_modify : sb->pass.cursor);
         }
         if (at <= sb->watermark_s)
                 return 0;
