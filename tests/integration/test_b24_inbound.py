@@ -37,7 +37,8 @@ class Inbound(DaemonCase):
         harness.SECRETS.add(self.token)
         path = os.path.join(self.wd.path, "b24.application_token")
         write_private(path, self.token + "\n")
-        self.sections = {"bitrix24": {"application_token_file": path,
+        # rate 20: the source's share (2/s) keeps a poll of several pages quick
+        self.sections = {"bitrix24": {"application_token_file": path, "rate": "20",
                                       "poll_interval": str(self.poll_interval)},
                          "log": {"level": "debug"}}
 
@@ -230,6 +231,19 @@ class Poll(Inbound):
         self.in_roistat(b, price="31.00")
         self.assertEqual(self.b24.state()["events"]["lost"], 1)
         self.assertEqual(self.watermark(), second)
+
+    def test_more_deals_in_one_second_than_a_page_are_all_found(self):
+        # 120 deals in one second, every event lost: crm.deal.list pages 50 rows, and a
+        # page that is all one second cannot move a DATE_MODIFY cursor
+        self.b24.control("clock", {"now": int(time.time()) + 5})
+        self.b24.control("event-fault", {"lose": 1000})
+        ids = [self.call_deal(TITLE="d%d" % i, OPPORTUNITY=str(i + 1)) for i in range(120)]
+        second = self.b24.deals()[str(ids[0])]["DATE_MODIFY"]
+        wait_for(lambda: all("b24-deal-%d" % i in self.roistat.orders() for i in ids),
+                 timeout=LONG, what="all 120 deals in Roistat")
+        self.assertEqual(self.roistat.orders()["b24-deal-%d" % ids[-1]]["price"], "120.00")
+        wait_for(lambda: self.watermark() == second, timeout=LONG, what="watermark at T")
+        self.assertEqual(self.b24.state()["events"]["sent"], 0)
 
     def test_a_change_while_orderbridge_was_down_is_found_after_the_restart(self):
         deal = self.call_deal()
