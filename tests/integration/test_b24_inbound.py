@@ -245,6 +245,27 @@ class Poll(Inbound):
         wait_for(lambda: self.watermark() == second, timeout=LONG, what="watermark at T")
         self.assertEqual(self.b24.state()["events"]["sent"], 0)
 
+    def test_the_watermark_never_passes_the_portals_own_clock(self):
+        # the portal's clock steps back 10 s after deal A was written (NTP): A's
+        # DATE_MODIFY is in the portal's future, and a change made "now" gets an earlier
+        # one. The watermark may not jump to A's second, or that change is never read.
+        t = int(time.time()) + 100
+        self.b24.fault("error503", methods=["crm.deal.list"])  # no read while we set up
+        self.b24.control("clock", {"now": t + 10})
+        a = self.call_deal(TITLE="A")
+        self.b24.control("clock", {"now": t})
+        self.b24.fault("none")
+        self.in_roistat(a)
+        probe = self.call_deal(TITLE="probe")
+        portal_now = self.b24.deals()[str(probe)]["DATE_MODIFY"]
+        wait_for(lambda: self.watermark() == portal_now, timeout=LONG,
+                 what="the watermark at the portal's clock, not at A's second")
+        self.b24.control("clock", {"now": t + 5})
+        self.b24.control("event-fault", {"lose": 1})
+        b = self.call_deal(TITLE="B", OPPORTUNITY="55")
+        self.in_roistat(b, price="55.00")
+        self.assertEqual(self.b24.state()["events"]["lost"], 1)
+
     def test_a_change_while_orderbridge_was_down_is_found_after_the_restart(self):
         deal = self.call_deal()
         self.in_roistat(deal)
