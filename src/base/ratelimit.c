@@ -23,16 +23,30 @@ static void drain(struct ratelimit *rl, int64_t now_ms)
         }
 }
 
-int64_t ratelimit_take(struct ratelimit *rl, int64_t now_ms)
+void ratelimit_share(struct ratelimit *rl, int pct)
+{
+        if (pct < 1)
+                pct = 1;
+        if (pct < 100)
+                rl->cost_us = rl->cost_us * 100 / pct;
+}
+
+int64_t ratelimit_wait_ms(struct ratelimit *rl, int64_t now_ms)
 {
         int64_t over;
 
         drain(rl, now_ms);
         over = rl->level_us + rl->cost_us - rl->burst * rl->cost_us;
-        if (over > 0)
-                return (over + 999) / 1000;
-        rl->level_us += rl->cost_us;
-        return 0;
+        return over > 0 ? (over + 999) / 1000 : 0;
+}
+
+int64_t ratelimit_take(struct ratelimit *rl, int64_t now_ms)
+{
+        int64_t wait = ratelimit_wait_ms(rl, now_ms);
+
+        if (wait == 0)
+                rl->level_us += rl->cost_us;
+        return wait;
 }
 
 void ratelimit_fill(struct ratelimit *rl, int64_t now_ms)

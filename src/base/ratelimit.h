@@ -20,6 +20,14 @@ struct ratelimit {
  * the remote's rolling-window counting never see us over it. */
 void ratelimit_init(struct ratelimit *rl, int64_t rate_per_s, int64_t burst, int headroom_pct);
 
+/* Gives this bucket `pct` per cent (1..100) of the rate it was set up with: two buckets
+ * at a% and b% of one remote's rate, with bursts that add up to at most its burst, never
+ * go over that remote's limit together (two clients of one Bitrix24 portal). */
+void ratelimit_share(struct ratelimit *rl, int pct);
+
+/* The milliseconds until a request may go (0: now), without counting one. */
+int64_t ratelimit_wait_ms(struct ratelimit *rl, int64_t now_ms);
+
 /* 0 when a request may go now (and counts it), else the milliseconds to wait. */
 int64_t ratelimit_take(struct ratelimit *rl, int64_t now_ms);
 

@@ -10,11 +10,13 @@
 extern const struct http_route route_orders; /* POST /v1/orders: signed snapshots */
 extern const struct http_route route_order;  /* GET  /v1/orders/{id}: one order, admin */
 extern const struct http_route route_health; /* GET  /healthz */
+extern const struct http_route route_b24_events; /* POST /v1/bitrix24/events: deal events */
 
 static const struct http_route *const routes[] = {
     &route_orders,
     &route_order,
     &route_health,
+    &route_b24_events,
 };
 
 const struct http_route *const *http_routes(size_t *ret_n)

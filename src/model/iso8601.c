@@ -1,12 +1,15 @@
 /*
  * ISO 8601 times as the site sends them ("2026-03-13T10:00:00+03:00", Z, +HHMM, an
- * optional fraction, a space for the T) to Unix seconds, and back in UTC. Only the years
- * 1970..9999 are taken, so that every time accepted can be written back and read again.
+ * optional fraction, a space for the T) to Unix seconds, and back in UTC or at a given
+ * offset (as a Bitrix24 portal writes them). Only the years 1970..9999 are taken, so
+ * that every time accepted can be written back and read again.
  */
 #include "model/iso8601.h"
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -87,4 +90,39 @@ void iso8601_format(int64_t epoch, char *buf, size_t size)
 
         gmtime_r(&t, &tm);
         strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int iso8601_offset(const char *text, int *ret_offset_s)
+{
+        const char *sign, *mm;
+        int64_t epoch;
+        size_t n;
+
+        if (iso8601_parse(text, &epoch) < 0)
+                return -EINVAL;
+        /* it parsed, so it ends in Z, ±HH:MM or ±HHMM */
+        n = strlen(text);
+        if (text[n - 1] == 'Z') {
+                *ret_offset_s = 0;
+                return 0;
+        }
+        sign = text + n - (text[n - 3] == ':' ? 6 : 5);
+        mm = text + n - 2;
+        *ret_offset_s = (*sign == '-' ? -1 : 1) *
+                        (((sign[1] - '0') * 10 + (sign[2] - '0')) * 3600 +
+                         ((mm[0] - '0') * 10 + (mm[1] - '0')) * 60);
+        return 0;
+}
+
+void iso8601_format_offset(int64_t epoch, int offset_s, char *buf, size_t size)
+{
+        time_t t = (time_t)(epoch + offset_s);
+        int a = offset_s < 0 ? -offset_s : offset_s;
+        char local[32];
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(local, sizeof(local), "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf, size, "%s%c%02d:%02d", local, offset_s < 0 ? '-' : '+', a / 3600,
+                 a % 3600 / 60);
 }

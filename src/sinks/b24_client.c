@@ -33,7 +33,38 @@ struct b24_client {
         int64_t operating_reset_at_ms;
 };
 
+void b24_client_bucket(const struct b24_conf *conf, enum b24_client_role role,
+                       struct ratelimit *ret)
+{
+        /* one unit of the portal's burst and 5 % of its rate are left unused, so that
+         * network jitter (the portal times a request on arrival) never tips it over */
+        int64_t burst = conf->burst > 1 ? conf->burst - 1 : 1;
+        int64_t source_burst = burst * B24_SOURCE_SHARE_PCT / 100;
+
+        if (source_burst < 1)
+                source_burst = 1;
+        if (!b24_conf_source_active(conf)) {
+                ratelimit_init(ret, conf->rate, burst, 5);
+        } else if (role == B24_CLIENT_SOURCE) {
+                ratelimit_init(ret, conf->rate, source_burst, 5);
+                ratelimit_share(ret, B24_SOURCE_SHARE_PCT);
+        } else {
+                ratelimit_init(ret, conf->rate, burst > source_burst ? burst - source_burst : 1, 5);
+                ratelimit_share(ret, 100 - B24_SOURCE_SHARE_PCT);
+        }
+}
+
 struct b24_client *b24_client_new(const struct b24_conf *conf)
+{
+        return b24_client_new_for(conf, B24_CLIENT_SINK);
+}
+
+int64_t b24_client_wait_ms(struct b24_client *c)
+{
+        return ratelimit_wait_ms(&c->rl, clock_mono_ms());
+}
+
+struct b24_client *b24_client_new_for(const struct b24_conf *conf, enum b24_client_role role)
 {
         struct b24_client *c = xcalloc(1, sizeof(*c));
 
@@ -45,9 +76,7 @@ struct b24_client *b24_client_new(const struct b24_conf *conf)
                 free(c);
                 return NULL;
         }
-        /* one unit of the portal's burst and 5 % of its rate are left unused, so that
-         * network jitter (the portal times a request on arrival) never tips it over */
-        ratelimit_init(&c->rl, conf->rate, conf->burst > 1 ? conf->burst - 1 : 1, 5);
+        b24_client_bucket(conf, role, &c->rl);
         c->base = xstrdup(conf->webhook_url);
         return c;
 }

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "base/ratelimit.h"
 #include "sinks/bitrix24_conf.h"
 
 struct b24_error {
@@ -29,8 +30,34 @@ struct b24_error {
 
 struct b24_client;
 
-/* A client for the enabled [bitrix24] webhook. */
+/* The portal counts every request of one webhook in one leaky bucket ([bitrix24] rate
+ * and burst), and the daemon has two clients on it: the sink's and the Bitrix24
+ * source's. When the source has work (b24_conf_source_active), the bucket is split:
+ * the source gets B24_SOURCE_SHARE_PCT of the rate and as much of the burst (at least
+ * one request), the sink the rest, so that together they stay under the portal's
+ * limit whatever each does. The source fetches up to 50 deals per request, so its
+ * share is small; when it is idle the sink has the whole bucket. */
+#define B24_SOURCE_SHARE_PCT 10
+
+enum b24_client_role {
+        B24_CLIENT_SINK,   /* the sink, and the one-shot verbs (check, stages) */
+        B24_CLIENT_SOURCE, /* the Bitrix24 source: events and the poll */
+};
+
+/* A client for the enabled [bitrix24] webhook, with the sink's share of the bucket. */
 struct b24_client *b24_client_new(const struct b24_conf *conf);
+
+/* The same with the share of `role`. */
+struct b24_client *b24_client_new_for(const struct b24_conf *conf, enum b24_client_role role);
+
+/* The leaky bucket a client of `role` gets (its share, less the unit of burst and 5 %
+ * of rate that are left unused for network jitter). */
+void b24_client_bucket(const struct b24_conf *conf, enum b24_client_role role,
+                       struct ratelimit *ret);
+
+/* The milliseconds until the next b24_call may go without waiting for the bucket (0:
+ * now). A caller that must stay responsive waits this long itself, interruptibly. */
+int64_t b24_client_wait_ms(struct b24_client *c);
 struct b24_client *b24_client_free(struct b24_client *c);
 
 /* Calls `method` with a JSON body (`params`, consumed; NULL — a failed json_pack — is

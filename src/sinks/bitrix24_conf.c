@@ -1,8 +1,9 @@
 /*
  * [bitrix24] and [bitrix24.map]: keys, defaults (design.md's table) and checks. The
- * webhook URL is a secret (its path holds the access code), so it comes from a file or
- * the environment and no message ever repeats it. Deals carry [site] id as
- * ORIGINATOR_ID, so an enabled sink needs it.
+ * webhook URL is a secret (its path holds the access code), and so is the outgoing
+ * webhook's application token (whoever has it can make orderbridge fetch deals and
+ * move orders): both come from a file or the environment and no message ever repeats
+ * them. Deals carry [site] id as ORIGINATOR_ID, so an enabled section needs it.
  */
 #include "sinks/bitrix24_conf.h"
 
@@ -39,6 +40,13 @@ static const struct config_key keys[] = {
          "deal title = prefix + the order's account number"},
         {"country_code", CONFIG_STRING, B(country_code), "7", 0, 0,
          "country code for phones written without one (for matching repeat customers)"},
+        {"application_token_file", CONFIG_STRING, B(application_token_file), NULL, 0, 0,
+         "file holding the outgoing webhook's application token, which Bitrix24 shows when "
+         "the webhook is created; POST /v1/bitrix24/events is refused without it "
+         "(env ORDERBRIDGE_B24_APPLICATION_TOKEN)"},
+        {"poll_interval", CONFIG_INT, B(poll_interval_s), "60", 0, 86400,
+         "seconds between two reads of the deals changed since the last one (crm.deal.list), "
+         "which find what a lost outgoing webhook missed; 0 = no poll"},
 };
 
 #undef B
@@ -56,6 +64,11 @@ static const char *map_get(const struct status_map *m, const char *key)
                 if (strcmp(m->entries[i].key, key) == 0)
                         return m->entries[i].value;
         return NULL;
+}
+
+bool b24_conf_source_active(const struct b24_conf *conf)
+{
+        return conf->application_token || conf->poll_interval_s > 0;
 }
 
 bool b24_conf_needs_pipeline(const struct b24_conf *conf)
@@ -155,6 +168,27 @@ static void check_webhook(struct config_parse *p, struct b24_conf *bc, int heade
                              "incoming webhook URL, https://PORTAL/rest/USER_ID/CODE/");
 }
 
+/* Bitrix24 generates a 32-character token of letters and digits; anything printable
+ * without blanks is taken, as long as it is not short enough to guess. */
+#define APPLICATION_TOKEN_MIN 16
+
+static void check_application_token(struct config_parse *p, struct b24_conf *bc)
+{
+        const char *t;
+
+        if (config_read_secret(p, "bitrix24", "application_token_file", bc->application_token_file,
+                               "ORDERBRIDGE_B24_APPLICATION_TOKEN", &bc->application_token) <= 0)
+                return;
+        for (t = bc->application_token; *t; t++)
+                if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f)
+                        break;
+        if (*t || strlen(bc->application_token) < APPLICATION_TOKEN_MIN)
+                config_error(p, config_key_line(p, "bitrix24", "application_token_file"),
+                             "[bitrix24] application_token_file: the token must be at least %d "
+                             "printable ASCII characters without blanks (as Bitrix24 shows it "
+                             "on the outgoing webhook's page)", APPLICATION_TOKEN_MIN);
+}
+
 static void check(struct config_parse *p, const struct config *cfg, void *conf)
 {
         struct b24_conf *bc = conf;
@@ -164,6 +198,7 @@ static void check(struct config_parse *p, const struct config *cfg, void *conf)
                 config_error(p, header, "[site] id: required when Bitrix24 is enabled (deals "
                              "carry it as ORIGINATOR_ID)");
         check_webhook(p, bc, header);
+        check_application_token(p, bc);
         if (bc->roistat_field[0] && (strncmp(bc->roistat_field, "UF_CRM_", 7) != 0 ||
                                      !config_id_like(bc->roistat_field, 64)))
                 config_error(p, config_key_line(p, "bitrix24", "roistat_field"),
@@ -185,6 +220,9 @@ static void conf_free(void *conf)
         if (bc->webhook_url)
                 explicit_bzero(bc->webhook_url, strlen(bc->webhook_url));
         free(bc->webhook_url);
+        if (bc->application_token)
+                explicit_bzero(bc->application_token, strlen(bc->application_token));
+        free(bc->application_token);
         status_map_clear(&bc->map);
 }
 
@@ -227,6 +265,15 @@ int b24_conf_report(const struct config *cfg)
         for (size_t i = 0; i < bc->map.n; i++)
                 printf(" %s→%s", bc->map.entries[i].key, bc->map.entries[i].value);
         printf("\n");
+        printf("  bitrix24: events %s\n",
+               bc->application_token ? "on (POST /v1/bitrix24/events, application token loaded)"
+                                     : "OFF (no application_token_file: POST "
+                                       "/v1/bitrix24/events answers 503)");
+        if (bc->poll_interval_s > 0)
+                printf("  bitrix24: polling every %lld s\n", (long long)bc->poll_interval_s);
+        else
+                printf("  bitrix24: polling OFF (poll_interval = 0): a lost event is not "
+                       "repaired\n");
         fflush(stdout);
         r = b24_check_stages(cfg);
         if (r == 1)

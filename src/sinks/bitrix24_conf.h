@@ -1,9 +1,11 @@
 /*
- * The Bitrix24 sink's configuration: [bitrix24] and the map [bitrix24.map] from the
- * site's order state to a deal stage (the status code's stage; @canceled overrides it;
- * @paid, which has no default here, only moves a deal forward). The engine
- * (config/config.c) reads them through b24_conf_section; the sink reads them with
- * b24_conf_get(), which is NULL when the sink is disabled.
+ * The Bitrix24 configuration: [bitrix24] and the map [bitrix24.map] from the site's
+ * order state to a deal stage (the status code's stage; @canceled overrides it; @paid,
+ * which has no default here, only moves a deal forward). One section for both
+ * directions: the sink (orders → deals) and the source (deals → orderbridge: the
+ * outgoing webhook's application token and the poll). The engine (config/config.c)
+ * reads it through b24_conf_section; the sink and the source read it with
+ * b24_conf_get(), which is NULL when the section is disabled.
  */
 #pragma once
 
@@ -25,6 +27,9 @@ struct b24_conf {
         int64_t orders_per_batch;
         char *deal_title_prefix;
         char *country_code;
+        char *application_token_file;
+        char *application_token; /* secret: the outgoing webhook's auth[application_token] */
+        int64_t poll_interval_s;  /* 0: no poll */
         struct status_map map;
 };
 
@@ -34,6 +39,11 @@ extern const struct config_section b24_conf_section;
 const struct b24_conf *b24_conf_get(const struct config *cfg);
 
 struct b24_pipeline; /* b24_stages.h */
+
+/* Whether the Bitrix24 source has work in this configuration: events (an application
+ * token) or a poll. The portal's request rate is split between the sink and the source
+ * only then (b24_client.h). */
+bool b24_conf_source_active(const struct b24_conf *conf);
 
 /* True when [bitrix24.map] sets @paid: only then does the stage depend on the pipeline's
  * SORT. */

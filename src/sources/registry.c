@@ -1,8 +1,11 @@
-/* The table of the daemon's sources (see registry.h); empty until the first poller. */
+/* The table of the daemon's sources (see registry.h). */
 #include "sources/registry.h"
+
+#include "sources/source_bitrix24.h"
 
 /* A row is the address of a source_NAME.c's `const struct source_kind`; NULL ends it. */
 static const struct source_kind *const kinds[] = {
+        &source_bitrix24_kind, /* deals from Bitrix24: the outgoing webhook's ids, the poll */
         NULL,
 };
 

@@ -2,10 +2,10 @@
  * The table of the daemon's sources: the only place one is named. `serve` starts every
  * source whose configuration section is present (after the intake, before the HTTP
  * server) and stops them first at SIGTERM; the configuration engine reads their sections
- * from here, as it reads the sinks'. The table is empty today: the daemon's one source
- * is the HTTP ingest, a route (http/route_orders.c), and `import` runs the file source
- * itself. The Bitrix24 deal poller and the MySQL b_sale_* poller are one file each plus
- * one row here.
+ * from here, as it reads the sinks'. Today's one row is the Bitrix24 source (deals, from
+ * the outgoing webhook's ids and the poll); the HTTP ingest is a route
+ * (http/route_orders.c), and `import` runs the file source itself. The MySQL b_sale_*
+ * poller is one file plus one row here.
  */
 #pragma once
 

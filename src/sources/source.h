@@ -1,10 +1,11 @@
 /*
  * What a source is: something that finds order snapshots outside orderbridge and feeds
  * them to the intake, which stores them (group commit) and tells the source, per
- * snapshot, what became of it. Today's sources: `orderbridge import FILE` (source_file.c)
- * and the HTTP ingest, which is not one of these but a route (http/route_orders.c),
- * because HTTP owns its threads and answers. The Bitrix24 deal poller and the MySQL
- * b_sale_* poller are to be sources like source_file.
+ * snapshot, what became of it. Today's sources: `orderbridge import FILE` (source_file.c),
+ * the Bitrix24 source (source_bitrix24.c: deals, from the outgoing webhook's ids and a
+ * poll), and the HTTP ingest, which is not one of these but a route
+ * (http/route_orders.c), because HTTP owns its threads and answers. The MySQL b_sale_*
+ * poller is to be a source like them.
  *
  * A source owns its thread (if it needs one), its remote connection and its watermark.
  * It validates what it reads exactly as POST /v1/orders does (snapshot_parse, then the

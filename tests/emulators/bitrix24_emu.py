@@ -9,7 +9,8 @@ the docs are silent, the portal's own PHP: CRestProvider::methodsBatch and
 CRestUtil::processBatchElement for batch, CCrmDuplicateRestProxy and
 DuplicateCommunicationCriterion::normalizePhone (main's NormalizePhone) for findbycomm.
 On top: the leaky-bucket request limit, an optional per-method "operating" budget,
-switchable faults, outgoing ONCRMDEAL* webhooks, and /_emu/* control endpoints.
+switchable faults, outgoing ONCRMDEAL* webhooks (and a fault that loses them), a settable
+portal clock, and /_emu/* control endpoints.
 
 Portal behaviours a client must survive (issue #9; each cites its source where it is
 implemented): a batch reference to a failed command yields the whole result map, which an
@@ -65,7 +66,10 @@ BATCH_MAX = 50                 # CRestUtil::BATCH_MAX_LENGTH
 FINDBYCOMM_MAX = 20            # values examined per crm.duplicate.findbycomm call
 EVENT_QUEUE_LEN = 1000
 EVENT_TIMEOUT_S = 5.0
-PORTAL_TZ = datetime.timezone(datetime.timedelta(hours=3))  # a Moscow portal
+# The portal writes every date-time in its own zone with the offset, never in UTC
+# (api-reference/data-types.md: datetime "2024-08-30T12:19:57+02:00"); a Moscow portal,
+# so that a client that drops the offset or compares the text is three hours off.
+PORTAL_TZ = datetime.timezone(datetime.timedelta(hours=3))
 CURRENCIES = ("RUB", "USD", "EUR", "UAH", "BYN", "KZT", "CNY", "GBP")
 FAULT_MODES = ("none", "error503", "error500", "hang", "reset", "lost", "expired_token",
                "query_limit", "slow", "command_error")
@@ -572,6 +576,11 @@ class Emulator:
         self.fault_generation = 0
         self.event_target = None  # {"url", "application_token", "handler_id"}
         self.handler_ids = 0
+        # The portal's clock (POST /_emu/clock): None = the real time, else frozen at
+        # that Unix time, so that a test can make several changes in one second. Every
+        # time the portal shows (DATE_*, time blocks, an event's ts) reads it; the rate
+        # limiter and the operating meter keep the real time, as they measure durations.
+        self.clock_now = None
         self.events = EventSender(self)
         self._build_pipelines()
         self.methods = {
@@ -621,6 +630,7 @@ class Emulator:
         self.bucket = LeakyBucket(self.rate, self.burst)
         self.operating.entries.clear()
         self.events.clear()
+        self.clock_now = None  # the real time again (see __init__)
 
     # --- control -------------------------------------------------------------------------
 
@@ -805,6 +815,22 @@ class Emulator:
             self.cond.wait_for(lambda: self.stopping or self.fault_generation != generation,
                                timeout=self.hang_seconds)
 
+    def now(self):
+        """The portal's clock: Unix time, frozen when /_emu/clock set it."""
+        return time.time() if self.clock_now is None else self.clock_now
+
+    def set_clock(self, spec):
+        """POST /_emu/clock {"now": unix seconds | null}: freeze the portal's clock at
+        that time, or give it back the real time."""
+        if not isinstance(spec, dict) or "now" not in spec:
+            raise ValueError('body must be {"now": unix seconds or null}')
+        value = spec["now"]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 <= value <= 253402300799):
+            raise ValueError("now must be a Unix time (0 to 253402300799) or null")
+        with self.lock:
+            self.clock_now = value
+
     def set_event_target(self, spec):
         if not isinstance(spec, dict):
             raise ValueError('body must be {"url": "...", "application_token": "..."}')
@@ -867,6 +893,11 @@ class Emulator:
     # --- running commands ------------------------------------------------------------------
 
     def time_block(self, start, finish, processing, method=None):
+        """An answer's "time": start and finish are the portal's clock (microtime(true) on
+        its server, the clock DATE_MODIFY is written with; frozen when /_emu/clock froze
+        it), date_* the same in the portal's zone (api-reference/data-types.md#time)."""
+        if self.clock_now is not None:
+            start = finish = self.clock_now
         out = {"start": start, "finish": finish, "duration": finish - start,
                "processing": processing, "date_start": iso(start), "date_finish": iso(finish)}
         if method is not None:
@@ -979,7 +1010,7 @@ class Emulator:
     # --- common CRM helpers ----------------------------------------------------------------
 
     def _now(self):
-        return iso(time.time())
+        return iso(self.now())
 
     def _fields(self, params):
         fields = get_param(params, "fields")
@@ -1240,7 +1271,7 @@ class Emulator:
         self._check_stage(stage, category)
         self._check_crm_fields("deal", fields, update=False)
         new_id = self.next_ids["deal"]
-        now = time.time()
+        now = self.now()
         record = {name: None for name in DEAL_FIELDS}
         record.update({
             "ID": str(new_id), "TITLE": "Deal #%d" % new_id, "TYPE_ID": "SALE",
@@ -1541,7 +1572,10 @@ def _like(pattern, text):
 
 
 def match_filter(record, key, wanted):
-    """One filter entry of crm.*.list: prefix operator + field name; arrays mean IN."""
+    """One filter entry of crm.*.list: prefix operator + field name; arrays mean IN.
+    Dates compare as points in time, whatever offset the filter's value is written with
+    (the portal turns the value into a DateTime before the SQL compares it), never as text:
+    "2026-03-13T08:00:00Z" is later than "2026-03-13T10:00:00+03:00"."""
     op, field = "", str(key)
     for candidate in FILTER_OPS:
         if field.startswith(candidate):
@@ -1628,19 +1662,28 @@ def project(record, names):
 
 class EventSender:
     """ONCRMDEALADD/ONCRMDEALUPDATE to the registered handler, as Bitrix24's queue server
-    posts them: form-encoded, in order, one attempt each, no retry, failures only logged."""
+    posts them: form-encoded, in order, one attempt each, no retry, failures only logged.
+
+    POST /_emu/event-fault {"lose": N} loses the next N events emitted: they are never
+    posted, only counted ("lost") and logged, as a delivery that failed on the way is
+    (b24restdocs api-reference/events/index.md: "If your server does not respond or
+    returns an error, the Bitrix24 queue server will log the failure but will not resend
+    the event"; local-webhooks.md says the same of outgoing webhooks). Counted at emit
+    time, so "the next N" are the next N changes, whatever is still queued."""
 
     def __init__(self, emu):
         self.emu = emu
         self.queue = queue.Queue(maxsize=EVENT_QUEUE_LEN)
-        self.counts = {"sent": 0, "failed": 0, "dropped": 0}
+        self.counts = {"sent": 0, "failed": 0, "dropped": 0, "lost": 0}
+        self.lose_next = 0
         self.history = collections.deque(maxlen=200)
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         self.thread = threading.Thread(target=self._run, name="events", daemon=True)
         self.thread.start()
 
     def clear(self):
-        self.counts = {"sent": 0, "failed": 0, "dropped": 0}
+        self.counts = {"sent": 0, "failed": 0, "dropped": 0, "lost": 0}
+        self.lose_next = 0
         self.history.clear()
         try:
             while True:
@@ -1654,10 +1697,25 @@ class EventSender:
         out["history"] = list(self.history)
         return out
 
+    def set_fault(self, spec):
+        """POST /_emu/event-fault {"lose": N}: the next N events are lost (0 = none)."""
+        lose = spec.get("lose") if isinstance(spec, dict) else None
+        if isinstance(lose, bool) or not isinstance(lose, int) or not 0 <= lose <= 10 ** 6:
+            raise ValueError('body must be {"lose": N}, N from 0 to 1000000')
+        with self.emu.lock:
+            self.lose_next = lose
+
     def emit(self, event, deal_id):
         """Queue an event for the current target (caller holds the emulator lock)."""
         target = self.emu.event_target
         if target is None:
+            return
+        if self.lose_next > 0:
+            self.lose_next -= 1
+            self.counts["lost"] += 1
+            self.history.append({"event": event, "id": deal_id, "status": None,
+                                 "error": "lost (event-fault)"})
+            log("event %s deal=%d -> lost (event-fault), not resent" % (event, deal_id))
             return
         try:
             self.queue.put_nowait((event, deal_id, dict(target)))
@@ -1670,7 +1728,7 @@ class EventSender:
             emu = self.emu
             form = [
                 ("event", event), ("event_handler_id", str(target["handler_id"])),
-                ("data[FIELDS][ID]", str(deal_id)), ("ts", str(int(time.time()))),
+                ("data[FIELDS][ID]", str(deal_id)), ("ts", str(int(emu.now()))),
                 ("auth[domain]", emu.domain),
                 ("auth[client_endpoint]", "https://%s/rest/" % emu.domain),
                 ("auth[server_endpoint]", "https://oauth.bitrix.info/rest/"),
@@ -1884,6 +1942,12 @@ class Handler(BaseHTTPRequestHandler):
             elif route == ("POST", "/_emu/event-target"):
                 emu.set_event_target(spec)
                 self._send_json(200, {"ok": True})
+            elif route == ("POST", "/_emu/event-fault"):
+                emu.events.set_fault(spec)
+                self._send_json(200, {"ok": True})
+            elif route == ("POST", "/_emu/clock"):
+                emu.set_clock(spec)
+                self._send_json(200, {"ok": True, "now": emu.now()})
             elif self.command == "POST" and path in ("/_emu/deal", "/_emu/contact",
                                                      "/_emu/company"):
                 new_id = emu.manager_write(path[len("/_emu/"):], spec)

@@ -961,6 +961,84 @@ class Bitrix24EmulatorTest(unittest.TestCase):
         finally:
             receiver.close()
 
+    def test_event_fault_loses_the_next_events_and_never_resends_them(self):
+        receiver = EventReceiver()
+        try:
+            self.emu.control("event-target", {"url": receiver.url})
+            self.assertEqual(self.emu.control("event-fault", {"lose": 2})[0], 200)
+            first = self.add_deal(TITLE="lost")
+            self.emu.ok("crm.deal.update", {"id": first, "fields": {"TITLE": "lost too"}})
+            second = self.add_deal(TITLE="posted")
+            # events go out in order: the first one posted is the third change
+            ctype, form = receiver.next()
+            self.assertEqual((form["event"], form["data[FIELDS][ID]"]),
+                             ("ONCRMDEALADD", str(second)))
+            deadline = time.monotonic() + 5
+            while self.emu.state()["events"]["sent"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertTrue(receiver.events.empty())
+            events = self.emu.state()["events"]
+            self.assertEqual((events["lost"], events["sent"]), (2, 1))
+            self.assertEqual([h["error"] for h in events["history"][:2]],
+                             ["lost (event-fault)"] * 2)
+            for bad in ({"lose": -1}, {"lose": "1"}, {}, {"lose": True}):
+                self.assertEqual(self.emu.control("event-fault", bad)[0], 400, bad)
+        finally:
+            receiver.close()
+
+    def test_clock_freezes_the_portal_time_in_dates_time_blocks_and_events(self):
+        receiver = EventReceiver()
+        try:
+            self.emu.control("event-target", {"url": receiver.url})
+            frozen = 1773385200  # 2026-03-13T07:00:00Z
+            self.assertEqual(self.emu.control("clock", {"now": frozen}), (200, {"ok": True,
+                                                                                "now": frozen}))
+            a = self.add_deal(TITLE="a")
+            status, body = self.emu.rest("crm.deal.update", {"id": a, "fields": {"TITLE": "b"}})
+            deal = self.emu.ok("crm.deal.get", {"id": a})
+            # the portal's zone, +03:00, never UTC
+            self.assertEqual((deal["DATE_CREATE"], deal["DATE_MODIFY"]),
+                             ("2026-03-13T10:00:00+03:00", "2026-03-13T10:00:00+03:00"))
+            self.assertEqual((body["time"]["start"], body["time"]["date_start"]),
+                             (frozen, "2026-03-13T10:00:00+03:00"))
+            self.assertEqual(receiver.next()[1]["ts"], str(frozen))
+            self.assertEqual(self.emu.control("clock", {"now": None})[0], 200)
+            self.emu.ok("crm.deal.update", {"id": a, "fields": {"TITLE": "c"}})
+            self.assertGreater(self.emu.ok("crm.deal.get", {"id": a})["DATE_MODIFY"],
+                               "2026-03-13T10:00:00+03:00")
+            for bad in ({"now": "x"}, {}, {"now": -1}, {"now": True}):
+                self.assertEqual(self.emu.control("clock", bad)[0], 400, bad)
+            self.emu.control("clock", {"now": frozen})
+            self.emu.control("reset")  # a reset gives the real time back
+            self.assertNotEqual(self.emu.ok("crm.deal.get", {"id": self.add_deal()})
+                                ["DATE_CREATE"], "2026-03-13T10:00:00+03:00")
+        finally:
+            receiver.close()
+
+    def test_date_filters_compare_points_in_time_not_text(self):
+        self.emu.control("clock", {"now": 1773385200})  # 10:00:00+03:00 = 07:00:00Z
+        a = self.add_deal(TITLE="a")
+        ids = lambda flt: [r["ID"] for r in self.emu.ok(
+            "crm.deal.list", {"filter": flt, "select": ["ID"]})]
+        # the deal's own second: ">=" finds it, ">" does not, in any offset
+        self.assertEqual(ids({">=DATE_MODIFY": "2026-03-13T07:00:00Z"}), [str(a)])
+        self.assertEqual(ids({">=DATE_MODIFY": "2026-03-13T07:00:00+00:00"}), [str(a)])
+        self.assertEqual(ids({">DATE_MODIFY": "2026-03-13T10:00:00+03:00"}), [])
+        self.assertEqual(ids({"=DATE_MODIFY": "2026-03-13T07:00:00Z"}), [str(a)])
+        # as text "2026-03-13T10:00:00+03:00" sorts after "2026-03-13T08:00:00Z"; as a
+        # time it is an hour before
+        self.assertEqual(ids({">=DATE_MODIFY": "2026-03-13T08:00:00Z"}), [])
+        self.assertEqual(ids({"<DATE_MODIFY": "2026-03-13T08:00:00Z"}), [str(a)])
+
+    def test_stage_semantic_id_follows_the_stage(self):
+        deal = self.add_deal(TITLE="x")
+        for stage, semantic in (("WON", "S"), ("EXECUTING", "P"), ("LOSE", "F"),
+                                ("APOLOGY", "F"), ("NEW", "P")):
+            self.emu.ok("crm.deal.update", {"id": deal, "fields": {"STAGE_ID": stage}})
+            row = self.emu.ok("crm.deal.list", {"filter": {"ID": deal},
+                                                "select": ["STAGE_ID", "STAGE_SEMANTIC_ID"]})[0]
+            self.assertEqual((row["STAGE_ID"], row["STAGE_SEMANTIC_ID"]), (stage, semantic))
+
     # --- control and robustness ----------------------------------------------------------
 
     def test_reset_clears_data_and_counts_but_keeps_pipelines(self):

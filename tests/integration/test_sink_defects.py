@@ -272,7 +272,8 @@ class SideWritesGoWithTheVerdict(B24Case):
         self.assertEqual(len(self.deals_of("sw")), 1, "the pass did not reach the portal")
         self.assertEqual(self.links("sw"), {"b24.deal": "pending"},
                          "links were kept although the verdict that made them was not")
-        self.assertEqual(query(self.daemon.db, "SELECT key FROM meta WHERE key LIKE 'b24.%'"), [],
+        self.assertEqual(query(self.daemon.db,
+                               "SELECT key FROM meta WHERE key LIKE 'b24.contact.%'"), [],
                          "the contact cache was written although the verdict was not")
 
         # the verdict was lost with its links: the next run finds the deal and the

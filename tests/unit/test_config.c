@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "config/core.h"
 #include "model/statusmap.h"
+#include "sinks/bitrix24_conf.h"
 #include "sinks/registry.h"
 #include "sinks/roistat_conf.h"
 
@@ -73,6 +74,7 @@ static int setup(void **state)
         unsetenv("ORDERBRIDGE_SIGNING_SECRET");
         unsetenv("ORDERBRIDGE_ADMIN_TOKEN");
         unsetenv("ORDERBRIDGE_BITRIX24_WEBHOOK_URL");
+        unsetenv("ORDERBRIDGE_B24_APPLICATION_TOKEN");
         n_tmp_paths = 0;
         return 0;
 }
@@ -90,6 +92,7 @@ static int teardown(void **state)
         unsetenv("ORDERBRIDGE_SIGNING_SECRET");
         unsetenv("ORDERBRIDGE_ADMIN_TOKEN");
         unsetenv("ORDERBRIDGE_BITRIX24_WEBHOOK_URL");
+        unsetenv("ORDERBRIDGE_B24_APPLICATION_TOKEN");
         return 0;
 }
 
@@ -847,10 +850,10 @@ static void every_sink_key_is_refused_in_every_section_that_does_not_own_it(void
                         }
                 }
         }
-        /* roistat's 8 keys, bitrix24's 10 and the site sink's 3 ([site]), each in three
+        /* roistat's 8 keys, bitrix24's 12 and the site sink's 3 ([site]), each in three
          * foreign sections, less the names both Roistat and Bitrix24 have (enabled, rate,
          * timeout_ms) */
-        assert_int_equal(tried, 3 * (8 + 10 + 3) - 2 * 3);
+        assert_int_equal(tried, 3 * (8 + 12 + 3) - 2 * 3);
 }
 
 static void keys_lists_every_registered_sections_keys_under_its_header(void **state)
@@ -1227,16 +1230,90 @@ static void a_bitrix24_webhook_url_to_loopback_over_http_is_accepted(void **stat
         load_ok(text);
 }
 
+/* ---- [bitrix24]: the outgoing webhook's token and the poll ---- */
+
+#define B24_WEBHOOK "https://portal.example/rest/1/s3cr3tcode/"
+#define APP_TOKEN "jvh9y1ulvt2m6k5or90v9mg8nn32ozas"
+
+static const struct b24_conf *b24_of(const char *more)
+{
+        char text[512];
+
+        setenv("ORDERBRIDGE_BITRIX24_WEBHOOK_URL", B24_WEBHOOK, 1);
+        snprintf(text, sizeof(text), "[site]\nid = shop.example\n[bitrix24]\n%s", more);
+        return b24_conf_get(load_ok(text));
+}
+
+static void the_application_token_comes_from_its_file_or_the_environment(void **state)
+{
+        const char *path = temp_file(APP_TOKEN "  \n");
+        const struct b24_conf *bc;
+        char line[128];
+
+        bc = b24_of("");
+        assert_null(bc->application_token);
+        snprintf(line, sizeof(line), "application_token_file = %s\n", path);
+        bc = b24_of(line);
+        assert_string_equal(bc->application_token, APP_TOKEN);
+        setenv("ORDERBRIDGE_B24_APPLICATION_TOKEN", "from-the-environment-0123", 1);
+        bc = b24_of("");
+        assert_string_equal(bc->application_token, "from-the-environment-0123");
+        bc = b24_of(line); /* the file wins */
+        assert_string_equal(bc->application_token, APP_TOKEN);
+}
+
+static void a_short_or_blank_application_token_is_refused_without_showing_it(void **state)
+{
+        static const char *const bad[] = {"short-token\n", "two words in a token here\n",
+                                          "t\x01ken-with-a-control-char\n"};
+        char text[512];
+
+        setenv("ORDERBRIDGE_BITRIX24_WEBHOOK_URL", B24_WEBHOOK, 1);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                const char *path = temp_file(bad[i]), *errors;
+                snprintf(text, sizeof(text), "[site]\nid = shop.example\n[bitrix24]\n"
+                         "application_token_file = %s\n", path);
+                errors = load_fails(text);
+                if (!strstr(errors, NAME ":4: [bitrix24] application_token_file: the token must "
+                            "be at least 16"))
+                        fail_msg("%s", errors);
+                assert_null(strstr(errors, "short-token"));
+                assert_null(strstr(errors, "two words"));
+        }
+}
+
+static void poll_interval_is_seconds_from_0_to_a_day_60_by_default(void **state)
+{
+        const struct b24_conf *bc = b24_of("");
+
+        assert_int_equal(bc->poll_interval_s, 60);
+        assert_true(b24_conf_source_active(bc));
+        bc = b24_of("poll_interval = 0\n");
+        assert_int_equal(bc->poll_interval_s, 0);
+        assert_false(b24_conf_source_active(bc)); /* no token, no poll: nothing to do */
+        bc = b24_of("poll_interval = 86400\n");
+        assert_int_equal(bc->poll_interval_s, 86400);
+        setenv("ORDERBRIDGE_BITRIX24_WEBHOOK_URL", B24_WEBHOOK, 1);
+        expect_error("[site]\nid = shop.example\n[bitrix24]\npoll_interval = 86401\n",
+                     NAME ":4:", "[bitrix24] poll_interval", "between 0 and 86400", NULL);
+        expect_error("[site]\nid = shop.example\n[bitrix24]\npoll_interval = -1\n",
+                     NAME ":4:", "[bitrix24] poll_interval", NULL);
+}
+
 /* ---- secret files' modes (issue #10) ---- */
 
-/* Every key that names a secret file, with content it accepts. */
+/* Every key that names a secret file, with content it accepts (and the environment
+ * variable that completes its section, when it needs one). */
 static const struct {
-        const char *section, *key, *content, *prelude;
+        const char *section, *key, *content, *prelude, *env, *env_value;
 } secret_keys[] = {
-    {"server", "signing_secret_file", GOOD_SECRET "\n", ""},
-    {"server", "admin_token_file", "0123456789abcdef0123\n", ""},
-    {"roistat", "api_key_file", API_KEY "\n", "project = 12345\n"},
-    {"bitrix24", "webhook_url_file", "https://portal.example/rest/1/s3cr3tcode/\n", ""},
+    {"server", "signing_secret_file", GOOD_SECRET "\n", "", NULL, NULL},
+    {"server", "admin_token_file", "0123456789abcdef0123\n", "", NULL, NULL},
+    {"roistat", "api_key_file", API_KEY "\n", "project = 12345\n", NULL, NULL},
+    {"bitrix24", "webhook_url_file", "https://portal.example/rest/1/s3cr3tcode/\n", "", NULL,
+     NULL},
+    {"bitrix24", "application_token_file", "jvh9y1ulvt2m6k5or90v9mg8nn32ozas\n", "",
+     "ORDERBRIDGE_BITRIX24_WEBHOOK_URL", "https://portal.example/rest/1/s3cr3tcode/"},
 };
 
 /* `mode` on a file holding the secret of every key in turn: 0 when it loads, else the
@@ -1249,6 +1326,8 @@ static const char *load_secret_with_mode(size_t k, mode_t mode, const char **ret
         char *errors = NULL;
 
         assert_int_equal(chmod(path, mode), 0);
+        if (secret_keys[k].env)
+                setenv(secret_keys[k].env, secret_keys[k].env_value, 1);
         snprintf(text, sizeof(text), "[site]\nid = shop.example\n[%s]\n%s%s = %s\n",
                  secret_keys[k].section, secret_keys[k].prelude, secret_keys[k].key, path);
         config_load_string(text, NAME, &c, &errors);
@@ -1278,6 +1357,7 @@ static void a_secret_file_open_to_others_is_refused_with_the_chmod_to_run(void *
                         /* the secret itself is not shown */
                         assert_null(strstr(errors, "s3cr3tcode"));
                         assert_null(strstr(errors, API_KEY));
+                        assert_null(strstr(errors, "jvh9y1ulvt2m6k5or90v9mg8nn32ozas"));
                         teardown(state);
                 }
 }
@@ -1381,6 +1461,9 @@ int main(void)
             T(a_url_refusal_repeats_no_part_of_the_url),
             T(a_bitrix24_webhook_url_with_user_info_is_refused_without_showing_it),
             T(a_bitrix24_webhook_url_to_loopback_over_http_is_accepted),
+            T(the_application_token_comes_from_its_file_or_the_environment),
+            T(a_short_or_blank_application_token_is_refused_without_showing_it),
+            T(poll_interval_is_seconds_from_0_to_a_day_60_by_default),
             T(a_secret_file_open_to_others_is_refused_with_the_chmod_to_run),
             T(a_secret_file_private_to_its_owner_or_group_is_accepted),
             /* last: while src/config.c reads before its buffer here, AddressSanitizer

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "base/ratelimit.h"
+#include "sinks/b24_client.h"
 
 #define T0 1773385200000LL /* a realistic wall clock in ms */
 
@@ -200,6 +201,86 @@ static void a_negative_headroom_is_treated_as_none(void **state)
         assert_int_equal(ratelimit_take(&rl, T0), 500);
 }
 
+static void a_share_of_the_rate_stretches_each_interval(void **state)
+{
+        struct ratelimit rl;
+
+        ratelimit_init(&rl, 2, 1, 0);
+        ratelimit_share(&rl, 10);
+        take_allowed(&rl, 1, T0);
+        assert_int_equal(ratelimit_take(&rl, T0), 5000); /* 10 % of 2/s: one per 5 s */
+        ratelimit_init(&rl, 2, 1, 0);
+        ratelimit_share(&rl, 100);
+        take_allowed(&rl, 1, T0);
+        assert_int_equal(ratelimit_take(&rl, T0), 500);
+}
+
+static void the_wait_is_told_without_counting_a_request(void **state)
+{
+        struct ratelimit rl;
+
+        ratelimit_init(&rl, 2, 1, 0);
+        assert_int_equal(ratelimit_wait_ms(&rl, T0), 0);
+        assert_int_equal(ratelimit_wait_ms(&rl, T0), 0);
+        take_allowed(&rl, 1, T0);
+        assert_int_equal(ratelimit_wait_ms(&rl, T0 + 100), 400);
+        assert_int_equal(ratelimit_wait_ms(&rl, T0 + 100), 400);
+        assert_int_equal(ratelimit_take(&rl, T0 + 500), 0);
+}
+
+/* Both buckets take every request they allow, each millisecond for `ms`; each request
+ * is offered to the portal's own bucket (the same model: rate 2, burst 50, no headroom).
+ * Returns how many the portal refused; *ret_sent how many went. */
+static int portal_refusals(struct ratelimit *sink, struct ratelimit *source, int64_t ms,
+                           int *ret_sent)
+{
+        struct ratelimit portal;
+        int refused = 0;
+
+        ratelimit_init(&portal, 2, 50, 0);
+        *ret_sent = 0;
+        for (int64_t t = T0; t <= T0 + ms; t++)
+                for (int k = 0; k < 2; k++)
+                        while (ratelimit_take(k ? source : sink, t) == 0) {
+                                refused += ratelimit_take(&portal, t) != 0;
+                                ++*ret_sent;
+                        }
+        return refused;
+}
+
+static void the_sink_and_the_source_together_stay_under_the_portals_limit(void **state)
+{
+        struct b24_conf conf = {.rate = 2, .burst = 50, .poll_interval_s = 60};
+        struct ratelimit sink, source;
+        int sent, refused;
+
+        /* the source polls: the bucket is split between the two clients */
+        b24_client_bucket(&conf, B24_CLIENT_SINK, &sink);
+        b24_client_bucket(&conf, B24_CLIENT_SOURCE, &source);
+        refused = portal_refusals(&sink, &source, 600000, &sent);
+        assert_int_equal(refused, 0);
+        assert_true(sent > 1000); /* 10 minutes at ~1.9/s: the split wastes little */
+        /* two whole buckets, as two unaware clients would have, go over it */
+        conf.poll_interval_s = 0;
+        b24_client_bucket(&conf, B24_CLIENT_SINK, &sink);
+        b24_client_bucket(&conf, B24_CLIENT_SINK, &source);
+        assert_true(portal_refusals(&sink, &source, 600000, &sent) > 0);
+}
+
+static void an_idle_source_leaves_the_sink_the_whole_bucket(void **state)
+{
+        struct b24_conf conf = {.rate = 2, .burst = 50};
+        struct ratelimit sink;
+
+        b24_client_bucket(&conf, B24_CLIENT_SINK, &sink);
+        take_allowed(&sink, 49, T0); /* one unit is kept for jitter */
+        assert_true(ratelimit_take(&sink, T0) > 0);
+        conf.application_token = "0123456789abcdef0123456789abcdef";
+        b24_client_bucket(&conf, B24_CLIENT_SINK, &sink);
+        take_allowed(&sink, 45, T0); /* the source has 4 of the 49 */
+        assert_true(ratelimit_take(&sink, T0) > 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -219,6 +300,10 @@ int main(void)
             cmocka_unit_test(a_ten_per_cent_headroom_stretches_each_interval_by_ten_per_cent),
             cmocka_unit_test(with_headroom_fewer_requests_pass_than_the_remote_allows),
             cmocka_unit_test(a_negative_headroom_is_treated_as_none),
+            cmocka_unit_test(a_share_of_the_rate_stretches_each_interval),
+            cmocka_unit_test(the_wait_is_told_without_counting_a_request),
+            cmocka_unit_test(the_sink_and_the_source_together_stay_under_the_portals_limit),
+            cmocka_unit_test(an_idle_source_leaves_the_sink_the_whole_bucket),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
