@@ -10,11 +10,14 @@
 extern const struct http_route route_orders; /* POST /v1/orders: signed snapshots */
 extern const struct http_route route_order;  /* GET  /v1/orders/{id}: one order, admin */
 extern const struct http_route route_health; /* GET  /healthz */
+/* GET /v1/roistat/export: Roistat's pull protocol */
+extern const struct http_route route_roistat_export;
 
 static const struct http_route *const routes[] = {
     &route_orders,
     &route_order,
     &route_health,
+    &route_roistat_export,
 };
 
 const struct http_route *const *http_routes(size_t *ret_n)
