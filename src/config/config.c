@@ -55,6 +55,7 @@ struct config_parse {
         const char *text;  /* when reading a string */
         int line;
         bool line_too_long;
+        char raw[LINE_MAX_BYTES + 2]; /* the current line as the reader gave it to inih */
         int *header_line;  /* per part: line of its [section] header, 0 = absent */
         int **key_line;    /* per part, per key: where it was set, 0 = default */
         struct buf errors; /* every problem, a line each (at most ERRORS_MAX) */
@@ -272,6 +273,7 @@ static char *reader(char *buf, int size, void *stream)
         len = strlen(buf);
         p->line++;
         note_section(p, buf);
+        snprintf(p->raw, sizeof(p->raw), "%s", buf);
         if (len == (size_t)size - 1 && buf[len - 1] != '\n') {
                 /* swallow the rest of the line; it is reported, not split */
                 p->line_too_long = true;
@@ -371,6 +373,40 @@ static bool utf8_text(const char *s)
         return j != NULL;
 }
 
+/* inih splits a line at its first '=' or ':' (both are its delimiters, fixed when it is
+ * built), so "C1:WON = won" comes as the name "C1" and the value "WON = won". A
+ * subsection's keys may be Bitrix24 stage ids, which hold ':' ([roistat.stage_map]): when
+ * the raw line shows that inih split at a ':', the key is the raw text up to the first '='
+ * and the value what follows that '=' in inih's value (which inih has already stripped of
+ * blanks and inline comments). 0 with *name and *value set (`key` holds the name), or -1
+ * after reporting a line without '='. */
+static int subsection_key(struct config_parse *p, const char *section, const char **name,
+                          const char **value, char *key, size_t key_size)
+{
+        const char *s = p->raw + strspn(p->raw, " \t");
+        size_t n = strlen(*name), klen;
+        const char *eq;
+
+        if (strncmp(s, *name, n) != 0 || s[n + strspn(s + n, " \t")] != ':')
+                return 0; /* split at '=' (or a continuation line): as inih gave it */
+        eq = strchr(*value, '=');
+        if (!eq || !strchr(s, '=')) {
+                config_error(p, p->line, "[%s] %s: expected KEY = VALUE (the key ends at the "
+                             "first '=')", section, *name);
+                return -1;
+        }
+        klen = (size_t)(strchr(s, '=') - s);
+        while (klen > 0 && (s[klen - 1] == ' ' || s[klen - 1] == '\t'))
+                klen--;
+        if (klen >= key_size)
+                klen = key_size - 1;
+        memcpy(key, s, klen);
+        key[klen] = '\0';
+        *name = key;
+        *value = eq + 1 + strspn(eq + 1, " \t");
+        return 0;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
         struct config_parse *p = user;
@@ -405,7 +441,10 @@ static int handler(void *user, const char *section, const char *name, const char
         }
         sub = subsection_find(p->c, section, &part);
         if (sub) {
-                sub->entry(p, part->conf, section, name, value, p->line);
+                char key[LINE_MAX_BYTES + 2];
+
+                if (subsection_key(p, section, &name, &value, key, sizeof(key)) == 0)
+                        sub->entry(p, part->conf, section, name, value, p->line);
                 return 1;
         }
         if (!section[0])

@@ -11,12 +11,15 @@ extern const struct http_route route_orders; /* POST /v1/orders: signed snapshot
 extern const struct http_route route_order;  /* GET  /v1/orders/{id}: one order, admin */
 extern const struct http_route route_health; /* GET  /healthz */
 extern const struct http_route route_b24_events; /* POST /v1/bitrix24/events: deal events */
+/* GET /v1/roistat/export: Roistat's pull protocol */
+extern const struct http_route route_roistat_export;
 
 static const struct http_route *const routes[] = {
     &route_orders,
     &route_order,
     &route_health,
     &route_b24_events,
+    &route_roistat_export,
 };
 
 const struct http_route *const *http_routes(size_t *ret_n)

@@ -1,8 +1,10 @@
 /*
- * [roistat], [roistat.statuses] and [roistat.map]: keys, defaults (design.md's table) and
- * checks. A configured status list replaces the defaults, because set-statuses replaces
- * Roistat's whole list; map lines merge over the default map. An enabled sink must map
- * every state to a status it will send, and must have its project and API key.
+ * [roistat], [roistat.statuses], [roistat.map] and [roistat.stage_map]: keys, defaults
+ * (design.md's table) and checks. A configured status list replaces the defaults, because
+ * set-statuses replaces Roistat's whole list; map lines merge over the default map; the
+ * stage map has no defaults (a deal's stage semantics decide). Every map value must be a
+ * status of the dictionary. Pushing needs the project and API key; the pull export needs
+ * its login and password, both or neither, and `push = no` needs the export.
  */
 #include "sinks/roistat_conf.h"
 
@@ -18,7 +20,8 @@
 
 static const struct config_key keys[] = {
         {"enabled", CONFIG_BOOL, R(enabled), "yes", 0, 0,
-         "send orders to Roistat (the sink is off when the section is absent)"},
+         "use Roistat: push orders and/or answer its pull export (off when the section is "
+         "absent)"},
         {"url", CONFIG_STRING, R(url), "https://cloud.roistat.com/api/v1", 0, 0,
          "API base URL; https unless the host is loopback"},
         {"project", CONFIG_STRING, R(project), NULL, 0, 0, "project number"},
@@ -31,6 +34,12 @@ static const struct config_key keys[] = {
          "requests per second (Roistat allows 10 per project)"},
         {"canceled_price_zero", CONFIG_BOOL, R(canceled_price_zero), "yes", 0, 0,
          "send price 0 for a cancelled order"},
+        {"push", CONFIG_BOOL, R(push), "yes", 0, 0,
+         "send orders with add-orders (no: only answer the pull export)"},
+        {"export_login", CONFIG_STRING, R(export_login), NULL, 0, 0,
+         "login of Roistat's CMS integration (its `user`) for GET /v1/roistat/export"},
+        {"export_password_file", CONFIG_STRING, R(export_password_file), NULL, 0, 0,
+         "file holding that integration's password (env ORDERBRIDGE_ROISTAT_EXPORT_PASSWORD)"},
 };
 
 #undef R
@@ -83,6 +92,11 @@ static const char *first_of_type(const struct roistat_conf *conf, const char *ty
         return NULL;
 }
 
+const char *roistat_conf_deal_type(const struct snapshot *s)
+{
+        return s->canceled ? "canceled" : s->paid ? "paid" : "progress";
+}
+
 const char *roistat_conf_status_for(const struct roistat_conf *conf, const struct snapshot *s)
 {
         const char *status;
@@ -92,7 +106,7 @@ const char *roistat_conf_status_for(const struct roistat_conf *conf, const struc
         status = status_map_lookup(&conf->stage_map, s->status, false, false);
         if (status)
                 return status;
-        return first_of_type(conf, s->canceled ? "canceled" : s->paid ? "paid" : "progress");
+        return first_of_type(conf, roistat_conf_deal_type(s));
 }
 
 static void defaults(void *conf)
@@ -163,6 +177,79 @@ static void map_entry(struct config_parse *p, void *conf, const char *subsection
         config_map_entry(p, &rc->map, subsection, key, value, line);
 }
 
+/* "STAGE_ID = status_id" in [roistat.stage_map]: a Bitrix24 stage id (with its pipeline's
+ * "C<id>:" prefix, as `orderbridge stages` lists them) to a status of the dictionary. */
+static void stage_entry(struct config_parse *p, void *conf, const char *subsection,
+                        const char *key, const char *value, int line)
+{
+        struct roistat_conf *rc = conf;
+
+        /* 50: the longest stage id a deal snapshot carries (snapshot.c, order.status) */
+        if (!config_id_like(key, 50) || strchr(key, '@'))
+                config_error(p, line,
+                             "[%s] %s: the key must be a Bitrix24 stage id, as NEW or C1:WON "
+                             "(`orderbridge stages` lists them)",
+                             subsection, key);
+        else if (!config_id_like(value, 64))
+                config_error(p, line, "[%s] %s: \"%s\" is not a status id", subsection, key,
+                             value);
+        else if (status_map_lookup(&rc->stage_map, key, false, false))
+                config_error(p, line, "[%s] %s: mapped twice", subsection, key);
+        else
+                status_map_set(&rc->stage_map, key, value, line);
+}
+
+/* Each value of `m` is a status of the dictionary; an error at the line of each that is
+ * not. */
+static void check_map(struct config_parse *p, const struct roistat_conf *rc,
+                      const struct status_map *m, const char *subsection)
+{
+        for (size_t i = 0; i < m->n; i++)
+                if (!roistat_conf_status(rc, m->entries[i].value))
+                        config_error(p, m->entries[i].line,
+                                     "[%s] %s = %s: no such status in [roistat.statuses]",
+                                     subsection, m->entries[i].key, m->entries[i].value);
+}
+
+/* The login Roistat sends as `user`: it is compared as it comes, so no control
+ * characters, and bounded. */
+static bool login_ok(const char *login)
+{
+        size_t n = strlen(login);
+
+        if (n == 0 || n > 128)
+                return false;
+        for (; *login; login++)
+                if ((unsigned char)*login < 0x20 || *login == 0x7f)
+                        return false;
+        return true;
+}
+
+/* The pull export: login and password, both or neither; `push = no` needs them. */
+static void check_export(struct config_parse *p, struct roistat_conf *rc, int header)
+{
+        int login_line = config_key_line(p, "roistat", "export_login");
+        int r = config_read_secret(p, "roistat", "export_password_file",
+                                   rc->export_password_file,
+                                   "ORDERBRIDGE_ROISTAT_EXPORT_PASSWORD", &rc->export_password);
+
+        if (rc->export_login && !login_ok(rc->export_login))
+                config_error(p, login_line, "[roistat] export_login: must be 1-128 bytes "
+                             "without control characters");
+        if (rc->export_login && r == 0)
+                config_error(p, login_line,
+                             "[roistat] export_password_file: required with export_login (or "
+                             "set ORDERBRIDGE_ROISTAT_EXPORT_PASSWORD)");
+        if (!rc->export_login && r > 0)
+                config_error(p, header,
+                             "[roistat] export_login: required when the export's password is "
+                             "set (export_password_file or ORDERBRIDGE_ROISTAT_EXPORT_PASSWORD)");
+        if (!rc->push && !rc->export_login)
+                config_error(p, config_key_line(p, "roistat", "push"),
+                             "[roistat] push = no: nothing is left on without the pull export "
+                             "(set export_login and export_password_file, or enabled = no)");
+}
+
 static void check(struct config_parse *p, const struct config *cfg, void *conf)
 {
         struct roistat_conf *rc = conf;
@@ -170,6 +257,13 @@ static void check(struct config_parse *p, const struct config *cfg, void *conf)
         int r;
 
         config_check_url(p, "roistat", "url", rc->url);
+        check_export(p, rc, header);
+        if (rc->n_statuses == 0)
+                config_error(p, header, "[roistat.statuses]: at least one status is required");
+        check_map(p, rc, &rc->map, "roistat.map");
+        check_map(p, rc, &rc->stage_map, "roistat.stage_map");
+        if (!rc->push)
+                return; /* export only: no project, no API key */
         if (!rc->project)
                 config_error(p, header, "[roistat] project: required when Roistat is enabled");
         else if (strspn(rc->project, "0123456789") != strlen(rc->project) ||
@@ -184,14 +278,6 @@ static void check(struct config_parse *p, const struct config *cfg, void *conf)
         else if (r > 0 && strpbrk(rc->api_key, " \t\r\n"))
                 config_error(p, config_key_line(p, "roistat", "api_key_file"),
                              "[roistat] api_key_file: the key must not contain spaces");
-        if (rc->n_statuses == 0)
-                config_error(p, header, "[roistat.statuses]: at least one status is required");
-        for (size_t i = 0; i < rc->map.n; i++)
-                if (!roistat_conf_status(rc, rc->map.entries[i].value))
-                        config_error(p, rc->map.entries[i].line,
-                                     "[roistat.map] %s = %s: no such status in "
-                                     "[roistat.statuses]",
-                                     rc->map.entries[i].key, rc->map.entries[i].value);
 }
 
 static void conf_free(void *conf)
@@ -201,6 +287,9 @@ static void conf_free(void *conf)
         if (rc->api_key)
                 explicit_bzero(rc->api_key, strlen(rc->api_key));
         free(rc->api_key);
+        if (rc->export_password)
+                explicit_bzero(rc->export_password, strlen(rc->export_password));
+        free(rc->export_password);
         statuses_clear(rc);
         status_map_clear(&rc->map);
         status_map_clear(&rc->stage_map);
@@ -215,6 +304,11 @@ static const struct config_subsection subsections[] = {
          "\n[roistat.map]\n  <site status code | @canceled | @paid> = <status_id>\n"
          "  (merged over the defaults: @canceled=canceled @paid=confirmed N=new P=new "
          "A=confirmed D=confirmed F=confirmed C=canceled)\n"},
+        {"roistat.stage_map", stage_entry,
+         "\n[roistat.stage_map]\n  <Bitrix24 stage id, as NEW or C1:WON> = <status_id>\n"
+         "  (for deals made in Bitrix24, not on the site; an unmapped stage goes by its "
+         "semantics:\n  success → the first status of type paid, failure → the first of type "
+         "canceled,\n  any other → the first of type progress)\n"},
 };
 
 const struct config_section roistat_conf_section = {
@@ -235,6 +329,13 @@ const struct roistat_conf *roistat_conf_get(const struct config *cfg)
         return config_section(cfg, roistat_conf_section.name);
 }
 
+bool roistat_conf_pushes(const struct config *cfg)
+{
+        const struct roistat_conf *rc = roistat_conf_get(cfg);
+
+        return rc && rc->push;
+}
+
 int roistat_conf_report(const struct config *cfg)
 {
         const struct roistat_conf *rc = roistat_conf_get(cfg);
@@ -243,6 +344,9 @@ int roistat_conf_report(const struct config *cfg)
                (long long)rc->batch_size, rc->n_statuses);
         for (size_t i = 0; i < rc->map.n; i++)
                 printf(" %s→%s", rc->map.entries[i].key, rc->map.entries[i].value);
-        printf("\n");
+        printf(", stage map:%s", rc->stage_map.n ? "" : " none (by stage semantics)");
+        for (size_t i = 0; i < rc->stage_map.n; i++)
+                printf(" %s→%s", rc->stage_map.entries[i].key, rc->stage_map.entries[i].value);
+        printf(", pull export %s\n", rc->export_login ? "on" : "off");
         return 0;
 }

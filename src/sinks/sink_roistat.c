@@ -86,28 +86,105 @@ json_t *roistat_statuses_json(const struct roistat_conf *conf)
         return arr;
 }
 
+/* The custom fields an order may carry in "fields", with the names the pull export's
+ * import_scheme gives them: the one list of them (a unit test holds roistat_order_json
+ * to it). */
+static const struct roistat_field fields_table[] = {
+        {"currency", "Currency"},
+        {"account_number", "Order number on the site"},
+        {"buyer_name", "Buyer"},
+        {"buyer_phone", "Buyer's phone"},
+        {"buyer_email", "Buyer's e-mail"},
+        {"company", "Company"},
+        {"inn", "INN"},
+        {"source", "Source (bitrix24: a deal made in the CRM)"},
+        {"deal_id", "Bitrix24 deal id"},
+};
+
+const struct roistat_field *roistat_fields(size_t *ret_n)
+{
+        *ret_n = sizeof(fields_table) / sizeof(fields_table[0]);
+        return fields_table;
+}
+
+/* Sets obj[key] to the text `value` when it is not NULL; false when jansson refuses it
+ * (not UTF-8). */
+static bool set_text(json_t *obj, const char *key, const char *value)
+{
+        return !value || json_object_set_new(obj, key, json_string(value)) == 0;
+}
+
+/* "fields": the currency and the buyer; a site order's account number, or a deal's
+ * origin (source bitrix24 and its id: a deal made in the CRM has no account number, and
+ * its order id "b24-deal-<ID>" must not pass for one). NULL when a text is not UTF-8. */
+static json_t *order_fields(const struct snapshot *s)
+{
+        json_t *f = json_object();
+        bool ok = set_text(f, "currency", s->currency);
+
+        if (s->deal_id)
+                ok = set_text(f, "source", "bitrix24") && set_text(f, "deal_id", s->deal_id) &&
+                     ok;
+        else
+                ok = set_text(f, "account_number", s->account_number) && ok;
+        ok = set_text(f, "buyer_name", s->buyer.name) && ok;
+        ok = set_text(f, "buyer_phone", s->buyer.phone) && ok;
+        ok = set_text(f, "buyer_email", s->buyer.email) && ok;
+        ok = set_text(f, "company", s->buyer.company) && ok;
+        ok = set_text(f, "inn", s->buyer.inn) && ok;
+        if (!ok) {
+                json_decref(f);
+                return NULL;
+        }
+        return f;
+}
+
+/* The order's name in Roistat: "Order <account number>" for a site order, "Deal <ID>:
+ * <title>" (or "Deal <ID>") for a deal made in Bitrix24. */
+static void order_name(const struct snapshot *s, char *buf, size_t size)
+{
+        if (!s->deal_id)
+                snprintf(buf, size, "Order %s", s->account_number);
+        else if (s->deal_title && s->deal_title[0])
+                snprintf(buf, size, "Deal %s: %s", s->deal_id, s->deal_title);
+        else
+                snprintf(buf, size, "Deal %s", s->deal_id);
+}
+
+/* Why no status maps: the site's status code, or the deal's stage. */
+static void no_status(const struct snapshot *s, char *why, size_t why_size)
+{
+        if (!s->deal_id)
+                snprintf(why, why_size, "site status \"%s\" has no entry in [roistat.map]",
+                         s->status);
+        else
+                snprintf(why, why_size,
+                         "deal stage \"%s\" has no entry in [roistat.stage_map], and "
+                         "[roistat.statuses] has no status of type %s for it",
+                         s->status, roistat_conf_deal_type(s));
+}
+
 json_t *roistat_order_json(const struct roistat_conf *conf, const struct snapshot *s, char *why,
                            size_t why_size)
 {
         const char *status = roistat_conf_status_for(conf, s);
-        char price[32], name[300];
+        char price[32], name[300]; /* "Deal " + 18 digits + ": " + a 255-byte title */
         json_t *o, *fields;
         bool ok;
 
         if (!status) {
-                snprintf(why, why_size, "site status \"%s\" has no entry in [roistat.map]",
-                         s->status);
+                no_status(s, why, why_size);
                 return NULL;
         }
-        /* "cancelled" is whatever maps to a status of type canceled: the flag, or a
-         * status code such as C */
+        /* "cancelled" is whatever maps to a status of type canceled: the flag (a deal's
+         * failure stage), or a status code such as C */
         const struct roistat_status *rs = roistat_conf_status(conf, status);
         if (conf->canceled_price_zero && (s->canceled ||
                                            (rs && strcmp(rs->type, "canceled") == 0)))
                 snprintf(price, sizeof(price), "0");
         else
                 money_format(s->price_minor, price, sizeof(price));
-        snprintf(name, sizeof(name), "Order %s", s->account_number);
+        order_name(s, name, sizeof(name));
         /* jansson refuses only a text that is not UTF-8 (its allocations abort on OOM):
          * none is expected (snapshot texts were parsed as JSON, map values are ids), but
          * an order is never sent with a member missing */
@@ -120,25 +197,8 @@ json_t *roistat_order_json(const struct roistat_conf *conf, const struct snapsho
                 money_format(s->cost_minor, price, sizeof(price));
                 ok = json_object_set_new(o, "cost", json_string(price)) == 0 && ok;
         }
-        fields = json_pack("{s:s, s:s}", "currency", s->currency, "account_number",
-                           s->account_number);
-        if (s->buyer.name)
-                ok = json_object_set_new(fields, "buyer_name", json_string(s->buyer.name)) == 0 &&
-                     ok;
-        if (s->buyer.phone)
-                ok = json_object_set_new(fields, "buyer_phone", json_string(s->buyer.phone)) ==
-                             0 &&
-                     ok;
-        if (s->buyer.email)
-                ok = json_object_set_new(fields, "buyer_email", json_string(s->buyer.email)) ==
-                             0 &&
-                     ok;
-        if (s->buyer.company)
-                ok = json_object_set_new(fields, "company", json_string(s->buyer.company)) == 0 &&
-                     ok;
-        if (s->buyer.inn)
-                ok = json_object_set_new(fields, "inn", json_string(s->buyer.inn)) == 0 && ok;
-        ok = json_object_set_new(o, "fields", fields) == 0 && ok;
+        fields = order_fields(s);
+        ok = fields && json_object_set_new(o, "fields", fields) == 0 && ok;
         if (!ok) {
                 json_decref(o);
                 snprintf(why, why_size, "the order could not be encoded: a text is not "
@@ -711,8 +771,8 @@ int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, 
         unsigned int dlen = 0;
         json_t *st;
 
-        if (!conf)
-                return -EINVAL; /* not enabled */
+        if (!conf || !conf->push)
+                return -EINVAL; /* not enabled, or export only */
         r = xcalloc(1, sizeof(*r));
         r->cfg = cfg;
         r->conf = conf;

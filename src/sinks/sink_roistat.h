@@ -18,10 +18,22 @@
 /* Builds the sink; the ops describe it to the dispatcher. */
 int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, void **ret_ctx);
 
-/* One order as Roistat's add-orders wants it, or NULL with `why` filled when the
- * configuration has no status for this snapshot. */
+/* One order as Roistat wants it, for add-orders and for the pull export alike (the one
+ * place that decides an order's Roistat shape), or NULL with `why` filled when the
+ * configuration has no status for this snapshot. A site order is "Order <account
+ * number>"; a deal made in Bitrix24 (snapshot.deal_id) is "Deal <ID>: <title>", its
+ * fields say source bitrix24 and its deal_id, and it has no account_number. */
 json_t *roistat_order_json(const struct roistat_conf *conf, const struct snapshot *s, char *why,
                            size_t why_size);
+
+/* A custom field of "fields": its id (the key) and a name for people. */
+struct roistat_field {
+        const char *id, *name;
+};
+
+/* Every custom field an order may carry, in a fixed order (the pull export's
+ * import_scheme lists them); *ret_n gets how many. */
+const struct roistat_field *roistat_fields(size_t *ret_n);
 
 /* What Roistat answered: the envelope's verdict and add-orders' per-batch counters.
  * `success` only for "status":"success" (a string); `status` is what the field said,

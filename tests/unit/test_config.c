@@ -35,20 +35,22 @@
  * the test early) shows up as a failure and not also as a leak. */
 static char tmp_paths[8][64];
 static size_t n_tmp_paths;
-static struct config *configs[64];
+/* room for every key of every sink in every foreign section (one test loads them all) */
+#define KEPT_MAX 128
+static struct config *configs[KEPT_MAX];
 static size_t n_configs;
-static char *error_texts[64];
+static char *error_texts[KEPT_MAX];
 static size_t n_error_texts;
 
 static struct config *keep_config(struct config *c)
 {
-        assert_true(n_configs < 64);
+        assert_true(n_configs < KEPT_MAX);
         return configs[n_configs++] = c;
 }
 
 static char *keep_errors(char *errors)
 {
-        assert_true(n_error_texts < 64);
+        assert_true(n_error_texts < KEPT_MAX);
         return error_texts[n_error_texts++] = errors;
 }
 
@@ -71,6 +73,7 @@ static const char *temp_file(const char *content)
 static int setup(void **state)
 {
         unsetenv("ORDERBRIDGE_ROISTAT_API_KEY");
+        unsetenv("ORDERBRIDGE_ROISTAT_EXPORT_PASSWORD");
         unsetenv("ORDERBRIDGE_SIGNING_SECRET");
         unsetenv("ORDERBRIDGE_ADMIN_TOKEN");
         unsetenv("ORDERBRIDGE_BITRIX24_WEBHOOK_URL");
@@ -89,6 +92,7 @@ static int teardown(void **state)
         while (n_error_texts > 0)
                 free(error_texts[--n_error_texts]);
         unsetenv("ORDERBRIDGE_ROISTAT_API_KEY");
+        unsetenv("ORDERBRIDGE_ROISTAT_EXPORT_PASSWORD");
         unsetenv("ORDERBRIDGE_SIGNING_SECRET");
         unsetenv("ORDERBRIDGE_ADMIN_TOKEN");
         unsetenv("ORDERBRIDGE_BITRIX24_WEBHOOK_URL");
@@ -787,6 +791,141 @@ static void a_map_key_that_is_not_a_code_or_flag_is_rejected(void **state)
                      NULL);
 }
 
+/* ---- [roistat.stage_map] ---- */
+
+static void a_stage_id_with_a_colon_is_a_stage_map_key(void **state)
+{
+        struct config *c;
+
+        use_env_api_key();
+        /* inih splits at ':' as well as '=': "C1:WON = confirmed" must still be one key */
+        c = load_ok(ROISTAT_OK "[roistat.stage_map]\nC1:WON = confirmed\nNEW = new\n"
+                               "C12:PREPAYMENT_INVOICE=canceled ; a comment\n");
+        assert_int_equal(roistat(c)->stage_map.n, 3);
+        assert_string_equal(status_map_lookup(&roistat(c)->stage_map, "C1:WON", false, false),
+                            "confirmed");
+        assert_string_equal(status_map_lookup(&roistat(c)->stage_map, "NEW", false, false),
+                            "new");
+        assert_string_equal(status_map_lookup(&roistat(c)->stage_map, "C12:PREPAYMENT_INVOICE",
+                                              false, false),
+                            "canceled");
+        assert_null(status_map_lookup(&roistat(c)->stage_map, "C1", false, false));
+        assert_int_equal(roistat(c)->stage_map.entries[0].line, 4);
+}
+
+static void a_stage_map_line_without_an_equals_sign_is_refused_at_its_line(void **state)
+{
+        use_env_api_key();
+        /* inih would read it as C1 = WON */
+        expect_error(ROISTAT_OK "[roistat.stage_map]\nC1:WON\n", NAME ":4:",
+                     "[roistat.stage_map] C1: expected KEY = VALUE", NULL);
+}
+
+static void a_stage_map_value_naming_an_unknown_status_is_an_error_with_its_line(void **state)
+{
+        use_env_api_key();
+        expect_error(ROISTAT_OK "[roistat.stage_map]\nNEW = new\nC1:WON = won\n", NAME ":5:",
+                     "[roistat.stage_map] C1:WON = won: no such status in [roistat.statuses]",
+                     NULL);
+        /* the dictionary is the configured one, not the defaults it replaced */
+        expect_error(ROISTAT_OK "[roistat.statuses]\nopen = progress\nwon = paid\n"
+                                "lost = canceled\n[roistat.map]\n@canceled = lost\n"
+                                "@paid = won\nN = open\nP = open\nA = won\nD = won\n"
+                                "F = won\nC = lost\n[roistat.stage_map]\nC1:WON = confirmed\n",
+                     NAME ":17:", "[roistat.stage_map] C1:WON = confirmed", NULL);
+}
+
+static void a_stage_map_key_that_is_not_a_stage_id_is_refused(void **state)
+{
+        use_env_api_key();
+        expect_error(ROISTAT_OK "[roistat.stage_map]\n@paid = confirmed\n", NAME ":4:",
+                     "[roistat.stage_map] @paid: the key must be a Bitrix24 stage id", NULL);
+        expect_error(ROISTAT_OK "[roistat.stage_map]\nC1:WON = new one\n", NAME ":4:",
+                     "[roistat.stage_map] C1:WON", "not a status id", NULL);
+        expect_error(ROISTAT_OK "[roistat.stage_map]\nNEW = new\nNEW = confirmed\n",
+                     NAME ":5:", "[roistat.stage_map] NEW: mapped twice", NULL);
+}
+
+static void a_colon_after_the_equals_sign_is_part_of_the_value(void **state)
+{
+        const char *errors;
+
+        use_env_api_key();
+        /* split at '=' as before: the value "C1:WON" is a status id that does not exist */
+        errors = load_fails(ROISTAT_OK "[roistat.map]\nN = C1:WON\n");
+        if (!strstr(errors, NAME ":4: [roistat.map] N = C1:WON: no such status"))
+                fail_msg("want the whole value named:\n%s", errors);
+}
+
+/* ---- [roistat] push and the pull export ---- */
+
+static void push_no_with_the_export_needs_neither_project_nor_api_key(void **state)
+{
+        const char *path = temp_file("export-pass\n");
+        char text[256];
+        struct config *c;
+
+        snprintf(text, sizeof(text),
+                 "[roistat]\npush = no\nexport_login = shop\nexport_password_file = %s\n",
+                 path);
+        c = load_ok(text);
+        assert_non_null(config_section(c, "roistat"));
+        assert_false(roistat(c)->push);
+        assert_false(roistat_conf_pushes(c));
+        assert_false(sink_kind_enabled(sink_registry_find("roistat"), c));
+        assert_string_equal(roistat(c)->export_login, "shop");
+        assert_string_equal(roistat(c)->export_password, "export-pass");
+        assert_null(roistat(c)->api_key);
+}
+
+static void push_is_on_by_default_and_the_export_is_off(void **state)
+{
+        struct config *c;
+
+        use_env_api_key();
+        c = load_ok(ROISTAT_OK);
+        assert_true(roistat(c)->push);
+        assert_true(roistat_conf_pushes(c));
+        assert_true(sink_kind_enabled(sink_registry_find("roistat"), c));
+        assert_null(roistat(c)->export_login);
+        assert_null(roistat(c)->export_password);
+        /* enabled = no turns everything off, push or not */
+        c = load_ok("[roistat]\nenabled = no\npush = yes\nexport_login = shop\n");
+        assert_null(config_section(c, "roistat"));
+        assert_false(roistat_conf_pushes(c));
+}
+
+static void push_no_without_the_export_is_refused(void **state)
+{
+        expect_error("[roistat]\npush = no\n", NAME ":2:", "[roistat] push = no", NULL);
+}
+
+static void the_export_login_and_password_go_together(void **state)
+{
+        const char *path = temp_file("export-pass\n");
+        char text[256];
+
+        use_env_api_key();
+        expect_error(ROISTAT_OK "export_login = shop\n", NAME ":3:",
+                     "[roistat] export_password_file: required with export_login", NULL);
+        snprintf(text, sizeof(text), ROISTAT_OK "export_password_file = %s\n", path);
+        expect_error(text, "[roistat] export_login: required", NULL);
+        setenv("ORDERBRIDGE_ROISTAT_EXPORT_PASSWORD", "from-env", 1);
+        expect_error(ROISTAT_OK, "[roistat] export_login: required", NULL);
+        assert_string_equal(roistat(load_ok(ROISTAT_OK "export_login = shop\n"))->export_password,
+                            "from-env");
+        unsetenv("ORDERBRIDGE_ROISTAT_EXPORT_PASSWORD");
+}
+
+static void an_export_login_with_a_control_character_is_refused(void **state)
+{
+        use_env_api_key();
+        setenv("ORDERBRIDGE_ROISTAT_EXPORT_PASSWORD", "from-env", 1);
+        expect_error(ROISTAT_OK "export_login = sh\top\n", NAME ":3:",
+                     "[roistat] export_login: must be 1-128 bytes", NULL);
+        unsetenv("ORDERBRIDGE_ROISTAT_EXPORT_PASSWORD");
+}
+
 /* ---- sections: each module's keys are known in its own section only ---- */
 
 static bool section_has_key(const struct config_section *s, const char *key)
@@ -850,10 +989,10 @@ static void every_sink_key_is_refused_in_every_section_that_does_not_own_it(void
                         }
                 }
         }
-        /* roistat's 8 keys, bitrix24's 12 and the site sink's 3 ([site]), each in three
+        /* roistat's 11 keys, bitrix24's 12 and the site sink's 3 ([site]), each in three
          * foreign sections, less the names both Roistat and Bitrix24 have (enabled, rate,
          * timeout_ms) */
-        assert_int_equal(tried, 3 * (8 + 12 + 3) - 2 * 3);
+        assert_int_equal(tried, 3 * (11 + 12 + 3) - 2 * 3);
 }
 
 static void keys_lists_every_registered_sections_keys_under_its_header(void **state)
@@ -1314,6 +1453,8 @@ static const struct {
      NULL},
     {"bitrix24", "application_token_file", "jvh9y1ulvt2m6k5or90v9mg8nn32ozas\n", "",
      "ORDERBRIDGE_BITRIX24_WEBHOOK_URL", "https://portal.example/rest/1/s3cr3tcode/"},
+    {"roistat", "export_password_file", "s3cr3tcode\n", "push = no\nexport_login = shop\n", NULL,
+     NULL},
 };
 
 /* `mode` on a file holding the secret of every key in turn: 0 when it loads, else the
@@ -1440,6 +1581,16 @@ int main(void)
             T(map_entries_merge_over_the_defaults),
             T(a_map_value_naming_an_unknown_status_is_an_error_with_its_line),
             T(a_map_key_that_is_not_a_code_or_flag_is_rejected),
+            T(a_stage_id_with_a_colon_is_a_stage_map_key),
+            T(a_stage_map_line_without_an_equals_sign_is_refused_at_its_line),
+            T(a_stage_map_value_naming_an_unknown_status_is_an_error_with_its_line),
+            T(a_stage_map_key_that_is_not_a_stage_id_is_refused),
+            T(a_colon_after_the_equals_sign_is_part_of_the_value),
+            T(push_no_with_the_export_needs_neither_project_nor_api_key),
+            T(push_is_on_by_default_and_the_export_is_off),
+            T(push_no_without_the_export_is_refused),
+            T(the_export_login_and_password_go_together),
+            T(an_export_login_with_a_control_character_is_refused),
             T(a_sinks_key_in_a_core_section_is_an_unknown_key_naming_it),
             T(a_key_of_one_sink_in_the_other_sinks_section_is_an_unknown_key),
             T(a_core_key_in_a_sinks_section_is_an_unknown_key),

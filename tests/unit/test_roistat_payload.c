@@ -426,6 +426,220 @@ static void the_statuses_body_matches_the_configured_dictionary(void **state)
         expect_status_and_price(cfg, (struct order_spec){.canceled = true}, "lost", "0");
 }
 
+/* ---- deals made in Bitrix24 (call, chat, manager), read by the Bitrix24 source ---- */
+
+/* A deal snapshot as orderbridge's Bitrix24 source builds it (snapshot.h): order id
+ * "b24-deal-<ID>", the stage id as its status, the stage's semantics as its flags. */
+#define DEAL_FMT                                                                                   \
+        "{\"site\":\"shop.example.ru\",\"order\":{\"id\":\"b24-deal-55\",\"version\":7,"      \
+        "\"status\":\"%s\",\"canceled\":%s,\"paid\":%s,"                                         \
+        "\"created_at\":\"2026-03-13T10:00:00+03:00\",\"price\":\"12500.50\","                  \
+        "\"currency\":\"RUB\",\"roistat_visit\":\"777001\","                                    \
+        "\"buyer\":{\"type\":\"individual\",\"name\":\"Olga\",\"phone\":\"+79001112233\"},"   \
+        "\"deal\":{\"id\":\"55\"%s}}}"
+
+struct deal_spec {
+        const char *stage;
+        bool failure, success; /* the stage's semantics: canceled, paid */
+        const char *title;     /* NULL: none */
+};
+
+static struct snapshot *deal_of(struct deal_spec d)
+{
+        char text[1024], title[300] = "";
+        struct snapshot_error err;
+        struct snapshot *s = NULL;
+
+        if (d.title)
+                snprintf(title, sizeof(title), ",\"title\":\"%s\"", d.title);
+        snprintf(text, sizeof(text), DEAL_FMT, d.stage ? d.stage : "NEW",
+                 d.failure ? "true" : "false", d.success ? "true" : "false", title);
+        if (snapshot_parse(text, strlen(text), &s, &err) != 0)
+                fail_msg("test deal refused: %s %s\n%s", err.field, err.message, text);
+        assert_non_null(s->deal_id);
+        assert_true(n_snapshots < 8);
+        return snapshots[n_snapshots++] = s;
+}
+
+static json_t *deal_json(const struct config *cfg, struct deal_spec d)
+{
+        struct snapshot *s = deal_of(d);
+        char why[256] = "";
+        json_t *j = roistat_order_json(roistat_of(cfg), s, why, sizeof(why));
+
+        if (!j)
+                fail_msg("roistat_order_json refused deal stage %s: %s", s->status, why);
+        return keep_json(j);
+}
+
+static void expect_deal(const struct config *cfg, struct deal_spec d, const char *want_status,
+                        const char *want_price)
+{
+        json_t *j = deal_json(cfg, d);
+
+        if (strcmp(str(j, "status"), want_status) != 0 || strcmp(str(j, "price"), want_price) != 0)
+                fail_msg("deal stage %s failure=%d success=%d: want %s at %s, got %s at %s",
+                         d.stage ? d.stage : "NEW", d.failure, d.success, want_status,
+                         want_price, str(j, "status"), str(j, "price"));
+}
+
+/* A dictionary with two statuses of each type, the first of each not first overall. */
+#define TWO_OF_EACH                                                                                \
+        "[roistat]\nproject = 12345\n[roistat.statuses]\nold = unused, Archive\n"                  \
+        "lost = canceled, Lost\nopen = progress, Open\nwork = progress, In work\n"               \
+        "won = paid, Won\nwon2 = paid, Won again\nlost2 = canceled, Lost again\n"                \
+        "[roistat.map]\n@canceled = lost\n@paid = won\nN = open\nP = open\nA = won\n"          \
+        "D = won\nF = won\nC = lost\n"
+
+static void a_deal_is_named_by_its_id_and_title_and_marked_as_from_bitrix24(void **state)
+{
+        struct config *cfg = default_config();
+        json_t *o = deal_json(cfg, (struct deal_spec){.title = "Call from +79001112233"});
+        json_t *f = json_object_get(o, "fields");
+
+        assert_string_equal(str(o, "id"), "b24-deal-55");
+        assert_string_equal(str(o, "name"), "Deal 55: Call from +79001112233");
+        assert_int_equal(date_create_of(o), CREATED_AT);
+        assert_string_equal(str(o, "price"), "12500.50");
+        assert_string_equal(str(o, "roistat"), "777001");
+        assert_string_equal(str(f, "source"), "bitrix24");
+        assert_string_equal(str(f, "deal_id"), "55");
+        assert_string_equal(str(f, "currency"), "RUB");
+        assert_string_equal(str(f, "buyer_name"), "Olga");
+        /* its order id is not an account number of the site's */
+        assert_null(json_object_get(f, "account_number"));
+}
+
+static void a_deal_without_a_title_is_named_by_its_id(void **state)
+{
+        struct config *cfg = default_config();
+
+        assert_string_equal(str(deal_json(cfg, (struct deal_spec){0}), "name"), "Deal 55");
+}
+
+static void a_deals_stage_semantics_give_the_first_status_of_each_type(void **state)
+{
+        struct config *cfg = config_from(TWO_OF_EACH);
+
+        expect_deal(cfg, (struct deal_spec){.stage = "PREPARATION"}, "open", "12500.50");
+        expect_deal(cfg, (struct deal_spec){.stage = "C1:WON", .success = true}, "won",
+                    "12500.50");
+        expect_deal(cfg, (struct deal_spec){.stage = "C1:LOSE", .failure = true}, "lost", "0");
+}
+
+static void the_default_dictionary_gives_new_confirmed_and_canceled_to_deals(void **state)
+{
+        struct config *cfg = default_config();
+
+        expect_deal(cfg, (struct deal_spec){.stage = "NEW"}, "new", "12500.50");
+        expect_deal(cfg, (struct deal_spec){.stage = "WON", .success = true}, "confirmed",
+                    "12500.50");
+        expect_deal(cfg, (struct deal_spec){.stage = "LOSE", .failure = true}, "canceled", "0");
+}
+
+static void the_stage_map_wins_over_the_stage_semantics(void **state)
+{
+        struct config *cfg = config_from(TWO_OF_EACH "[roistat.stage_map]\nC1:WON = won2\n"
+                                                     "C1:LOSE = lost2\nC1:NEW = work\n"
+                                                     "C1:JUNK = old\n");
+
+        expect_deal(cfg, (struct deal_spec){.stage = "C1:WON", .success = true}, "won2",
+                    "12500.50");
+        expect_deal(cfg, (struct deal_spec){.stage = "C1:LOSE", .failure = true}, "lost2", "0");
+        expect_deal(cfg, (struct deal_spec){.stage = "C1:NEW"}, "work", "12500.50");
+        /* a failure stage mapped to a status that is not of type canceled keeps its stage
+         * map status, and is still revenue 0: the deal failed */
+        expect_deal(cfg, (struct deal_spec){.stage = "C1:JUNK", .failure = true}, "old", "0");
+        /* a stage the map does not name goes by its semantics */
+        expect_deal(cfg, (struct deal_spec){.stage = "C2:WON", .success = true}, "won",
+                    "12500.50");
+}
+
+static void a_stage_mapped_to_a_canceled_status_is_sent_with_price_0(void **state)
+{
+        struct config *cfg = config_from(TWO_OF_EACH "[roistat.stage_map]\nC1:APOLOGY = lost2\n");
+
+        expect_deal(cfg, (struct deal_spec){.stage = "C1:APOLOGY"}, "lost2", "0");
+}
+
+static void a_failed_deal_keeps_its_price_when_canceled_price_zero_is_off(void **state)
+{
+        struct config *cfg = config_from("[roistat]\nproject = 12345\ncanceled_price_zero = no\n");
+
+        expect_deal(cfg, (struct deal_spec){.stage = "LOSE", .failure = true}, "canceled",
+                    "12500.50");
+}
+
+static void a_deal_whose_stage_finds_no_status_is_refused_naming_stage_and_type(void **state)
+{
+        struct config *cfg = config_from("[roistat]\nproject = 12345\n[roistat.statuses]\n"
+                                         "open = progress\nwon = paid\n[roistat.map]\n"
+                                         "@canceled = open\n@paid = won\nN = open\nP = open\n"
+                                         "A = won\nD = won\nF = won\nC = open\n");
+        struct snapshot *s = deal_of((struct deal_spec){.stage = "C3:LOSE", .failure = true});
+        char why[256] = "";
+
+        assert_null(roistat_order_json(roistat_of(cfg), s, why, sizeof(why)));
+        if (!strstr(why, "deal stage \"C3:LOSE\"") || !strstr(why, "[roistat.stage_map]") ||
+            !strstr(why, "type canceled"))
+                fail_msg("the reason does not name the stage, the map and the type: %s", why);
+}
+
+static void a_site_order_is_unchanged_by_the_stage_map_and_deals(void **state)
+{
+        /* a stage map whose keys are also site status codes: site orders go by
+         * [roistat.map] all the same */
+        struct config *cfg = config_from("[roistat]\nproject = 12345\n[roistat.stage_map]\n"
+                                         "N = confirmed\nC = new\n");
+        json_t *o = order_json(cfg, (struct order_spec){.account_number = "A-123"});
+        char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+        bool same;
+
+        same = strcmp(text, "{\"date_create\":1773385200,\"fields\":{\"account_number\":"
+                            "\"A-123\",\"buyer_email\":\"ivan@example.ru\",\"buyer_name\":"
+                            "\"Ivan Petrov\",\"buyer_phone\":\"+7 900 123-45-67\","
+                            "\"currency\":\"RUB\"},\"id\":\"123\",\"name\":\"Order A-123\","
+                            "\"price\":\"4990.00\",\"roistat\":\"4521890\",\"status\":"
+                            "\"new\"}") == 0;
+        if (!same)
+                fail_msg("the site order changed: %s", text);
+        free(text);
+        expect_status_and_price(cfg, (struct order_spec){.status = "C"}, "canceled", "0");
+}
+
+/* every key of an order's "fields" is one the pull export's import_scheme lists */
+static void expect_fields_listed(json_t *o)
+{
+        size_t n;
+        const struct roistat_field *table = roistat_fields(&n);
+        const char *key;
+        json_t *v;
+
+        json_object_foreach(json_object_get(o, "fields"), key, v)
+        {
+                bool listed = false;
+                for (size_t i = 0; i < n; i++)
+                        listed = listed || strcmp(table[i].id, key) == 0;
+                if (!listed)
+                        fail_msg("field \"%s\" is not in roistat_fields()", key);
+        }
+}
+
+static void every_field_an_order_carries_is_in_the_fields_table(void **state)
+{
+        struct config *cfg = default_config();
+        size_t n;
+        const struct roistat_field *table = roistat_fields(&n);
+
+        expect_fields_listed(order_json(cfg, (struct order_spec){0}));
+        expect_fields_listed(order_json(
+            cfg, (struct order_spec){.buyer = "\"type\":\"legal\",\"company\":\"OOO R\","
+                                              "\"inn\":\"7707083893\""}));
+        expect_fields_listed(deal_json(cfg, (struct deal_spec){.title = "Chat"}));
+        for (size_t i = 0; i < n; i++)
+                assert_true(table[i].name && table[i].name[0]);
+}
+
 /* ---- texts that jansson refuses ---- */
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -453,6 +667,16 @@ int main(void)
             T(the_payload_is_built_from_the_defaults_when_roistat_is_not_configured),
             T(the_default_statuses_body_lists_new_confirmed_canceled),
             T(the_statuses_body_matches_the_configured_dictionary),
+            T(a_deal_is_named_by_its_id_and_title_and_marked_as_from_bitrix24),
+            T(a_deal_without_a_title_is_named_by_its_id),
+            T(a_deals_stage_semantics_give_the_first_status_of_each_type),
+            T(the_default_dictionary_gives_new_confirmed_and_canceled_to_deals),
+            T(the_stage_map_wins_over_the_stage_semantics),
+            T(a_stage_mapped_to_a_canceled_status_is_sent_with_price_0),
+            T(a_failed_deal_keeps_its_price_when_canceled_price_zero_is_off),
+            T(a_deal_whose_stage_finds_no_status_is_refused_naming_stage_and_type),
+            T(a_site_order_is_unchanged_by_the_stage_map_and_deals),
+            T(every_field_an_order_carries_is_in_the_fields_table),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
