@@ -169,7 +169,10 @@ static const char *link_of(json_t *doc, const char *kind)
         return NULL;
 }
 
-/* True when the order's delivery to `sink` is done; otherwise it is listed unsent. */
+/* True when the order's delivery to `sink` is done; otherwise it is listed unsent, and
+ * looked at again by the next light run while it is on its way. A dead one (or one never
+ * made) waits for a person (`orderbridge retry`), not for time: it does not hold the
+ * light runs' watermark back for ever. */
 static bool ready(struct run *run, json_t *doc, const char *order_id, const char *sink,
                   int64_t received_at)
 {
@@ -178,7 +181,8 @@ static bool ready(struct run *run, json_t *doc, const char *order_id, const char
         if (delivered(doc, sink, &state) == 1)
                 return true;
         reconcile_report_unsent(run->r, order_id, sink, state);
-        unsettled(run, received_at);
+        if (strcmp(state, "dead") != 0 && strcmp(state, "none") != 0)
+                unsettled(run, received_at);
         return false;
 }
 

@@ -127,11 +127,26 @@ int reconcile_decimal(json_t *v, unsigned scale, int64_t max, int64_t *ret)
         return decimal_parse(text, scale, max, ret);
 }
 
+/* `s` into `buf`, cut (if it must be) before a UTF-8 character, never inside one: the
+ * texts end up in JSON, which takes only whole characters. */
+static void copy_text(const char *s, char *buf, size_t size)
+{
+        size_t n = strlen(s);
+
+        if (n >= size) {
+                n = size - 1;
+                while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+                        n--;
+        }
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+}
+
 /* A remote value as a text to show (a string as it is, a number written out). */
 static void shown(json_t *v, char *buf, size_t size)
 {
         if (json_is_string(v))
-                snprintf(buf, size, "%s", json_string_value(v));
+                copy_text(json_string_value(v), buf, size);
         else if (json_is_integer(v))
                 snprintf(buf, size, "%lld", (long long)json_integer_value(v));
         else if (json_is_real(v))
@@ -269,7 +284,7 @@ static void same_amount(struct reconcile_report *r, const char *order_id, json_t
 static void row_text(json_t *row, int64_t *price, int64_t *qty, bool *ok, char *buf,
                      size_t size)
 {
-        char p[32], q[32];
+        char p[32], q[32], name[256];
 
         *ok = reconcile_decimal(json_object_get(row, "PRICE"), 2, MONEY_MAX_MINOR, price) == 0 &&
               reconcile_decimal(json_object_get(row, "QUANTITY"), 3, QUANTITY_MAX_MILLI, qty) ==
@@ -281,11 +296,9 @@ static void row_text(json_t *row, int64_t *price, int64_t *qty, bool *ok, char *
                 shown(json_object_get(row, "PRICE"), p, sizeof(p));
                 shown(json_object_get(row, "QUANTITY"), q, sizeof(q));
         }
-        snprintf(buf, size, "%s %s x %s",
-                 json_is_string(json_object_get(row, "PRODUCT_NAME"))
-                         ? json_string_value(json_object_get(row, "PRODUCT_NAME"))
-                         : NONE,
-                 p, q);
+        shown(json_object_get(row, "PRODUCT_NAME"), name, sizeof(name));
+        /* `size` holds a whole name and both numbers */
+        snprintf(buf, size, "%s %s x %s", name, p, q);
 }
 
 /* The rows in order: their count, then each row that differs ("#2 Cup 1247.50 x 2" on

@@ -341,6 +341,26 @@ static void deal_the_roistat_field_is_owned_only_with_a_visit(void **state)
         assert_string_equal(drifts(), "");
 }
 
+static void deal_a_long_remote_text_is_cut_between_characters(void **state)
+{
+        char stage[1200] = "", deal[1400];
+        json_t *text;
+
+        for (int i = 0; i < 250; i++)
+                strcat(stage, "\xd0\xaf"); /* "Я": two bytes each, 500 in all */
+        snprintf(deal, sizeof(deal), "[" DEAL("7", "%s", "\"4990.00\"", "RUB", "\"3\"") "]",
+                 stage);
+        want_deal(VISIT, true);
+        reconcile_compare_deal(&rep, "123", &deal_want, parse(deal), NULL, true);
+        assert_int_equal(rep.n_drifts, 1);
+        assert_string_equal(rep.drifts[0].field, "stage");
+        /* cut, and still text: JSON (the --json output) takes it */
+        assert_true(strlen(rep.drifts[0].remote) < strlen(stage));
+        assert_int_equal(strlen(rep.drifts[0].remote) % 2, 0);
+        text = keep(json_string(rep.drifts[0].remote));
+        assert_string_equal(json_string_value(text), rep.drifts[0].remote);
+}
+
 /* ---- values, filters, repairs ---- */
 
 static void remote_decimals_in_every_form(void **state)
@@ -433,6 +453,7 @@ int main(void)
                 T(deal_rows_by_count_then_row_by_row),
                 T(deal_contact_is_a_persons_and_a_light_run_skips_rows_contact_and_visit),
                 T(deal_the_roistat_field_is_owned_only_with_a_visit),
+                T(deal_a_long_remote_text_is_cut_between_characters),
                 T(remote_decimals_in_every_form),
                 T(one_roistat_condition_goes_as_the_flat_list),
                 T(a_deal_repair_makes_the_sink_look_up_and_send_everything),
