@@ -107,17 +107,15 @@ static json_t *report_json(const struct reconcile_report *r)
         for (size_t i = 0; i < r->n_drifts; i++) {
                 const struct reconcile_drift *d = &r->drifts[i];
                 /* texts from the store and the remotes: one that is not UTF-8 is null */
-                json_array_append_new(drifts, json_pack("{s:s?, s:s, s:s, s:s?, s:s?, s:b}",
-                                                        "order_id", d->order_id, "sink",
-                                                        d->sink, "field", d->field, "store",
-                                                        d->store, "remote", d->remote,
-                                                        "by_hand", d->by_hand));
+                json_array_append_new(
+                    drifts, json_pack("{s:s?, s:s, s:s, s:s?, s:s?, s:b}", "order_id", d->order_id,
+                                      "sink", d->sink, "field", d->field, "store", d->store,
+                                      "remote", d->remote, "by_hand", d->by_hand));
         }
         for (size_t i = 0; i < r->n_unsent; i++)
-                json_array_append_new(unsent, json_pack("{s:s?, s:s, s:s?}", "order_id",
-                                                        r->unsent[i].order_id, "sink",
-                                                        r->unsent[i].sink, "state",
-                                                        r->unsent[i].state));
+                json_array_append_new(
+                    unsent, json_pack("{s:s?, s:s, s:s?}", "order_id", r->unsent[i].order_id,
+                                      "sink", r->unsent[i].sink, "state", r->unsent[i].state));
         json_object_set_new(doc, "drifts", drifts);
         json_object_set_new(doc, "not_yet_delivered", unsent);
         json_object_set_new(doc, "error",
@@ -133,17 +131,16 @@ static void repaired(void *arg, const char *order_id, const char *sink,
                      enum reconcile_repair_kind kind, int err)
 {
         static const char *const words[] = {
-                [RECONCILE_REQUESTED] = "repair requested",
-                [RECONCILE_MERGE] = "merge by hand (more than one deal for the order)",
-                [RECONCILE_LEFT] = "left as it is (the contact is the CRM's to choose)",
-                [RECONCILE_FAILED] = "repair failed",
+            [RECONCILE_REQUESTED] = "repair requested",
+            [RECONCILE_MERGE] = "merge by hand (more than one deal for the order)",
+            [RECONCILE_LEFT] = "left as it is (the contact is the CRM's to choose)",
+            [RECONCILE_FAILED] = "repair failed",
         };
         struct repairs *rp = arg;
 
         if (rp->list)
-                json_array_append_new(rp->list, json_pack("{s:s?, s:s, s:s}", "order_id",
-                                                          order_id, "sink", sink, "outcome",
-                                                          words[kind]));
+                json_array_append_new(rp->list, json_pack("{s:s?, s:s, s:s}", "order_id", order_id,
+                                                          "sink", sink, "outcome", words[kind]));
         else
                 printf("%s %s %s%s%s\n", order_id, sink, words[kind], err ? ": " : "",
                        err ? strerror(-err) : "");
@@ -181,8 +178,7 @@ static int reconcile(const struct config *cfg, const struct cli_opts *o, int64_t
         }
         r = reconcile_run(rc, st, &ro, &rep);
         if (r < 0)
-                fprintf(stderr, "orderbridge reconcile: the store failed: %s\n",
-                        store_errmsg(st));
+                fprintf(stderr, "orderbridge reconcile: the store failed: %s\n", store_errmsg(st));
         if (rep.remote_error)
                 fprintf(stderr, "orderbridge reconcile: %s (its orders are not compared)\n",
                         rep.remote_errmsg);
@@ -228,7 +224,8 @@ int cli_reconcile(const struct config *cfg, const struct cli_opts *o, int argc, 
                 return 2;
         }
         if (o->since && parse_since(o->since, &since_ms) < 0) {
-                fprintf(stderr, "orderbridge reconcile: --since %s: give a date (2026-03-01) "
+                fprintf(stderr,
+                        "orderbridge reconcile: --since %s: give a date (2026-03-01) "
                         "or a date-time with its offset (2026-03-01T10:00:00+03:00)\n",
                         o->since);
                 return 2;

@@ -32,8 +32,8 @@
 #include "sinks/sink_bitrix24.h"
 
 #define STORE_PAGE 500
-#define CONFIRM_IDS 50           /* ids per order/list call that looks for unseen orders */
-#define CREATED_MARGIN_S 86400   /* creation_date is compared a day wide */
+#define CONFIRM_IDS 50         /* ids per order/list call that looks for unseen orders */
+#define CREATED_MARGIN_S 86400 /* creation_date is compared a day wide */
 
 struct reconcile {
         const struct config *cfg;
@@ -147,7 +147,7 @@ static int delivered(json_t *doc, const char *sink, const char **ret_state)
                 if (!state || !name || strcmp(name, sink) != 0)
                         continue;
                 if (strcmp(state, "done") == 0 &&
-                         json_integer_value(json_object_get(d, "done_rev")) >= rev)
+                    json_integer_value(json_object_get(d, "done_rev")) >= rev)
                         return 1;
                 *ret_state = state;
                 return 0;
@@ -213,8 +213,8 @@ static bool add_deal(struct run *run, json_t *doc, const struct snapshot *s, int
         char stage[96];
         const char *l;
 
-        if (b24_conf_stage(conf, run->need_pipeline ? &run->pipeline : NULL, s->status,
-                           s->canceled, s->paid, stage, sizeof(stage)) < 0)
+        if (b24_conf_stage(conf, run->need_pipeline ? &run->pipeline : NULL, s->status, s->canceled,
+                           s->paid, stage, sizeof(stage)) < 0)
                 return false; /* no stage maps: dead-lettered by the sink, never "done" */
         it.want.fields = b24_deal_owned_fields(conf, s, stage);
         it.want.rows = run->o->light ? NULL : b24_deal_rows(s);
@@ -349,8 +349,8 @@ static void check_b24_page(struct run *run)
         for (size_t i = 0; i < run->n_b24; i++)
                 ids[i] = run->b24[i].order_id;
         select = b24_select(run);
-        r = b24_deals_of_orders(run->rc->b24_client, run->rc->cfg->site_id, ids, run->n_b24,
-                                select, run->o->stop, &by_origin, &err);
+        r = b24_deals_of_orders(run->rc->b24_client, run->rc->cfg->site_id, ids, run->n_b24, select,
+                                run->o->stop, &by_origin, &err);
         json_decref(select);
         free(ids);
         if (r == 0 && !run->o->light)
@@ -361,8 +361,8 @@ static void check_b24_page(struct run *run)
                 for (size_t i = 0; i < run->n_b24; i++) {
                         struct b24_item *it = &run->b24[i];
                         json_t *deals = json_object_get(by_origin, it->order_id);
-                        const char *id = json_string_value(json_object_get(
-                                reconcile_deal_chosen(deals, it->deal), "ID"));
+                        const char *id = json_string_value(
+                            json_object_get(reconcile_deal_chosen(deals, it->deal), "ID"));
                         size_t before = run->r->n_drifts;
                         reconcile_compare_deal(run->r, it->order_id, &it->want, deals,
                                                id ? json_object_get(rows, id) : NULL,
@@ -468,15 +468,15 @@ static void check_roistat(struct run *run)
                 if (run->rs[i].created_at < oldest)
                         oldest = run->rs[i].created_at;
         roistat_time(oldest - CREATED_MARGIN_S, since, sizeof(since));
-        if (read_roistat(run, roistat_orders_all_of(json_pack("[[s, s, s]]", "creation_date",
-                                                              ">=", since)),
-                         ROISTAT_LIST_PAGE) < 0)
+        if (read_roistat(
+                run, roistat_orders_all_of(json_pack("[[s, s, s]]", "creation_date", ">=", since)),
+                ROISTAT_LIST_PAGE) < 0)
                 goto out;
         /* those not met: asked for by id before they are called missing */
         for (size_t i = 0; i <= run->n_rs; i++) {
                 if (i < run->n_rs && !run->rs[i].seen)
-                        json_array_append_new(ids, json_pack("[s, s, s]", "id", "=",
-                                                             run->rs[i].order_id));
+                        json_array_append_new(
+                            ids, json_pack("[s, s, s]", "id", "=", run->rs[i].order_id));
                 if (json_array_size(ids) == CONFIRM_IDS ||
                     (i == run->n_rs && json_array_size(ids) > 0)) {
                         if (read_roistat(run, roistat_orders_any_of(ids), CONFIRM_IDS) < 0) {
@@ -539,7 +539,8 @@ static int walk(struct run *run)
                 int64_t last;
                 size_t ties = 0;
                 page_clear(&pg);
-                if (store_orders_changed(run->st, after, skip, STORE_PAGE, collect, &pg, NULL) < 0) {
+                if (store_orders_changed(run->st, after, skip, STORE_PAGE, collect, &pg, NULL) <
+                    0) {
                         r = -EIO;
                         break;
                 }
@@ -612,8 +613,8 @@ int reconcile_run(struct reconcile *rc, struct store *st, const struct reconcile
 /* One (order, sink): its drifts from `from`, sorted together. Returns the next index. */
 static size_t repair_one(struct store *st, const struct reconcile_report *r, size_t from,
                          int64_t now_ms, int *requested, bool *failed,
-                         void (*cb)(void *, const char *, const char *,
-                                    enum reconcile_repair_kind, int),
+                         void (*cb)(void *, const char *, const char *, enum reconcile_repair_kind,
+                                    int),
                          void *arg)
 {
         const struct reconcile_drift *d = &r->drifts[from];

@@ -29,9 +29,9 @@
 #include "store/store.h"
 
 struct reconcile_opts {
-        int64_t since_ms;          /* orders changed in the store after this */
-        bool light;                /* presence, status/stage, amount only */
-        const atomic_bool *stop;   /* may be NULL: set from another thread to cut a run short */
+        int64_t since_ms;        /* orders changed in the store after this */
+        bool light;              /* presence, status/stage, amount only */
+        const atomic_bool *stop; /* may be NULL: set from another thread to cut a run short */
         /* May be NULL: called after each page of the store is read (`read` so far). */
         void (*progress)(void *arg, size_t read);
         void *progress_arg;

@@ -24,35 +24,35 @@
 #define ROW_DRIFTS_MAX 5 /* rows reported one by one per order; the rest as a count */
 
 void reconcile_report_drift(struct reconcile_report *r, const char *order_id, const char *sink,
-                            const char *field, const char *store, const char *remote,
-                            bool by_hand, unsigned repair)
+                            const char *field, const char *store, const char *remote, bool by_hand,
+                            unsigned repair)
 {
         if (r->n_drifts == r->cap_drifts) {
                 r->cap_drifts = r->cap_drifts ? 2 * r->cap_drifts : 16;
                 r->drifts = xrealloc(r->drifts, r->cap_drifts * sizeof(*r->drifts));
         }
         r->drifts[r->n_drifts] = (struct reconcile_drift){
-                .order_id = xstrdup(order_id),
-                .sink = sink,
-                .field = field,
-                .store = xstrdup(store ? store : NONE),
-                .remote = xstrdup(remote ? remote : NONE),
-                .by_hand = by_hand,
-                .repair = repair,
-                .seq = r->n_drifts,
+            .order_id = xstrdup(order_id),
+            .sink = sink,
+            .field = field,
+            .store = xstrdup(store ? store : NONE),
+            .remote = xstrdup(remote ? remote : NONE),
+            .by_hand = by_hand,
+            .repair = repair,
+            .seq = r->n_drifts,
         };
         r->n_drifts++;
 }
 
-void reconcile_report_unsent(struct reconcile_report *r, const char *order_id,
-                             const char *sink, const char *state)
+void reconcile_report_unsent(struct reconcile_report *r, const char *order_id, const char *sink,
+                             const char *state)
 {
         if (r->n_unsent == r->cap_unsent) {
                 r->cap_unsent = r->cap_unsent ? 2 * r->cap_unsent : 16;
                 r->unsent = xrealloc(r->unsent, r->cap_unsent * sizeof(*r->unsent));
         }
         r->unsent[r->n_unsent++] = (struct reconcile_unsent){
-                .order_id = xstrdup(order_id), .sink = sink, .state = xstrdup(state)};
+            .order_id = xstrdup(order_id), .sink = sink, .state = xstrdup(state)};
 }
 
 static int by_order(const void *a, const void *b)
@@ -212,11 +212,11 @@ void reconcile_compare_roistat(struct reconcile_report *r, const char *order_id,
         }
         shown(json_object_get(json_object_get(remote, "status"), "id"), have, sizeof(have));
         if (strcmp(have, want->status) != 0)
-                reconcile_report_drift(r, order_id, "roistat", "status", want->status, have,
-                                       false, 1);
+                reconcile_report_drift(r, order_id, "roistat", "status", want->status, have, false,
+                                       1);
         money_format(want->revenue_minor, wanted, sizeof(wanted));
-        if (reconcile_decimal(json_object_get(remote, "revenue"), 2, MONEY_MAX_MINOR,
-                              &revenue) < 0) {
+        if (reconcile_decimal(json_object_get(remote, "revenue"), 2, MONEY_MAX_MINOR, &revenue) <
+            0) {
                 shown(json_object_get(remote, "revenue"), have, sizeof(have));
                 reconcile_report_drift(r, order_id, "roistat", "revenue", wanted, have, false, 1);
         } else if (revenue != want->revenue_minor) {
@@ -281,14 +281,12 @@ static void same_amount(struct reconcile_report *r, const char *order_id, json_t
 
 /* A row as shown: "Kettle 2495.00 x 2"; `ok` false when its price or quantity does not
  * read. */
-static void row_text(json_t *row, int64_t *price, int64_t *qty, bool *ok, char *buf,
-                     size_t size)
+static void row_text(json_t *row, int64_t *price, int64_t *qty, bool *ok, char *buf, size_t size)
 {
         char p[32], q[32], name[256];
 
         *ok = reconcile_decimal(json_object_get(row, "PRICE"), 2, MONEY_MAX_MINOR, price) == 0 &&
-              reconcile_decimal(json_object_get(row, "QUANTITY"), 3, QUANTITY_MAX_MILLI, qty) ==
-                      0;
+              reconcile_decimal(json_object_get(row, "QUANTITY"), 3, QUANTITY_MAX_MILLI, qty) == 0;
         if (*ok) {
                 money_format(*price, p, sizeof(p));
                 quantity_format(*qty, q, sizeof(q));
@@ -303,8 +301,7 @@ static void row_text(json_t *row, int64_t *price, int64_t *qty, bool *ok, char *
 
 /* The rows in order: their count, then each row that differs ("#2 Cup 1247.50 x 2" on
  * both sides), at most ROW_DRIFTS_MAX of them and the rest as a count. */
-static void same_rows(struct reconcile_report *r, const char *order_id, json_t *want,
-                      json_t *have)
+static void same_rows(struct reconcile_report *r, const char *order_id, json_t *want, json_t *have)
 {
         size_t nw = json_array_size(want), nh = json_array_size(have), reported = 0;
         char w[400], h[400], a_text[380], b_text[380];
@@ -365,8 +362,8 @@ void reconcile_compare_deal(struct reconcile_report *r, const char *order_id,
                         len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
                                                 i ? "," : "", one);
                 }
-                reconcile_report_drift(r, order_id, "bitrix24", "duplicate", want->deal, list,
-                                       true, 0);
+                reconcile_report_drift(r, order_id, "bitrix24", "duplicate", want->deal, list, true,
+                                       0);
         } else if (want->deal && strcmp(want->deal, id) != 0) {
                 /* the one deal the portal has is not the one the store links */
                 reconcile_report_drift(r, order_id, "bitrix24", "deal", want->deal, id, false,

@@ -23,9 +23,9 @@ struct reconcile_drift {
         const char *field; /* roistat: order, status, revenue, visit; bitrix24: deal,
                             * duplicate, stage, amount, currency, visit, rows, contact */
         char *store, *remote;
-        bool by_hand;      /* repair leaves it to a person (duplicate, contact) */
-        unsigned repair;   /* bitrix24: B24_REPAIR_* bits; roistat: 1 (send again) */
-        size_t seq;        /* the order it was found in, for a stable sort */
+        bool by_hand;    /* repair leaves it to a person (duplicate, contact) */
+        unsigned repair; /* bitrix24: B24_REPAIR_* bits; roistat: 1 (send again) */
+        size_t seq;      /* the order it was found in, for a stable sort */
 };
 
 /* An order whose delivery to a sink is not done yet: not drift, listed apart. */
@@ -54,10 +54,10 @@ struct reconcile_report {
 
 /* Adds a drift (copies the texts). */
 void reconcile_report_drift(struct reconcile_report *r, const char *order_id, const char *sink,
-                            const char *field, const char *store, const char *remote,
-                            bool by_hand, unsigned repair);
-void reconcile_report_unsent(struct reconcile_report *r, const char *order_id,
-                             const char *sink, const char *state);
+                            const char *field, const char *store, const char *remote, bool by_hand,
+                            unsigned repair);
+void reconcile_report_unsent(struct reconcile_report *r, const char *order_id, const char *sink,
+                             const char *state);
 /* Sorts the drifts by order, then sink, then as found. */
 void reconcile_report_sort(struct reconcile_report *r);
 void reconcile_report_clear(struct reconcile_report *r);

@@ -104,7 +104,8 @@ static int record(struct reconciler *r, const struct reconcile_report *rep, int6
 static void run_once(struct reconciler *r)
 {
         int64_t start = clock_wall_ms();
-        struct reconcile_opts o = {.since_ms = watermark(r, start), .light = true, .stop = &r->stop};
+        struct reconcile_opts o = {
+            .since_ms = watermark(r, start), .light = true, .stop = &r->stop};
         struct reconcile_report rep;
         int e = reconcile_run(r->rc, r->st, &o, &rep);
 

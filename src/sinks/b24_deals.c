@@ -115,8 +115,8 @@ static int unanswered(struct queue *q, const struct cmd *c, const char *code, co
 static int read_answer(json_t *doc, struct cmd *cmds, size_t n, struct queue *q,
                        on_result_fn on_result, void *arg, struct b24_error *err)
 {
-        json_t *results, *errors, *nexts = json_object_get(json_object_get(doc, "result"),
-                                                           "result_next");
+        json_t *results, *errors,
+            *nexts = json_object_get(json_object_get(doc, "result"), "result_next");
         char key[16];
         int r = 0;
 
@@ -132,12 +132,14 @@ static int read_answer(json_t *doc, struct cmd *cmds, size_t n, struct queue *q,
                         r = unanswered(q, &cmds[i], code ? code : "", d ? d : "",
                                        b24_classify_error(code, 400), err);
                 } else if (!mine || json_is_null(mine)) {
-                        r = unanswered(q, &cmds[i], "", "the portal answered neither a result "
-                                       "nor an error for the command", -EAGAIN, err);
+                        r = unanswered(q, &cmds[i], "",
+                                       "the portal answered neither a result "
+                                       "nor an error for the command",
+                                       -EAGAIN, err);
                 } else {
                         r = on_result(arg, &cmds[i], mine,
-                                      json_is_object(nexts) ? json_object_get(nexts, key) : NULL,
-                                      q, err);
+                                      json_is_object(nexts) ? json_object_get(nexts, key) : NULL, q,
+                                      err);
                 }
         }
         return r;
@@ -193,8 +195,8 @@ static int not_a_list(const struct cmd *c, struct b24_error *err)
 }
 
 /* crm.deal.list's page: each deal under its ORIGIN_ID; the next page asked for. */
-static int on_deals(void *arg, const struct cmd *c, json_t *result, json_t *next,
-                    struct queue *q, struct b24_error *err)
+static int on_deals(void *arg, const struct cmd *c, json_t *result, json_t *next, struct queue *q,
+                    struct b24_error *err)
 {
         json_t *by_origin = arg, *deal;
         json_int_t start = json_integer_value(json_object_get(c->params, "start"));
@@ -238,8 +240,8 @@ int b24_deals_of_orders(struct b24_client *c, const char *site_id, const char *c
                         json_array_append_new(ids, json_string(order_ids[j]));
                 push(&q, "crm.deal.list",
                      json_pack("{s:{s:s, s:o}, s:O, s:{s:s}, s:i}", "filter", "=ORIGINATOR_ID",
-                               site_id, "@ORIGIN_ID", ids, "select", fields, "order", "ID",
-                               "ASC", "start", 0),
+                               site_id, "@ORIGIN_ID", ids, "select", fields, "order", "ID", "ASC",
+                               "start", 0),
                      0);
         }
         json_decref(fields);
@@ -254,8 +256,8 @@ int b24_deals_of_orders(struct b24_client *c, const char *site_id, const char *c
 }
 
 /* crm.deal.productrows.get's answer, under its deal's id. */
-static int on_rows(void *arg, const struct cmd *c, json_t *result, json_t *next,
-                   struct queue *q, struct b24_error *err)
+static int on_rows(void *arg, const struct cmd *c, json_t *result, json_t *next, struct queue *q,
+                   struct b24_error *err)
 {
         if (!json_is_array(result))
                 return not_a_list(c, err);

@@ -47,8 +47,8 @@ struct roistat_orders *roistat_orders_new(const struct roistat_conf *conf)
                 return NULL;
         }
         ratelimit_init(&c->rl, conf->rate, 1, 10);
-        snprintf(c->url, sizeof(c->url), "%s/project/integration/order/list?project=%s",
-                 conf->url, conf->project);
+        snprintf(c->url, sizeof(c->url), "%s/project/integration/order/list?project=%s", conf->url,
+                 conf->project);
         snprintf(c->header_key, sizeof(c->header_key), "Api-key: %s", conf->api_key);
         return c;
 }
@@ -103,7 +103,8 @@ static int read_page(const struct http_response *resp, json_t **ret_data, int64_
         json_t *data = json_object_get(doc, "data"), *total = json_object_get(doc, "total");
 
         if (!json_is_array(data) || !json_is_integer(total) || json_integer_value(total) < 0) {
-                snprintf(why, why_size, "order/list answered success without a \"data\" list "
+                snprintf(why, why_size,
+                         "order/list answered success without a \"data\" list "
                          "and a \"total\"");
                 json_decref(doc);
                 return -EINVAL;
@@ -115,8 +116,8 @@ static int read_page(const struct http_response *resp, json_t **ret_data, int64_
 }
 
 /* One call: 0 and the page, or the class of its failure with why and the remote's hint. */
-static int call(struct roistat_orders *c, const char *body, json_t **ret_data,
-                int64_t *ret_total, char *why, size_t why_size, int64_t *retry_ms)
+static int call(struct roistat_orders *c, const char *body, json_t **ret_data, int64_t *ret_total,
+                char *why, size_t why_size, int64_t *retry_ms)
 {
         const char *headers[] = {"Content-Type: application/json", "Accept: application/json",
                                  "Use-Http-Code: 1", c->header_key, NULL};
@@ -139,11 +140,11 @@ static int call(struct roistat_orders *c, const char *body, json_t **ret_data,
 }
 
 int roistat_orders_page(struct roistat_orders *c, json_t *filters, size_t limit, size_t offset,
-                        const atomic_bool *stop, json_t **ret_data, int64_t *ret_total,
-                        char *why, size_t why_size)
+                        const atomic_bool *stop, json_t **ret_data, int64_t *ret_total, char *why,
+                        size_t why_size)
 {
-        json_t *q = json_pack("{s:I, s:I}", "limit", (json_int_t)limit, "offset",
-                              (json_int_t)offset);
+        json_t *q =
+            json_pack("{s:I, s:I}", "limit", (json_int_t)limit, "offset", (json_int_t)offset);
         char *body;
         int st = -EAGAIN;
 

@@ -31,8 +31,8 @@ struct roistat_orders *roistat_orders_free(struct roistat_orders *c);
  * remote is unwell: after a few tries), -EACCES, -EINVAL (refused; or an answer that is
  * not the documented one) or -ECANCELED (`stop` was set while waiting), with `why`. */
 int roistat_orders_page(struct roistat_orders *c, json_t *filters, size_t limit, size_t offset,
-                        const atomic_bool *stop, json_t **ret_data, int64_t *ret_total,
-                        char *why, size_t why_size);
+                        const atomic_bool *stop, json_t **ret_data, int64_t *ret_total, char *why,
+                        size_t why_size);
 
 /* The filters value for conditions that must all hold (`conds`, an array of
  * [field, op, value], consumed): {"and": conds}, except that one condition goes as the

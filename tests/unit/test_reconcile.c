@@ -28,8 +28,8 @@
 #define SNAPSHOT_FMT                                                                               \
         "{\"site\":\"shop.example.ru\",\"order\":{\"id\":\"123\",\"version\":4,"                   \
         "\"status\":\"N\",\"canceled\":%s,\"paid\":false,"                                         \
-        "\"created_at\":\"2026-03-13T10:00:00+03:00\",\"price\":\"4990.00\",\"currency\":\"RUB\"" \
-        "%s,\"buyer\":{\"type\":\"individual\",\"name\":\"Ivan\",\"phone\":\"+7 900 123-45-67\"," \
+        "\"created_at\":\"2026-03-13T10:00:00+03:00\",\"price\":\"4990.00\",\"currency\":\"RUB\""  \
+        "%s,\"buyer\":{\"type\":\"individual\",\"name\":\"Ivan\",\"phone\":\"+7 900 123-45-67\","  \
         "\"email\":null,\"company\":null,\"inn\":null},"                                           \
         "\"items\":[{\"product_id\":\"55\",\"name\":\"Kettle\",\"price\":\"2495.00\","             \
         "\"quantity\":\"2\"}]}}"
@@ -110,8 +110,8 @@ static void want_roistat(bool canceled, const char *visit)
 
         load(canceled, visit);
         reconcile_roistat_want_clear(&rs_want);
-        assert_int_equal(reconcile_roistat_want(config_section(cfg, "roistat"), snap, &rs_want,
-                                                why, sizeof(why)),
+        assert_int_equal(reconcile_roistat_want(config_section(cfg, "roistat"), snap, &rs_want, why,
+                                                sizeof(why)),
                          0);
 }
 
@@ -122,11 +122,11 @@ static void want_deal(const char *visit, bool light)
 
         load(false, visit);
         deal_want = (struct reconcile_deal_want){
-                .fields = b24_deal_owned_fields(bc, snap, "NEW"),
-                .rows = light ? NULL : b24_deal_rows(snap),
-                .roistat_field = bc->roistat_field,
-                .deal = "7",
-                .contact = "3",
+            .fields = b24_deal_owned_fields(bc, snap, "NEW"),
+            .rows = light ? NULL : b24_deal_rows(snap),
+            .roistat_field = bc->roistat_field,
+            .deal = "7",
+            .contact = "3",
         };
         assert_non_null(deal_want.fields);
 }
@@ -140,15 +140,15 @@ static const char *drifts(void)
         buf[0] = '\0';
         for (size_t i = 0; i < rep.n_drifts; i++) {
                 const struct reconcile_drift *d = &rep.drifts[i];
-                len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s %s %s %s %s",
-                                        i ? ";" : "", d->order_id, d->sink, d->field, d->store,
-                                        d->remote);
+                len +=
+                    (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s %s %s %s %s", i ? ";" : "",
+                                     d->order_id, d->sink, d->field, d->store, d->remote);
                 assert_true(len < sizeof(buf));
         }
         return buf;
 }
 
-#define ROISTAT_ROW(revenue, status, visit)                                                      \
+#define ROISTAT_ROW(revenue, status, visit)                                                        \
         "{\"id\":\"123\",\"revenue\":" revenue ",\"status\":{\"id\":\"" status                     \
         "\",\"type\":\"progress\"},\"visit_id\":" visit "}"
 
@@ -220,9 +220,9 @@ static void roistat_an_order_it_lacks_is_missing(void **state)
 
 /* ---- Bitrix24 ---- */
 
-#define DEAL(id, stage, amount, currency, contact)                                               \
-        "{\"ID\":\"" id "\",\"ORIGIN_ID\":\"123\",\"STAGE_ID\":\"" stage "\",\"OPPORTUNITY\":"    \
-        amount ",\"CURRENCY_ID\":\"" currency "\",\"CONTACT_ID\":" contact                         \
+#define DEAL(id, stage, amount, currency, contact)                                                 \
+        "{\"ID\":\"" id "\",\"ORIGIN_ID\":\"123\",\"STAGE_ID\":\"" stage                           \
+        "\",\"OPPORTUNITY\":" amount ",\"CURRENCY_ID\":\"" currency "\",\"CONTACT_ID\":" contact   \
         ",\"UF_CRM_ROISTAT\":\"4521890\"}"
 #define AS_SENT DEAL("7", "NEW", "\"4990.00\"", "RUB", "\"3\"")
 #define ROWS_AS_SENT "[{\"PRODUCT_NAME\":\"Kettle\",\"PRICE\":2495,\"QUANTITY\":2}]"
@@ -230,8 +230,8 @@ static void roistat_an_order_it_lacks_is_missing(void **state)
 static void deal_as_sent_has_no_drift(void **state)
 {
         want_deal(VISIT, false);
-        reconcile_compare_deal(&rep, "123", &deal_want, parse("[" AS_SENT "]"),
-                               parse(ROWS_AS_SENT), false);
+        reconcile_compare_deal(&rep, "123", &deal_want, parse("[" AS_SENT "]"), parse(ROWS_AS_SENT),
+                               false);
         reconcile_compare_deal(&rep, "123", &deal_want,
                                parse("[" DEAL("7", "NEW", "\"4990.0000\"", "RUB", "3") "]"),
                                parse("[{\"PRODUCT_NAME\":\"Kettle\",\"PRICE\":\"2495.00\","
@@ -254,9 +254,8 @@ static void deal_a_second_one_is_a_duplicate_for_a_person_the_linked_one_is_comp
         json_t *deals = parse("[" DEAL("5", "LOSE", "\"1.00\"", "USD", "\"9\"") "," AS_SENT "]");
 
         want_deal(VISIT, false);
-        assert_string_equal(json_string_value(json_object_get(
-                                    reconcile_deal_chosen(deals, "7"), "ID")),
-                            "7");
+        assert_string_equal(
+            json_string_value(json_object_get(reconcile_deal_chosen(deals, "7"), "ID")), "7");
         reconcile_compare_deal(&rep, "123", &deal_want, deals, parse(ROWS_AS_SENT), false);
         assert_string_equal(drifts(), "123 bitrix24 duplicate 7 5,7");
         assert_true(rep.drifts[0].by_hand);
@@ -280,11 +279,11 @@ static void deal_stage_amount_and_currency(void **state)
                                parse("[" DEAL("7", "PREPARATION", "4990", "RUB", "\"3\"") "]"),
                                NULL, true);
         reconcile_compare_deal(&rep, "124", &deal_want,
-                               parse("[" DEAL("7", "NEW", "\"4989.99\"", "USD", "\"3\"") "]"),
-                               NULL, true);
+                               parse("[" DEAL("7", "NEW", "\"4989.99\"", "USD", "\"3\"") "]"), NULL,
+                               true);
         reconcile_compare_deal(&rep, "125", &deal_want,
-                               parse("[" DEAL("7", "NEW", "\"4990.01\"", "RUB", "\"3\"") "]"),
-                               NULL, true);
+                               parse("[" DEAL("7", "NEW", "\"4990.01\"", "RUB", "\"3\"") "]"), NULL,
+                               true);
         assert_string_equal(drifts(), "123 bitrix24 stage NEW PREPARATION;"
                                       "124 bitrix24 amount 4990.00 4989.99;"
                                       "124 bitrix24 currency RUB USD;"
@@ -296,21 +295,21 @@ static void deal_stage_amount_and_currency(void **state)
 static void deal_rows_by_count_then_row_by_row(void **state)
 {
         want_deal(VISIT, false);
-        reconcile_compare_deal(&rep, "123", &deal_want, parse("[" AS_SENT "]"), parse("[]"),
-                               false);
+        reconcile_compare_deal(&rep, "123", &deal_want, parse("[" AS_SENT "]"), parse("[]"), false);
         reconcile_compare_deal(
-                &rep, "124", &deal_want, parse("[" AS_SENT "]"),
-                parse("[{\"PRODUCT_NAME\":\"Kettle\",\"PRICE\":2495.5,\"QUANTITY\":2}]"), false);
+            &rep, "124", &deal_want, parse("[" AS_SENT "]"),
+            parse("[{\"PRODUCT_NAME\":\"Kettle\",\"PRICE\":2495.5,\"QUANTITY\":2}]"), false);
         reconcile_compare_deal(
-                &rep, "125", &deal_want, parse("[" AS_SENT "]"),
-                parse("[{\"PRODUCT_NAME\":\"Kettle\",\"PRICE\":2495,\"QUANTITY\":2.5}]"), false);
+            &rep, "125", &deal_want, parse("[" AS_SENT "]"),
+            parse("[{\"PRODUCT_NAME\":\"Kettle\",\"PRICE\":2495,\"QUANTITY\":2.5}]"), false);
         reconcile_compare_deal(
-                &rep, "126", &deal_want, parse("[" AS_SENT "]"),
-                parse("[{\"PRODUCT_NAME\":\"Teapot\",\"PRICE\":2495,\"QUANTITY\":2}]"), false);
-        assert_string_equal(drifts(), "123 bitrix24 rows 1 row 0 rows;"
-                                      "124 bitrix24 rows #1 Kettle 2495.00 x 2 #1 Kettle 2495.50 x 2;"
-                                      "125 bitrix24 rows #1 Kettle 2495.00 x 2 #1 Kettle 2495.00 x 2.5;"
-                                      "126 bitrix24 rows #1 Kettle 2495.00 x 2 #1 Teapot 2495.00 x 2");
+            &rep, "126", &deal_want, parse("[" AS_SENT "]"),
+            parse("[{\"PRODUCT_NAME\":\"Teapot\",\"PRICE\":2495,\"QUANTITY\":2}]"), false);
+        assert_string_equal(drifts(),
+                            "123 bitrix24 rows 1 row 0 rows;"
+                            "124 bitrix24 rows #1 Kettle 2495.00 x 2 #1 Kettle 2495.50 x 2;"
+                            "125 bitrix24 rows #1 Kettle 2495.00 x 2 #1 Kettle 2495.00 x 2.5;"
+                            "126 bitrix24 rows #1 Kettle 2495.00 x 2 #1 Teapot 2495.00 x 2");
         for (size_t i = 0; i < rep.n_drifts; i++)
                 assert_int_equal(rep.drifts[i].repair, B24_REPAIR_ROWS);
 }
@@ -336,8 +335,8 @@ static void deal_contact_is_a_persons_and_a_light_run_skips_rows_contact_and_vis
 static void deal_the_roistat_field_is_owned_only_with_a_visit(void **state)
 {
         want_deal("", false);
-        reconcile_compare_deal(&rep, "123", &deal_want, parse("[" AS_SENT "]"),
-                               parse(ROWS_AS_SENT), false);
+        reconcile_compare_deal(&rep, "123", &deal_want, parse("[" AS_SENT "]"), parse(ROWS_AS_SENT),
+                               false);
         assert_string_equal(drifts(), "");
 }
 
@@ -348,8 +347,7 @@ static void deal_a_long_remote_text_is_cut_between_characters(void **state)
 
         for (int i = 0; i < 250; i++)
                 strcat(stage, "\xd0\xaf"); /* "Я": two bytes each, 500 in all */
-        snprintf(deal, sizeof(deal), "[" DEAL("7", "%s", "\"4990.00\"", "RUB", "\"3\"") "]",
-                 stage);
+        snprintf(deal, sizeof(deal), "[" DEAL("7", "%s", "\"4990.00\"", "RUB", "\"3\"") "]", stage);
         want_deal(VISIT, true);
         reconcile_compare_deal(&rep, "123", &deal_want, parse(deal), NULL, true);
         assert_int_equal(rep.n_drifts, 1);
@@ -389,10 +387,10 @@ static void remote_decimals_in_every_form(void **state)
 static void one_roistat_condition_goes_as_the_flat_list(void **state)
 {
         json_t *one = keep(roistat_orders_all_of(json_pack("[[s, s, s]]", "id", "=", "1")));
-        json_t *two = keep(roistat_orders_all_of(json_pack("[[s, s, s], [s, s, s]]", "id", "=",
-                                                           "1", "id", "=", "2")));
-        json_t *any = keep(roistat_orders_any_of(json_pack("[[s, s, s], [s, s, s]]", "id", "=",
-                                                           "1", "id", "=", "2")));
+        json_t *two = keep(roistat_orders_all_of(
+            json_pack("[[s, s, s], [s, s, s]]", "id", "=", "1", "id", "=", "2")));
+        json_t *any = keep(roistat_orders_any_of(
+            json_pack("[[s, s, s], [s, s, s]]", "id", "=", "1", "id", "=", "2")));
         json_t *any_one = keep(roistat_orders_any_of(json_pack("[[s, s, s]]", "id", "=", "1")));
 
         assert_true(json_equal(one, parse("[[\"id\", \"=\", \"1\"]]")));
@@ -440,24 +438,24 @@ static void the_report_is_sorted_by_order_then_sink_then_as_found(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                T(roistat_an_order_as_sent_has_no_drift),
-                T(roistat_revenue_is_compared_to_the_kopeck_both_ways),
-                T(roistat_a_cancelled_order_must_have_no_revenue),
-                T(roistat_status_and_visit_and_a_light_run_skips_the_visit),
-                T(roistat_an_order_it_lacks_is_missing),
-                T(deal_as_sent_has_no_drift),
-                T(deal_none_is_missing_and_repaired_by_a_new_look_up),
-                T(deal_a_second_one_is_a_duplicate_for_a_person_the_linked_one_is_compared),
-                T(deal_the_only_one_not_the_linked_one),
-                T(deal_stage_amount_and_currency),
-                T(deal_rows_by_count_then_row_by_row),
-                T(deal_contact_is_a_persons_and_a_light_run_skips_rows_contact_and_visit),
-                T(deal_the_roistat_field_is_owned_only_with_a_visit),
-                T(deal_a_long_remote_text_is_cut_between_characters),
-                T(remote_decimals_in_every_form),
-                T(one_roistat_condition_goes_as_the_flat_list),
-                T(a_deal_repair_makes_the_sink_look_up_and_send_everything),
-                T(the_report_is_sorted_by_order_then_sink_then_as_found),
+            T(roistat_an_order_as_sent_has_no_drift),
+            T(roistat_revenue_is_compared_to_the_kopeck_both_ways),
+            T(roistat_a_cancelled_order_must_have_no_revenue),
+            T(roistat_status_and_visit_and_a_light_run_skips_the_visit),
+            T(roistat_an_order_it_lacks_is_missing),
+            T(deal_as_sent_has_no_drift),
+            T(deal_none_is_missing_and_repaired_by_a_new_look_up),
+            T(deal_a_second_one_is_a_duplicate_for_a_person_the_linked_one_is_compared),
+            T(deal_the_only_one_not_the_linked_one),
+            T(deal_stage_amount_and_currency),
+            T(deal_rows_by_count_then_row_by_row),
+            T(deal_contact_is_a_persons_and_a_light_run_skips_rows_contact_and_visit),
+            T(deal_the_roistat_field_is_owned_only_with_a_visit),
+            T(deal_a_long_remote_text_is_cut_between_characters),
+            T(remote_decimals_in_every_form),
+            T(one_roistat_condition_goes_as_the_flat_list),
+            T(a_deal_repair_makes_the_sink_look_up_and_send_everything),
+            T(the_report_is_sorted_by_order_then_sink_then_as_found),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
