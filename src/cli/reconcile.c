@@ -146,15 +146,23 @@ static void repaired(void *arg, const char *order_id, const char *sink,
                        err ? strerror(-err) : "");
 }
 
+/* A line each time another PROGRESS_EVERY orders have been read (`arg`: how many had at
+ * the last line). */
 static void progress(void *arg, size_t read)
 {
-        if (read % PROGRESS_EVERY == 0)
+        size_t *shown = arg;
+
+        if (read / PROGRESS_EVERY > *shown / PROGRESS_EVERY) {
                 fprintf(stderr, "orderbridge reconcile: %zu orders read\n", read);
+                *shown = read;
+        }
 }
 
 static int reconcile(const struct config *cfg, const struct cli_opts *o, int64_t since_ms)
 {
-        struct reconcile_opts ro = {.since_ms = since_ms, .progress = progress};
+        size_t shown = 0;
+        struct reconcile_opts ro = {
+            .since_ms = since_ms, .progress = progress, .progress_arg = &shown};
         struct reconcile_report rep;
         struct repairs rp = {NULL};
         struct reconcile *rc;

@@ -67,6 +67,8 @@ struct run {
         struct rs_item *rs;
         size_t n_rs, cap_rs;
         json_t *rs_index; /* order id → index into rs */
+        json_t *met;      /* the order ids read in this run: one changed meanwhile is met
+                           * again past the end of the walk, and compared once */
         struct b24_item *b24;
         size_t n_b24, cap_b24;
         bool rs_failed, b24_failed;
@@ -248,6 +250,10 @@ static int read_order(struct run *run, const char *order_id)
         bool compared = false;
         int r;
 
+        if (json_object_get(run->met, order_id))
+                return 0;
+        json_object_set_new(run->met, order_id, json_true());
+        run->r->read++;
         r = store_order_report(run->st, order_id, &report);
         if (r == -ENOENT)
                 return 0;
@@ -551,7 +557,6 @@ static int walk(struct run *run)
                                 r = -ECANCELED;
                         else
                                 r = read_order(run, pg.ids[i]);
-                        run->r->read += r == 0;
                 }
                 if (r == 0 && !run->b24_failed)
                         check_b24_page(run);
@@ -580,7 +585,8 @@ static int walk(struct run *run)
 int reconcile_run(struct reconcile *rc, struct store *st, const struct reconcile_opts *o,
                   struct reconcile_report *ret)
 {
-        struct run run = {.rc = rc, .st = st, .o = o, .r = ret, .rs_index = json_object()};
+        struct run run = {
+            .rc = rc, .st = st, .o = o, .r = ret, .rs_index = json_object(), .met = json_object()};
         struct b24_error err;
         int r;
 
@@ -601,6 +607,7 @@ int reconcile_run(struct reconcile *rc, struct store *st, const struct reconcile
         free(run.rs);
         free(run.b24);
         json_decref(run.rs_index);
+        json_decref(run.met);
         b24_pipeline_clear(&run.pipeline);
         if (r == 0 && stopped(&run))
                 r = -ECANCELED;
