@@ -18,38 +18,62 @@
 
 struct verb {
         const char *name, *args, *summary, *help;
+        const char *takes; /* the options of its own, by their letters in `options` below */
         int (*run)(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
+};
+
+/* The options a verb may take beyond -c and -h, each with its line of help. */
+static const struct {
+        int letter;
+        const char *help;
+} options[] = {
+        {'j', "  --json              print JSON instead of text\n"},
+        {'s', "  --sink NAME         only this sink's deliveries\n"},
+        {'r', "  --repair            ask the sinks to deliver again what differs (the running\n"
+              "                      daemon does it within its poll interval)\n"},
+        {'S', "  --since DATE        orders changed since DATE: 2026-03-01 (UTC midnight) or\n"
+              "                      2026-03-01T10:00:00+03:00 (default: 30 days ago)\n"},
 };
 
 static const struct verb verbs[] = {
         {"serve", "", "run the daemon: accept orders, deliver them",
          "Accepts signed order snapshots on [server] listen and delivers them to the enabled\n"
          "sinks until SIGTERM or SIGINT. Logs go to stderr, one line per event.\n",
-         cli_serve},
+         "", cli_serve},
         {"check", "", "validate the configuration and say what is wrong",
          "Reads the configuration and its secret files, reports every problem as\n"
          "FILE:LINE: [section] key: what is wrong, and exits 1 if there is any.\n",
-         cli_check},
+         "", cli_check},
         {"import", "FILE", "enqueue snapshots from a JSON Lines file (backfill)",
          "Reads one snapshot per line (the body of POST /v1/orders), validates each like\n"
          "ingest does, and stores the valid ones; a running daemon delivers them within\n"
          "[delivery] poll_interval_ms. Prints progress every second; exits 1 if any line\n"
          "was invalid (each is reported with its line number).\n",
-         cli_import},
+         "", cli_import},
         {"status", "[--json] [ORDER_ID]", "show the queue, or one order's history",
          "Without ORDER_ID: for each sink (or only the one --sink NAME names), how many\n"
          "orders are pending, in flight, retrying, waiting, delivered and dead. With\n"
          "ORDER_ID: its latest snapshot, the snapshots received, each sink's state, the\n"
          "attempts made and the last error.\n",
-         cli_status},
+         "js", cli_status},
         {"stages", "", "list the Bitrix24 portal's deal pipelines and stages",
          "Asks the portal (crm.category.list, crm.status.list) for every deal pipeline and\n"
          "its stage ids, to write [bitrix24] category_id and [bitrix24.map].\n",
-         cli_stages},
+         "", cli_stages},
         {"retry", "[--sink NAME] [ORDER_ID]", "send dead (or backing-off) deliveries again now",
          "Moves dead, retrying and waiting deliveries back to pending (all of them, or one\n"
          "sink's, or one order's), for example after fixing the configuration.\n",
-         cli_retry},
+         "s", cli_retry},
+        {"reconcile", "[--repair] [--since DATE]",
+         "compare Roistat and Bitrix24 with the store, order by order",
+         "Reads back the orders changed since DATE and delivered (Roistat's order/list, the\n"
+         "site's deals and their rows in Bitrix24) and prints every difference from what\n"
+         "orderbridge sent: ORDER SINK FIELD STORE REMOTE, then checked=N drift=M\n"
+         "not_delivered=K. Orders not yet delivered are listed apart, not as drift. With\n"
+         "--repair, each order that drifted is delivered again; a duplicate deal is left\n"
+         "to be merged by hand. Exits 0 without drift, 1 with drift, 2 when a remote or\n"
+         "the store could not be read.\n",
+         "rSj", cli_reconcile},
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -60,7 +84,7 @@ static void usage(FILE *f)
                    "orderbridge takes 1C-Bitrix orders (signed JSON snapshots) and keeps Roistat\n"
                    "(and Bitrix24) in step with them.\n\nverbs:\n");
         for (size_t i = 0; i < N_VERBS; i++)
-                fprintf(f, "  %-8s %-26s %s\n", verbs[i].name, verbs[i].args, verbs[i].summary);
+                fprintf(f, "  %-9s %-26s %s\n", verbs[i].name, verbs[i].args, verbs[i].summary);
         fprintf(f, "\noptions:\n  -c, --config FILE   the configuration (INI)\n"
                    "  -h, --help          this text; `orderbridge VERB --help` for a verb\n"
                    "  --keys              list every configuration key with its default\n");
@@ -70,10 +94,11 @@ static void verb_usage(const struct verb *v, FILE *f)
 {
         fprintf(f, "usage: orderbridge %s -c FILE %s\n\n%s\n%s", v->name, v->args, v->summary,
                 v->help);
-        fprintf(f, "\noptions:\n  -c, --config FILE   the configuration (INI)\n"
-                   "  --json              (status) print JSON instead of text\n"
-                   "  --sink NAME         (status, retry) only this sink's deliveries\n"
-                   "  -h, --help          this text\n");
+        fprintf(f, "\noptions:\n  -c, --config FILE   the configuration (INI)\n");
+        for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+                if (strchr(v->takes, options[i].letter))
+                        fputs(options[i].help, f);
+        fprintf(f, "  -h, --help          this text\n");
 }
 
 int main(int argc, char **argv)
@@ -82,6 +107,8 @@ int main(int argc, char **argv)
                                              {"help", no_argument, NULL, 'h'},
                                              {"json", no_argument, NULL, 'j'},
                                              {"sink", required_argument, NULL, 's'},
+                                             {"repair", no_argument, NULL, 'r'},
+                                             {"since", required_argument, NULL, 'S'},
                                              {NULL, 0, NULL, 0}};
         struct cli_opts vo = {0};
         const struct verb *v = NULL;
@@ -117,6 +144,16 @@ int main(int argc, char **argv)
         argv++;
         /* "+": stop at the first non-option, so ORDER_IDs are never taken for options */
         while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+                if (c != 'c' && c != 'h' && c != '?' && c != ':' && !strchr(v->takes, c)) {
+                        const char *name = "?";
+                        for (size_t i = 0; opts[i].name; i++)
+                                if (opts[i].val == c)
+                                        name = opts[i].name;
+                        fprintf(stderr, "orderbridge %s: --%s is not an option of %s\n\n",
+                                v->name, name, v->name);
+                        verb_usage(v, stderr);
+                        return 2;
+                }
                 switch (c) {
                 case 'c':
                         conf = optarg;
@@ -129,6 +166,12 @@ int main(int argc, char **argv)
                         break;
                 case 's':
                         vo.sink = optarg;
+                        break;
+                case 'r':
+                        vo.repair = 1;
+                        break;
+                case 'S':
+                        vo.since = optarg;
                         break;
                 default:
                         verb_usage(v, stderr);

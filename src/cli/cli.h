@@ -10,6 +10,8 @@
 struct cli_opts {
         int json;          /* --json */
         const char *sink;  /* --sink NAME */
+        int repair;        /* --repair */
+        const char *since; /* --since DATE */
 };
 
 int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
@@ -18,3 +20,4 @@ int cli_import(const struct config *cfg, const struct cli_opts *o, int argc, cha
 int cli_status(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
 int cli_retry(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
 int cli_stages(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
+int cli_reconcile(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);

@@ -2,11 +2,13 @@
  * `orderbridge serve`: the daemon. Start-up order: take the store's server lock and
  * recover what an earlier run left in flight (once, per sink, before any worker), start
  * one dispatcher per enabled sink, the intake (the group committer, which wakes the
- * dispatchers after each commit that accepted work), the enabled sources, and the HTTP
- * front. Then wait for SIGTERM/SIGINT and stop in the reverse order: the HTTP front
- * answers what it holds and the sources stop submitting, the intake commits what it was
- * handed, and only then do the dispatchers stop, so whatever was acknowledged is
- * committed before exit and no commit wakes a stopped dispatcher.
+ * dispatchers after each commit that accepted work), the enabled sources, the HTTP front,
+ * and the scheduled light reconcile ([delivery] reconcile_interval). Then wait for
+ * SIGTERM/SIGINT and stop in the reverse order: the HTTP front answers what it holds and
+ * the sources stop submitting, the reconcile (it only reads the remotes and records what
+ * it found) ends its run, the intake commits what it was handed, and only then do the
+ * dispatchers stop, so whatever was acknowledged is committed before exit and no commit
+ * wakes a stopped dispatcher.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,6 +22,7 @@
 #include "http/server.h"
 #include "queue/dispatch.h"
 #include "queue/intake.h"
+#include "queue/reconciler.h"
 #include "sinks/registry.h"
 #include "sources/registry.h"
 #include "store/store.h"
@@ -36,6 +39,7 @@ struct daemon {
         size_t n_sources;
         struct http_env env; /* what the HTTP routes reach */
         struct http_server *srv;
+        struct reconciler *rec; /* the scheduled light reconcile, NULL when off */
 };
 
 /* After each commit, from the intake's thread: the ingest's commit log lines, and a
@@ -132,6 +136,7 @@ static void stop_all(struct daemon *d)
         d->srv = http_server_stop(d->srv);
         for (size_t i = 0; i < d->n_sources; i++)
                 source_stop(d->sources[i]);
+        d->rec = reconciler_stop(d->rec);
         d->in = intake_free(d->in); /* commits what it holds first */
         for (size_t i = 0; i < d->n_sources; i++)
                 d->sources[i] = source_free(d->sources[i]);
@@ -169,6 +174,11 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
         if (r < 0) {
                 log_err("serve.failed", "what=listen listen=%s error=\"%s\"", cfg->listen,
                         strerror(-r));
+                goto out;
+        }
+        r = reconciler_start(cfg, &d.rec);
+        if (r < 0) {
+                log_err("serve.failed", "what=reconcile error=\"%s\"", strerror(-r));
                 goto out;
         }
         log_info("serve.ready", "listen=%s port=%u sinks=%zu sources=%zu store=%s", cfg->listen,

@@ -4,6 +4,7 @@
  * that --sink names), or one order's whole story.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,28 @@ static void print_order(json_t *doc)
         }
 }
 
+/* What the daemon's last light reconcile found (meta "reconcile.drift" and "reconcile.at"),
+ * when it has run: "reconcile: 3 drift (at …)", or a "reconcile" member of the JSON. */
+static void reconcile_line(struct store *st, int as_json, bool comma)
+{
+        char *drift = NULL, *at = NULL, *end = NULL;
+        long long n;
+
+        if (store_meta_get(st, "reconcile.drift", &drift) == 0 && drift &&
+            store_meta_get(st, "reconcile.at", &at) == 0 && at) {
+                n = strtoll(drift, &end, 10);
+                if (end != drift && !*end && n >= 0 && strspn(at, "0123456789-:TZ") == strlen(at)) {
+                        if (as_json)
+                                printf("%s\"reconcile\":{\"drift\":%lld,\"at\":\"%s\"}",
+                                       comma ? "," : "", n, at);
+                        else
+                                printf("reconcile: %lld drift (at %s)\n", n, at);
+                }
+        }
+        free(drift);
+        free(at);
+}
+
 /* The queue of every sink kind (enabled or not: a disabled one may still hold work), or
  * of `only` when given. */
 static int queue(struct store *st, const char *only, int as_json)
@@ -124,6 +147,8 @@ static int queue(struct store *st, const char *only, int as_json)
                                (long long)c.done, (long long)c.dead);
                 shown++;
         }
+        if (r == 0)
+                reconcile_line(st, as_json, shown > 0);
         if (as_json)
                 printf("}\n");
         return r;

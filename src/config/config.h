@@ -57,6 +57,7 @@ struct config {
         int64_t backoff_min_ms, backoff_max_ms, lifetime_s, visit_wait_s, visit_wait_max;
         int64_t poll_interval_ms;
         int64_t confirm_after_s;
+        int64_t reconcile_interval_s;
 
         /* every section's settings, core ones first (those point back at this struct) */
         struct config_part *parts;

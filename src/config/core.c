@@ -77,6 +77,10 @@ static const struct config_key delivery_keys[] = {
         {"confirm_after_s", CONFIG_INT, S(confirm_after_s), "60", 0, 3600,
          "after an attempt whose outcome is unknown, send the latest state once more this "
          "long after, in case the lost request is applied late (0 = never)"},
+        {"reconcile_interval", CONFIG_INT, S(reconcile_interval_s), "3600", 0, 604800,
+         "seconds between the daemon's light reconciles (Roistat and Bitrix24 read back for "
+         "the orders changed since the last one; the count of differences in `status`); "
+         "0 = off"},
 };
 
 #undef S

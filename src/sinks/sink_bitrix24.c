@@ -634,22 +634,27 @@ static void ask_shared(struct pass *p, json_t *want)
         }
 }
 
-/* The owned deal fields of the order as it is now. NULL: a text is not UTF-8. */
-static json_t *owned_fields(struct pass *p, struct order *o)
+json_t *b24_deal_owned_fields(const struct b24_conf *conf, const struct snapshot *s,
+                              const char *stage)
 {
-        const struct b24_conf *conf = p->b->conf;
         char amount[32];
         json_t *f;
 
-        money_format(o->s->price_minor, amount, sizeof(amount));
-        f = json_pack("{s:s, s:s, s:s}", "STAGE_ID", o->stage, "OPPORTUNITY", amount,
-                      "CURRENCY_ID", o->s->currency);
-        if (f && conf->roistat_field[0] && o->s->roistat_visit &&
-            !put(f, conf->roistat_field, json_string(o->s->roistat_visit))) {
+        money_format(s->price_minor, amount, sizeof(amount));
+        f = json_pack("{s:s, s:s, s:s}", "STAGE_ID", stage, "OPPORTUNITY", amount,
+                      "CURRENCY_ID", s->currency);
+        if (f && conf->roistat_field[0] && s->roistat_visit &&
+            !put(f, conf->roistat_field, json_string(s->roistat_visit))) {
                 json_decref(f);
                 return NULL;
         }
         return f;
+}
+
+/* The owned deal fields of the order as it is now. NULL: a text is not UTF-8. */
+static json_t *owned_fields(struct pass *p, struct order *o)
+{
+        return b24_deal_owned_fields(p->b->conf, o->s, o->stage);
 }
 
 static void party_add(struct pass *p, struct order *o, size_t i, bool company)
@@ -777,9 +782,8 @@ static void deal_step(struct pass *p, struct order *o, size_t i)
                 refuse_unencodable(p, o);
 }
 
-static void rows_step(struct pass *p, struct order *o, size_t i)
+json_t *b24_deal_rows(const struct snapshot *s)
 {
-        const struct snapshot *s = o->s;
         json_t *rows = json_array();
         bool ok = true;
 
@@ -793,6 +797,16 @@ static void rows_step(struct pass *p, struct order *o, size_t i)
         }
         if (!ok) {
                 json_decref(rows);
+                return NULL;
+        }
+        return rows;
+}
+
+static void rows_step(struct pass *p, struct order *o, size_t i)
+{
+        json_t *rows = b24_deal_rows(o->s);
+
+        if (!rows) {
                 refuse_unencodable(p, o);
                 return;
         }
@@ -1590,6 +1604,21 @@ static int read_links(struct pass *p, struct order *o)
         o->contact_linked = o->contact != NULL;
         o->company_linked = o->company != NULL;
         return 0;
+}
+
+void b24_repair_writes(struct store_writes *w, const char *order_id, unsigned what)
+{
+        /* a deal looked up again may be another one (or a new one): it gets everything */
+        if (what & B24_REPAIR_DEAL) {
+                store_writes_link(w, order_id, "b24.deal", PENDING);
+                what |= B24_REPAIR_FIELDS | B24_REPAIR_ROWS;
+        }
+        /* deal_step sends the owned fields that differ from b24.sent: none recorded, all */
+        if (what & B24_REPAIR_FIELDS)
+                store_writes_link(w, order_id, "b24.sent", "{}");
+        /* advance() sends the rows when b24.rows is not the basket's hash */
+        if (what & B24_REPAIR_ROWS)
+                store_writes_link(w, order_id, "b24.rows", "reconcile");
 }
 
 /* The order's deal stage into o->stage: 0, or -1 with the order finished. A configured

@@ -6,7 +6,32 @@
  */
 #pragma once
 
+#include <jansson.h>
+
 #include "config/config.h"
+#include "model/snapshot.h"
+#include "sinks/bitrix24_conf.h"
 #include "sinks/sink.h"
 
 int sink_bitrix24_new(const struct config *cfg, const struct sink_ops **ret_ops, void **ret_ctx);
+
+/* What the sink writes into a deal, for reconcile to compare a deal with (each NULL when
+ * a text is not UTF-8). The fields orderbridge owns for `s` at `stage`: STAGE_ID,
+ * OPPORTUNITY, CURRENCY_ID, and the Roistat field when the order has a visit. */
+json_t *b24_deal_owned_fields(const struct b24_conf *conf, const struct snapshot *s,
+                              const char *stage);
+/* The product rows as crm.deal.productrows.set gets them: PRODUCT_NAME, PRICE ("2495.00"),
+ * QUANTITY ("2"). */
+json_t *b24_deal_rows(const struct snapshot *s);
+
+/* What a repair (store_request's writes) must say so that the sink's next pass makes the
+ * deal match the order again, rather than trust what it remembers sending: DEAL looks the
+ * deal up again by ORIGIN_ID (and creates it when there is none), then sends everything;
+ * FIELDS sends every owned field; ROWS sends the rows. CONTACT_ID and COMPANY_ID are never
+ * re-sent (a manager may have changed them). */
+enum {
+        B24_REPAIR_DEAL = 1u << 0,
+        B24_REPAIR_FIELDS = 1u << 1,
+        B24_REPAIR_ROWS = 1u << 2,
+};
+void b24_repair_writes(struct store_writes *w, const char *order_id, unsigned what);

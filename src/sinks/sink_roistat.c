@@ -808,3 +808,9 @@ int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, 
         *ret_ctx = r;
         return 0;
 }
+
+int roistat_classify_answer(const struct http_response *resp, int rc, char *detail, size_t size,
+                            int64_t *retry_after_ms)
+{
+        return classify_failure(resp, rc, detail, size, retry_after_ms);
+}

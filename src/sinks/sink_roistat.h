@@ -51,3 +51,12 @@ int roistat_answer_parse(const char *body, size_t len, struct roistat_answer *re
 
 /* The set-statuses body for the configured dictionary. */
 json_t *roistat_statuses_json(const struct roistat_conf *conf);
+
+struct http_response;
+
+/* What an answer other than a success means, as the sink reads it (with "Use-Http-Code:
+ * 1"): -EAGAIN (the remote is unwell), -EACCES (the key or account refused) or 0 (this
+ * request's data refused), with `detail` in Roistat's words and the Retry-After. For
+ * reconcile, which reads order/list with the sink's conventions. */
+int roistat_classify_answer(const struct http_response *resp, int rc, char *detail, size_t size,
+                            int64_t *retry_after_ms);

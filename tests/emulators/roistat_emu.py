@@ -10,7 +10,8 @@ switches on at run time (5xx, hang, TCP reset, slow, lost answer, a 200 whose
 body is not a success, add-orders counting every order as skipped; one after
 another with "then"), and /_emu/* control endpoints to inspect and steer the
 emulator: which visits Roistat has not seen yet, and the status dictionary as
-another integration on the same project would replace it.
+another integration on the same project would replace it, and an order changed or
+deleted by hand in Roistat's interface (/_emu/order, for reconcile's tests).
 
 Invariants: all mutable state lives in one Emulator object behind one lock (a
 Condition, so a hung request can wait on it). A request that is refused (key,
@@ -72,6 +73,14 @@ class ApiError(Exception):
         super().__init__(description)
         self.code = code
         self.description = description
+
+
+class ServerBug(ApiError):
+    """A live project's own failure: HTTP 500 internal_error whatever Use-Http-Code says
+    (a crash is not an answer the API chose to give with HTTP 200)."""
+
+    def __init__(self, description):
+        super().__init__("internal_error", description)
 
 
 def log(msg):
@@ -259,7 +268,8 @@ class Emulator:
                     result["skipped_because_not_changed"] += 1
                 else:
                     old = self.orders.get(order["id"])
-                    self.orders[order["id"]] = {"order": order, "updates": old["updates"] + 1 if old else 1}
+                    self.orders[order["id"]] = {"order": order, "updates": old["updates"] + 1 if old else 1,
+                                                "updated": time.time()}
                     result["saved"] += 1
             result["uploaded"] = result["saved"]
         return result
@@ -318,31 +328,62 @@ class Emulator:
         with self.cond:
             return list(self.statuses)
 
-    def order_list(self, limit, offset):
-        """Orders in the shape Roistat's order/list documents, in upload order."""
+    def order_list(self, limit, offset, filters=None):
+        """Orders in the shape Roistat's order/list documents (help-en.roistat.com/API/
+        methods/orders), in upload order: those `filters` keeps (see order_filter), from
+        `offset`, at most `limit`, with "total" the number that match."""
         with self.cond:
             by_id = {s["id"]: s for s in self.statuses}
-            stored = [entry["order"] for entry in self.orders.values()]
-        data = []
-        for order in stored[offset:offset + limit]:
-            status = None
-            if order.get("status") is not None:
-                sid = str(order["status"])
-                known = by_id.get(sid, {"type": "unused", "name": sid})
-                status = {"id": sid, "type": known["type"], "name": known["name"]}
-            created = parse_date(order.get("date_create"))
-            data.append({
-                "id": order["id"],
-                "creation_date": None if created is None else
-                time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(created)),
-                "revenue": money(order.get("price")),
-                "cost": money(order.get("cost")),
-                "client_id": order.get("client_id"),
-                "status": status,
-                "visit_id": order.get("roistat"),
-                "custom_fields": order.get("fields") or {},
-            })
-        return {"data": data, "total": len(stored), "status": "success"}
+            stored = [(entry["order"], entry["updated"]) for entry in self.orders.values()]
+        rows = [self._listed(order, updated, by_id) for order, updated in stored]
+        if filters is not None:
+            rows = [row for row in rows if order_filter(filters, row)]
+        return {"data": rows[offset:offset + limit], "total": len(rows), "status": "success"}
+
+    @staticmethod
+    def _listed(order, updated, by_id):
+        status = None
+        if order.get("status") is not None:
+            sid = str(order["status"])
+            known = by_id.get(sid, {"type": "unused", "name": sid})
+            status = {"id": sid, "type": known["type"], "name": known["name"]}
+        created = parse_date(order.get("date_create"))
+        return {
+            "id": order["id"],
+            "creation_date": None if created is None else
+            time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(created)),
+            "update_date": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(updated)),
+            "revenue": money(order.get("price")),
+            "cost": money(order.get("cost")),
+            "client_id": order.get("client_id"),
+            "status": status,
+            "visit_id": order.get("roistat"),
+            "custom_fields": order.get("fields") or {},
+        }
+
+    def edit_order(self, spec):
+        """/_emu/order: an order changed by hand in Roistat's interface (its revenue, its
+        status, its visit) or deleted there, as a user of the project may do; the next
+        add-orders of the same id finds it changed (not "skipped_because_not_changed")."""
+        with self.cond:
+            entry = self.orders.get(spec["id"])
+            if entry is None:
+                raise ValueError("no order %r" % spec["id"][:64])
+            if spec.get("delete"):
+                del self.orders[spec["id"]]
+                return
+            order = dict(entry["order"])
+            if "price" in spec:
+                order["price"] = spec["price"]
+            if "status" in spec:
+                order["status"] = spec["status"]
+            if "visit" in spec:
+                if spec["visit"] is None:
+                    order.pop("roistat", None)
+                else:
+                    order["roistat"] = spec["visit"]
+            entry["order"] = order
+            entry["updated"] = time.time()
 
     def set_waiting(self, visits, known=False):
         """visits: those not seen yet (None: unchanged); known: a list makes every other
@@ -372,6 +413,25 @@ class Emulator:
                 "unknown_status": self.unknown_status,
                 "fault": dict(self.fault),
             }
+
+
+def check_edit(spec):
+    """Validate a /_emu/order body: {"id", and any of "price", "status", "visit" (null
+    removes it), or "delete": true}."""
+    if not (isinstance(spec, dict) and isinstance(spec.get("id"), str) and spec["id"]):
+        raise ValueError('body must be {"id": "...", "price"?, "status"?, "visit"?, "delete"?}')
+    unknown = set(spec) - {"id", "price", "status", "visit", "delete"}
+    if unknown:
+        raise ValueError("unknown keys: " + ", ".join(sorted(unknown)))
+    if "price" in spec and not is_decimal(spec["price"]):
+        raise ValueError("price must be a decimal")
+    if "status" in spec and not (isinstance(spec["status"], str) and spec["status"]):
+        raise ValueError("status must be a status id")
+    if "visit" in spec and spec["visit"] is not None and not isinstance(spec["visit"], str):
+        raise ValueError("visit must be a text or null")
+    if "delete" in spec and spec["delete"] is not True:
+        raise ValueError("delete must be true")
+    return spec
 
 
 def check_fault(spec, depth=0):
@@ -578,6 +638,9 @@ class Handler(BaseHTTPRequestHandler):
             elif route == ("POST", "/_emu/fault"):
                 emu.set_fault(check_fault(parse_json(body)))
                 self._send_json(200, {"ok": True})
+            elif route == ("POST", "/_emu/order"):
+                emu.edit_order(check_edit(parse_json(body)))
+                self._send_json(200, {"ok": True})
             else:
                 self._send_json(404, {"ok": False, "error": "unknown control endpoint"})
         except (ApiError, ValueError) as exc:
@@ -631,7 +694,7 @@ class Handler(BaseHTTPRequestHandler):
                 status, payload = 200, self._api_call(url, body, skip_as)
             except ApiError as exc:
                 real_codes = self.headers.get("Use-Http-Code", "").strip().lower() in ("1", "true")
-                status = ERROR_HTTP[exc.code] if real_codes else 200
+                status = ERROR_HTTP[exc.code] if real_codes or isinstance(exc, ServerBug) else 200
                 error, payload = exc.code, {"status": "error", "error": exc.code,
                                             "description": exc.description}
             if mode == "lost":
@@ -718,7 +781,154 @@ def api_order_list(emu, body):
     for name, value in (("limit", limit), ("offset", offset)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ApiError("request_data_validation_error", name + " must be a non-negative integer")
-    return emu.order_list(limit, offset)  # filters are accepted and ignored
+    filters = query.get("filters")
+    if filters is not None:
+        check_filters(filters)
+    return emu.order_list(limit, offset, filters)
+
+
+# --- order/list filters ----------------------------------------------------------------------
+#
+# help-en.roistat.com/API/methods/orders: "Apply the standard filters in the request body by
+# using the filters array. You cannot filter data by visit properties, additional order
+# fields and the "source_type" field. You can also filter data by the deal status funnel
+# using the "status" parameter and the following values: "0" – In work, "1" – Paid, "2" –
+# Cancelled." Its example is {"and": [[field, op, value], ...]} with ">", "<" and "=" on
+# creation_date and status; the visit list (help-ru.roistat.com/API/methods/visit, the same
+# "standard filters") shows a flat list [[...], [...]] and ">=", "<=", "like". n8n-nodes-
+# roistat helpers/request.ts takes {"and"|"or": [...]} trees as well as the flat list, and
+# records the live quirk kept here: an "and" holding exactly one condition answers HTTP 500
+# internal_error, the same condition as a flat list answers 200 (roistat.md 1.3).
+#
+# Where the sources are silent the harsher reading is taken: a field or an operator they do
+# not show is refused (request_data_validation_error), not silently ignored (a client that
+# thinks it filtered would read the whole project); "like" is a case-insensitive "contains"
+# (the visit example matches a system name by a part of it), with % as a wildcard.
+
+FILTER_OPERATORS = ("=", ">", "<", ">=", "<=", "like")
+FILTER_DATES = ("creation_date", "update_date")
+FILTER_NUMBERS = ("revenue", "cost")
+FILTER_TEXTS = ("id", "client_id", "visit_id")
+STATUS_FUNNELS = {"0": "progress", "1": "paid", "2": "canceled"}
+FILTER_DEPTH_MAX = 8
+ISO_RE = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})")
+
+
+def filter_refused(why):
+    return ApiError("request_data_validation_error", "filters: " + why)
+
+
+def filter_instant(value):
+    """A filter's or a row's date ("2016-05-21T21:00:00+0000", "…Z", "….000Z", "+03:00")
+    as UNIX seconds, or None."""
+    m = ISO_RE.fullmatch(value) if isinstance(value, str) else None
+    if not m:
+        return None
+    try:
+        t = calendar.timegm(time.strptime(m.group(1) + " " + m.group(2), "%Y-%m-%d %H:%M:%S"))
+    except ValueError:
+        return None
+    zone = m.group(4)
+    if zone != "Z":
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        t -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    return t
+
+
+def filter_number(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return Decimal(str(value).strip())
+    except ArithmeticError:
+        return None
+
+
+def check_condition(cond):
+    if not (isinstance(cond, list) and len(cond) == 3 and isinstance(cond[0], str)
+            and isinstance(cond[1], str)):
+        raise filter_refused("a condition is [field, operator, value]")
+    field, op, value = cond
+    if op.lower() not in FILTER_OPERATORS:
+        raise filter_refused("unknown operator %r" % op[:16])
+    if field == "status":
+        if op != "=" or str(value) not in STATUS_FUNNELS:
+            raise filter_refused('status filters by funnel: ["status", "=", "0"|"1"|"2"]')
+    elif op.lower() == "like" and field not in FILTER_TEXTS:
+        raise filter_refused('"like" compares texts, not %s' % field)
+    elif field in FILTER_DATES:
+        if filter_instant(value) is None:
+            raise filter_refused("%s wants a date-time such as 2016-05-21T21:00:00+0000" % field)
+    elif field in FILTER_NUMBERS:
+        if filter_number(value) is None:
+            raise filter_refused("%s wants a number" % field)
+    elif field in FILTER_TEXTS:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise filter_refused("%s wants a text" % field)
+    else:
+        raise filter_refused("field %r cannot be filtered" % field[:32])
+
+
+def check_filters(node, depth=0):
+    """Refuses a malformed filter before anything is read: the answer does not depend on
+    whether orders exist."""
+    if depth > FILTER_DEPTH_MAX:
+        raise filter_refused("nested too deep")
+    if isinstance(node, dict):
+        if len(node) != 1 or next(iter(node)) not in ("and", "or"):
+            raise filter_refused('a group is {"and": [...]} or {"or": [...]}')
+        (kind, items), = node.items()
+        if not isinstance(items, list) or not items:
+            raise filter_refused('"%s" wants a non-empty list' % kind)
+        if kind == "and" and len(items) == 1:
+            raise ServerBug("Internal server error")  # the live quirk: see above
+        for item in items:
+            check_filters(item, depth + 1)
+    elif isinstance(node, list) and node and isinstance(node[0], str):
+        check_condition(node)
+    elif isinstance(node, list):
+        for item in node:  # the flat form: every condition holds
+            if not (isinstance(item, list) or isinstance(item, dict)):
+                raise filter_refused("the list holds conditions")
+            check_filters(item, depth + 1)
+    else:
+        raise filter_refused("filters is a list of conditions or an and/or group")
+
+
+def condition_holds(cond, row):
+    field, op, value = cond
+    op = op.lower()
+    if field == "status":
+        return row["status"] is not None and row["status"]["type"] == STATUS_FUNNELS[str(value)]
+    have = row.get(field)
+    if have is None:
+        return False
+    if field in FILTER_DATES:
+        have, want = filter_instant(have), filter_instant(value)
+    elif field in FILTER_NUMBERS:
+        have, want = filter_number(have), filter_number(value)
+    else:
+        have, want = str(have), str(value)
+        if op == "like":
+            pattern = want if "%" in want else "%" + want + "%"
+            regex = ".*".join(re.escape(part) for part in pattern.split("%"))
+            return re.fullmatch(regex, have, re.IGNORECASE | re.DOTALL) is not None
+    if have is None or want is None:
+        return False
+    return {"=": have == want, ">": have > want, "<": have < want, ">=": have >= want,
+            "<=": have <= want}[op]
+
+
+def order_filter(node, row):
+    """Whether an order/list row passes a filter that check_filters accepted."""
+    if isinstance(node, dict):
+        (kind, items), = node.items()
+        test = all if kind == "and" else any
+        return test(order_filter(item, row) for item in items)
+    if node and isinstance(node[0], str):
+        return condition_holds(node, row)
+    return all(order_filter(item, row) for item in node)
 
 
 API_METHODS = {

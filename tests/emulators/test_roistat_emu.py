@@ -346,10 +346,10 @@ class TestStatusesAndLists(EmulatorTestCase):
             order("1", roistat="777", client_id="c9", fields={"Manager": "Ann"}, status="confirmed"),
             order("2", date_create="2026-03-13 10:00", price="10.50", status="mystery"),
             {"id": "3"}])
-        status, answer = self.emu.api("project/integration/order/list",
-                                      {"filters": [["id", "=", "1"]], "limit": 2, "offset": 0})
+        status, answer = self.emu.api("project/integration/order/list", {"limit": 2, "offset": 0})
         self.assertEqual(status, 200)
         self.assertEqual((answer["status"], answer["total"], len(answer["data"])), ("success", 3, 2))
+        self.assertRegex(answer["data"][0].pop("update_date"), r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000$")
         self.assertEqual(answer["data"][0], {
             "id": "1", "creation_date": "2026-03-13T07:00:00+0000", "revenue": 4990, "cost": 3000,
             "client_id": "c9", "status": {"id": "confirmed", "type": "paid", "name": "Confirmed"},
@@ -361,6 +361,108 @@ class TestStatusesAndLists(EmulatorTestCase):
         self.assertEqual([o["id"] for o in rest["data"]], ["3"])
         self.assertApiError(self.emu.api("project/integration/order/list", {"limit": -1}), 400,
                             "request_data_validation_error")
+
+
+class TestOrderListFilters(EmulatorTestCase):
+    """order/list's documented filters (help-en Orders page), its paging, and the live
+    quirk of a one-condition "and"."""
+    STATUSES = TestStatusesAndLists.STATUSES
+
+    def setUp(self):
+        super().setUp()
+        self.emu.api("project/set-statuses", self.STATUSES)
+        self.emu.api("project/add-orders", [
+            order("a1", date_create="2026-03-01 10:00", price="100.00", roistat="1001", status="new"),
+            order("a2", date_create="2026-03-02 10:00", price="250.50", roistat="1002", status="confirmed"),
+            order("b3", date_create="2026-03-03 10:00", price="0", client_id="c-77", status="canceled"),
+            order("b4", date_create="2026-03-04 10:00", price="999.99", status="new")])
+
+    def ids(self, filters, **page):
+        status, answer = self.emu.api("project/integration/order/list", dict(filters=filters, **page))
+        self.assertEqual(status, 200, answer)
+        return [o["id"] for o in answer["data"]], answer["total"]
+
+    def test_each_documented_operator_on_dates_numbers_and_texts(self):
+        self.assertEqual(self.ids([["creation_date", ">", "2026-03-02T10:00:00+0000"]]), (["b3", "b4"], 2))
+        self.assertEqual(self.ids([["creation_date", ">=", "2026-03-02T13:00:00+03:00"]]),
+                         (["a2", "b3", "b4"], 3), "the offset is read")
+        self.assertEqual(self.ids([["creation_date", "<", "2026-03-02T10:00:00.000Z"]]), (["a1"], 1))
+        self.assertEqual(self.ids([["creation_date", "<=", "2026-03-02T10:00:00Z"]]), (["a1", "a2"], 2))
+        self.assertEqual(self.ids([["revenue", ">", "250.49"]]), (["a2", "b4"], 2))
+        self.assertEqual(self.ids([["id", "=", "b3"]]), (["b3"], 1))
+        self.assertEqual(self.ids([["client_id", "like", "C-7"]]), (["b3"], 1), "a part, any case")
+        self.assertEqual(self.ids([["visit_id", "like", "100%"]]), (["a1", "a2"], 2))
+
+    def test_the_status_filter_is_the_funnel(self):
+        self.assertEqual(self.ids([["status", "=", "0"]]), (["a1", "b4"], 2), "in work")
+        self.assertEqual(self.ids([["status", "=", "1"]]), (["a2"], 1), "paid")
+        self.assertEqual(self.ids([["status", "=", "2"]]), (["b3"], 1), "cancelled")
+
+    def test_a_flat_list_is_and_and_groups_nest(self):
+        self.assertEqual(self.ids([["status", "=", "0"], ["revenue", "<", "500"]]), (["a1"], 1))
+        self.assertEqual(self.ids({"and": [["status", "=", "0"], ["revenue", "<", "500"]]}), (["a1"], 1))
+        self.assertEqual(self.ids({"or": [["id", "=", "a1"], ["id", "=", "b4"]]}), (["a1", "b4"], 2))
+        self.assertEqual(self.ids({"or": [["id", "=", "b3"]]}), (["b3"], 1))
+        self.assertEqual(self.ids({"and": [{"or": [["id", "=", "a1"], ["id", "=", "a2"]]},
+                                           ["status", "=", "1"]]}), (["a2"], 1))
+
+    def test_a_single_condition_and_is_a_server_error_the_flat_form_is_not(self):
+        for http_codes in (True, False):
+            status, answer = self.emu.api("project/integration/order/list",
+                                          {"filters": {"and": [["id", "=", "a1"]]}},
+                                          http_codes=http_codes)
+            self.assertEqual((status, answer["status"], answer["error"]), (500, "error", "internal_error"))
+        self.assertEqual(self.ids([["id", "=", "a1"]]), (["a1"], 1))
+
+    def test_paging_counts_every_match_in_total(self):
+        flt = [["creation_date", ">", "2026-03-01T00:00:00+0000"]]
+        self.assertEqual(self.ids(flt, limit=3, offset=0), (["a1", "a2", "b3"], 4))
+        self.assertEqual(self.ids(flt, limit=3, offset=3), (["b4"], 4))
+        self.assertEqual(self.ids(flt, limit=3, offset=6), ([], 4))
+
+    def test_what_cannot_be_filtered_is_refused_not_ignored(self):
+        for flt in ([["source_type", "=", "standard"]], [["custom_fields", "=", "x"]],
+                    [["visit", "=", "1"]], [["id", "!=", "a1"]], [["revenue", "like", "1"]],
+                    [["creation_date", ">", "yesterday"]], [["status", "=", "paid"]],
+                    [["id", "="]], {"not": [["id", "=", "a1"]]}, {"or": []}, "id=a1"):
+            status, answer = self.emu.api("project/integration/order/list", {"filters": flt})
+            self.assertEqual((status, answer.get("error")), (400, "request_data_validation_error"), flt)
+
+
+class TestOrdersChangedByHand(EmulatorTestCase):
+    """/_emu/order: what a user changes or deletes in Roistat's interface."""
+
+    def listed(self, oid):
+        data = self.emu.api("project/integration/order/list", {"filters": [["id", "=", oid]]})[1]["data"]
+        return data[0] if data else None
+
+    def test_price_status_and_visit_change_and_an_upload_changes_them_back(self):
+        sent = order("1", roistat="777", status="new")
+        self.emu.api("project/add-orders", [sent])
+        self.assertEqual(self.emu.control("POST", "order", {"id": "1", "price": "12.34", "status": "x",
+                                                            "visit": None})[0], 200)
+        row = self.listed("1")
+        self.assertEqual((row["revenue"], row["status"]["id"], row["visit_id"]), (12.34, "x", None))
+        self.assertEqual(self.emu.state()["orders"]["1"]["updates"], 1, "not an upload")
+        answer = self.emu.api("project/add-orders", [sent])[1]
+        self.assertEqual((answer["saved"], answer["skipped_because_not_changed"]), (1, 0))
+        row = self.listed("1")
+        self.assertEqual((row["revenue"], row["status"]["id"], row["visit_id"]), (4990, "new", "777"))
+
+    def test_a_deleted_order_is_gone_until_it_is_uploaded_again(self):
+        self.emu.api("project/add-orders", [order("1"), order("2")])
+        self.assertEqual(self.emu.control("POST", "order", {"id": "1", "delete": True})[0], 200)
+        self.assertIsNone(self.listed("1"))
+        self.assertIsNotNone(self.listed("2"))
+        self.emu.api("project/add-orders", [order("1")])
+        self.assertIsNotNone(self.listed("1"))
+
+    def test_a_bad_edit_is_refused(self):
+        self.emu.api("project/add-orders", [order("1")])
+        for body in ({"id": "nope", "price": "1"}, {"price": "1"}, {"id": "1", "price": "abc"},
+                     {"id": "1", "delete": False}, {"id": "1", "colour": "red"}):
+            self.assertEqual(self.emu.control("POST", "order", body)[0], 400, body)
+        self.assertEqual(self.listed("1")["revenue"], 4990)
 
 
 class TestHttpHandling(EmulatorTestCase):
