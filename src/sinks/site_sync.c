@@ -17,6 +17,7 @@
 #include "model/snapshot.h"
 #include "sinks/bitrix24_conf.h"
 #include "sinks/site_map.h"
+#include "sinks/sink_bitrix24.h"
 
 const char *site_sync_verdict_name(enum site_sync_verdict v)
 {
@@ -84,7 +85,11 @@ static int decide(struct store *st, const struct config *cfg, const struct b24_c
         /* each side by its own clock; a tie goes to the site */
         site_time = s->has_updated_at ? s->updated_at : received_ms / 1000;
         if (d->modified <= site_time) {
-                r = store_request(st, "bitrix24", d->order_id, NULL, now_ms);
+                /* the sink sends only what changed since its last send: forget that, so
+                 * the stage goes out again */
+                b24_repair_writes(&w, d->order_id, B24_REPAIR_FIELDS);
+                r = store_request(st, "bitrix24", d->order_id, &w, now_ms);
+                store_writes_clear(&w);
                 *ret = SITE_SYNC_DEAL_BACK;
                 return r;
         }

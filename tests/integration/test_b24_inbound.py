@@ -111,6 +111,21 @@ class Events(Inbound):
         self.b24.control("deal", {"id": deal, "fields": {"OPPORTUNITY": "2000"}})
         self.in_roistat(deal, price="2000.00")
 
+    def test_a_call_deals_stage_gives_its_roistat_status_by_the_stages_semantics(self):
+        deal = self.call_deal()
+        self.assertEqual(self.in_roistat(deal)["status"], "new")  # the first of type progress
+
+        def status_is(status, price):
+            o = self.roistat.orders().get("b24-deal-%d" % deal) or {}
+            return o.get("status") == status and o.get("price") == price
+        self.b24.control("deal", {"id": deal, "fields": {"STAGE_ID": "WON"}})  # success
+        wait_for(lambda: status_is("confirmed", "1500.50"), timeout=LONG, what="paid type")
+        self.b24.control("deal", {"id": deal, "fields": {"STAGE_ID": "LOSE"}})  # failure
+        wait_for(lambda: status_is("canceled", "0"), timeout=LONG, what="canceled type, price 0")
+        order = self.roistat.orders()["b24-deal-%d" % deal]
+        self.assertEqual(order["name"], "Deal %d: Call from +7 900 111-22-33" % deal)
+        self.assertEqual(order["fields"]["source"], "bitrix24")
+
     def test_a_deal_reread_without_a_change_does_not_call_add_orders_again(self):
         deal = self.call_deal()
         self.in_roistat(deal)
@@ -345,6 +360,42 @@ class TwoWay(Inbound):
         wait_for(lambda: self.site.changes("502"), timeout=LONG, what="the site told")
         self.assertEqual(self.site.changes("502")[0].get("canceled"), True)
         self.assertEqual(self.b24.state()["events"]["lost"], 1)
+
+    def test_a_refusal_on_the_site_is_a_dead_letter_in_status(self):
+        deal = self.site_order("503")
+        self.settled("503")
+        self.site.refuse["503"] = "The order has active payments"
+        self.b24.control("deal", {"id": deal["ID"], "fields": {"STAGE_ID": "LOSE"}})
+        wait_for(lambda: (self.daemon.delivery("503", sink="site") or {}).get("state") == "dead",
+                 timeout=LONG, what="the site delivery dead")
+        self.assertFalse(self.site.orders["503"]["canceled"])
+        r = self.daemon.cli("status", "503")
+        self.assertIn("The order has active payments", r.stdout)
+        self.assertIn("409", r.stdout)
+        dead = self.daemon.order_state("503")["dead_letters"]
+        self.assertEqual([d["sink"] for d in dead], ["site"], dead)
+
+    def test_a_later_change_on_the_site_puts_a_moved_deal_back(self):
+        deal = self.site_order("511")
+        self.settled("511")
+        # the portal's clock an hour behind: the manager's move below is older than the
+        # site's change, each by its own clock
+        self.b24.control("clock", {"now": int(time.time()) - 3600})
+        now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+        status, answer = self.daemon.post(order("511", version=2, status="P", updated_at=now,
+                                                buyer=buyer("Ivan", "+7 999 111 22 33")))
+        self.assertEqual(status, 202, answer)
+        wait_for(lambda: self.b24.deals()[str(deal["ID"])]["STAGE_ID"] == "PREPARATION",
+                 timeout=LONG, what="the deal at the site's stage")
+        self.settled("511")
+        self.b24.control("deal", {"id": deal["ID"], "fields": {"STAGE_ID": "WON"}})
+        self.wait_log("b24.deal_seen order_id=511 deal_id=%s stage=WON verdict=deal_back"
+                      % deal["ID"])
+        wait_for(lambda: self.b24.deals()[str(deal["ID"])]["STAGE_ID"] == "PREPARATION",
+                 timeout=LONG, what="the deal put back")
+        self.settled("511")
+        self.assertEqual(self.site.changes("511"), [])
+        self.assertEqual(self.site.orders["511"]["status"], "N")
 
     def test_a_deal_naming_an_order_the_store_does_not_know_is_logged_and_skipped(self):
         deal = self.b24.control("deal", {"fields": {

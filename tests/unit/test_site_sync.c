@@ -210,6 +210,13 @@ static void a_tie_or_a_later_site_change_puts_the_deal_back(void **state)
         settle(f);
         assert_int_equal(seen(f, "1", "WON", 1000), SITE_SYNC_DEAL_BACK); /* a tie: the site */
         assert_int_equal(pending(f, "bitrix24"), 1);
+        {
+                /* the sink forgets what it sent, so the stage goes out again */
+                char *sent = NULL;
+                assert_int_equal(store_link_get(f->s, "1", "b24.sent", &sent), 0);
+                assert_string_equal(sent, "{}");
+                free(sent);
+        }
         assert_int_equal(pending(f, "site"), 0);
         settle(f);
         assert_int_equal(seen(f, "1", "WON", 999), SITE_SYNC_DEAL_BACK);
