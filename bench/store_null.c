@@ -79,7 +79,7 @@ static int null_order_put(struct store_backend *be, const struct store_order *o)
         return 0;
 }
 
-static int null_order_walk(struct store_backend *be, int64_t after_ms, size_t offset,
+static int null_order_walk(struct store_backend *be, int64_t after_ms, bool by_first, size_t offset,
                            size_t limit, int (*cb)(void *arg, const struct store_order *o),
                            void *arg, int64_t *ret_total)
 {

@@ -240,7 +240,7 @@ static int export_orders(const struct roistat_conf *rc, struct export_state *st,
                                    "1000000000", 0);
         }
         pthread_mutex_lock(&st->lock);
-        r = store_orders_changed(st->store, date * 1000, (size_t)offset, (size_t)limit, add_order,
+        r = store_orders_changed(st->store, date * 1000, STORE_BY_FIRST, (size_t)offset, (size_t)limit, add_order,
                                  &pg, &total);
         if (r < 0)
                 log_err("roistat.export_failed", "error=\"%s\"", store_errmsg(st->store));

@@ -545,7 +545,7 @@ static int walk(struct run *run)
                 int64_t last;
                 size_t ties = 0;
                 page_clear(&pg);
-                if (store_orders_changed(run->st, after, skip, STORE_PAGE, collect, &pg, NULL) <
+                if (store_orders_changed(run->st, after, STORE_BY_CHANGE, skip, STORE_PAGE, collect, &pg, NULL) <
                     0) {
                         r = -EIO;
                         break;

@@ -888,7 +888,8 @@ int store_order_snapshot(struct store *s, const char *order_id, char **ret_json,
         return 0;
 }
 
-int store_orders_changed(struct store *s, int64_t after_ms, size_t offset, size_t limit,
+int store_orders_changed(struct store *s, int64_t after_ms, enum store_order_by by,
+                         size_t offset, size_t limit,
                          int (*cb)(void *arg, const struct store_order_view *o), void *arg,
                          int64_t *ret_total)
 {
@@ -897,7 +898,8 @@ int store_orders_changed(struct store *s, int64_t after_ms, size_t offset, size_
         int r;
 
         s->err = NULL;
-        r = s->ops->order_walk(s->be, after_ms, offset, limit, order_view, &w, &total);
+        r = s->ops->order_walk(s->be, after_ms, by == STORE_BY_FIRST, offset, limit, order_view,
+                               &w, &total);
         if (r >= 0 && ret_total)
                 *ret_total = total;
         return r < 0 ? r : 0;

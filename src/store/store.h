@@ -214,12 +214,21 @@ struct store_order_view {
         int64_t first_received_at; /* when the order was first accepted (ms) */
 };
 
-/* The orders whose latest snapshot was accepted after `after_ms`, oldest change first
- * (then by order id), skipping `offset`, at most `limit`, each handed to `cb` (its
- * strings valid during the call; cb returns 0 to go on, >0 to stop, <0 to fail).
- * *ret_total (may be NULL): how many match in all. Roistat's pull export and reconcile
- * page through the store with it. */
-int store_orders_changed(struct store *s, int64_t after_ms, size_t offset, size_t limit,
+/* How a listing of changed orders is sorted (then by order id). */
+enum store_order_by {
+        STORE_BY_CHANGE, /* oldest change first: an order that changes moves to the end (a
+                          * walk that goes on from the last change it read, reconcile's) */
+        STORE_BY_FIRST,  /* first accepted first: a change keeps an order's place, new orders
+                          * come last (offset pages, Roistat's pull export: an order changed
+                          * while Roistat pages does not shift the rest past an offset) */
+};
+
+/* The orders whose latest snapshot was accepted after `after_ms`, sorted `by`, skipping
+ * `offset`, at most `limit`, each handed to `cb` (its strings valid during the call; cb
+ * returns 0 to go on, >0 to stop, <0 to fail). *ret_total (may be NULL): how many match
+ * in all. */
+int store_orders_changed(struct store *s, int64_t after_ms, enum store_order_by by,
+                         size_t offset, size_t limit,
                          int (*cb)(void *arg, const struct store_order_view *o), void *arg,
                          int64_t *ret_total);
 

@@ -136,9 +136,10 @@ struct store_backend_ops {
         int (*order_get)(struct store_backend *be, const char *order_id, bool with_json,
                          struct store_order *ret);
         int (*order_put)(struct store_backend *be, const struct store_order *o); /* upsert */
-        /* Orders with received_at > after_ms, by received_at then order_id, from
-         * `offset`, at most `limit`, with their json; *ret_total: how many match. */
-        int (*order_walk)(struct store_backend *be, int64_t after_ms, size_t offset,
+        /* Orders with received_at > after_ms, by received_at (or, by_first, by
+         * first_received_at) then order_id, from `offset`, at most `limit`, with their
+         * json; *ret_total: how many match. */
+        int (*order_walk)(struct store_backend *be, int64_t after_ms, bool by_first, size_t offset,
                           size_t limit, int (*cb)(void *arg, const struct store_order *o),
                           void *arg, int64_t *ret_total);
         int (*history_add)(struct store_backend *be, const struct store_history *h,

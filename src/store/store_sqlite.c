@@ -102,6 +102,7 @@ enum query {
         Q_ORDER_GET_JSON,
         Q_ORDER_PUT,
         Q_ORDER_WALK,
+        Q_ORDER_WALK_FIRST,
         Q_ORDER_COUNT,
         Q_HISTORY_ADD,
         Q_HISTORY_LIST,
@@ -153,6 +154,10 @@ static const char *const queries[N_QUERIES] = {
     [Q_ORDER_WALK] = "SELECT order_id, site, rev, has_version, version, has_updated_at, "
                      "updated_at, received_at, first_received_at, snapshot FROM orders "
                      "WHERE received_at>?1 ORDER BY received_at, order_id LIMIT ?2 OFFSET ?3",
+    [Q_ORDER_WALK_FIRST] = "SELECT order_id, site, rev, has_version, version, has_updated_at, "
+                           "updated_at, received_at, first_received_at, snapshot FROM orders "
+                           "WHERE received_at>?1 ORDER BY first_received_at, order_id "
+                           "LIMIT ?2 OFFSET ?3",
     [Q_ORDER_COUNT] = "SELECT count(*) FROM orders WHERE received_at>?1",
     [Q_HISTORY_ADD] = "INSERT INTO snapshots(order_id, version, received_at, source, "
                       "outcome, snapshot) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -694,7 +699,8 @@ static int order_row(sqlite3_stmt *st, void *ctx)
         return w->cb(w->arg, &o);
 }
 
-static int sq_order_walk(struct store_backend *be, int64_t after_ms, size_t offset, size_t limit,
+static int sq_order_walk(struct store_backend *be, int64_t after_ms, bool by_first, size_t offset,
+                         size_t limit,
                          int (*cb)(void *arg, const struct store_order *o), void *arg,
                          int64_t *ret_total)
 {
@@ -710,7 +716,7 @@ static int sq_order_walk(struct store_backend *be, int64_t after_ms, size_t offs
         sqlite3_reset(st);
         if (rc != SQLITE_ROW)
                 return sql_errno(rc);
-        if (!(st = stmt(be, Q_ORDER_WALK)))
+        if (!(st = stmt(be, by_first ? Q_ORDER_WALK_FIRST : Q_ORDER_WALK)))
                 return -EIO;
         sqlite3_bind_int64(st, 1, after_ms);
         sqlite3_bind_int64(st, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);

@@ -524,7 +524,7 @@ class Cli(unittest.TestCase):
                 r = self.run_bin(verb, "-c", conf, "--sink", "roistatt")
                 self.assertEqual(r.returncode, 2, r.stderr)
                 self.assertIn(f"orderbridge {verb}: --sink roistatt: no such sink (the sinks "
-                              "are roistat, bitrix24)", r.stderr)
+                              "are roistat, bitrix24, site)", r.stderr)
                 self.assertEqual(r.stdout, "")
             self.assertFalse(os.path.exists(db), "refused before the store is opened")
             # a known sink, enabled or not, is one row; without --sink every kind is shown
@@ -532,7 +532,7 @@ class Cli(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(list(json.loads(r.stdout)), ["bitrix24"])
             r = self.run_bin("status", "-c", conf, "--json")
-            self.assertEqual(list(json.loads(r.stdout)), ["roistat", "bitrix24"])
+            self.assertEqual(list(json.loads(r.stdout)), ["roistat", "bitrix24", "site"])
             r = self.run_bin("status", "-c", conf, "--sink", "roistat")
             self.assertEqual([line.split()[0] for line in r.stdout.splitlines()],
                              ["sink", "roistat"])
@@ -550,7 +550,8 @@ class Cli(unittest.TestCase):
             r = self.run_bin("check", "-c", conf)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(r.stdout.splitlines()[2:], ["  roistat: disabled",
-                                                         "  bitrix24: disabled"])
+                                                         "  bitrix24: disabled",
+                                                         "  site: disabled"])
             r = self.run_bin("stages", "-c", conf)
             self.assertEqual(r.returncode, 1)
             self.assertIn("orderbridge stages: [bitrix24] is not configured", r.stderr)

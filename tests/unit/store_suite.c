@@ -897,17 +897,31 @@ static void orders_are_listed_by_when_they_last_changed_in_pages(void **state)
         put_version(s, "c", 1, T0 + 20);
         put_version(s, "a", 2, T0 + 30); /* a changed last */
         put_version(s, "b", 1, T0 + 40); /* stale: b did not change */
-        assert_int_equal(store_orders_changed(s, T0, 0, 10, list_one, &l, &total), 0);
+        assert_int_equal(store_orders_changed(s, T0, STORE_BY_CHANGE, 0, 10, list_one, &l, &total), 0);
         assert_int_equal(total, 3);
         assert_int_equal(l.n, 3);
         assert_string_equal(l.ids[0], "b");
         assert_string_equal(l.ids[1], "c");
         assert_string_equal(l.ids[2], "a");
         l.n = 0;
-        assert_int_equal(store_orders_changed(s, T0 + 10, 1, 1, list_one, &l, &total), 0);
+        assert_int_equal(store_orders_changed(s, T0 + 10, STORE_BY_CHANGE, 1, 1, list_one, &l, &total), 0);
         assert_int_equal(total, 2); /* changed after T0+10: c and a */
         assert_int_equal(l.n, 1);
         assert_string_equal(l.ids[0], "a");
+        /* by first acceptance, a's change keeps its place: a, b, c */
+        l.n = 0;
+        assert_int_equal(store_orders_changed(s, T0 - 1, STORE_BY_FIRST, 0, 10, list_one, &l,
+                                              &total), 0);
+        assert_int_equal(l.n, 3);
+        assert_string_equal(l.ids[0], "a");
+        assert_string_equal(l.ids[1], "b");
+        assert_string_equal(l.ids[2], "c");
+        l.n = 0;
+        assert_int_equal(store_orders_changed(s, T0 + 10, STORE_BY_FIRST, 0, 10, list_one, &l,
+                                              &total), 0);
+        assert_int_equal(total, 2);
+        assert_string_equal(l.ids[0], "a");
+        assert_string_equal(l.ids[1], "c");
 }
 
 static void next_due_is_the_earliest_next_at_or_int64_max(void **state)
