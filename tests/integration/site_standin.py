@@ -33,6 +33,9 @@ class SiteStandIn:
         self.statuses = set(statuses)
         self.orders = {}        # order_id -> {"status", "canceled", "deal_id"}
         self.refuse = {}        # order_id -> Bitrix's words for a refused change
+        # orders whose status a handler puts back silently inside save() (the module then
+        # answers 200 with the status the order really has): harsher than the module
+        self.silent = set()
         self.requests = []      # every request that passed the signature check, in order
         self.seen = {}          # webhook-id -> remembered 200 answer
         self.on_change = None   # fn(order_id, order) after a status/cancel change
@@ -93,12 +96,13 @@ class SiteStandIn:
             if changed and order_id in self.refuse:
                 return 409, {"error": "refused", "field": "status" if status else "canceled",
                              "message": self.refuse[order_id]}
-            if status is not None:
+            if status is not None and order_id not in self.silent:
                 o["status"] = status
             if canceled is not None:
                 o["canceled"] = canceled
             if deal is not None:
                 o["deal_id"] = deal
+            changed = changed and order_id not in self.silent
             answer = {"order_id": order_id, "status": o["status"], "canceled": o["canceled"],
                       "changed": changed, "deal_id": o["deal_id"]}
             snapshot = dict(o)

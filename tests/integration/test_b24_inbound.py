@@ -375,6 +375,16 @@ class TwoWay(Inbound):
         dead = self.daemon.order_state("503")["dead_letters"]
         self.assertEqual([d["sink"] for d in dead], ["site"], dead)
 
+    def test_a_200_that_leaves_the_order_elsewhere_is_not_taken_as_done(self):
+        deal = self.site_order("504")
+        self.settled("504")
+        self.site.silent.add("504")
+        self.b24.control("deal", {"id": deal["ID"], "fields": {"STAGE_ID": "WON"}})
+        wait_for(lambda: (self.daemon.delivery("504", sink="site") or {}).get("state") == "dead",
+                 timeout=LONG, what="the site delivery dead")
+        self.assertIn("yet the order is at status N, not F",
+                      self.daemon.delivery("504", sink="site")["last_error"])
+
     def test_a_later_change_on_the_site_puts_a_moved_deal_back(self):
         deal = self.site_order("511")
         self.settled("511")
