@@ -32,6 +32,19 @@ void clock_sleep_ms(int64_t ms)
                 ;
 }
 
+bool clock_sleep_unless(int64_t ms, const atomic_bool *stop)
+{
+        int64_t until = clock_mono_ms() + ms;
+
+        while (!(stop && atomic_load(stop))) {
+                int64_t left = until - clock_mono_ms();
+                if (left <= 0)
+                        return true;
+                clock_sleep_ms(left < 200 ? left : 200);
+        }
+        return false;
+}
+
 int clock_cond_init(pthread_cond_t *cond)
 {
         pthread_condattr_t attr;

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -18,6 +20,10 @@ int64_t clock_mono_ms(void);
 
 /* Sleeps `ms` on the monotonic clock (restarting after signals). */
 void clock_sleep_ms(int64_t ms);
+
+/* Sleeps `ms` on the monotonic clock in steps of at most 200 ms, so that `stop` (may be
+ * NULL) set by another thread is seen soon. False when it was stopped. */
+bool clock_sleep_unless(int64_t ms, const atomic_bool *stop);
 
 /* A condition variable whose timed waits run on the monotonic clock. */
 int clock_cond_init(pthread_cond_t *cond);

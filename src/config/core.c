@@ -126,26 +126,34 @@ static void check_listen(struct config_parse *p, struct config *c)
                              c->listen);
 }
 
+/* A whsec_ signing key from its file (or env): 1 read (*ret_has set when it parsed), 0
+ * none given, <0 could not be read. Errors are reported to `p`. */
+static int read_key(struct config_parse *p, const char *section, const char *key,
+                    const char *path, const char *env, struct signature_key *ret, bool *ret_has)
+{
+        char *secret = NULL;
+        int r = config_read_secret(p, section, key, path, env, &secret);
+
+        if (r <= 0)
+                return r;
+        if (signature_key_parse(secret, ret) < 0)
+                config_error(p, config_key_line(p, section, key),
+                             "[%s] %s: the secret must be whsec_ followed by base64 of %d-%d "
+                             "random bytes", section, key, SIGNATURE_KEY_MIN, SIGNATURE_KEY_MAX);
+        else
+                *ret_has = true;
+        explicit_bzero(secret, strlen(secret));
+        free(secret);
+        return 1;
+}
+
 static void server_check(struct config_parse *p, const struct config *cfg, void *conf)
 {
         struct config *c = conf;
-        char *secret = NULL;
-        int r;
 
         check_listen(p, c);
-        r = config_read_secret(p, "server", "signing_secret_file", c->signing_secret_file,
-                               "ORDERBRIDGE_SIGNING_SECRET", &secret);
-        if (r > 0) {
-                if (signature_key_parse(secret, &c->signing_key) < 0)
-                        config_error(p, config_key_line(p, "server", "signing_secret_file"),
-                                     "[server] signing_secret_file: the secret must be whsec_ "
-                                     "followed by base64 of %d-%d random bytes",
-                                     SIGNATURE_KEY_MIN, SIGNATURE_KEY_MAX);
-                else
-                        c->has_signing_key = true;
-                explicit_bzero(secret, strlen(secret));
-                free(secret);
-        }
+        read_key(p, "server", "signing_secret_file", c->signing_secret_file,
+                 "ORDERBRIDGE_SIGNING_SECRET", &c->signing_key, &c->has_signing_key);
         config_read_secret(p, "server", "admin_token_file", c->admin_token_file,
                            "ORDERBRIDGE_ADMIN_TOKEN", &c->admin_token);
         if (c->admin_token && strlen(c->admin_token) < 16)
@@ -167,8 +175,7 @@ static void server_free(void *conf)
 static void site_check(struct config_parse *p, const struct config *cfg, void *conf)
 {
         struct config *c = conf;
-        int line = config_key_line(p, "site", "status_secret_file");
-        char *secret = NULL, why[400];
+        char why[400];
         int r;
 
         if (c->site_id && strlen(c->site_id) > 255)
@@ -181,19 +188,10 @@ static void site_check(struct config_parse *p, const struct config *cfg, void *c
                 config_error(p, config_key_line(p, "site", "status_url"),
                              "[site] status_url: needs [site] id (the site's orders are "
                              "known by it)");
-        r = config_read_secret(p, "site", "status_secret_file", c->site_status_secret_file,
-                               "ORDERBRIDGE_SITE_STATUS_SECRET", &secret);
-        if (r > 0) {
-                if (signature_key_parse(secret, &c->site_status_key) < 0)
-                        config_error(p, line,
-                                     "[site] status_secret_file: the secret must be whsec_ "
-                                     "followed by base64 of %d-%d random bytes",
-                                     SIGNATURE_KEY_MIN, SIGNATURE_KEY_MAX);
-                else
-                        c->has_site_status_key = true;
-                explicit_bzero(secret, strlen(secret));
-                free(secret);
-        } else if (r == 0 && c->has_signing_key) {
+        r = read_key(p, "site", "status_secret_file", c->site_status_secret_file,
+                     "ORDERBRIDGE_SITE_STATUS_SECRET", &c->site_status_key,
+                     &c->has_site_status_key);
+        if (r == 0 && c->has_signing_key) {
                 c->site_status_key = c->signing_key; /* [server] is checked before [site] */
                 c->has_site_status_key = true;
         } else if (r == 0) {

@@ -19,7 +19,6 @@
 #define BATCH_MAX 50
 #define TRIES 3
 #define RETRY_MS 2000
-#define WAIT_STEP_MS 200
 
 struct cmd {
         const char *method;
@@ -53,24 +52,6 @@ static void queue_clear(struct queue *q)
         memset(q, 0, sizeof(*q));
 }
 
-static bool stopped(const atomic_bool *stop)
-{
-        return stop && atomic_load(stop);
-}
-
-static bool pause_ms(int64_t ms, const atomic_bool *stop)
-{
-        int64_t until = clock_mono_ms() + ms;
-
-        while (!stopped(stop)) {
-                int64_t left = until - clock_mono_ms();
-                if (left <= 0)
-                        return true;
-                clock_sleep_ms(left < WAIT_STEP_MS ? left : WAIT_STEP_MS);
-        }
-        return false;
-}
-
 static int cancelled(struct b24_error *err)
 {
         memset(err, 0, sizeof(*err));
@@ -86,12 +67,12 @@ static int call(struct b24_client *c, json_t *cmd, const atomic_bool *stop, json
         int r = -EAGAIN;
 
         for (int i = 0; i < TRIES && r == -EAGAIN; i++) {
-                if (stopped(stop))
+                if (stop && atomic_load(stop))
                         return cancelled(err);
                 r = b24_call(c, "batch", json_pack("{s:i, s:O}", "halt", 0, "cmd", cmd), ret_doc,
                              err);
                 if (r == -EAGAIN && i + 1 < TRIES &&
-                    !pause_ms(err->retry_after_ms > 0 ? err->retry_after_ms : RETRY_MS << i, stop))
+                    !clock_sleep_unless(err->retry_after_ms > 0 ? err->retry_after_ms : RETRY_MS << i, stop))
                         return cancelled(err);
         }
         return r;

@@ -25,7 +25,6 @@
 #define MAX_ANSWER (32 * 1024 * 1024) /* 1000 orders with their custom fields */
 #define TRIES 3
 #define RETRY_MS 2000
-#define WAIT_STEP_MS 200
 
 struct roistat_orders {
         struct http_client *http;
@@ -63,31 +62,12 @@ struct roistat_orders *roistat_orders_free(struct roistat_orders *c)
         return NULL;
 }
 
-static bool stopped(const atomic_bool *stop)
-{
-        return stop && atomic_load(stop);
-}
-
-/* Sleeps `ms` in steps, so that a stop is seen within WAIT_STEP_MS. False when stopped. */
-static bool pause_ms(int64_t ms, const atomic_bool *stop)
-{
-        int64_t until = clock_mono_ms() + ms;
-
-        while (!stopped(stop)) {
-                int64_t left = until - clock_mono_ms();
-                if (left <= 0)
-                        return true;
-                clock_sleep_ms(left < WAIT_STEP_MS ? left : WAIT_STEP_MS);
-        }
-        return false;
-}
-
 /* Waits until the method's rolling minute has room, then counts this call in it. */
 static bool take_slot(struct roistat_orders *c, const atomic_bool *stop)
 {
         int64_t oldest = c->sent[c->next];
 
-        if (oldest && !pause_ms(oldest + 60000 - clock_mono_ms(), stop))
+        if (oldest && !clock_sleep_unless(oldest + 60000 - clock_mono_ms(), stop))
                 return false;
         ratelimit_acquire(&c->rl);
         c->sent[c->next] = clock_mono_ms();
@@ -162,7 +142,7 @@ int roistat_orders_page(struct roistat_orders *c, json_t *filters, size_t limit,
                 }
                 st = call(c, body, ret_data, ret_total, why, why_size, &retry_ms);
                 if (st == -EAGAIN && i + 1 < TRIES &&
-                    !pause_ms(retry_ms > 0 ? retry_ms : RETRY_MS << i, stop)) {
+                    !clock_sleep_unless(retry_ms > 0 ? retry_ms : RETRY_MS << i, stop)) {
                         snprintf(why, why_size, "stopped");
                         st = -ECANCELED;
                 }
