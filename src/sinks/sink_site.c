@@ -46,9 +46,8 @@ struct site {
 /* What one order needs the site to hear. */
 struct tell {
         bool has_want;
-        bool cancel;       /* with has_want: cancel the order */
-        char status[17];   /* with has_want and !cancel: this status */
-        long long want_at; /* the deal's DATE_MODIFY the wish came from */
+        struct site_state want; /* with has_want: what the site is to become */
+        long long want_at;      /* the deal's DATE_MODIFY the wish came from */
         char deal_id[24];  /* "" when the site has it already or there is none */
 };
 
@@ -101,18 +100,17 @@ static void read_want(const char *text, const struct snapshot *s, int64_t receiv
         json_t *o = text[0] ? json_loads(text, 0, NULL) : NULL;
         json_t *status = json_object_get(o, "status");
         json_t *at = json_object_get(o, "at");
-        int64_t site_time = s->has_updated_at ? s->updated_at : received_ms / 1000;
 
         if (!json_is_integer(at) || (!json_is_string(status) &&
                                      !json_is_true(json_object_get(o, "canceled"))))
                 goto out;
         t->want_at = json_integer_value(at);
-        t->cancel = !json_is_string(status);
-        if (!t->cancel)
-                snprintf(t->status, sizeof(t->status), "%s", json_string_value(status));
-        if (t->want_at <= site_time)
+        t->want.cancel = !json_is_string(status);
+        if (!t->want.cancel)
+                snprintf(t->want.status, sizeof(t->want.status), "%s", json_string_value(status));
+        if (t->want_at <= site_change_time(s, received_ms))
                 goto out; /* the site changed since: its state stands (site_sync.h) */
-        if (t->cancel ? s->canceled : !s->canceled && strcmp(t->status, s->status) == 0)
+        if (site_state_shown(&t->want, s))
                 goto out; /* the site is there already */
         t->has_want = true;
 out:
@@ -126,10 +124,10 @@ static char *request_body(const struct site *site, const struct snapshot *s,
         json_t *o = json_pack("{s:s, s:s}", "site", s->site, "order_id", s->order_id);
         char *text;
 
-        if (t->has_want && t->cancel)
+        if (t->has_want && t->want.cancel)
                 json_object_set_new(o, "canceled", json_true());
         else if (t->has_want)
-                json_object_set_new(o, "status", json_string(t->status));
+                json_object_set_new(o, "status", json_string(t->want.status));
         if (t->deal_id[0]) {
                 json_object_set_new(o, "deal_id", json_string(t->deal_id));
                 if (site->portal[0]) {
@@ -201,12 +199,12 @@ static int check_done(const struct http_response *resp, const struct snapshot *s
             !json_is_boolean(canceled))
                 snprintf(why, size, "HTTP 200 without the order's state (order_id, status, "
                          "canceled): is the module up to date?");
-        else if (t->has_want && t->cancel && !json_is_true(canceled))
+        else if (t->has_want && t->want.cancel && !json_is_true(canceled))
                 snprintf(why, size, "HTTP 200, yet the site did not cancel the order");
-        else if (t->has_want && !t->cancel && (strcmp(status, t->status) != 0 ||
+        else if (t->has_want && !t->want.cancel && (strcmp(status, t->want.status) != 0 ||
                                                json_is_true(canceled)))
                 snprintf(why, size, "HTTP 200, yet the order is at status %.16s%s, not %s",
-                         status, json_is_true(canceled) ? " (canceled)" : "", t->status);
+                         status, json_is_true(canceled) ? " (canceled)" : "", t->want.status);
         else if (t->deal_id[0] && (!deal || strcmp(deal, t->deal_id) != 0))
                 snprintf(why, size, "HTTP 200, yet the site did not keep deal %s: is the "
                          "module up to date?", t->deal_id);
@@ -300,8 +298,6 @@ static int deliver(void *ctx, struct store *store, struct store_writes *writes,
                 struct snapshot_error err;
                 struct snapshot *s = NULL;
                 struct tell t;
-                int64_t received = 0;
-                char *json = NULL;
                 int r;
 
                 if (atomic_load(&site->stopping)) {
@@ -318,11 +314,7 @@ static int deliver(void *ctx, struct store *store, struct store_writes *writes,
                                  "stored snapshot unreadable: %s %s", err.field, err.message);
                         continue;
                 }
-                r = store_order_snapshot(store, s->order_id, &json, &received);
-                free(json);
-                if (r == 0)
-                        r = what_to_tell(store, s, received, &t);
-                if (r < 0) {
+                if ((r = what_to_tell(store, s, works[i].received_at, &t)) < 0) {
                         snapshot_free(s);
                         return -EIO; /* the rest are TEMPFAIL: nothing was sent for them */
                 }

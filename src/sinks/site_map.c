@@ -10,7 +10,18 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "model/snapshot.h"
 #include "sinks/bitrix24_conf.h"
+
+int64_t site_change_time(const struct snapshot *s, int64_t received_ms)
+{
+        return s->has_updated_at ? s->updated_at : received_ms / 1000;
+}
+
+bool site_state_shown(const struct site_state *st, const struct snapshot *s)
+{
+        return st->cancel ? s->canceled : !s->canceled && strcmp(st->status, s->status) == 0;
+}
 
 static void set_state(struct site_state *ret, const char *value)
 {

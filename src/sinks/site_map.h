@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 
@@ -22,6 +23,15 @@ struct site_state {
         bool cancel;     /* cancel the order */
         char status[17]; /* else: this status code */
 };
+
+struct snapshot;
+
+/* The time of the site's latest change, by the site's clock: the snapshot's updated_at,
+ * or, without one, when orderbridge received it (`received_ms`). Unix seconds. */
+int64_t site_change_time(const struct snapshot *s, int64_t received_ms);
+
+/* Whether the snapshot shows state `st` already. */
+bool site_state_shown(const struct site_state *st, const struct snapshot *s);
 
 /* The site state for deal stage `stage` (a full stage id, "C1:WON" outside the default
  * pipeline). 0; -ENOENT when nothing maps it (another pipeline's stage, or a stage no

@@ -66,7 +66,6 @@ static int decide(struct store *st, const struct config *cfg, const struct b24_c
 {
         struct site_state want;
         struct store_writes w = {0};
-        int64_t site_time;
         char *text;
         int r;
 
@@ -78,13 +77,12 @@ static int decide(struct store *st, const struct config *cfg, const struct b24_c
                 *ret = SITE_SYNC_UNMAPPED;
                 return 0;
         }
-        if (want.cancel ? s->canceled : (!s->canceled && strcmp(want.status, s->status) == 0)) {
+        if (site_state_shown(&want, s)) {
                 *ret = SITE_SYNC_IN_STEP; /* another stage of the same site state */
                 return 0;
         }
         /* each side by its own clock; a tie goes to the site */
-        site_time = s->has_updated_at ? s->updated_at : received_ms / 1000;
-        if (d->modified <= site_time) {
+        if (d->modified <= site_change_time(s, received_ms)) {
                 /* the sink sends only what changed since its last send: forget that, so
                  * the stage goes out again */
                 b24_repair_writes(&w, d->order_id, B24_REPAIR_FIELDS);

@@ -554,6 +554,7 @@ static int collect_due(void *arg, const struct store_delivery *d, const struct s
         w->waits = d->waits;
         w->first_failed_at = d->first_failed_at;
         w->uncertain_at = d->uncertain_at;
+        w->received_at = o->received_at;
         held_copy(&l->rows[l->n], d);
         return ++l->n == l->limit ? 1 : 0;
 }

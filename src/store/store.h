@@ -75,6 +75,7 @@ struct store_work {
         int64_t waits;
         int64_t first_failed_at;
         int64_t uncertain_at; /* last attempt whose outcome is unknown, 0 = none */
+        int64_t received_at;  /* when `json` was accepted (ms) */
 };
 
 struct store_result {

@@ -155,8 +155,8 @@ struct store_backend_ops {
          * walk of one sink must be a range read on next_at, not a scan of the sink). */
         int (*delivery_walk)(struct store_backend *be, const struct store_filter *f,
                              int (*cb)(void *arg, const struct store_delivery *d), void *arg);
-        /* Deliveries of `sink` with next_at <= now_ms joined with their order (with its
-         * json), by next_at then rev. */
+        /* Deliveries of `sink` with next_at <= now_ms joined with their order (its rev,
+         * json and received_at), by next_at then rev. */
         int (*delivery_due)(struct store_backend *be, const char *sink, int64_t now_ms,
                             int (*cb)(void *arg, const struct store_delivery *d,
                                       const struct store_order *o),

@@ -184,7 +184,8 @@ static const char *const queries[N_QUERIES] = {
                              "AND (?2 IS NULL OR order_id=?2) AND next_at<=?3",
     [Q_DELIVERY_WALK_ORDER] = "SELECT " DELIVERY_COLS " FROM deliveries d "
                               "WHERE order_id=?2 AND next_at<=?3 ORDER BY sink",
-    [Q_DELIVERY_DUE] = "SELECT " DELIVERY_COLS ", o.rev, o.snapshot FROM deliveries d "
+    [Q_DELIVERY_DUE] = "SELECT " DELIVERY_COLS ", o.rev, o.snapshot, o.received_at "
+                       "FROM deliveries d "
                        "JOIN orders o USING(order_id) WHERE d.sink=?1 AND d.next_at<=?2 "
                        "ORDER BY d.next_at, o.rev",
     [Q_DELIVERY_NEXT] = "SELECT min(next_at) FROM deliveries WHERE sink=?1",
@@ -843,6 +844,7 @@ static int due_row(sqlite3_stmt *st, void *ctx)
         o.order_id = d.order_id;
         o.rev = sqlite3_column_int64(st, N_DELIVERY_COLS);
         o.json = col_text(st, N_DELIVERY_COLS + 1);
+        o.received_at = sqlite3_column_int64(st, N_DELIVERY_COLS + 2);
         return w->cb(w->arg, &d, &o);
 }
 

@@ -762,6 +762,7 @@ static void a_request_makes_a_done_delivery_due_again_at_the_same_rev(void **sta
         }
         w = take(s, T0 + 5, 10, 1);
         assert_int_equal(w[0].rev, p.rev);
+        assert_int_equal(w[0].received_at, T0); /* when that rev was accepted */
 }
 
 static void a_request_during_a_pass_makes_it_due_again_whatever_the_verdict(void **state)
