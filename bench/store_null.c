@@ -139,6 +139,18 @@ static int null_delivery_count(struct store_backend *be, const char *sink,
         return 0;
 }
 
+static int null_delivery_oldest(struct store_backend *be, const char *sink, int64_t *ret_min)
+{
+        *ret_min = 0;
+        return 0;
+}
+
+static int null_size(struct store_backend *be, int64_t *ret_bytes)
+{
+        *ret_bytes = 0;
+        return 0;
+}
+
 static int null_delivery_sinks(struct store_backend *be, int (*cb)(void *arg, const char *name),
                                void *arg)
 {
@@ -208,6 +220,8 @@ const struct store_backend_ops store_null_ops = {
         .delivery_due = null_delivery_due,
         .delivery_next = null_delivery_next,
         .delivery_count = null_delivery_count,
+        .delivery_oldest = null_delivery_oldest,
+        .size = null_size,
         .delivery_sinks = null_delivery_sinks,
         .attempt_add = null_attempt_add,
         .attempt_list = null_attempt_list,

@@ -41,6 +41,7 @@ struct config {
 
         /* [store] */
         char *store_path;
+        int64_t retain_days;       /* history and attempts older than this are pruned; 0 never */
 
         /* [site] */
         char *site_id;
@@ -58,6 +59,7 @@ struct config {
         int64_t poll_interval_ms;
         int64_t confirm_after_s;
         int64_t reconcile_interval_s;
+        int64_t stuck_after_s;     /* a sink owing an order this long is unhealthy */
 
         /* every section's settings, core ones first (those point back at this struct) */
         struct config_part *parts;

@@ -37,12 +37,16 @@ static const struct config_key server_keys[] = {
          "it a request is answered 503 busy with Retry-After before its body is read, the "
          "last eighth being kept for bodies of at most 64 KiB"},
         {"admin_token_file", CONFIG_STRING, S(admin_token_file), NULL, 0, 0,
-         "file holding the bearer token for GET /v1/orders/{id} (env ORDERBRIDGE_ADMIN_TOKEN)"},
+         "file holding the bearer token for the status page (GET /), /metrics from other than "
+         "loopback and GET /v1/orders/{id} (env ORDERBRIDGE_ADMIN_TOKEN)"},
 };
 
 static const struct config_key store_keys[] = {
         {"path", CONFIG_STRING, S(store_path), "var/orderbridge.db", 0, 0,
          "SQLite database file (created if missing)"},
+        {"retain_days", CONFIG_INT, S(retain_days), "90", 0, 3650,
+         "snapshot history and attempts older than this many days are pruned (each order's "
+         "latest snapshot, its deliveries, links and dead letters stay); 0 = keep forever"},
 };
 
 static const struct config_key site_keys[] = {
@@ -81,6 +85,9 @@ static const struct config_key delivery_keys[] = {
          "seconds between the daemon's light reconciles (Roistat and Bitrix24 read back for "
          "the orders changed since the last one; the count of differences in `status`); "
          "0 = off"},
+        {"stuck_after_s", CONFIG_INT, S(stuck_after_s), "3600", 60, 2592000,
+         "a sink that has owed an order this long (pending, in flight or retrying) makes "
+         "/healthz answer 503 and names it"},
 };
 
 #undef S

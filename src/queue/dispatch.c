@@ -33,6 +33,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/xalloc.h"
+#include "queue/sinkstate.h"
 
 /* How long work stays leased without renewal, and how often the keeper renews it: a
  * lease survives three missed renewals (a store busy for its 10 s timeout each time). */
@@ -165,6 +166,23 @@ static void record(struct dispatch *d, const struct store_result *res, size_t n,
                          d->ops->name, r);
 }
 
+/* Records the sink's pause state in the store's meta for `orderbridge status` (another
+ * process). Best effort: the daemon's own views read memory, and a failure is logged. */
+static void save_state(struct dispatch *d)
+{
+        struct sinkstate_view v;
+        char key[64], *json;
+
+        if (sinkstate_get(d->ops->name, &v) < 0)
+                return;
+        sinkstate_meta_key(d->ops->name, key, sizeof(key));
+        json = sinkstate_meta_json(&v);
+        if (store_meta_set(d->store, key, json) < 0)
+                log_warn("dispatch.state_not_saved", "sink=%s error=\"%s\"", d->ops->name,
+                         store_errmsg(d->store));
+        free(json);
+}
+
 static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_t *pause_until)
 {
         struct sink_outcome *out = xcalloc(n, sizeof(*out));
@@ -179,11 +197,16 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
         }
         struct store_writes writes = {0};
 
+        sinkstate_pass_begin(d->ops->name);
         status = d->ops->deliver(d->ctx, d->store, &writes, w, n, out);
         now = clock_wall_ms();
 
         if (status == 0) {
                 d->sink_failures = 0;
+                if (sinkstate_pass_result(d->ops->name, 0, 0, NULL)) {
+                        log_info("dispatch.resumed", "sink=%s", d->ops->name);
+                        save_state(d);
+                }
         } else {
                 int64_t delay, hint = 0;
                 d->sink_failures++;
@@ -197,9 +220,13 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                 if (hint > delay)
                         delay = hint;
                 *pause_until = clock_mono_ms() + delay;
-                log_warn("dispatch.pause", "sink=%s failures=%lld pause_ms=%lld reason=\"%s\"",
-                         d->ops->name, (long long)d->sink_failures, (long long)delay,
-                         out[0].detail);
+                log_event(status == -EACCES ? LOG_ERR : LOG_WARN, "dispatch.pause",
+                          "sink=%s failures=%lld pause_ms=%lld cause=%s reason=\"%s\"",
+                          d->ops->name, (long long)d->sink_failures, (long long)delay,
+                          status == -EACCES ? "auth" : status == -EIO ? "store" : "remote",
+                          out[0].detail);
+                if (sinkstate_pass_result(d->ops->name, status, now + delay, out[0].detail))
+                        save_state(d);
         }
 
         for (size_t i = 0; i < n; i++) {
@@ -255,6 +282,7 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                                  out[i].detail);
         }
         record(d, res, n, &writes, now);
+        sinkstate_pass_end(d->ops->name);
         store_writes_clear(&writes);
         free(out);
         free(res);
@@ -273,6 +301,7 @@ static void *loop(void *arg)
 
                 if (stopping(d))
                         break;
+                sinkstate_beat(d->ops->name);
                 if (mono < pause_until) {
                         if (!wait_for(d, pause_until - mono, true))
                                 break;
@@ -358,6 +387,7 @@ int dispatch_start(const struct config *cfg, const struct sink_ops *ops, void *c
         gethostname(host, sizeof(host) - 1);
         snprintf(d->owner, sizeof(d->owner), "%s:%ld:%lld", host, (long)getpid(),
                  (long long)clock_wall_ms());
+        sinkstate_register(ops->name);
         r = store_open(cfg->store_path, &d->store);
         if (r == 0)
                 r = store_open(cfg->store_path, &d->keeper_store);
@@ -365,6 +395,8 @@ int dispatch_start(const struct config *cfg, const struct sink_ops *ops, void *c
                 r = -pthread_create(&d->keeper, NULL, keep_leases, d);
                 d->keeper_started = r == 0;
         }
+        if (r == 0)
+                save_state(d); /* running: a pause an earlier run recorded is over */
         if (r == 0)
                 r = -pthread_create(&d->thread, NULL, loop, d);
         if (r < 0) {

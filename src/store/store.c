@@ -207,6 +207,16 @@ static int finish(struct store *s, int r)
 
 /* ---- the delivery state machine ---- */
 
+/* A row that is owed (pending, in flight, retrying, waiting) keeps the time it became
+ * owed; one that is settled (done, dead) has none. Called after every change of state. */
+static void mark_owed(struct store_delivery *d, int64_t now)
+{
+        if (d->state == STORE_STATE_DONE || d->state == STORE_STATE_DEAD)
+                d->pending_since = 0;
+        else if (!d->pending_since)
+                d->pending_since = now;
+}
+
 /* A newer rev of the order arrived (`d` is the row, or zeroed when there is none). */
 static void on_new_rev(struct store_delivery *d, bool exists, int64_t rev, int64_t now)
 {
@@ -224,6 +234,7 @@ static void on_new_rev(struct store_delivery *d, bool exists, int64_t rev, int64
         }
         d->want_rev = rev;
         d->updated_at = now;
+        mark_owed(d, now);
 }
 
 /* Asked to look again (store_request), with no new rev: due now, or, in flight, as soon
@@ -244,6 +255,7 @@ static void on_request(struct store_delivery *d, bool exists, int64_t rev, int64
         d->state = STORE_STATE_PENDING;
         d->next_at = now;
         d->updated_at = now;
+        mark_owed(d, now);
 }
 
 /* Taken by `owner` until `until`. */
@@ -336,6 +348,7 @@ static enum store_result_kind on_verdict(struct store_delivery *d, const struct 
                 d->uncertain_at = now;
         d->lease_owner = NULL;
         d->updated_at = now;
+        mark_owed(d, now);
         return kind;
 }
 
@@ -814,7 +827,49 @@ int store_counts(struct store *s, const char *sink, struct store_counts *ret)
                                      .waiting = c[STORE_STATE_WAITING],
                                      .done = c[STORE_STATE_DONE],
                                      .dead = c[STORE_STATE_DEAD]};
-        return 0;
+        return s->ops->delivery_oldest(s->be, sink, &ret->oldest_pending_at);
+}
+
+static int cmp_dead_newest(const void *a, const void *b)
+{
+        const struct store_delivery *x = &((const struct held *)a)->d;
+        const struct store_delivery *y = &((const struct held *)b)->d;
+
+        if (x->updated_at != y->updated_at)
+                return x->updated_at > y->updated_at ? -1 : 1;
+        return strcmp(x->order_id, y->order_id);
+}
+
+int store_dead_list(struct store *s, const char *sink, size_t limit,
+                    int (*cb)(void *arg, const struct store_dead_view *d), void *arg,
+                    int64_t *ret_total)
+{
+        struct store_filter f = {.sink = sink,
+                                 .states = 1u << STORE_STATE_DEAD,
+                                 .next_at_max = STORE_NEVER};
+        struct held_list l;
+        int r;
+
+        s->err = NULL;
+        r = collect_rows(s, &f, NULL, &l);
+        if (r == 0 && l.n > 1)
+                qsort(l.rows, l.n, sizeof(l.rows[0]), cmp_dead_newest);
+        for (size_t i = 0; r == 0 && i < l.n && i < limit; i++) {
+                const struct store_delivery *d = &l.rows[i].d;
+                struct store_dead_view v = {.sink = d->sink,
+                                            .order_id = d->order_id,
+                                            .rev = d->sent_rev,
+                                            .at = d->updated_at,
+                                            .attempts = d->attempts,
+                                            .reason = d->last_error ? d->last_error : ""};
+                r = cb(arg, &v);
+                if (r > 0)
+                        r = 0, i = l.n;
+        }
+        if (r == 0 && ret_total)
+                *ret_total = (int64_t)l.n;
+        held_list_clear(&l);
+        return r < 0 ? r : 0;
 }
 
 int store_retry(struct store *s, const char *sink, const char *order_id, int64_t now_ms)
@@ -837,6 +892,7 @@ int store_retry(struct store *s, const char *sink, const char *order_id, int64_t
                 d->next_at = now_ms;
                 d->attempts = 0;
                 d->first_failed_at = 0;
+                mark_owed(d, now_ms);
                 r = s->ops->delivery_put(s->be, d);
         }
         r = finish(s, r < 0 ? r : (int)l.n);
@@ -1070,4 +1126,10 @@ int store_link_set(struct store *s, const char *order_id, const char *kind, cons
         if ((r = s->ops->begin(s->be)) < 0)
                 return r;
         return finish(s, s->ops->link_set(s->be, order_id, kind, remote));
+}
+
+int store_size(struct store *s, int64_t *ret_bytes)
+{
+        s->err = NULL;
+        return s->ops->size(s->be, ret_bytes);
 }

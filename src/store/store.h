@@ -128,6 +128,9 @@ void store_writes_clear(struct store_writes *w);
 
 struct store_counts {
         int64_t pending, inflight, retrying, waiting, done, dead;
+        /* since when the longest-owed pending, in-flight or retrying delivery has been
+         * owed (ms; it left done or dead then, or was made), 0 when there is none */
+        int64_t oldest_pending_at;
 };
 
 /* Opens the store at `location`: a file path (SQLite). Creates and migrates the schema. */
@@ -193,6 +196,23 @@ int64_t store_next_due(struct store *s, const char *sink);
 
 int store_counts(struct store *s, const char *sink, struct store_counts *ret);
 
+/* A dead delivery, as the operator's views list it. */
+struct store_dead_view {
+        const char *sink;
+        const char *order_id;
+        int64_t rev;      /* the rev it gave up on */
+        int64_t at;       /* when it died (ms) */
+        int64_t attempts;
+        const char *reason; /* the remote's words, or ours ("gave up: …") */
+};
+
+/* The dead deliveries of `sink` (NULL: every sink), newest first, at most `limit`, each
+ * handed to `cb` (strings valid during the call; 0 go on, >0 stop, <0 fail).
+ * *ret_total (may be NULL): how many there are in all. */
+int store_dead_list(struct store *s, const char *sink, size_t limit,
+                    int (*cb)(void *arg, const struct store_dead_view *d), void *arg,
+                    int64_t *ret_total);
+
 /* Dead (and retrying) deliveries back to pending now; order_id NULL = all. Returns how
  * many rows changed. */
 int store_retry(struct store *s, const char *sink, const char *order_id, int64_t now_ms);
@@ -247,6 +267,9 @@ int store_meta_set(struct store *s, const char *key, const char *value);
 
 int store_link_get(struct store *s, const char *order_id, const char *kind, char **ret_remote);
 int store_link_set(struct store *s, const char *order_id, const char *kind, const char *remote);
+
+/* The bytes the store takes on disk (for /metrics and the bytes-per-order figure). */
+int store_size(struct store *s, int64_t *ret_bytes);
 
 /* The last error's text (the backend's words), for the caller's log line. */
 const char *store_errmsg(struct store *s);

@@ -91,6 +91,8 @@ struct store_delivery {
         const char *last_error;  /* may be NULL */
         const char *lease_owner; /* inflight only, else NULL */
         bool requested;          /* store_request came while in flight: due again after */
+        int64_t pending_since;   /* owed since (left done or dead, or was made); 0 when
+                                  * done or dead */
 };
 
 /* An attempt (`text` = its detail, may be NULL) or a dead letter (`text` = the reason). */
@@ -164,6 +166,9 @@ struct store_backend_ops {
         int (*delivery_next)(struct store_backend *be, const char *sink, int64_t *ret_min);
         int (*delivery_count)(struct store_backend *be, const char *sink,
                               int64_t ret[STORE_N_STATES]);
+        /* The least pending_since of `sink`'s pending, inflight and retrying rows, 0 when
+         * there is none. */
+        int (*delivery_oldest)(struct store_backend *be, const char *sink, int64_t *ret_min);
         int (*delivery_sinks)(struct store_backend *be, int (*cb)(void *arg, const char *name),
                               void *arg);
 
@@ -183,6 +188,8 @@ struct store_backend_ops {
         int (*link_list)(struct store_backend *be, const char *order_id,
                          int (*cb)(void *arg, const char *kind, const char *remote),
                          void *arg); /* by kind */
+        /* The bytes the store takes (SQLite: the database's pages, free ones included). */
+        int (*size)(struct store_backend *be, int64_t *ret_bytes);
         int (*meta_get)(struct store_backend *be, const char *key, const char **ret_value);
         /* only_if_absent: an existing value is kept (the oldest wins) */
         int (*meta_set)(struct store_backend *be, const char *key, const char *value,

@@ -81,6 +81,10 @@ static const char *const migrations[] = {
      * by when they last changed (Roistat's pull export, reconcile) */
     ("ALTER TABLE deliveries ADD COLUMN requested INTEGER NOT NULL DEFAULT 0;"
      "CREATE INDEX orders_received ON orders(received_at, order_id);"),
+    /* 6: since when a delivery has been owed (the operator's "oldest pending"): set when
+     * it leaves done or dead (or is made), kept through retries, 0 once done or dead */
+    ("ALTER TABLE deliveries ADD COLUMN pending_since INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE deliveries SET pending_since=updated_at WHERE state NOT IN ('done','dead');"),
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -88,8 +92,8 @@ static const char *const migrations[] = {
 #define DELIVERY_COLS                                                                              \
         "d.sink, d.order_id, d.state, d.want_rev, d.sent_rev, d.done_rev, d.attempts, "            \
         "d.waits, d.next_at, d.first_failed_at, d.uncertain_at, d.updated_at, d.last_error, "      \
-        "d.lease_owner, d.requested"
-#define N_DELIVERY_COLS 15
+        "d.lease_owner, d.requested, d.pending_since"
+#define N_DELIVERY_COLS 16
 
 enum query {
         Q_BEGIN,
@@ -114,7 +118,9 @@ enum query {
         Q_DELIVERY_DUE,
         Q_DELIVERY_NEXT,
         Q_DELIVERY_COUNT,
+        Q_DELIVERY_OLDEST,
         Q_DELIVERY_SINKS,
+        Q_SIZE,
         Q_ATTEMPT_ADD,
         Q_ATTEMPT_LIST,
         Q_DEAD_ADD,
@@ -167,8 +173,9 @@ static const char *const queries[N_QUERIES] = {
                        "WHERE sink=?1 AND order_id=?2",
     [Q_DELIVERY_PUT] = "INSERT INTO deliveries(sink, order_id, state, want_rev, sent_rev, "
                        "done_rev, attempts, waits, next_at, first_failed_at, uncertain_at, "
-                       "updated_at, last_error, lease_owner, requested) VALUES(?1, ?2, ?3, "
-                       "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) "
+                       "updated_at, last_error, lease_owner, requested, pending_since) "
+                       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+                       "?15, ?16) "
                        "ON CONFLICT(sink, order_id) DO UPDATE SET state=excluded.state, "
                        "want_rev=excluded.want_rev, sent_rev=excluded.sent_rev, "
                        "done_rev=excluded.done_rev, attempts=excluded.attempts, "
@@ -176,7 +183,8 @@ static const char *const queries[N_QUERIES] = {
                        "first_failed_at=excluded.first_failed_at, "
                        "uncertain_at=excluded.uncertain_at, "
                        "updated_at=excluded.updated_at, last_error=excluded.last_error, "
-                       "lease_owner=excluded.lease_owner, requested=excluded.requested",
+                       "lease_owner=excluded.lease_owner, requested=excluded.requested, "
+                       "pending_since=excluded.pending_since",
     /* three shapes of one walk, so that each can use its index */
     [Q_DELIVERY_WALK] = "SELECT " DELIVERY_COLS " FROM deliveries d WHERE next_at<=?3 "
                         "ORDER BY sink, order_id",
@@ -191,6 +199,9 @@ static const char *const queries[N_QUERIES] = {
     [Q_DELIVERY_NEXT] = "SELECT min(next_at) FROM deliveries WHERE sink=?1",
     [Q_DELIVERY_COUNT] = "SELECT state, count(*) FROM deliveries WHERE sink=?1 "
                          "GROUP BY state",
+    [Q_DELIVERY_OLDEST] = "SELECT min(pending_since) FROM deliveries WHERE sink=?1 AND "
+                          "state IN ('pending','inflight','retrying') AND pending_since>0",
+    [Q_SIZE] = "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
     [Q_DELIVERY_SINKS] = "SELECT DISTINCT sink FROM deliveries ORDER BY sink",
     [Q_ATTEMPT_ADD] = "INSERT INTO attempts(sink, order_id, rev, at, outcome, detail) "
                       "VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
@@ -744,6 +755,7 @@ static int read_delivery(sqlite3_stmt *st, struct store_delivery *d)
         d->last_error = col_text(st, 12);
         d->lease_owner = col_text(st, 13);
         d->requested = sqlite3_column_int(st, 14) != 0;
+        d->pending_since = sqlite3_column_int64(st, 15);
         return 0;
 }
 
@@ -791,6 +803,7 @@ static int sq_delivery_put(struct store_backend *be, const struct store_delivery
         bind_text(st, 13, d->last_error);
         bind_text(st, 14, d->lease_owner);
         sqlite3_bind_int(st, 15, d->requested);
+        sqlite3_bind_int64(st, 16, d->pending_since);
         return run(be, st);
 }
 
@@ -903,6 +916,40 @@ static int sq_delivery_count(struct store_backend *be, const char *sink,
         bind_text(st, 1, sink);
         if ((r = walk(st, count_row, c)) == 0)
                 memcpy(ret, c, sizeof(c));
+        return r;
+}
+
+static int sq_delivery_oldest(struct store_backend *be, const char *sink, int64_t *ret_min)
+{
+        sqlite3_stmt *st = stmt(be, Q_DELIVERY_OLDEST);
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        bind_text(st, 1, sink);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret_min = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0
+                                                                     : sqlite3_column_int64(st, 0);
+        else
+                r = sql_errno(rc);
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sq_size(struct store_backend *be, int64_t *ret_bytes)
+{
+        sqlite3_stmt *st = stmt(be, Q_SIZE);
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret_bytes = sqlite3_column_int64(st, 0);
+        else
+                r = sql_errno(rc);
+        sqlite3_reset(st);
         return r;
 }
 
@@ -1091,6 +1138,8 @@ const struct store_backend_ops store_sqlite_ops = {
     .delivery_due = sq_delivery_due,
     .delivery_next = sq_delivery_next,
     .delivery_count = sq_delivery_count,
+    .delivery_oldest = sq_delivery_oldest,
+    .size = sq_size,
     .delivery_sinks = sq_delivery_sinks,
     .attempt_add = sq_attempt_add,
     .attempt_list = sq_attempt_list,

@@ -1472,6 +1472,121 @@ static void a_record_whose_commit_fails_records_nothing(void **state)
         expect_record_all_or_nothing(state, FAIL_COMMIT);
 }
 
+/* ---- the operator's views: oldest owed, dead letters, size ---- */
+
+static void the_oldest_owed_time_is_kept_through_retries_and_cleared_when_done(void **state)
+{
+        struct store *s = store_of(state);
+
+        assert_int_equal(store_fixture_counts(s).oldest_pending_at, 0);
+        put_version(s, "a", 1, T0);
+        put_version(s, "b", 1, T0 + 500);
+        assert_int_equal(store_fixture_counts(s).oldest_pending_at, T0);
+        store_fixture_take(s, T0 + 1000, 1, 1);
+        store_fixture_record(s, "a", 1, STORE_TEMPFAIL, T0 + 5000, "down", T0 + 1001);
+        /* retrying: still owed since it was first made */
+        assert_int_equal(store_fixture_counts(s).oldest_pending_at, T0);
+        /* a newer snapshot of an owed order does not make it younger */
+        put_version(s, "a", 2, T0 + 2000);
+        assert_int_equal(store_fixture_counts(s).oldest_pending_at, T0);
+        /* revs are the store's: a v1 = 1, b v1 = 2, a v2 = 3 */
+        store_fixture_take(s, T0 + 5000, 10, 2);
+        store_fixture_record(s, "a", 3, STORE_OK, 0, NULL, T0 + 5001);
+        assert_int_equal(store_fixture_counts(s).oldest_pending_at, T0 + 500);
+        store_fixture_record(s, "b", 2, STORE_OK, 0, NULL, T0 + 5002);
+        assert_int_equal(store_fixture_counts(s).oldest_pending_at, 0);
+        /* done, then changed again: owed from the change, not from the first time */
+        put_version(s, "a", 3, T0 + 9000);
+        assert_int_equal(store_fixture_counts(s).oldest_pending_at, T0 + 9000);
+}
+
+static void a_waiting_delivery_is_not_counted_as_owed(void **state)
+{
+        struct store *s = store_of(state);
+
+        put_version(s, "a", 1, T0);
+        store_fixture_take(s, T0, 1, 1);
+        store_fixture_record(s, "a", 1, STORE_WAITING, T0 + 60000, "visit not seen", T0 + 1);
+        assert_int_equal(store_fixture_counts(s).oldest_pending_at, 0);
+        store_fixture_take(s, T0 + 60000, 1, 1);
+        /* back in flight: owed since it was first made, the wait included */
+        assert_int_equal(store_fixture_counts(s).oldest_pending_at, T0);
+}
+
+struct dead_seen {
+        char ids[8][16];
+        char reasons[8][64];
+        int64_t attempts[8];
+        size_t n;
+};
+
+static int see_dead(void *arg, const struct store_dead_view *d)
+{
+        struct dead_seen *seen = arg;
+
+        assert_true(seen->n < 8);
+        snprintf(seen->ids[seen->n], sizeof(seen->ids[0]), "%s", d->order_id);
+        snprintf(seen->reasons[seen->n], sizeof(seen->reasons[0]), "%s", d->reason);
+        seen->attempts[seen->n] = d->attempts;
+        assert_string_equal(d->sink, SINK);
+        seen->n++;
+        return 0;
+}
+
+static void dead_letters_are_listed_newest_first_with_their_reasons(void **state)
+{
+        struct store *s = store_of(state);
+        struct dead_seen seen = {0};
+        int64_t total = -1;
+
+        put_version(s, "old", 1, T0);
+        put_version(s, "new", 1, T0);
+        put_version(s, "fine", 1, T0);
+        store_fixture_take(s, T0, 10, 3);
+        store_fixture_record(s, "old", 1, STORE_PERMFAIL, 0, "422 price is not a number", T0 + 1);
+        store_fixture_record(s, "new", 2, STORE_PERMFAIL, 0, "409 order exists", T0 + 2);
+        store_fixture_record(s, "fine", 3, STORE_OK, 0, NULL, T0 + 3);
+        assert_int_equal(store_dead_list(s, SINK, 10, see_dead, &seen, &total), 0);
+        assert_int_equal(total, 2);
+        assert_int_equal(seen.n, 2);
+        assert_string_equal(seen.ids[0], "new");
+        assert_string_equal(seen.reasons[0], "409 order exists");
+        assert_string_equal(seen.ids[1], "old");
+        assert_string_equal(seen.reasons[1], "422 price is not a number");
+        assert_int_equal(seen.attempts[1], 1);
+        /* the limit cuts the list, not the total; another sink has none */
+        memset(&seen, 0, sizeof(seen));
+        assert_int_equal(store_dead_list(s, NULL, 1, see_dead, &seen, &total), 0);
+        assert_int_equal(seen.n, 1);
+        assert_int_equal(total, 2);
+        memset(&seen, 0, sizeof(seen));
+        assert_int_equal(store_dead_list(s, "bitrix24", 10, see_dead, &seen, &total), 0);
+        assert_int_equal(seen.n, 0);
+        assert_int_equal(total, 0);
+        /* a retry takes it off the list */
+        assert_int_equal(store_retry(s, SINK, "new", T0 + 10), 1);
+        memset(&seen, 0, sizeof(seen));
+        assert_int_equal(store_dead_list(s, SINK, 10, see_dead, &seen, &total), 0);
+        assert_int_equal(total, 1);
+        assert_string_equal(seen.ids[0], "old");
+}
+
+static void the_store_size_grows_with_what_it_holds(void **state)
+{
+        struct store *s = store_of(state);
+        int64_t before = -1, after = -1;
+        char id[32];
+
+        assert_int_equal(store_size(s, &before), 0);
+        assert_true(before > 0);
+        for (int i = 0; i < 300; i++) {
+                snprintf(id, sizeof(id), "o%d", i);
+                put_version(s, id, 1, T0 + i);
+        }
+        assert_int_equal(store_size(s, &after), 0);
+        assert_true(after > before);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, store_fixture_setup, store_fixture_teardown)
 
 int store_suite_run(const struct store_suite_backend *b)
@@ -1547,6 +1662,10 @@ int store_suite_run(const struct store_suite_backend *b)
             T(a_record_whose_side_write_fails_records_no_verdict),
             T(a_record_whose_verdict_fails_records_no_side_write),
             T(a_record_whose_commit_fails_records_nothing),
+            T(the_oldest_owed_time_is_kept_through_retries_and_cleared_when_done),
+            T(a_waiting_delivery_is_not_counted_as_owed),
+            T(dead_letters_are_listed_newest_first_with_their_reasons),
+            T(the_store_size_grows_with_what_it_holds),
         };
 
         store_suite_use(b);

@@ -21,7 +21,7 @@
 
 #include "store_suite.h"
 
-#define LATEST 5 /* the schema version this orderbridge writes */
+#define LATEST 6 /* the schema version this orderbridge writes */
 
 static void sqlite_location(const char *dir, char *buf, size_t size)
 {
@@ -52,7 +52,7 @@ static void opening_a_new_file_creates_the_schema_at_the_latest_user_version(voi
         assert_int_equal(sqlite3_open(f->location, &db), SQLITE_OK);
         assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(st, 0), LATEST); /* 4: leases */
+        assert_int_equal(sqlite3_column_int(st, 0), LATEST); /* 6: pending_since */
         sqlite3_finalize(st);
         assert_int_equal(sqlite3_prepare_v2(db, "SELECT uncertain_at, lease_owner FROM deliveries",
                                             -1, &st, NULL),
@@ -147,7 +147,7 @@ static void opening_a_file_from_a_newer_orderbridge_is_refused(void **state)
         snprintf(path, sizeof(path), "%s/newer.db", f->dir);
         assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
         assert_int_equal(
-            sqlite3_exec(db, "PRAGMA user_version=6" /* LATEST + 1 */, NULL, NULL, NULL),
+            sqlite3_exec(db, "PRAGMA user_version=7" /* LATEST + 1 */, NULL, NULL, NULL),
             SQLITE_OK);
         sqlite3_close(db);
         assert_int_equal(store_open(path, &other), -EPROTO);

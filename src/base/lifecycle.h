@@ -1,0 +1,13 @@
+/*
+ * Where the daemon is in its life, for /readyz and the watchdog: starting (the store and
+ * listeners are being set up), ready (serve's steps are done: the store is open and
+ * recovered, the sinks and the listener run), stopping (a signal came: no new work). One
+ * process-wide value; serve sets it, anything reads it.
+ */
+#pragma once
+
+enum lifecycle { LIFECYCLE_STARTING, LIFECYCLE_READY, LIFECYCLE_STOPPING };
+
+void lifecycle_set(enum lifecycle state);
+enum lifecycle lifecycle_get(void);
+const char *lifecycle_name(enum lifecycle state); /* "starting", "ready", "stopping" */
