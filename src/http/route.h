@@ -85,6 +85,13 @@ const char *http_request_body(const struct http_request *rq, size_t *ret_len);
 int http_request_reply(struct http_request *rq, unsigned status, const char *json,
                        unsigned retry_after_s, const char *www_authenticate);
 
+/* Answers now with `len` bytes of `body` as `content_type` ("text/html; charset=utf-8",
+ * Prometheus' "text/plain; version=0.0.4"), Cache-Control no-store, and `headers`: NULL, or
+ * NULL-terminated name, value pairs (Location, WWW-Authenticate, Content-Security-Policy).
+ * 0 or -EIO. */
+int http_request_reply_type(struct http_request *rq, unsigned status, const char *content_type,
+                            const char *body, size_t len, const char *const *headers);
+
 /* The error body every route answers with: {"error":…,"message":…[,"field":…]}
  * (caller frees; for http_request_resume). */
 char *http_error_json(const char *error, const char *field, const char *message);

@@ -108,19 +108,21 @@ struct http_request {
         char *later_json;
 };
 
-static enum MHD_Result queue_answer(struct http_request *rq, unsigned status, const char *json,
-                                    unsigned retry_after_s, const char *allow,
-                                    const char *www_authenticate)
+/* Queues an answer: `len` bytes of `body` as `type`, no-store, and the headers given
+ * (Retry-After, Allow, WWW-Authenticate, then `extra`: NULL-terminated name, value pairs). */
+static enum MHD_Result queue_body(struct http_request *rq, unsigned status, const char *type,
+                                  const char *body, size_t len, unsigned retry_after_s,
+                                  const char *allow, const char *www_authenticate,
+                                  const char *const *extra)
 {
         struct MHD_Response *resp;
         enum MHD_Result r;
         char ra[16];
 
-        resp = MHD_create_response_from_buffer(strlen(json), (void *)json,
-                                               MHD_RESPMEM_MUST_COPY);
+        resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
         if (!resp)
                 return MHD_NO;
-        MHD_add_response_header(resp, "Content-Type", "application/json");
+        MHD_add_response_header(resp, "Content-Type", type);
         MHD_add_response_header(resp, "Cache-Control", "no-store");
         if (retry_after_s) {
                 snprintf(ra, sizeof(ra), "%u", retry_after_s);
@@ -130,12 +132,22 @@ static enum MHD_Result queue_answer(struct http_request *rq, unsigned status, co
                 MHD_add_response_header(resp, "Allow", allow);
         if (www_authenticate)
                 MHD_add_response_header(resp, "WWW-Authenticate", www_authenticate);
+        for (size_t i = 0; extra && extra[i] && extra[i + 1]; i += 2)
+                MHD_add_response_header(resp, extra[i], extra[i + 1]);
         /* stopping: a keep-alive client must not send another request into the drain */
         if (atomic_load(&rq->srv->closed))
                 MHD_add_response_header(resp, "Connection", "close");
         r = MHD_queue_response(rq->conn, status, resp);
         MHD_destroy_response(resp);
         return r;
+}
+
+static enum MHD_Result queue_answer(struct http_request *rq, unsigned status, const char *json,
+                                    unsigned retry_after_s, const char *allow,
+                                    const char *www_authenticate)
+{
+        return queue_body(rq, status, "application/json", json, strlen(json), retry_after_s,
+                          allow, www_authenticate, NULL);
 }
 
 char *http_error_json(const char *error, const char *field, const char *message)
@@ -277,6 +289,15 @@ int http_request_reply(struct http_request *rq, unsigned status, const char *jso
         rq->answered = true;
         return queue_answer(rq, status, json, retry_after_s, NULL, www_authenticate) ==
                                MHD_YES
+                       ? 0
+                       : -EIO;
+}
+
+int http_request_reply_type(struct http_request *rq, unsigned status, const char *content_type,
+                            const char *body, size_t len, const char *const *headers)
+{
+        rq->answered = true;
+        return queue_body(rq, status, content_type, body, len, 0, NULL, NULL, headers) == MHD_YES
                        ? 0
                        : -EIO;
 }
