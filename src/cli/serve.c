@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/lifecycle.h"
 #include "base/log.h"
 #include "cli/cli.h"
 #include "http/server.h"
@@ -183,15 +184,18 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
         }
         log_info("serve.ready", "listen=%s port=%u sinks=%zu sources=%zu store=%s", cfg->listen,
                  http_server_port(d.srv), d.n_sinks, d.n_sources, cfg->store_path);
+        lifecycle_set(LIFECYCLE_READY);
         do {
                 if (sigwait(&set, &sig) != 0)
                         break;
                 if (sig == SIGHUP)
                         log_info("serve.sighup", "%s", "restart the service to reload");
         } while (sig == SIGHUP);
+        lifecycle_set(LIFECYCLE_STOPPING);
         log_info("serve.stopping", "signal=%d", sig);
         r = 0;
 out:
+        lifecycle_set(LIFECYCLE_STOPPING);
         stop_all(&d);
         log_info("serve.stopped", "status=%s", r == 0 ? "ok" : "failed");
         return r == 0 ? 0 : 1;
