@@ -73,7 +73,7 @@ tail -n 1 "$logs/emu"
 count emulators "$logs/emu" $rc
 
 echo "== integration tests (the daemon under ASan+UBSan)"
-python3 tests/integration/run.py --bin "$build/orderbridge" >"$logs/int" 2>&1
+python3 tests/integration/run.py --jobs 2 --bin "$build/orderbridge" >"$logs/int" 2>&1
 rc=$?
 [ $rc -ne 0 ] && grep -E -A30 '^(FAIL|ERROR):' "$logs/int" | head -n 200
 grep -E '^SKIP: |test\(s\) skipped' "$logs/int"
