@@ -3,6 +3,7 @@
  * configuration file (-c FILE); secrets come only from the files it names or from the
  * environment, never from arguments.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,9 @@ static const struct {
 } options[] = {
         {'j', "  --json              print JSON instead of text\n"},
         {'s', "  --sink NAME         only this sink's deliveries\n"},
+        {'d', "  --dead              list the dead letters (newest first): order, sink,\n"
+              "                      attempts, when, and the last error in the remote's words\n"},
+        {'l', "  --limit N           with --dead: at most N of them (1..10000, default 50)\n"},
         {'r', "  --repair            ask the sinks to deliver again what differs (the running\n"
               "                      daemon does it within its poll interval)\n"},
         {'S', "  --since DATE        orders changed since DATE: 2026-03-01 (UTC midnight) or\n"
@@ -50,12 +54,15 @@ static const struct verb verbs[] = {
          "[delivery] poll_interval_ms. Prints progress every second; exits 1 if any line\n"
          "was invalid (each is reported with its line number).\n",
          "", cli_import},
-        {"status", "[--json] [ORDER_ID]", "show the queue, or one order's history",
+        {"status", "[--json] [--sink NAME] [--dead [--limit N]] [ORDER_ID]",
+         "show the queue, the dead letters, or one order's history",
          "Without ORDER_ID: for each sink (or only the one --sink NAME names), how many\n"
-         "orders are pending, in flight, retrying, waiting, delivered and dead. With\n"
+         "orders are pending, in flight, retrying, waiting, delivered and dead, how long\n"
+         "the oldest owed one has waited, and a sink that the running daemon has paused\n"
+         "(why, since and until when). With --dead: the dead letters instead. With\n"
          "ORDER_ID: its latest snapshot, the snapshots received, each sink's state, the\n"
          "attempts made and the last error.\n",
-         "js", cli_status},
+         "jsdl", cli_status},
         {"stages", "", "list the Bitrix24 portal's deal pipelines and stages",
          "Asks the portal (crm.category.list, crm.status.list) for every deal pipeline and\n"
          "its stage ids, to write [bitrix24] category_id and [bitrix24.map].\n",
@@ -77,6 +84,44 @@ static const struct verb verbs[] = {
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
+#define LIMIT_MAX 10000
+
+static int parse_limit(const char *text, int *ret)
+{
+        char *end;
+        long n;
+
+        errno = 0;
+        n = strtol(text, &end, 10);
+        if (errno || end == text || *end || n < 1 || n > LIMIT_MAX)
+                return -EINVAL;
+        *ret = (int)n;
+        return 0;
+}
+
+static int count_lines(const char *text)
+{
+        int n = 0;
+
+        for (; text && *text; text++)
+                n += *text == '\n';
+        return n;
+}
+
+/* "unknown sink foo (configured: roistat, bitrix24)", with every kind there is when it
+ * is not among the configured ones (a disabled kind may still hold work in the store). */
+static void unknown_sink(const struct verb *v, const struct config *cfg, const char *sink)
+{
+        const char *on[SINK_KINDS_MAX];
+        size_t n = sink_registry_enabled(cfg, on, SINK_KINDS_MAX);
+        char all[256];
+
+        fprintf(stderr, "orderbridge %s: unknown sink %s (configured: ", v->name, sink);
+        for (size_t i = 0; i < n; i++)
+                fprintf(stderr, "%s%s", i ? ", " : "", on[i]);
+        sink_registry_names(all, sizeof(all));
+        fprintf(stderr, "%s; every kind: %s)\n", n ? "" : "none", all);
+}
 
 static void usage(FILE *f)
 {
@@ -87,7 +132,8 @@ static void usage(FILE *f)
                 fprintf(f, "  %-9s %-26s %s\n", verbs[i].name, verbs[i].args, verbs[i].summary);
         fprintf(f, "\noptions:\n  -c, --config FILE   the configuration (INI)\n"
                    "  -h, --help          this text; `orderbridge VERB --help` for a verb\n"
-                   "  --keys              list every configuration key with its default\n");
+                   "  --keys              list every configuration key with its default\n"
+                   "  --version           print the version (also `orderbridge version`)\n");
 }
 
 static void verb_usage(const struct verb *v, FILE *f)
@@ -109,6 +155,8 @@ int main(int argc, char **argv)
                                              {"sink", required_argument, NULL, 's'},
                                              {"repair", no_argument, NULL, 'r'},
                                              {"since", required_argument, NULL, 'S'},
+                                             {"dead", no_argument, NULL, 'd'},
+                                             {"limit", required_argument, NULL, 'l'},
                                              {NULL, 0, NULL, 0}};
         struct cli_opts vo = {0};
         const struct verb *v = NULL;
@@ -126,6 +174,10 @@ int main(int argc, char **argv)
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
             strcmp(argv[1], "help") == 0) {
                 usage(stdout);
+                return 0;
+        }
+        if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+                printf("orderbridge %s\n", ORDERBRIDGE_VERSION);
                 return 0;
         }
         if (strcmp(argv[1], "--keys") == 0) {
@@ -173,16 +225,23 @@ int main(int argc, char **argv)
                 case 'S':
                         vo.since = optarg;
                         break;
+                case 'd':
+                        vo.dead = 1;
+                        break;
+                case 'l':
+                        if (parse_limit(optarg, &vo.limit) < 0) {
+                                fprintf(stderr, "orderbridge %s: --limit %s: must be an integer "
+                                        "from 1 to %d\n", v->name, optarg, LIMIT_MAX);
+                                return 2;
+                        }
+                        break;
                 default:
                         verb_usage(v, stderr);
                         return 2;
                 }
         }
-        if (vo.sink && !sink_registry_find(vo.sink)) {
-                char names[256];
-                sink_registry_names(names, sizeof(names));
-                fprintf(stderr, "orderbridge %s: --sink %s: no such sink (the sinks are %s)\n",
-                        v->name, vo.sink, names);
+        if (vo.limit && !vo.dead) {
+                fprintf(stderr, "orderbridge %s: --limit goes with --dead\n", v->name);
                 return 2;
         }
         if (!conf) {
@@ -192,8 +251,17 @@ int main(int argc, char **argv)
         r = config_load(conf, &cfg, &errors);
         if (r < 0) {
                 fputs(errors ? errors : "configuration error\n", stderr);
+                if (v->run == cli_check)
+                        fprintf(stderr, "%s: not ok (%d problem%s, above)\n", conf,
+                                count_lines(errors), count_lines(errors) == 1 ? "" : "s");
                 free(errors);
                 return 1;
+        }
+        /* before the store is opened: a typo must not touch it */
+        if (vo.sink && !sink_registry_find(vo.sink)) {
+                unknown_sink(v, cfg, vo.sink);
+                config_free(cfg);
+                return 2;
         }
         if (log_level_parse(cfg->log_level, &lvl) == 0)
                 log_set_level(lvl);

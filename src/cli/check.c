@@ -1,7 +1,10 @@
 /*
- * `orderbridge check`: the configuration was loaded (every problem would have been
- * reported by then); say what it amounts to, and let each enabled sink verify what it
- * can with its remote (the Bitrix24 portal is asked whether the mapped stages exist).
+ * `orderbridge check`: the configuration was loaded (every problem in the file, each as
+ * FILE:LINE: …, would have been reported by then, all at once); say what it amounts to,
+ * and let every enabled sink verify what it can with its remote (the Bitrix24 portal is
+ * asked whether the mapped stages exist), each reporting its own problems the same way.
+ * "FILE: ok" is the last line, and only when nothing at all was wrong: a script or a
+ * unit's ExecStartPre reads the exit status, a person reads the end.
  */
 #include <stdio.h>
 
@@ -10,9 +13,11 @@
 
 int cli_check(const struct config *cfg, const struct cli_opts *o, int argc, char **argv)
 {
-        printf("%s: ok\n", cfg->path);
-        printf("  listen %s, store %s, signing secret %s, admin token %s\n", cfg->listen,
-               cfg->store_path, cfg->has_signing_key ? "loaded" : "MISSING (ingest will refuse)",
+        int failed = 0;
+
+        printf("%s: listen %s, store %s, signing secret %s, admin token %s\n", cfg->path,
+               cfg->listen, cfg->store_path,
+               cfg->has_signing_key ? "loaded" : "MISSING (ingest will refuse)",
                cfg->admin_token ? "loaded" : "not set (GET /v1/orders/{id} disabled)");
         for (size_t i = 0; i < sink_registry_count(); i++) {
                 const struct sink_kind *k = sink_registry_get(i);
@@ -21,7 +26,14 @@ int cli_check(const struct config *cfg, const struct cli_opts *o, int argc, char
                 else if (!k->check)
                         printf("  %s: enabled\n", k->name);
                 else if (k->check(cfg) != 0)
-                        return 1;
+                        failed++; /* reported; the other sinks are checked all the same */
         }
+        fflush(stdout);
+        if (failed) {
+                fprintf(stderr, "%s: not ok (%d sink%s refused, above)\n", cfg->path, failed,
+                        failed == 1 ? "" : "s");
+                return 1;
+        }
+        printf("%s: ok\n", cfg->path);
         return 0;
 }

@@ -12,6 +12,8 @@ struct cli_opts {
         const char *sink;  /* --sink NAME */
         int repair;        /* --repair */
         const char *since; /* --since DATE */
+        int dead;          /* --dead */
+        int limit;         /* --limit N (0: not given) */
 };
 
 int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);

@@ -1,9 +1,13 @@
 /*
  * `orderbridge status`: read the store that a running daemon uses (SQLite's WAL lets it
  * run beside the daemon): the queue per sink (every kind in sinks/registry.c, or the one
- * that --sink names), or one order's whole story.
+ * that --sink names) with the age of its oldest owed delivery and the pause the daemon
+ * recorded (meta "sink.NAME.state", see queue/sinkstate.h; a record left by a process
+ * that is gone is not shown), the dead letters (--dead), or one order's whole story.
+ * --json prints the same through jansson: the queue is an object keyed by sink name.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +16,14 @@
 
 #include <jansson.h>
 
+#include "base/clock.h"
 #include "cli/cli.h"
+#include "model/iso8601.h"
+#include "queue/sinkstate.h"
 #include "sinks/registry.h"
 #include "store/store.h"
+
+#define DEAD_LIMIT_DEFAULT 50
 
 static void print_time(const char *label, json_t *ms)
 {
@@ -93,71 +102,242 @@ static void print_order(json_t *doc)
 }
 
 /* What the daemon's last light reconcile found (meta "reconcile.drift" and "reconcile.at"),
- * when it has run: "reconcile: 3 drift (at …)", or a "reconcile" member of the JSON. */
-static void reconcile_line(struct store *st, int as_json, bool comma)
+ * when it has run: {"drift":N,"at":"…"}, or NULL. */
+static json_t *reconcile_info(struct store *st)
 {
         char *drift = NULL, *at = NULL, *end = NULL;
+        json_t *info = NULL;
         long long n;
 
         if (store_meta_get(st, "reconcile.drift", &drift) == 0 && drift &&
             store_meta_get(st, "reconcile.at", &at) == 0 && at) {
                 n = strtoll(drift, &end, 10);
-                if (end != drift && !*end && n >= 0 && strspn(at, "0123456789-:TZ") == strlen(at)) {
-                        if (as_json)
-                                printf("%s\"reconcile\":{\"drift\":%lld,\"at\":\"%s\"}",
-                                       comma ? "," : "", n, at);
-                        else
-                                printf("reconcile: %lld drift (at %s)\n", n, at);
-                }
+                if (end != drift && !*end && n >= 0 && strspn(at, "0123456789-:TZ") == strlen(at))
+                        info = json_pack("{s:I, s:s}", "drift", (json_int_t)n, "at", at);
         }
         free(drift);
         free(at);
+        return info;
+}
+
+/* A remote's words as a JSON string; words that are not UTF-8 (jansson refuses them) are
+ * not dropped silently but said to be so. */
+static json_t *words(const char *text)
+{
+        json_t *j = json_string(text ? text : "");
+
+        return j ? j : json_string("(not UTF-8 text)");
+}
+
+static json_t *iso_or_null(int64_t ms)
+{
+        char buf[32];
+
+        if (ms <= 0)
+                return json_null();
+        iso8601_format(ms / 1000, buf, sizeof(buf));
+        return json_string(buf);
+}
+
+/* Whether process `pid` exists (EPERM: it does, under another user). */
+static bool pid_alive(long pid)
+{
+        return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/* The pause the serving daemon recorded for `sink`: {"pause":…,"since":…,"until":…,
+ * "reason":…}, or NULL when it runs, nothing was recorded, or the recorder is gone. */
+static json_t *pause_info(struct store *st, const char *sink)
+{
+        struct sinkstate_view v = {0};
+        char key[64], *value = NULL;
+        json_t *info = NULL;
+        long pid = 0;
+
+        sinkstate_meta_key(sink, key, sizeof(key));
+        if (store_meta_get(st, key, &value) == 0 && value &&
+            sinkstate_meta_parse(value, &v, &pid) == 0 && v.pause != SINK_RUNNING &&
+            pid_alive(pid))
+                info = json_pack("{s:s, s:o, s:o, s:o}", "pause", sinkstate_pause_name(v.pause),
+                                 "since", iso_or_null(v.paused_at_ms), "until",
+                                 iso_or_null(v.paused_until_ms), "reason", words(v.reason));
+        free(value);
+        return info;
+}
+
+/* 42s, 17m, 5h, 3d: the age of the oldest owed delivery, or "-". */
+static void format_age(json_t *age_s, char *buf, size_t size)
+{
+        long long a = json_integer_value(age_s);
+
+        if (!json_is_integer(age_s))
+                snprintf(buf, size, "-");
+        else if (a < 120)
+                snprintf(buf, size, "%llds", a);
+        else if (a < 7200)
+                snprintf(buf, size, "%lldm", a / 60);
+        else if (a < 172800)
+                snprintf(buf, size, "%lldh", a / 3600);
+        else
+                snprintf(buf, size, "%lldd", a / 86400);
 }
 
 /* The queue of every sink kind (enabled or not: a disabled one may still hold work), or
- * of `only` when given. */
-static int queue(struct store *st, const char *only, int as_json)
+ * of `only`: {"roistat":{"pending":…,…,"oldest_pending_age_s":N|null,"paused":{…}|null},
+ * …[, "reconcile":{…}]}. */
+static int queue_json(struct store *st, const char *only, json_t **ret)
 {
-        size_t shown = 0;
+        json_t *doc = json_object(), *rec;
+        int64_t now = clock_wall_ms();
         int r = 0;
 
-        if (as_json)
-                printf("{");
-        else
-                printf("%-9s %8s %8s %8s %8s %8s %8s\n", "sink", "pending", "inflight",
-                       "retrying", "waiting", "done", "dead");
         for (size_t i = 0; i < sink_registry_count(); i++) {
                 const char *name = sink_registry_get(i)->name;
                 struct store_counts c;
+                json_t *paused;
                 if (only && strcmp(only, name) != 0)
                         continue;
                 if ((r = store_counts(st, name, &c)) < 0)
                         break;
-                if (as_json)
-                        printf("%s\"%s\":{\"pending\":%lld,\"inflight\":%lld,"
-                               "\"retrying\":%lld,\"waiting\":%lld,\"done\":%lld,"
-                               "\"dead\":%lld}",
-                               shown ? "," : "", name, (long long)c.pending,
-                               (long long)c.inflight, (long long)c.retrying,
-                               (long long)c.waiting, (long long)c.done, (long long)c.dead);
-                else
-                        printf("%-9s %8lld %8lld %8lld %8lld %8lld %8lld\n", name,
-                               (long long)c.pending, (long long)c.inflight,
-                               (long long)c.retrying, (long long)c.waiting,
-                               (long long)c.done, (long long)c.dead);
-                shown++;
+                paused = pause_info(st, name);
+                json_object_set_new(
+                    doc, name,
+                    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "pending",
+                              (json_int_t)c.pending, "inflight", (json_int_t)c.inflight,
+                              "retrying", (json_int_t)c.retrying, "waiting",
+                              (json_int_t)c.waiting, "done", (json_int_t)c.done, "dead",
+                              (json_int_t)c.dead, "oldest_pending_age_s",
+                              c.oldest_pending_at > 0
+                                  ? json_integer((now - c.oldest_pending_at) / 1000)
+                                  : json_null(),
+                              "paused", paused ? paused : json_null()));
         }
-        if (r == 0)
-                reconcile_line(st, as_json, shown > 0);
-        if (as_json)
-                printf("}\n");
-        return r;
+        if (r == 0 && (rec = reconcile_info(st)))
+                json_object_set_new(doc, "reconcile", rec);
+        if (r < 0) {
+                json_decref(doc);
+                return r;
+        }
+        *ret = doc;
+        return 0;
 }
 
-static int status(const struct config *cfg, const char *order_id, const char *only,
-                  int as_json)
+static void print_queue(json_t *doc)
+{
+        const char *name;
+        json_t *c, *p;
+        char age[32];
+
+        printf("%-9s %8s %8s %8s %8s %8s %8s %7s\n", "sink", "pending", "inflight", "retrying",
+               "waiting", "done", "dead", "oldest");
+        json_object_foreach(doc, name, c)
+        {
+                if (strcmp(name, "reconcile") == 0)
+                        continue;
+                format_age(json_object_get(c, "oldest_pending_age_s"), age, sizeof(age));
+                printf("%-9s %8lld %8lld %8lld %8lld %8lld %8lld %7s\n", name,
+                       (long long)json_integer_value(json_object_get(c, "pending")),
+                       (long long)json_integer_value(json_object_get(c, "inflight")),
+                       (long long)json_integer_value(json_object_get(c, "retrying")),
+                       (long long)json_integer_value(json_object_get(c, "waiting")),
+                       (long long)json_integer_value(json_object_get(c, "done")),
+                       (long long)json_integer_value(json_object_get(c, "dead")), age);
+        }
+        json_object_foreach(doc, name, c)
+        {
+                if (!json_is_object(p = json_object_get(c, "paused")))
+                        continue;
+                printf("paused: %s %s since %s until %s: %s\n", name,
+                       json_string_value(json_object_get(p, "pause")),
+                       json_is_string(json_object_get(p, "since"))
+                           ? json_string_value(json_object_get(p, "since"))
+                           : "-",
+                       json_is_string(json_object_get(p, "until"))
+                           ? json_string_value(json_object_get(p, "until"))
+                           : "-",
+                       json_string_value(json_object_get(p, "reason")));
+        }
+        if ((c = json_object_get(doc, "reconcile")))
+                printf("reconcile: %lld drift (at %s)\n",
+                       (long long)json_integer_value(json_object_get(c, "drift")),
+                       json_string_value(json_object_get(c, "at")));
+}
+
+static int add_dead(void *arg, const struct store_dead_view *d)
+{
+        json_array_append_new(
+            arg, json_pack("{s:s, s:s, s:I, s:I, s:o, s:o}", "order_id", d->order_id, "sink",
+                           d->sink, "rev", (json_int_t)d->rev, "attempts",
+                           (json_int_t)d->attempts, "at", iso_or_null(d->at), "reason",
+                           words(d->reason)));
+        return 0;
+}
+
+/* The dead letters, newest first: {"total":N,"dead":[{order_id, sink, rev, attempts, at,
+ * reason}, …]}. */
+static int dead_json(struct store *st, const char *only, int limit, json_t **ret)
+{
+        json_t *list = json_array();
+        int64_t total = 0;
+        int r;
+
+        r = store_dead_list(st, only, (size_t)limit, add_dead, list, &total);
+        if (r < 0) {
+                json_decref(list);
+                return r;
+        }
+        *ret = json_pack("{s:I, s:o}", "total", (json_int_t)total, "dead", list);
+        return 0;
+}
+
+/* A remote's words on one line: control characters shown as spaces. */
+static void print_words(const char *s)
+{
+        for (; *s; s++)
+                putchar((unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s);
+}
+
+static void print_dead(json_t *doc)
+{
+        json_t *row;
+        size_t i;
+
+        printf("%-20s %-9s %8s  %-20s  %s\n", "order", "sink", "attempts", "died", "last error");
+        json_array_foreach(json_object_get(doc, "dead"), i, row)
+        {
+                printf("%-20s %-9s %8lld  %-20s  ",
+                       json_string_value(json_object_get(row, "order_id")),
+                       json_string_value(json_object_get(row, "sink")),
+                       (long long)json_integer_value(json_object_get(row, "attempts")),
+                       json_is_string(json_object_get(row, "at"))
+                           ? json_string_value(json_object_get(row, "at"))
+                           : "-");
+                print_words(json_string_value(json_object_get(row, "reason")));
+                printf("\n");
+        }
+        printf("%lld dead letter%s, %zu shown (`orderbridge retry` sends them again)\n",
+               (long long)json_integer_value(json_object_get(doc, "total")),
+               json_integer_value(json_object_get(doc, "total")) == 1 ? "" : "s",
+               json_array_size(json_object_get(doc, "dead")));
+}
+
+/* Prints `doc` as JSON, or with `text`; takes `doc`. */
+static void emit(json_t *doc, int as_json, void (*text)(json_t *doc))
+{
+        if (as_json) {
+                char *out = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                printf("%s\n", out);
+                free(out);
+        } else {
+                text(doc);
+        }
+        json_decref(doc);
+}
+
+static int status(const struct config *cfg, const char *order_id, const struct cli_opts *o)
 {
         struct store *st;
+        json_t *doc = NULL;
         int r;
 
         r = store_open(cfg->store_path, &st);
@@ -173,17 +353,25 @@ static int status(const struct config *cfg, const char *order_id, const char *on
                         fprintf(stderr, "orderbridge status: no order %s\n", order_id);
                 else if (r < 0)
                         fprintf(stderr, "orderbridge status: %s\n", store_errmsg(st));
-                else if (as_json)
+                else if (o->json)
                         printf("%s\n", json);
                 else {
-                        json_t *doc = json_loads(json, 0, NULL);
+                        doc = json_loads(json, 0, NULL);
                         print_order(doc);
                         json_decref(doc);
                 }
                 free(json);
+        } else if (o->dead) {
+                r = dead_json(st, o->sink, o->limit ? o->limit : DEAD_LIMIT_DEFAULT, &doc);
+                if (r == 0)
+                        emit(doc, o->json, print_dead);
         } else {
-                r = queue(st, only, as_json);
+                r = queue_json(st, o->sink, &doc);
+                if (r == 0)
+                        emit(doc, o->json, print_queue);
         }
+        if (r < 0 && r != -ENOENT && !order_id)
+                fprintf(stderr, "orderbridge status: %s\n", store_errmsg(st));
         store_close(st);
         return r < 0 ? 1 : 0;
 }
@@ -194,5 +382,10 @@ int cli_status(const struct config *cfg, const struct cli_opts *o, int argc, cha
                 fprintf(stderr, "orderbridge status: at most one ORDER_ID\n");
                 return 2;
         }
-        return status(cfg, argc == 1 ? argv[0] : NULL, o->sink, o->json);
+        if (argc == 1 && o->dead) {
+                fprintf(stderr, "orderbridge status: --dead lists every order's dead letters; "
+                        "give no ORDER_ID with it\n");
+                return 2;
+        }
+        return status(cfg, argc == 1 ? argv[0] : NULL, o);
 }

@@ -5,8 +5,10 @@
  * of truth for names, types, defaults and limits; `orderbridge check` and `--keys` read
  * them too. inih does the INI syntax; we wrap its reader to know the current line number
  * (Debian's build does not pass it to handlers) and to refuse over-long lines instead of
- * splitting them. Checks run only on a file that parsed without errors, so that they
- * see every key the operator wrote.
+ * splitting them. The sections' checks run even when some lines were refused, so that
+ * `orderbridge check` reports every problem in one pass; only a section with a refused
+ * value of its own is not checked (its check would see the default, not what the operator
+ * wrote), and nothing is checked after a syntax error or an over-long line.
  */
 #include "config/config.h"
 
@@ -46,6 +48,7 @@ struct config_part {
         const struct config_section *section;
         void *conf;   /* the module's struct, or the struct config for a core section */
         bool enabled;
+        int *key_line; /* once loaded: per key, where it was set (0 = default) */
 };
 
 struct config_parse {
@@ -58,6 +61,7 @@ struct config_parse {
         char raw[LINE_MAX_BYTES + 2]; /* the current line as the reader gave it to inih */
         int *header_line;  /* per part: line of its [section] header, 0 = absent */
         int **key_line;    /* per part, per key: where it was set, 0 = default */
+        bool *refused;     /* per part: one of its values (or subsection lines) was refused */
         struct buf errors; /* every problem, a line each (at most ERRORS_MAX) */
         int n_errors;
 };
@@ -214,6 +218,16 @@ int config_key_line(const struct config_parse *p, const char *section, const cha
         if (!part_find(p->c, section, &pi) || !key_find(p->c->parts[pi].section, key, &ki))
                 return 0;
         return p->key_line[pi][ki];
+}
+
+int config_line(const struct config *cfg, const char *section, const char *key)
+{
+        size_t pi, ki;
+
+        if (!part_find(cfg, section, &pi) || !key_find(cfg->parts[pi].section, key, &ki) ||
+            !cfg->parts[pi].key_line)
+                return 0;
+        return cfg->parts[pi].key_line[ki];
 }
 
 int config_section_line(const struct config_parse *p, const char *section)
@@ -433,18 +447,23 @@ static int handler(void *user, const char *section, const char *name, const char
                         return 1;
                 }
                 /* a string may be a path or a misplaced secret: never echo it */
-                if (set_value(part->conf, k, value, why, sizeof(why)) < 0)
+                if (set_value(part->conf, k, value, why, sizeof(why)) < 0) {
                         config_error(p, p->line, "[%s] %s = %s: %s", section, name,
                                      k->type == CONFIG_STRING ? "…" : value, why);
+                        p->refused[pi] = true;
+                }
                 p->key_line[pi][ki] = p->line;
                 return 1;
         }
         sub = subsection_find(p->c, section, &part);
         if (sub) {
                 char key[LINE_MAX_BYTES + 2];
+                int before = p->n_errors;
 
                 if (subsection_key(p, section, &name, &value, key, sizeof(key)) == 0)
                         sub->entry(p, part->conf, section, name, value, p->line);
+                if (p->n_errors > before)
+                        p->refused[part - p->c->parts] = true;
                 return 1;
         }
         if (!section[0])
@@ -655,6 +674,7 @@ static void parse_init(struct config_parse *p, const char *name)
         p->c->path = xstrdup(name);
         p->header_line = xcalloc(p->c->n_parts, sizeof(*p->header_line));
         p->key_line = xcalloc(p->c->n_parts, sizeof(*p->key_line));
+        p->refused = xcalloc(p->c->n_parts, sizeof(*p->refused));
         for (size_t i = 0; i < p->c->n_parts; i++)
                 p->key_line[i] = xcalloc(p->c->parts[i].section->n_keys + 1,
                                          sizeof(*p->key_line[i]));
@@ -683,7 +703,7 @@ static void check_all(struct config_parse *p)
                 }
         }
         for (size_t i = 0; i < c->n_parts; i++)
-                if (c->parts[i].enabled && c->parts[i].section->check)
+                if (c->parts[i].enabled && c->parts[i].section->check && !p->refused[i])
                         c->parts[i].section->check(p, c, c->parts[i].conf);
 }
 
@@ -694,11 +714,12 @@ static int finish(struct config_parse *p, int ini_result, struct config **ret,
                 config_error(p, ini_result, "syntax error (expected [section] or key = value)");
         else if (ini_result < 0)
                 config_error(p, 0, "cannot read the file");
-        if (p->n_errors == 0)
+        if (ini_result == 0 && !p->line_too_long)
                 check_all(p);
         for (size_t i = 0; i < p->c->n_parts; i++)
-                free(p->key_line[i]);
+                p->c->parts[i].key_line = p->key_line[i]; /* for config_line */
         free(p->key_line);
+        free(p->refused);
         free(p->header_line);
         if (p->n_errors > 0) {
                 *ret_errors = buf_steal(&p->errors);
@@ -766,6 +787,7 @@ struct config *config_free(struct config *c)
                         s->free(conf);
                 if (s->size)
                         free(conf);
+                free(c->parts[i].key_line);
         }
         free(c->parts);
         free(c->path);

@@ -149,6 +149,10 @@ void config_error(struct config_parse *p, int line, const char *fmt, ...)
 /* Where [section] key was set, or 0 when it has its default. */
 int config_key_line(const struct config_parse *p, const char *section, const char *key);
 
+/* The same after loading, for a verb that reports on a loaded configuration (`check`
+ * against the remote): where [section] key was set, or 0. */
+int config_line(const struct config *cfg, const char *section, const char *key);
+
 /* The line of the [section] header, or 0 when the file has none. */
 int config_section_line(const struct config_parse *p, const char *section);
 

@@ -85,7 +85,7 @@ static const struct config_key delivery_keys[] = {
          "seconds between the daemon's light reconciles (Roistat and Bitrix24 read back for "
          "the orders changed since the last one; the count of differences in `status`); "
          "0 = off"},
-        {"stuck_after_s", CONFIG_INT, S(stuck_after_s), "3600", 60, 2592000,
+        {"stuck_after_s", CONFIG_INT, S(stuck_after_s), "3600", 1, 2592000,
          "a sink that has owed an order this long (pending, in flight or retrying) makes "
          "/healthz answer 503 and names it"},
 };

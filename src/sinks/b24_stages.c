@@ -9,6 +9,7 @@
 #include "sinks/b24_stages.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,13 +140,22 @@ int b24_print_stages(const struct config *cfg)
         return 0;
 }
 
+/* "FILE:LINE" where the problem was written, or "FILE" for a default, as config errors. */
+static void where(const struct config *cfg, int line, char *buf, size_t size)
+{
+        if (line > 0)
+                snprintf(buf, size, "%s:%d", cfg->path, line);
+        else
+                snprintf(buf, size, "%s", cfg->path);
+}
+
 int b24_check_stages(const struct config *cfg)
 {
         const struct b24_conf *conf = b24_conf_get(cfg);
         struct b24_client *c = b24_client_new(conf);
         struct b24_error err;
         json_t *all = NULL, *stages;
-        char k[32], stage[96];
+        char k[32], stage[96], at[PATH_MAX + 16];
         int r, bad = 0;
 
         if (!c)
@@ -161,8 +171,9 @@ int b24_check_stages(const struct config *cfg)
         snprintf(k, sizeof(k), "%lld", (long long)conf->category_id);
         stages = json_object_get(json_object_get(all, k), "stages");
         if (!stages) {
+                where(cfg, config_line(cfg, "bitrix24", "category_id"), at, sizeof(at));
                 fprintf(stderr, "%s: [bitrix24] category_id = %s: the portal has no such deal "
-                        "pipeline (`orderbridge stages` lists them)\n", cfg->path, k);
+                        "pipeline (`orderbridge stages` lists them)\n", at, k);
                 json_decref(all);
                 return 1;
         }
@@ -174,8 +185,10 @@ int b24_check_stages(const struct config *cfg)
                 else
                         snprintf(stage, sizeof(stage), "%s", e->value);
                 if (!json_object_get(stages, stage)) {
+                        /* a default's line is 0: the file is named alone */
+                        where(cfg, e->line, at, sizeof(at));
                         fprintf(stderr, "%s: [bitrix24.map] %s = %s: pipeline %s has no stage "
-                                "%s (`orderbridge stages` lists them)\n", cfg->path, e->key,
+                                "%s (`orderbridge stages` lists them)\n", at, e->key,
                                 e->value, k, stage);
                         bad = 1;
                 }

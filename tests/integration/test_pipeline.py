@@ -523,8 +523,8 @@ class Cli(unittest.TestCase):
             for verb in ("status", "retry"):
                 r = self.run_bin(verb, "-c", conf, "--sink", "roistatt")
                 self.assertEqual(r.returncode, 2, r.stderr)
-                self.assertIn(f"orderbridge {verb}: --sink roistatt: no such sink (the sinks "
-                              "are roistat, bitrix24, site)", r.stderr)
+                self.assertIn(f"orderbridge {verb}: unknown sink roistatt (configured: none; "
+                              "every kind: roistat, bitrix24, site)", r.stderr)
                 self.assertEqual(r.stdout, "")
             self.assertFalse(os.path.exists(db), "refused before the store is opened")
             # a known sink, enabled or not, is one row; without --sink every kind is shown
@@ -549,9 +549,9 @@ class Cli(unittest.TestCase):
                 f.write(f"[store]\npath = {wd.path}/ob.db\n[roistat]\nenabled = no\n")
             r = self.run_bin("check", "-c", conf)
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertEqual(r.stdout.splitlines()[2:], ["  roistat: disabled",
+            self.assertEqual(r.stdout.splitlines()[1:], ["  roistat: disabled",
                                                          "  bitrix24: disabled",
-                                                         "  site: disabled"])
+                                                         "  site: disabled", f"{conf}: ok"])
             r = self.run_bin("stages", "-c", conf)
             self.assertEqual(r.returncode, 1)
             self.assertIn("orderbridge stages: [bitrix24] is not configured", r.stderr)
