@@ -18,6 +18,9 @@ int64_t clock_wall_ms(void);
 /* Milliseconds on CLOCK_MONOTONIC (an arbitrary origin; only differences mean anything). */
 int64_t clock_mono_ms(void);
 
+/* Microseconds on the same clock, for durations too short for milliseconds (a commit). */
+int64_t clock_mono_us(void);
+
 /* Sleeps `ms` on the monotonic clock (restarting after signals). */
 void clock_sleep_ms(int64_t ms);
 

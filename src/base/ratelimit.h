@@ -14,6 +14,7 @@ struct ratelimit {
         int64_t burst;
         int64_t level_us; /* time left until the bucket is empty */
         int64_t last_ms;
+        char metric_sink[32]; /* "": not published (ratelimit_publish) */
 };
 
 /* `headroom_pct` slows us a little below the remote's own limit, so that clock skew and
@@ -36,3 +37,7 @@ void ratelimit_acquire(struct ratelimit *rl);
 
 /* The remote said we are over its limit: treat the bucket as full. */
 void ratelimit_fill(struct ratelimit *rl, int64_t now_ms);
+
+/* Publishes the bucket's free room as orderbridge_ratelimit_tokens{sink} (/metrics) from
+ * now on, after each change of its level; call it after ratelimit_init and _share. */
+void ratelimit_publish(struct ratelimit *rl, const char *sink);

@@ -16,13 +16,27 @@
 #include <curl/curl.h>
 
 #include "base/buf.h"
+#include "base/metrics.h"
 #include "base/xalloc.h"
+
+/* Remote APIs answer in tens of ms to seconds; timeouts are tens of seconds. */
+static const double duration_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+
+static const struct metrics_family duration_family = {
+    .name = "orderbridge_remote_request_duration_seconds",
+    .help = "Time a request to a sink's remote took, answered or not (connect to last byte).",
+    .type = METRICS_HISTOGRAM,
+    .labels = {"sink"},
+    .buckets = duration_buckets,
+    .n_buckets = sizeof(duration_buckets) / sizeof(duration_buckets[0]),
+};
 
 struct http_client {
         CURL *easy;
         int64_t timeout_ms;
         size_t max_response;
         bool reuse;
+        const char *sink; /* measured under this name, or NULL */
 };
 
 /* One transfer's answer: the body, capped, and what the headers said. */
@@ -83,6 +97,12 @@ struct http_client *http_client_free(struct http_client *c)
         return NULL;
 }
 
+void http_client_measure(struct http_client *c, const char *sink)
+{
+        c->sink = sink;
+        metrics_declare(&duration_family, (const char *const[]){sink});
+}
+
 void http_response_clear(struct http_response *r)
 {
         free(r->body);
@@ -127,6 +147,12 @@ int http_client_post(struct http_client *c, const char *url, const char *const *
 
         rc = curl_easy_perform(e);
         curl_slist_free_all(hl);
+        if (c->sink) {
+                curl_off_t us = 0;
+                curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &us);
+                metrics_observe(&duration_family, (const char *const[]){c->sink},
+                                (double)us / 1e6);
+        }
         if (rc == CURLE_OK) {
                 curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &ret->status);
         } else {

@@ -25,6 +25,10 @@ struct http_response {
 struct http_client *http_client_new(int64_t timeout_ms, size_t max_response_bytes, bool reuse);
 struct http_client *http_client_free(struct http_client *c);
 
+/* Times every request of this client in orderbridge_remote_request_duration_seconds{sink}
+ * (/metrics), answered or not. `sink` is a sink's name (kept, not copied: a constant). */
+void http_client_measure(struct http_client *c, const char *sink);
+
 /* POSTs `body` to `url` with extra `headers` (NULL-terminated "Name: value" list).
  * Returns 0 when an HTTP answer arrived (any status), -ETIMEDOUT, -ECONNREFUSED,
  * -ECONNRESET, -EMSGSIZE (answer too large) or -EIO otherwise. */

@@ -14,6 +14,7 @@ extern const struct http_route route_b24_events; /* POST /v1/bitrix24/events: de
 /* GET /v1/roistat/export: Roistat's pull protocol */
 extern const struct http_route route_roistat_export;
 extern const struct http_route route_ready; /* GET  /readyz */
+extern const struct http_route route_metrics; /* GET /metrics: Prometheus, loopback or admin */
 
 static const struct http_route *const routes[] = {
     &route_orders,
@@ -22,6 +23,7 @@ static const struct http_route *const routes[] = {
     &route_b24_events,
     &route_roistat_export,
     &route_ready,
+    &route_metrics,
 };
 
 const struct http_route *const *http_routes(size_t *ret_n)

@@ -73,6 +73,10 @@ const char *http_request_path(const struct http_request *rq);
 /* A request header by name (case-insensitive), or NULL. */
 const char *http_request_header(const struct http_request *rq, const char *name);
 
+/* Whether the peer is on this host: 127.0.0.0/8, ::1, or ::ffff:127.x.y.z. A reverse
+ * proxy on the same host makes every request look local. */
+bool http_request_peer_loopback(const struct http_request *rq);
+
 /* A query-string argument by name, %-decoded, or NULL (the first when repeated). */
 const char *http_request_arg(const struct http_request *rq, const char *name);
 

@@ -46,6 +46,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/xalloc.h"
 #include "http/route.h"
 
@@ -108,6 +109,14 @@ struct http_request {
         char *later_json;
 };
 
+static const struct metrics_family requests_family = {
+    .name = "orderbridge_http_requests_total",
+    .help = "Answers the HTTP server gave, by route (its path in the route table; none: no "
+            "route matched) and status code.",
+    .type = METRICS_COUNTER,
+    .labels = {"route", "code"},
+};
+
 /* Queues an answer: `len` bytes of `body` as `type`, no-store, and the headers given
  * (Retry-After, Allow, WWW-Authenticate, then `extra`: NULL-terminated name, value pairs). */
 static enum MHD_Result queue_body(struct http_request *rq, unsigned status, const char *type,
@@ -117,8 +126,11 @@ static enum MHD_Result queue_body(struct http_request *rq, unsigned status, cons
 {
         struct MHD_Response *resp;
         enum MHD_Result r;
-        char ra[16];
+        char ra[16], code[8];
 
+        snprintf(code, sizeof(code), "%u", status);
+        metrics_counter_add(&requests_family,
+                            (const char *const[]){rq->route ? rq->route->path : "none", code}, 1);
         resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
         if (!resp)
                 return MHD_NO;
@@ -270,6 +282,27 @@ const char *http_request_path(const struct http_request *rq)
 const char *http_request_header(const struct http_request *rq, const char *name)
 {
         return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+}
+
+bool http_request_peer_loopback(const struct http_request *rq)
+{
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+
+        if (!ci || !ci->client_addr)
+                return false;
+        if (ci->client_addr->sa_family == AF_INET) {
+                memcpy(&in4, ci->client_addr, sizeof(in4));
+                return (ntohl(in4.sin_addr.s_addr) >> 24) == 127;
+        }
+        if (ci->client_addr->sa_family == AF_INET6) {
+                memcpy(&in6, ci->client_addr, sizeof(in6));
+                return IN6_IS_ADDR_LOOPBACK(&in6.sin6_addr) ||
+                       (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr) && in6.sin6_addr.s6_addr[12] == 127);
+        }
+        return false;
 }
 
 const char *http_request_arg(const struct http_request *rq, const char *name)

@@ -32,6 +32,7 @@
 #include "base/backoff.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/metrics.h"
 #include "base/xalloc.h"
 #include "queue/sinkstate.h"
 
@@ -129,6 +130,14 @@ static const char *kind_name(enum store_result_kind k)
         static const char *const names[] = {"ok", "tempfail", "permfail", "waiting"};
         return names[k];
 }
+
+static const struct metrics_family attempts_family = {
+    .name = "orderbridge_delivery_attempts_total",
+    .help = "Delivery attempts by sink and the sink's verdict (ok, tempfail, permfail, "
+            "waiting); an order carried into the sink's next pass is no attempt.",
+    .type = METRICS_COUNTER,
+    .labels = {"sink", "outcome"},
+};
 
 /* Records a pass's verdicts and side writes, retrying until the store takes them. */
 static void record(struct dispatch *d, const struct store_result *res, size_t n,
@@ -267,6 +276,11 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
                             now + (out[i].retry_after_ms > 0 ? out[i].retry_after_ms
                                                              : cfg->visit_wait_s * 1000);
                 }
+                if (!out[i].carried)
+                        metrics_counter_add(&attempts_family,
+                                            (const char *const[]){d->ops->name,
+                                                                  kind_name(out[i].kind)},
+                                            1);
                 if (out[i].kind == STORE_OK)
                         log_info("deliver.ok", "sink=%s order_id=%s rev=%lld", d->ops->name,
                                  w[i].order_id, (long long)w[i].rev);

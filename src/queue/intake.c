@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/metrics.h"
 #include "base/xalloc.h"
 #include "sinks/registry.h"
 #include "store/store.h"
@@ -25,6 +26,20 @@
 #define WEBHOOK_ID_KEEP_MS (7LL * 24 * 3600 * 1000)
 #define PRUNE_EVERY_MS (3600LL * 1000)
 #define HOOKS_MAX 4
+
+/* A commit is one fsync'd SQLite transaction: a millisecond or a few, seconds when the
+ * disk stalls. */
+static const double commit_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                        0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
+static const struct metrics_family commit_family = {
+    .name = "orderbridge_intake_commit_duration_seconds",
+    .help = "Time one group commit of accepted snapshots took (one transaction, synced), "
+            "failed or not.",
+    .type = METRICS_HISTOGRAM,
+    .buckets = commit_buckets,
+    .n_buckets = sizeof(commit_buckets) / sizeof(commit_buckets[0]),
+};
 
 struct job {
         struct job *next;
@@ -117,11 +132,13 @@ static void commit(struct intake *in, struct job **batch, size_t n, struct store
                    const struct hook *hooks, size_t n_hooks)
 {
         struct intake_commit c = {.items = n};
-        int64_t mono = clock_mono_ms(), now = clock_wall_ms();
+        int64_t mono = clock_mono_ms(), now = clock_wall_ms(), started_us;
 
         for (size_t i = 0; i < n; i++)
                 puts[i] = put_of(batch[i]);
+        started_us = clock_mono_us();
         c.error = store_put(in->store, puts, n, now);
+        metrics_observe(&commit_family, NULL, (double)(clock_mono_us() - started_us) / 1e6);
         c.elapsed_ms = clock_mono_ms() - mono;
         if (c.error < 0)
                 c.errmsg = store_errmsg(in->store);
@@ -176,6 +193,7 @@ int intake_new(const struct config *cfg, struct intake **ret)
         int r;
 
         in->tail = &in->head;
+        metrics_declare(&commit_family, NULL);
         atomic_init(&in->healthy, true);
         pthread_mutex_init(&in->lock, NULL);
         pthread_cond_init(&in->work, NULL);

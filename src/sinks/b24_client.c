@@ -81,6 +81,12 @@ struct b24_client *b24_client_new_for(const struct b24_conf *conf, enum b24_clie
         return c;
 }
 
+void b24_client_measure(struct b24_client *c, const char *sink)
+{
+        http_client_measure(c->http, sink);
+        ratelimit_publish(&c->rl, sink);
+}
+
 struct b24_client *b24_client_free(struct b24_client *c)
 {
         if (!c)

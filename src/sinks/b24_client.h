@@ -55,6 +55,10 @@ struct b24_client *b24_client_new_for(const struct b24_conf *conf, enum b24_clie
 void b24_client_bucket(const struct b24_conf *conf, enum b24_client_role role,
                        struct ratelimit *ret);
 
+/* Measures this client's requests and publishes its bucket under `sink` (/metrics; see
+ * http_client_measure and ratelimit_publish). */
+void b24_client_measure(struct b24_client *c, const char *sink);
+
 /* The milliseconds until the next b24_call may go without waiting for the bucket (0:
  * now). A caller that must stay responsive waits this long itself, interruptibly. */
 int64_t b24_client_wait_ms(struct b24_client *c);

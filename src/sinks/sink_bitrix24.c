@@ -1837,6 +1837,7 @@ int sink_bitrix24_new(const struct config *cfg, const struct sink_ops **ret_ops,
                 free(b);
                 return -ENOMEM;
         }
+        b24_client_measure(b->client, "bitrix24");
         atomic_init(&b->stopping, false);
         b->absent = json_object();
         b->carries = json_object();

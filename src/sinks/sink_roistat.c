@@ -784,6 +784,8 @@ int sink_roistat_new(const struct config *cfg, const struct sink_ops **ret_ops, 
         }
         /* Roistat counts requests per rolling second: no burst, evenly spaced, 10% under */
         ratelimit_init(&r->rl, conf->rate, 1, 10);
+        http_client_measure(r->http, "roistat");
+        ratelimit_publish(&r->rl, "roistat");
         snprintf(r->url_orders, sizeof(r->url_orders), "%s/project/add-orders?project=%s",
                  conf->url, conf->project);
         snprintf(r->url_statuses, sizeof(r->url_statuses), "%s/project/set-statuses?project=%s",

@@ -375,6 +375,7 @@ int sink_site_new(const struct config *cfg, const struct sink_ops **ret_ops, voi
                 free(site);
                 return -ENOMEM;
         }
+        http_client_measure(site->http, "site");
         portal_origin(cfg, site->portal, sizeof(site->portal));
         atomic_init(&site->stopping, false);
         site->ops = site_ops;
