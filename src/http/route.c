@@ -13,6 +13,8 @@ extern const struct http_route route_health; /* GET  /healthz */
 extern const struct http_route route_b24_events; /* POST /v1/bitrix24/events: deal events */
 /* GET /v1/roistat/export: Roistat's pull protocol */
 extern const struct http_route route_roistat_export;
+extern const struct http_route route_page;       /* GET  /: the status page, admin */
+extern const struct http_route route_page_retry; /* POST /retry: its Retry button */
 
 static const struct http_route *const routes[] = {
     &route_orders,
@@ -20,6 +22,8 @@ static const struct http_route *const routes[] = {
     &route_health,
     &route_b24_events,
     &route_roistat_export,
+    &route_page,
+    &route_page_retry,
 };
 
 const struct http_route *const *http_routes(size_t *ret_n)
