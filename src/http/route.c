@@ -15,6 +15,8 @@ extern const struct http_route route_b24_events; /* POST /v1/bitrix24/events: de
 extern const struct http_route route_roistat_export;
 extern const struct http_route route_ready; /* GET  /readyz */
 extern const struct http_route route_metrics; /* GET /metrics: Prometheus, loopback or admin */
+extern const struct http_route route_page;       /* GET  /: the status page, admin */
+extern const struct http_route route_page_retry; /* POST /retry: its Retry button */
 
 static const struct http_route *const routes[] = {
     &route_orders,
@@ -24,6 +26,8 @@ static const struct http_route *const routes[] = {
     &route_roistat_export,
     &route_ready,
     &route_metrics,
+    &route_page,
+    &route_page_retry,
 };
 
 const struct http_route *const *http_routes(size_t *ret_n)

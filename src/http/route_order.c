@@ -1,18 +1,17 @@
 /*
  * GET /v1/orders/{id}: one order's state (latest snapshot, history, per-sink delivery,
- * attempts, dead letters, links) for an operator, behind `Authorization: Bearer <[server]
- * admin_token>` compared in constant time. The route has its own read-only use of the
- * store: one connection, one request at a time (the store's handles are per thread).
+ * attempts, dead letters, links) for an operator, behind the admin token (http/auth.h:
+ * a bearer token, or HTTP Basic with it as the password). The route has its own
+ * read-only use of the store: one connection, one request at a time (the store's handles
+ * are per thread).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-
-#include <openssl/crypto.h>
 
 #include "base/xalloc.h"
+#include "http/auth.h"
 #include "http/route.h"
 #include "model/snapshot.h"
 #include "store/store.h"
@@ -47,20 +46,6 @@ static void order_close(void *state)
         free(rd);
 }
 
-static bool bearer_ok(const struct config *cfg, const char *auth)
-{
-        size_t want, got;
-
-        /* the scheme name is case-insensitive (RFC 9110) */
-        if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
-                return false;
-        auth += 7;
-        want = strlen(cfg->admin_token);
-        got = strlen(auth);
-        /* compare in constant time over the expected length */
-        return got == want && CRYPTO_memcmp(auth, cfg->admin_token, want) == 0;
-}
-
 static int order_handle(const struct http_env *env, void *state, struct http_request *rq)
 {
         struct order_reader *rd = state;
@@ -69,15 +54,8 @@ static int order_handle(const struct http_env *env, void *state, struct http_req
         char *json = NULL;
         int r;
 
-        if (!env->cfg->admin_token)
-                return http_request_reply_error(rq, 403, "admin_disabled", NULL,
-                                                "set [server] admin_token_file to use this "
-                                                "endpoint");
-        if (!bearer_ok(env->cfg, http_request_header(rq, "Authorization")))
-                return http_request_reply(rq, 401,
-                                          "{\"error\":\"unauthorized\",\"field\":\"Authorization\","
-                                          "\"message\":\"a valid bearer token is required\"}",
-                                          0, "Bearer");
+        if (!http_auth_admin(env->cfg, rq))
+                return 0;
         if (n == 0 || n > SNAPSHOT_ID_MAX || !snapshot_id_chars(id))
                 return http_request_reply_error(rq, 400, "invalid_field", "id",
                                                 "an order id has only letters, digits, '-' "

@@ -649,7 +649,8 @@ class Methods(AbuseCase):
                     self.assertEqual(a.headers.get("allow"), allow, a)
 
     def test_an_unknown_path_is_404_whatever_the_method(self):
-        for path in ("/", "/nope", "/v1", "/v1/order", "//v1/orders",
+        # "/" is the status page (test_status_page.py)
+        for path in ("/nope", "/v1", "/v1/order", "//v1/orders",
                      "/V1/ORDERS", "/v1/ordersx", "/healthz/", "/.env", "/../../etc/passwd"):
             for method in ("GET", "POST", "DELETE"):
                 with self.subTest(method=method, path=path), self.refused(f"{method} {path}"):
@@ -804,24 +805,31 @@ class Authorization(AbuseCase):
     def wrong_authorizations(self):
         token = self.daemon.admin_token
         basic = base64.b64encode(f"admin:{token}".encode()).decode()
-        return [None, "", "Bearer", "Bearer ", "Bearer wrong", "Bearer " + token[:-1],
-                "Bearer " + token + "x", "Bearer " + token + " ", "Bearer " + token + " x",
-                "Bearer  " + token, "Basic " + basic, "Token " + token, token,
-                "Bearer " + token.lower(), "Bearer " + self.daemon.secret,
-                "Bearer " + "a" * 4096]
+        # (Authorization, status): none or unreadable is 401, asking for Basic; credentials
+        # that are not the token are 403 (Basic with the token as password is the admin)
+        wrong = base64.b64encode(f"{token}:x".encode()).decode()
+        return [(a, 401) for a in (None, "", "Bearer", "Bearer ", "Token " + token, token,
+                                   "Basic !!!")] + \
+            [(a, 403) for a in ("Bearer wrong", "Bearer " + token[:-1],
+                                "Bearer " + token + "x", "Bearer " + token + " ",
+                                "Bearer " + token + " x", "Bearer  " + token, "Basic " + wrong,
+                                "Bearer " + token.lower(), "Bearer " + self.daemon.secret,
+                                "Bearer " + "a" * 4096)]
 
-    def test_every_wrong_authorization_is_401_on_every_admin_route(self):
+    def test_every_wrong_authorization_is_401_or_403_on_every_admin_route(self):
         for path in ("ref", "no-such-order", "../../etc/passwd", "ref?access_token=" +
                      self.daemon.admin_token):
             for method in ("GET", "HEAD"):
-                for auth in self.wrong_authorizations():
+                for auth, status in self.wrong_authorizations():
                     headers = [] if auth is None else [("Authorization", auth)]
                     shown = auth if auth is None else auth.replace(self.daemon.admin_token, "T")
                     with self.subTest(method=method, path=path[:20], auth=shown), \
                             self.refused(f"{method} {path[:20]} Authorization {shown!r}"):
                         a = self.send(*request(method, "/v1/orders/" + path, headers))
-                        self.expect(a, 401)
-                        self.assertEqual(a.headers.get("www-authenticate"), "Bearer", a)
+                        self.expect(a, status)
+                        if status == 401:
+                            self.assertEqual(a.headers.get("www-authenticate"),
+                                             'Basic realm="orderbridge"', a)
                         self.assertNotIn(b"snapshot", a.body)
 
     def test_two_authorization_headers_do_not_let_a_wrong_one_through(self):
@@ -829,7 +837,7 @@ class Authorization(AbuseCase):
         with self.refused("wrong then right Authorization"):
             a = self.send(*request("GET", "/v1/orders/ref", [("Authorization", "Bearer wrong"),
                                                              ("Authorization", good)]))
-            self.assertIn(a.status, (400, 401), a)
+            self.assertIn(a.status, (400, 401, 403), a)
             self.assertNotIn(b"snapshot", a.body)
 
     def test_the_right_token_is_accepted_on_every_admin_route(self):

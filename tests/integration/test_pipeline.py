@@ -228,7 +228,7 @@ class AdminEndpoint(PipelineCase):
         self.daemon.post(order("80"))
         url = self.daemon.base + "/v1/orders/80"
         self.assertEqual(http("GET", url)[0], 401)
-        self.assertEqual(http("GET", url, headers={"Authorization": "Bearer wrong"})[0], 401)
+        self.assertEqual(http("GET", url, headers={"Authorization": "Bearer wrong"})[0], 403)
         auth = {"Authorization": "Bearer " + self.daemon.admin_token}
         wait_for(lambda: http("GET", url, headers=auth)[1]["deliveries"][0]["state"] == "done",
                  what="delivered state")
