@@ -12,29 +12,75 @@
  * `\` or a control character) is quoted and escaped. A hostile value can then neither
  * forge a field nor a second line. A conversion the walker does not know ends the line
  * with a marker rather than guessing an argument's type.
+ *
+ * Under systemd, stderr is a stream to the journal, which reads a leading "<N>" as the
+ * line's priority (sd-daemon(3)); without one every line would be "info" and `journalctl
+ * -p warning` would find nothing. The prefix is written only when stderr is that stream
+ * ($JOURNAL_STREAM names stderr's device and inode, sd_journal_stream_fd(3)): a terminal,
+ * a file or a pipe keeps the plain line. The level may change at run time (SIGHUP, from
+ * serve's thread while others log): it is an atomic.
  */
 #include "base/log.h"
 
+#include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #define LOG_LINE_MAX 2048
 /* kept free at the end of the line for a closing quote and the newline */
 #define LOG_LINE_RESERVE 2
 
-static enum log_level min_level = LOG_INFO;
+static _Atomic int min_level = LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+/* the journal's priorities for our levels (sd-daemon.h: debug 7, info 6, warning 4, err 3) */
+static const char *const level_prefixes[] = {SD_DEBUG, SD_INFO, SD_WARNING, SD_ERR};
+static _Atomic bool to_journal;
+static pthread_once_t journal_once = PTHREAD_ONCE_INIT;
 
 void log_set_level(enum log_level level)
 {
-        min_level = level;
+        atomic_store(&min_level, (int)level);
+}
+
+enum log_level log_get_level(void)
+{
+        return (enum log_level)atomic_load(&min_level);
+}
+
+bool log_detect_journal(void)
+{
+        const char *env = getenv("JOURNAL_STREAM");
+        uintmax_t dev, ino;
+        struct stat st;
+        char tail;
+        bool yes = false;
+
+        /* "DEVICE:INODE" in decimal; anything else (or another file on stderr, as when a
+         * child of the service redirected it) is not the journal */
+        if (env && strlen(env) < 64 &&
+            sscanf(env, "%" SCNuMAX ":%" SCNuMAX "%c", &dev, &ino, &tail) == 2 &&
+            fstat(STDERR_FILENO, &st) == 0)
+                yes = (uintmax_t)st.st_dev == dev && (uintmax_t)st.st_ino == ino;
+        atomic_store(&to_journal, yes);
+        return yes;
+}
+
+static void detect_once(void)
+{
+        (void)log_detect_journal();
 }
 
 int log_level_parse(const char *text, enum log_level *ret_level)
@@ -382,11 +428,14 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
         time_t now;
         va_list ap;
 
-        if (level < min_level)
+        if ((int)level < atomic_load(&min_level))
                 return;
+        pthread_once(&journal_once, detect_once);
+        if (atomic_load(&to_journal))
+                put(&l, level_prefixes[level], 3);
         now = time(NULL);
         gmtime_r(&now, &tm);
-        l.n = strftime(l.buf, sizeof(l.buf), "%Y-%m-%dT%H:%M:%SZ ", &tm);
+        l.n += strftime(l.buf + l.n, sizeof(l.buf) - l.n, "%Y-%m-%dT%H:%M:%SZ ", &tm);
         put(&l, level_names[level], strlen(level_names[level]));
         put(&l, " ", 1);
         escape_value(&l, event, strlen(event), 0, false);

@@ -12,14 +12,24 @@
  * longer one is cut between escapes, its open quote closed, and it still ends in '\n'.
  * Secrets are never handed to the logger (they live in struct config and are only read
  * by the code that sends them).
+ *
+ * When stderr is the systemd journal's stream ($JOURNAL_STREAM), each line begins with
+ * its sd-daemon priority, "<3>" error, "<4>" warn, "<6>" info, "<7>" debug, which the
+ * journal strips and keeps as PRIORITY= (`journalctl -p warning`).
  */
 #pragma once
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERR };
 
-void log_set_level(enum log_level level);
+void log_set_level(enum log_level level); /* any thread, any time (serve's SIGHUP) */
+enum log_level log_get_level(void);
+
+/* Looks again whether stderr is the journal's stream (the first line looks once by
+ * itself); returns what it found. For tests, and after stderr is replaced. */
+bool log_detect_journal(void);
 int log_level_parse(const char *text, enum log_level *ret_level);
 
 __attribute__((format(printf, 3, 4))) void log_event(enum log_level level, const char *event,

@@ -9,12 +9,21 @@
  * it found) ends its run, the intake commits what it was handed, and only then do the
  * dispatchers stop, so whatever was acknowledged is committed before exit and no commit
  * wakes a stopped dispatcher.
+ *
+ * Under systemd (Type=notify): READY=1 goes out when all of that runs (lifecycle_set),
+ * the watchdog's pinger starts after it, STOPPING=1 when a signal comes. SIGHUP re-reads
+ * the configuration file and, when it is valid, applies its [log] level; anything else
+ * (the status maps, the sinks' keys and URLs, the listener) needs a restart: the sink
+ * threads read their sections of the loaded configuration without a lock, for the
+ * daemon's whole life, so swapping it under them is not safe, and a restart loses
+ * nothing (what was accepted is in the store, and a restart takes under a second).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/lifecycle.h"
@@ -24,6 +33,7 @@
 #include "queue/dispatch.h"
 #include "queue/intake.h"
 #include "queue/reconciler.h"
+#include "queue/watchdog.h"
 #include "sinks/registry.h"
 #include "sources/registry.h"
 #include "store/store.h"
@@ -41,6 +51,7 @@ struct daemon {
         struct http_env env; /* what the HTTP routes reach */
         struct http_server *srv;
         struct reconciler *rec; /* the scheduled light reconcile, NULL when off */
+        struct watchdog *dog;   /* systemd's watchdog pinger, NULL when not asked for */
 };
 
 /* After each commit, from the intake's thread: the ingest's commit log lines, and a
@@ -132,8 +143,40 @@ static int start_sources(const struct config *cfg, struct daemon *d)
         return 0;
 }
 
+/* SIGHUP: the file again, checked like at start; its log level applied when it is valid,
+ * the running configuration kept (and the problems logged) when it is not. */
+static void reload(const struct config *cfg)
+{
+        struct config *fresh = NULL;
+        char *errors = NULL;
+        enum log_level lvl;
+        int r = config_load(cfg->path, &fresh, &errors);
+
+        if (r < 0) {
+                /* the reader's messages name the file, line and key, never a secret */
+                log_err("serve.reload_failed",
+                        "config=%s kept=running errors=\"%s\"", cfg->path,
+                        errors ? errors : strerror(-r));
+                free(errors);
+                return;
+        }
+        if (log_level_parse(fresh->log_level, &lvl) == 0) {
+                /* logged under whichever of the two levels is the more verbose, so that
+                 * a change either way leaves its line */
+                if (lvl <= LOG_INFO)
+                        log_set_level(lvl);
+                log_info("serve.reloaded",
+                         "config=%s log_level=%s restart_for=\"status maps, keys, URLs, "
+                         "listen, store\"",
+                         cfg->path, fresh->log_level);
+                log_set_level(lvl);
+        }
+        fresh = config_free(fresh);
+}
+
 static void stop_all(struct daemon *d)
 {
+        d->dog = watchdog_stop(d->dog);
         d->srv = http_server_stop(d->srv);
         for (size_t i = 0; i < d->n_sources; i++)
                 source_stop(d->sources[i]);
@@ -185,11 +228,17 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
         log_info("serve.ready", "listen=%s port=%u sinks=%zu sources=%zu store=%s", cfg->listen,
                  http_server_port(d.srv), d.n_sinks, d.n_sources, cfg->store_path);
         lifecycle_set(LIFECYCLE_READY);
+        /* after READY: systemd's watchdog timer runs from the end of the start-up */
+        r = watchdog_start(cfg->poll_interval_ms, &d.dog);
+        if (r < 0) {
+                log_err("serve.failed", "what=watchdog error=\"%s\"", strerror(-r));
+                goto out;
+        }
         do {
                 if (sigwait(&set, &sig) != 0)
                         break;
                 if (sig == SIGHUP)
-                        log_info("serve.sighup", "%s", "restart the service to reload");
+                        reload(cfg);
         } while (sig == SIGHUP);
         lifecycle_set(LIFECYCLE_STOPPING);
         log_info("serve.stopping", "signal=%d", sig);
@@ -197,6 +246,7 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
 out:
         lifecycle_set(LIFECYCLE_STOPPING);
         stop_all(&d);
-        log_info("serve.stopped", "status=%s", r == 0 ? "ok" : "failed");
+        log_event(r == 0 ? LOG_INFO : LOG_ERR, "serve.stopped", "status=%s",
+                  r == 0 ? "ok" : "failed");
         return r == 0 ? 0 : 1;
 }

@@ -474,31 +474,24 @@ static int handler(void *user, const char *section, const char *name, const char
 
 /* --- helpers for the sections' checks --------------------------------------------------- */
 
-int config_read_secret(struct config_parse *p, const char *section, const char *key,
-                       const char *path, const char *env, char **ret)
+/* The secret in the file at `path` (`what` names it in messages: the path, or the
+ * credential): 1 and *ret, a negative errno after reporting, or 0 when `missing_ok` and
+ * there is no such file. */
+static int read_secret_file(struct config_parse *p, int line, const char *section,
+                            const char *key, const char *path, const char *what,
+                            bool missing_ok, char **ret)
 {
-        int line = config_key_line(p, section, key);
         char buf[SECRET_MAX + 2];
         struct stat st;
         ssize_t n;
         int fd;
 
-        if (!path) {
-                const char *e = env ? getenv(env) : NULL;
-                if (!e || !*e)
-                        return 0;
-                if (strlen(e) > SECRET_MAX) {
-                        config_error(p, 0, "environment %s is longer than %d bytes", env,
-                                     SECRET_MAX);
-                        return -EINVAL;
-                }
-                *ret = xstrdup(e);
-                return 1;
-        }
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
                 int e = errno;
-                config_error(p, line, "[%s] %s: cannot open %s: %s", section, key, path,
+                if (e == ENOENT && missing_ok)
+                        return 0;
+                config_error(p, line, "[%s] %s: cannot open %s: %s", section, key, what,
                              strerror(e));
                 return -e;
         }
@@ -508,23 +501,29 @@ int config_read_secret(struct config_parse *p, const char *section, const char *
         if (fstat(fd, &st) < 0) {
                 int e = errno;
                 close(fd);
-                config_error(p, line, "[%s] %s: cannot stat %s: %s", section, key, path,
+                config_error(p, line, "[%s] %s: cannot stat %s: %s", section, key, what,
                              strerror(e));
                 return -e;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                close(fd);
+                config_error(p, line, "[%s] %s: %s is not a regular file", section, key, what);
+                return -EINVAL;
         }
         if (st.st_mode & S_IRWXO) {
                 close(fd);
                 config_error(p, line,
                              "[%s] %s: %s is open to other users (mode %04o); run: "
                              "chmod 600 %s",
-                             section, key, path, (unsigned)(st.st_mode & 07777), path);
+                             section, key, what, (unsigned)(st.st_mode & 07777), path);
                 return -EACCES;
         }
         n = read(fd, buf, sizeof(buf) - 1);
         close(fd);
         if (n < 0 || n > SECRET_MAX) {
                 config_error(p, line, "[%s] %s: %s is unreadable or longer than %d bytes",
-                             section, key, path, SECRET_MAX);
+                             section, key, what, SECRET_MAX);
+                explicit_bzero(buf, sizeof(buf));
                 return -EINVAL;
         }
         buf[n] = '\0';
@@ -533,11 +532,66 @@ int config_read_secret(struct config_parse *p, const char *section, const char *
                 n--;
         buf[n] = '\0';
         if (!buf[0]) {
-                config_error(p, line, "[%s] %s: %s is empty", section, key, path);
+                config_error(p, line, "[%s] %s: %s is empty", section, key, what);
                 return -EINVAL;
         }
         *ret = xstrdup(buf);
         explicit_bzero(buf, sizeof(buf));
+        return 1;
+}
+
+/* Where systemd put the credential for [section] key (LoadCredential=NAME:PATH, or
+ * SetCredential=): NAME is the section and the key without its "_file", joined by '_'
+ * ([roistat] api_key_file: roistat_api_key). 1 with the path and the name in `what`, 0
+ * without $CREDENTIALS_DIRECTORY, or -EINVAL after reporting a directory that is not an
+ * absolute path that fits. */
+static int credential_path(struct config_parse *p, const char *section, const char *key,
+                           char *path, size_t path_size, char *what, size_t what_size)
+{
+        const char *dir = getenv("CREDENTIALS_DIRECTORY");
+        size_t klen = strlen(key);
+        int n;
+
+        if (!dir || !*dir)
+                return 0;
+        if (klen > 5 && strcmp(key + klen - 5, "_file") == 0)
+                klen -= 5;
+        n = snprintf(path, path_size, "%s/%s_%.*s", dir, section, (int)klen, key);
+        if (dir[0] != '/' || n < 0 || (size_t)n >= path_size) {
+                config_error(p, 0, "environment CREDENTIALS_DIRECTORY: must be an absolute path "
+                                   "(and the credential's path at most %zu bytes)",
+                             path_size - 1);
+                return -EINVAL;
+        }
+        snprintf(what, what_size, "credential %s_%.*s (in $CREDENTIALS_DIRECTORY)", section,
+                 (int)klen, key);
+        return 1;
+}
+
+int config_read_secret(struct config_parse *p, const char *section, const char *key,
+                       const char *path, const char *env, char **ret)
+{
+        int line = config_key_line(p, section, key);
+        char cred[PATH_MAX], what[256];
+        const char *e;
+        int r;
+
+        if (path)
+                return read_secret_file(p, line, section, key, path, path, false, ret);
+        /* no file named: systemd's credential, then the environment */
+        r = credential_path(p, section, key, cred, sizeof(cred), what, sizeof(what));
+        if (r > 0)
+                r = read_secret_file(p, 0, section, key, cred, what, true, ret);
+        if (r != 0)
+                return r;
+        e = env ? getenv(env) : NULL;
+        if (!e || !*e)
+                return 0;
+        if (strlen(e) > SECRET_MAX) {
+                config_error(p, 0, "environment %s is longer than %d bytes", env, SECRET_MAX);
+                return -EINVAL;
+        }
+        *ret = xstrdup(e);
         return 1;
 }
 

@@ -157,9 +157,12 @@ int config_line(const struct config *cfg, const char *section, const char *key);
 int config_section_line(const struct config_parse *p, const char *section);
 
 /* Reads a secret: the first line of the file at `path`, without its line end and trailing
- * blanks, at most 4096 bytes; or when `path` is NULL, the environment variable `env`.
- * Returns 1 and sets *ret (caller frees), 0 when neither is set, or a negative errno after
- * reporting "[section] key: …" (never the secret itself). */
+ * blanks, at most 4096 bytes; or when `path` is NULL, the systemd credential named after
+ * the key (the section, '_', the key without "_file": [roistat] api_key_file reads
+ * $CREDENTIALS_DIRECTORY/roistat_api_key, from LoadCredential=), the same way; or else
+ * the environment variable `env`. Returns 1 and sets *ret (caller frees), 0 when none is
+ * there, or a negative errno after reporting "[section] key: …" (never the secret
+ * itself). */
 int config_read_secret(struct config_parse *p, const char *section, const char *key,
                        const char *path, const char *env, char **ret);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <wchar.h>
 
@@ -307,6 +308,75 @@ static void an_unsupported_conversion_ends_the_line_with_a_marker(void **state)
         assert_string_equal(LOGGED("a=%d b=%ls c=%d", 1, L"wide", 2), "a=1 b=!badformat\n");
 }
 
+/* ---- the journal's priority prefix ---- */
+
+/* Says that stderr (the capture's pipe, now) is the journal's stream, as systemd does. */
+static void journal_is_stderr(void)
+{
+        struct stat st;
+        char v[64];
+
+        assert_int_equal(fstat(STDERR_FILENO, &st), 0);
+        snprintf(v, sizeof(v), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+        setenv("JOURNAL_STREAM", v, 1);
+}
+
+/* One event at `level` written to the journal's stream; returns the captured line. */
+static const char *logged_to_journal(enum log_level level)
+{
+        bool found;
+
+        capture_begin();
+        journal_is_stderr();
+        found = log_detect_journal();
+        log_event(level, "t.ev", "k=%d", 1);
+        capture_end();
+        unsetenv("JOURNAL_STREAM");
+        log_detect_journal();
+        assert_true(found);
+        return captured;
+}
+
+static void on_the_journal_stream_each_level_carries_its_sd_daemon_priority(void **state)
+{
+        log_set_level(LOG_DEBUG);
+        assert_memory_equal(logged_to_journal(LOG_ERR), "<3>", 3);
+        assert_memory_equal(logged_to_journal(LOG_WARN), "<4>", 3);
+        assert_memory_equal(logged_to_journal(LOG_INFO), "<6>", 3);
+        assert_memory_equal(logged_to_journal(LOG_DEBUG), "<7>", 3);
+        log_set_level(LOG_INFO);
+        /* the rest of the line is the plain one: time, level, event, fields */
+        logged_to_journal(LOG_WARN);
+        assert_int_equal(captured[3 + 19], 'Z');
+        assert_string_equal(captured + 3 + 20, " warn t.ev k=1\n");
+}
+
+static void without_journal_stream_the_line_has_no_prefix(void **state)
+{
+        unsetenv("JOURNAL_STREAM");
+        assert_false(log_detect_journal());
+        assert_string_equal(LOGGED("k=%d", 1), "k=1\n");
+}
+
+static void a_journal_stream_that_is_not_stderr_gives_no_prefix(void **state)
+{
+        struct stat st;
+        char v[64];
+
+        capture_begin();
+        assert_int_equal(fstat(saved_stderr, &st), 0); /* the real stderr, not the pipe */
+        snprintf(v, sizeof(v), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino + 1);
+        setenv("JOURNAL_STREAM", v, 1);
+        assert_false(log_detect_journal());
+        setenv("JOURNAL_STREAM", "12:34:56", 1); /* not DEVICE:INODE */
+        assert_false(log_detect_journal());
+        log_warn("t.ev", "k=%d", 1);
+        capture_end();
+        unsetenv("JOURNAL_STREAM");
+        log_detect_journal();
+        assert_int_equal(captured[19], 'Z');
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -336,6 +406,9 @@ int main(void)
             cmocka_unit_test(a_long_value_inside_format_quotes_is_closed_too),
             cmocka_unit_test(a_number_that_does_not_fit_takes_its_key_with_it),
             cmocka_unit_test(an_unsupported_conversion_ends_the_line_with_a_marker),
+            cmocka_unit_test(on_the_journal_stream_each_level_carries_its_sd_daemon_priority),
+            cmocka_unit_test(without_journal_stream_the_line_has_no_prefix),
+            cmocka_unit_test(a_journal_stream_that_is_not_stderr_gives_no_prefix),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
