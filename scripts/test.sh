@@ -98,6 +98,13 @@ if [ -x tests/site/run.sh ]; then
 	count site "$logs/site" $rc
 fi
 
+echo "== package (meson install, man pages, the .deb built, installed and purged)"
+python3 tests/package/test_package.py --build "$build" >"$logs/package" 2>&1
+rc=$?
+[ $rc -ne 0 ] && grep -E -A20 '^(FAIL|ERROR):' "$logs/package" | head -n 120
+tail -n 1 "$logs/package"
+count package "$logs/package" $rc
+
 printf "== summary$summary\n"
 if [ "$skipped" -gt 0 ]; then
 	if [ "$allow_skip" = 1 ]; then
