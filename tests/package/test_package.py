@@ -226,11 +226,14 @@ def main():
     global BUILD, WORK
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
-    a, rest = ap.parse_known_args()
+    ap.add_argument("-k", action="append", help="only the tests whose name has this")
+    a = ap.parse_args()
     BUILD = os.path.abspath(a.build)
     WORK = tempfile.mkdtemp(prefix="orderbridge-package-")
     try:
-        suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
+        loader = unittest.TestLoader()
+        loader.testNamePatterns = [f"*{k}*" for k in a.k] if a.k else None
+        suite = loader.loadTestsFromModule(sys.modules[__name__])
         res = unittest.TextTestRunner(verbosity=2).run(suite)
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
