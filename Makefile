@@ -11,7 +11,7 @@ BENCH_ARGS ?=
 # e.g. make mutate MUTATE_ARGS='--only sig_compare_16'
 MUTATE_ARGS ?=
 
-.PHONY: all deps build asan tsan demo test bench fuzz soak mutate clean
+.PHONY: all deps build asan tsan demo test bench fuzz soak mutate clean package
 
 all: build
 
@@ -60,3 +60,12 @@ mutate: deps
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz var
+
+# the .deb, built by dpkg-buildpackage from a copy of the tracked files (the tree stays
+# clean), into var/package/
+package:
+	@rm -rf var/package/src && mkdir -p var/package/src
+	@git ls-files -z | xargs -0 cp --parents -t var/package/src
+	@cd var/package/src && DEB_BUILD_OPTIONS=nocheck dpkg-buildpackage -us -uc -b >../build.log 2>&1 \
+		|| { tail -n 40 ../build.log; exit 1; }
+	@rm -rf var/package/src && ls var/package/*.deb

@@ -121,7 +121,12 @@ def ninja(build, targets):
 
 def run_test(build, name):
     """True when the test passes; the second value is the tail of its output."""
-    if ".py" in name:
+    if name.startswith("package/"):  # tests/package/test_package.py[:Class.test]
+        _, _, case = name.partition(":")
+        cmd = [sys.executable, os.path.join(ROOT, "tests", "package", "test_package.py"),
+               "--build", build] + (["-k", case] if case else [])
+        timeout = INTEGRATION_TIMEOUT_S
+    elif ".py" in name:
         file, _, case = name.partition(":")
         cmd = [sys.executable, os.path.join(ROOT, "tests", "integration", "run.py"),
                "--bin", os.path.join(build, "orderbridge"), "--pattern", file]

@@ -3,7 +3,7 @@
 # line "N passed, M failed". Stages: C unit tests (cmocka, ASan+UBSan), the emulators'
 # self-tests, the integration tests (the real daemon, built with ASan+UBSan, against the
 # emulators), a brief run of each fuzz target, and the site kit (PHP module, browser
-# snippet, cross-language contract).
+# snippet, cross-language contract), then the packaging (meson install, man pages, the .deb).
 # A skipped test did not run: every skip counts as a failure unless ORDERBRIDGE_ALLOW_SKIP=1
 # (then skips are counted and named in the summary). CI runs as root: nothing skips there.
 set -u
@@ -97,6 +97,13 @@ if [ -x tests/site/run.sh ]; then
 	tail -n 1 "$logs/site"
 	count site "$logs/site" $rc
 fi
+
+echo "== package (meson install, man pages, the .deb built, installed and purged)"
+python3 tests/package/test_package.py --build "$build" >"$logs/package" 2>&1
+rc=$?
+[ $rc -ne 0 ] && grep -E -A20 '^(FAIL|ERROR):' "$logs/package" | head -n 120
+tail -n 1 "$logs/package"
+count package "$logs/package" $rc
 
 printf "== summary$summary\n"
 if [ "$skipped" -gt 0 ]; then
