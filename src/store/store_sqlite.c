@@ -4,6 +4,8 @@
  * so "accepted" means durable. Schema changes are numbered migrations recorded in PRAGMA
  * user_version; a file from an older orderbridge is brought forward on open, one from a
  * newer one is refused. Statements are prepared once per connection and kept.
+ * A new file is made with auto_vacuum=INCREMENTAL, so that what retention prunes can leave
+ * the file (sq_compact); an older file takes it by one VACUUM (sq_compact_enable).
  *
  * The server lock is an flock on "<path>.lock" holding the holder's pid: the kernel drops
  * it when the process ends, however it ends, so a crash never leaves a stale lock. The
