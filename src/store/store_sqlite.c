@@ -337,6 +337,9 @@ static const char *col_text(sqlite3_stmt *st, int i)
         return (const char *)sqlite3_column_text(st, i);
 }
 
+static int get_int(struct store_backend *be, enum query q, int64_t a, int64_t b, int64_t none,
+                   int64_t *ret);
+
 static int exec(struct store_backend *be, const char *sql)
 {
         return sql_errno(sqlite3_exec(be->db, sql, NULL, NULL, NULL));
@@ -453,10 +456,13 @@ static int sq_open(const char *location, struct store_backend **ret)
             NULL));
         if (r == 0) {
                 sqlite3_busy_timeout(be->db, 10000);
-                /* a new file frees pages on request (store_compact); this must come before
-                 * its first table, and changes nothing in an existing file */
-                if ((r = exec(be, "PRAGMA auto_vacuum=INCREMENTAL")) == 0 &&
-                    (r = exec(be, "PRAGMA journal_mode=WAL")) == 0 &&
+                /* a new (empty) file frees pages on request (store_compact); this must come
+                 * before its first table. Not on an existing one: there the pragma may write
+                 * the header, and a reader must not wait for the write lock to open */
+                int64_t pages = -1;
+                if ((r = get_int(be, Q_PAGE_COUNT, 0, 0, -1, &pages)) == 0 && pages == 0)
+                        r = exec(be, "PRAGMA auto_vacuum=INCREMENTAL");
+                if (r == 0 && (r = exec(be, "PRAGMA journal_mode=WAL")) == 0 &&
                     (r = exec(be, "PRAGMA synchronous=FULL")) == 0 &&
                     (r = exec(be, "PRAGMA foreign_keys=ON")) == 0)
                         r = migrate(be);
