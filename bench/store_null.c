@@ -197,6 +197,25 @@ static int null_meta_set(struct store_backend *be, const char *key, const char *
         return 0;
 }
 
+/* nothing is kept, so nothing is old and nothing is free */
+static int null_prune(struct store_backend *be, int64_t before_ms, int64_t after, size_t limit,
+                      int64_t *ret_last)
+{
+        *ret_last = after;
+        return 0;
+}
+
+static int null_compact(struct store_backend *be, int64_t pages, int64_t *ret_bytes)
+{
+        *ret_bytes = 0;
+        return 0;
+}
+
+static int null_compact_enable(struct store_backend *be)
+{
+        return 0;
+}
+
 const struct store_backend_ops store_null_ops = {
         .name = "null",
         .open = null_open,
@@ -232,4 +251,8 @@ const struct store_backend_ops store_null_ops = {
         .link_list = null_link_list,
         .meta_get = null_meta_get,
         .meta_set = null_meta_set,
+        .history_prune = null_prune,
+        .attempt_prune = null_prune,
+        .compact = null_compact,
+        .compact_enable = null_compact_enable,
 };

@@ -34,6 +34,7 @@
 #include "queue/intake.h"
 #include "queue/reconciler.h"
 #include "queue/watchdog.h"
+#include "queue/retention.h"
 #include "sinks/registry.h"
 #include "sources/registry.h"
 #include "store/store.h"
@@ -84,6 +85,8 @@ static int take_store(const struct config *cfg, struct daemon *d)
         else if (r < 0)
                 log_err("serve.failed", "what=recover path=%s error=\"%s\"", cfg->store_path,
                         strerror(-r));
+        else
+                retention_prepare(cfg, d->lock); /* once: a store that cannot shrink can */
         return r;
 }
 

@@ -6,7 +6,9 @@
  * back with `lock` held, so a callback may take its own locks and even submit again.
  *
  * `healthy` is written by the committer and read by /healthz from the HTTP threads, so it
- * is an atomic. Webhook ids are pruned from the committer, at most once an hour.
+ * is an atomic. Webhook ids are pruned from the committer, at most once an hour; so is the
+ * store's history (retention.h), a bounded step at a time between commits: the committer
+ * waits for work only until the next step is due.
  */
 #include "queue/intake.h"
 
@@ -19,12 +21,14 @@
 #include "base/clock.h"
 #include "base/metrics.h"
 #include "base/xalloc.h"
+#include "queue/retention.h"
 #include "sinks/registry.h"
 #include "store/store.h"
 
 /* webhook ids are kept a week (the site module's spool re-sends within days at most) */
 #define WEBHOOK_ID_KEEP_MS (7LL * 24 * 3600 * 1000)
 #define PRUNE_EVERY_MS (3600LL * 1000)
+#define DAY_MS (24LL * 3600 * 1000)
 #define HOOKS_MAX 4
 
 /* A commit is one fsync'd SQLite transaction: a millisecond or a few, seconds when the
@@ -73,6 +77,7 @@ struct intake {
 
         atomic_bool healthy;
         int64_t next_prune_ms; /* monotonic */
+        struct retention *retention; /* the committer's alone */
 };
 
 /* The snapshot → store_put conversion: the store reads the job's strings in place. */
@@ -104,15 +109,25 @@ static struct job *job_free(struct job *j)
         return NULL;
 }
 
-/* Takes up to INTAKE_COMMIT_MAX jobs, waiting for one; 0 jobs means stop. */
+/* Takes up to INTAKE_COMMIT_MAX jobs, waiting for one until `until_ms` (monotonic); 0
+ * jobs: the time came, or *ret_stop, the intake is stopping and nothing is left. */
 static size_t take_batch(struct intake *in, struct job **batch, struct hook *hooks,
-                         size_t *ret_n_hooks)
+                         size_t *ret_n_hooks, int64_t until_ms, bool *ret_stop)
 {
+        struct timespec deadline;
         size_t n = 0;
+        int64_t now;
 
         pthread_mutex_lock(&in->lock);
-        while (!in->head && !in->stopping)
-                pthread_cond_wait(&in->work, &in->lock);
+        while (!in->head && !in->stopping && (now = clock_mono_ms()) < until_ms) {
+                if (until_ms == INT64_MAX) {
+                        pthread_cond_wait(&in->work, &in->lock);
+                        continue;
+                }
+                clock_mono_deadline(until_ms - now, &deadline);
+                pthread_cond_timedwait(&in->work, &in->lock, &deadline);
+        }
+        *ret_stop = !in->head && in->stopping;
         while (in->head && n < INTAKE_COMMIT_MAX) {
                 batch[n++] = in->head;
                 in->head = in->head->next;
@@ -177,9 +192,18 @@ static void *committer(void *arg)
         struct job **batch = xcalloc(INTAKE_COMMIT_MAX, sizeof(*batch));
         struct hook hooks[HOOKS_MAX];
         size_t n, n_hooks;
+        bool stop = false;
 
-        while ((n = take_batch(in, batch, hooks, &n_hooks)) > 0)
-                commit(in, batch, n, puts, hooks, n_hooks);
+        while (!stop) {
+                n = take_batch(in, batch, hooks, &n_hooks, retention_due_at(in->retention),
+                               &stop);
+                if (n > 0)
+                        commit(in, batch, n, puts, hooks, n_hooks);
+                /* after a commit too: a steady stream of orders must not starve it */
+                if (!stop)
+                        retention_step(in->retention, in->store, clock_wall_ms(),
+                                       clock_mono_ms());
+        }
         free(batch);
         free(puts);
         return NULL;
@@ -196,8 +220,10 @@ int intake_new(const struct config *cfg, struct intake **ret)
         metrics_declare(&commit_family, NULL);
         atomic_init(&in->healthy, true);
         pthread_mutex_init(&in->lock, NULL);
-        pthread_cond_init(&in->work, NULL);
+        clock_cond_init(&in->work);
         pthread_cond_init(&in->space, NULL);
+        in->retention = retention_new(cfg->retain_days * DAY_MS, RETENTION_EVERY_MS,
+                                      RETENTION_BATCH);
         r = store_open(cfg->store_path, &in->store);
         if (r < 0)
                 goto fail;
@@ -233,6 +259,7 @@ struct intake *intake_free(struct intake *in)
                 return NULL;
         intake_drain(in);
         store_close(in->store);
+        retention_free(in->retention);
         pthread_mutex_destroy(&in->lock);
         pthread_cond_destroy(&in->work);
         pthread_cond_destroy(&in->space);

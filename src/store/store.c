@@ -482,6 +482,56 @@ int store_prune_webhook_ids(struct store *s, int64_t before_ms)
         return finish(s, s->ops->webhook_prune(s->be, before_ms));
 }
 
+/* ---- retention ---- */
+
+int store_prune_step(struct store *s, struct store_prune *p, int64_t before_ms, size_t limit)
+{
+        int64_t last = 0;
+        int r;
+
+        s->err = NULL;
+        if ((r = s->ops->begin(s->be)) < 0)
+                return r;
+        if (!p->history_done)
+                r = s->ops->history_prune(s->be, before_ms, p->after_rev, limit, &last);
+        else
+                r = s->ops->attempt_prune(s->be, before_ms, p->after_attempt, limit, &last);
+        if ((r = finish(s, r)) < 0)
+                return r;
+        if (!p->history_done) {
+                p->versions += r;
+                p->history_done = last == p->after_rev;
+                p->after_rev = last;
+                return 1;
+        }
+        p->attempts += r;
+        if (last == p->after_attempt)
+                return 0;
+        p->after_attempt = last;
+        return 1;
+}
+
+int store_compact(struct store *s, int64_t pages, int64_t *ret_bytes_freed)
+{
+        int64_t bytes = 0;
+        int r;
+
+        s->err = NULL;
+        if ((r = s->ops->compact(s->be, pages, &bytes)) == 0)
+                *ret_bytes_freed = bytes;
+        return r;
+}
+
+int store_compact_enable(struct store *s)
+{
+        s->err = NULL;
+        if (!s->locked) {
+                s->err = "converting the store needs the server lock";
+                return -ENOLCK;
+        }
+        return s->ops->compact_enable(s->be);
+}
+
 /* ---- work in flight ---- */
 
 /* A delivery row copied out of a walk, to be changed and written back. */

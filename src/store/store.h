@@ -268,6 +268,38 @@ int store_meta_set(struct store *s, const char *key, const char *value);
 int store_link_get(struct store *s, const char *order_id, const char *kind, char **ret_remote);
 int store_link_set(struct store *s, const char *order_id, const char *kind, const char *remote);
 
+/* ---- retention ---- */
+
+/* A pruning pass: zeroed to start one; store_prune_step moves its cursors on and adds up
+ * what it removed. */
+struct store_prune {
+        int64_t after_rev;     /* the history walk: the last rev looked at */
+        int64_t after_attempt; /* the attempts walk: the last attempt looked at */
+        bool history_done;     /* the history walk reached the end; attempts are next */
+        int64_t versions;      /* snapshot versions removed by this pass */
+        int64_t attempts;      /* attempts removed by this pass */
+};
+
+/* One bounded step of a pass that forgets what was received or tried before `before_ms`
+ * and is needed no more: snapshot versions that are superseded (never an order's latest,
+ * never one a delivery that is not done may still need: the one its remote holds and
+ * every later one), then attempts (never the last of a delivery, so a dead letter keeps
+ * the remote's words). A step looks at no more than `limit` rows, in one transaction, so
+ * it holds the store briefly. Returns 1 while the pass has more to look at, 0 once it is
+ * complete, -errno when the step failed (it removed nothing; `p` is unchanged). */
+int store_prune_step(struct store *s, struct store_prune *p, int64_t before_ms, size_t limit);
+
+/* Gives up to `pages` free pages (4 KiB each in SQLite) back to the file system, so that
+ * what a prune freed leaves the file; *ret_bytes_freed: by how much it shrank (0 when
+ * nothing was free). 0 or -errno. */
+int store_compact(struct store *s, int64_t pages, int64_t *ret_bytes_freed);
+
+/* Makes store_compact work on a store created before it could (SQLite: a file with
+ * auto_vacuum=NONE is rewritten once by VACUUM; that takes a while, and as much free disk
+ * as the file). For the server at start, under store_lock. 1 when it converted the store,
+ * 0 when there was nothing to do, -errno (the store is as it was). */
+int store_compact_enable(struct store *s);
+
 /* The bytes the store takes on disk (for /metrics and the bytes-per-order figure). */
 int store_size(struct store *s, int64_t *ret_bytes);
 

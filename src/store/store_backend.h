@@ -188,6 +188,28 @@ struct store_backend_ops {
         int (*link_list)(struct store_backend *be, const char *order_id,
                          int (*cb)(void *arg, const char *kind, const char *remote),
                          void *arg); /* by kind */
+        /* Retention (store_prune_step). Each walks its rows in id order: it looks at the
+         * next `limit` rows after `after` (a rev; an attempt id), removes those the rule
+         * allows, and sets *ret_last to the last one it looked at (`after` when none is
+         * left). Returns how many it removed.
+         * history_prune removes a history row received before `before_ms` unless it is
+         * its order's latest accepted snapshot (orders.rev), or a delivery of its order
+         * that is not done may still need it: rev >= that delivery's done_rev (what the
+         * remote holds, and everything after it).
+         * attempt_prune removes an attempt made before `before_ms` unless it is the last
+         * attempt of its (sink, order). */
+        int (*history_prune)(struct store_backend *be, int64_t before_ms, int64_t after,
+                             size_t limit, int64_t *ret_last);
+        int (*attempt_prune)(struct store_backend *be, int64_t before_ms, int64_t after,
+                             size_t limit, int64_t *ret_last);
+        /* Gives up to `pages` free pages back to the file system, outside any transaction
+         * (SQLite: PRAGMA incremental_vacuum); *ret_bytes: by how much the store shrank.
+         * A backend that compacts by itself (PostgreSQL's autovacuum) sets 0. */
+        int (*compact)(struct store_backend *be, int64_t pages, int64_t *ret_bytes);
+        /* Makes compact able to shrink a store made without it (SQLite: auto_vacuum
+         * INCREMENTAL, which an existing file takes only with a VACUUM that rewrites it):
+         * 1 when it converted the store, 0 when there was nothing to do. */
+        int (*compact_enable)(struct store_backend *be);
         /* The bytes the store takes (SQLite: the database's pages, free ones included). */
         int (*size)(struct store_backend *be, int64_t *ret_bytes);
         int (*meta_get)(struct store_backend *be, const char *key, const char **ret_value);

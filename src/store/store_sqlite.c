@@ -4,6 +4,8 @@
  * so "accepted" means durable. Schema changes are numbered migrations recorded in PRAGMA
  * user_version; a file from an older orderbridge is brought forward on open, one from a
  * newer one is refused. Statements are prepared once per connection and kept.
+ * A new file is made with auto_vacuum=INCREMENTAL, so that what retention prunes can leave
+ * the file (sq_compact); an older file takes it by one VACUUM (sq_compact_enable).
  *
  * The server lock is an flock on "<path>.lock" holding the holder's pid: the kernel drops
  * it when the process ends, however it ends, so a crash never leaves a stale lock. The
@@ -85,6 +87,9 @@ static const char *const migrations[] = {
      * it leaves done or dead (or is made), kept through retries, 0 once done or dead */
     ("ALTER TABLE deliveries ADD COLUMN pending_since INTEGER NOT NULL DEFAULT 0;"
      "UPDATE deliveries SET pending_since=updated_at WHERE state NOT IN ('done','dead');"),
+    /* 7: retention asks, for each old snapshot version, whether a delivery of its order
+     * still needs it: one order's deliveries, across sinks */
+    "CREATE INDEX deliveries_order ON deliveries(order_id);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -131,6 +136,12 @@ enum query {
         Q_META_GET,
         Q_META_SET,
         Q_META_ADD,
+        Q_HISTORY_LAST,
+        Q_HISTORY_PRUNE,
+        Q_ATTEMPT_LAST,
+        Q_ATTEMPT_PRUNE,
+        Q_PAGE_COUNT,
+        Q_AUTO_VACUUM,
         N_QUERIES,
 };
 
@@ -220,6 +231,24 @@ static const char *const queries[N_QUERIES] = {
                    "UPDATE SET value=excluded.value",
     [Q_META_ADD] = "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) "
                    "DO NOTHING",
+    /* retention: the last row of the next window, then what the window may lose (see
+     * store_backend.h for the rules) */
+    [Q_HISTORY_LAST] = "SELECT max(rev) FROM (SELECT rev FROM snapshots WHERE rev>?1 "
+                       "ORDER BY rev LIMIT ?2)",
+    [Q_HISTORY_PRUNE] = "DELETE FROM snapshots WHERE rev>?2 AND rev<=?3 AND received_at<?1 "
+                        "AND rev<>coalesce((SELECT o.rev FROM orders o "
+                        "WHERE o.order_id=snapshots.order_id), 0) "
+                        "AND NOT EXISTS(SELECT 1 FROM deliveries d "
+                        "WHERE d.order_id=snapshots.order_id AND d.state<>'done' "
+                        "AND d.done_rev<=snapshots.rev)",
+    [Q_ATTEMPT_LAST] = "SELECT max(id) FROM (SELECT id FROM attempts WHERE id>?1 "
+                       "ORDER BY id LIMIT ?2)",
+    [Q_ATTEMPT_PRUNE] = "DELETE FROM attempts WHERE id>?2 AND id<=?3 AND at<?1 "
+                        "AND EXISTS(SELECT 1 FROM attempts b WHERE b.order_id=attempts.order_id "
+                        "AND b.sink=attempts.sink AND b.id>attempts.id)",
+    [Q_PAGE_COUNT] = "SELECT page_count, page_size FROM pragma_page_count(), "
+                     "pragma_page_size()",
+    [Q_AUTO_VACUUM] = "SELECT auto_vacuum FROM pragma_auto_vacuum()",
 };
 
 /* Strings handed back by a get: kept until the next call of the same get. */
@@ -307,6 +336,9 @@ static const char *col_text(sqlite3_stmt *st, int i)
 {
         return (const char *)sqlite3_column_text(st, i);
 }
+
+static int get_int(struct store_backend *be, enum query q, int64_t a, int64_t b, int64_t none,
+                   int64_t *ret);
 
 static int exec(struct store_backend *be, const char *sql)
 {
@@ -424,7 +456,13 @@ static int sq_open(const char *location, struct store_backend **ret)
             NULL));
         if (r == 0) {
                 sqlite3_busy_timeout(be->db, 10000);
-                if ((r = exec(be, "PRAGMA journal_mode=WAL")) == 0 &&
+                /* a new (empty) file frees pages on request (store_compact); this must come
+                 * before its first table. Not on an existing one: there the pragma may write
+                 * the header, and a reader must not wait for the write lock to open */
+                int64_t pages = -1;
+                if ((r = get_int(be, Q_PAGE_COUNT, 0, 0, -1, &pages)) == 0 && pages == 0)
+                        r = exec(be, "PRAGMA auto_vacuum=INCREMENTAL");
+                if (r == 0 && (r = exec(be, "PRAGMA journal_mode=WAL")) == 0 &&
                     (r = exec(be, "PRAGMA synchronous=FULL")) == 0 &&
                     (r = exec(be, "PRAGMA foreign_keys=ON")) == 0)
                         r = migrate(be);
@@ -1115,6 +1153,120 @@ static int sq_meta_set(struct store_backend *be, const char *key, const char *va
         return run(be, st);
 }
 
+/* The one integer a query answers (NULL: `none`). */
+static int get_int(struct store_backend *be, enum query q, int64_t a, int64_t b, int64_t none,
+                   int64_t *ret)
+{
+        sqlite3_stmt *st = stmt(be, q);
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, a);
+        sqlite3_bind_int64(st, 2, b);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                *ret = sqlite3_column_type(st, 0) == SQLITE_NULL ? none
+                                                                 : sqlite3_column_int64(st, 0);
+        else
+                r = sql_errno(rc);
+        sqlite3_reset(st);
+        return r;
+}
+
+/* One window of a retention walk: the rows after `after`, at most `limit`, by id. */
+static int prune_window(struct store_backend *be, enum query last_q, enum query prune_q,
+                        int64_t before_ms, int64_t after, size_t limit, int64_t *ret_last)
+{
+        sqlite3_stmt *st;
+        int64_t last;
+        int r;
+
+        if ((r = get_int(be, last_q, after, limit > INT64_MAX ? INT64_MAX : (int64_t)limit,
+                         after, &last)) < 0)
+                return r;
+        if (last == after) {
+                *ret_last = after;
+                return 0;
+        }
+        if (!(st = stmt(be, prune_q)))
+                return -EIO;
+        sqlite3_bind_int64(st, 1, before_ms);
+        sqlite3_bind_int64(st, 2, after);
+        sqlite3_bind_int64(st, 3, last);
+        if ((r = run(be, st)) < 0)
+                return r;
+        *ret_last = last;
+        return sqlite3_changes(be->db);
+}
+
+static int sq_history_prune(struct store_backend *be, int64_t before_ms, int64_t after,
+                            size_t limit, int64_t *ret_last)
+{
+        return prune_window(be, Q_HISTORY_LAST, Q_HISTORY_PRUNE, before_ms, after, limit,
+                            ret_last);
+}
+
+static int sq_attempt_prune(struct store_backend *be, int64_t before_ms, int64_t after,
+                            size_t limit, int64_t *ret_last)
+{
+        return prune_window(be, Q_ATTEMPT_LAST, Q_ATTEMPT_PRUNE, before_ms, after, limit,
+                            ret_last);
+}
+
+static int page_count(struct store_backend *be, int64_t *ret_pages, int64_t *ret_page_size)
+{
+        sqlite3_stmt *st = stmt(be, Q_PAGE_COUNT);
+        int rc, r = 0;
+
+        if (!st)
+                return -EIO;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret_pages = sqlite3_column_int64(st, 0);
+                *ret_page_size = sqlite3_column_int64(st, 1);
+        } else {
+                r = sql_errno(rc);
+        }
+        sqlite3_reset(st);
+        return r;
+}
+
+static int sq_compact(struct store_backend *be, int64_t pages, int64_t *ret_bytes)
+{
+        int64_t before, after, page_size;
+        char sql[64];
+        int r;
+
+        if ((r = page_count(be, &before, &page_size)) < 0)
+                return r;
+        snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%lld)", (long long)pages);
+        if ((r = exec(be, sql)) < 0 || (r = page_count(be, &after, &page_size)) < 0)
+                return r;
+        *ret_bytes = before > after ? (before - after) * page_size : 0;
+        return 0;
+}
+
+static int sq_compact_enable(struct store_backend *be)
+{
+        int64_t mode = -1;
+        int r;
+
+        if ((r = get_int(be, Q_AUTO_VACUUM, 0, 0, -1, &mode)) < 0)
+                return r;
+        if (mode == 2) /* INCREMENTAL */
+                return 0;
+        /* auto_vacuum is in the file's header: an existing file takes a new mode only by
+         * being rewritten (VACUUM, which in WAL mode passes every page through the WAL;
+         * the checkpoint gives that space back) */
+        if ((r = exec(be, "PRAGMA auto_vacuum=INCREMENTAL")) < 0 || (r = exec(be, "VACUUM")) < 0)
+                return r;
+        exec(be, "PRAGMA wal_checkpoint(TRUNCATE)"); /* only space: a failure is no failure */
+        if ((r = get_int(be, Q_AUTO_VACUUM, 0, 0, -1, &mode)) < 0)
+                return r;
+        return mode == 2 ? 1 : -EIO;
+}
+
 const struct store_backend_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -1150,4 +1302,8 @@ const struct store_backend_ops store_sqlite_ops = {
     .link_list = sq_link_list,
     .meta_get = sq_meta_get,
     .meta_set = sq_meta_set,
+    .history_prune = sq_history_prune,
+    .attempt_prune = sq_attempt_prune,
+    .compact = sq_compact,
+    .compact_enable = sq_compact_enable,
 };

@@ -1587,6 +1587,194 @@ static void the_store_size_grows_with_what_it_holds(void **state)
         assert_true(after > before);
 }
 
+/* ---- retention ---- */
+
+#define DAY (24LL * 3600 * 1000)
+
+/* Runs a whole pruning pass, step by step, checking that no step removes more than it may
+ * look at. Returns the pass (its totals) and, in *ret_steps, how many steps it took. */
+static struct store_prune prune_all(struct store *s, int64_t before_ms, size_t limit,
+                                    int *ret_steps)
+{
+        struct store_prune p = {0};
+        int r, steps = 0;
+
+        do {
+                int64_t removed = p.versions + p.attempts;
+                r = store_prune_step(s, &p, before_ms, limit);
+                if (r < 0)
+                        fail_msg("store_prune_step: %d (%s)", r, store_errmsg(s));
+                if (p.versions + p.attempts - removed > (int64_t)limit)
+                        fail_msg("one step removed %lld rows, over its limit of %zu",
+                                 (long long)(p.versions + p.attempts - removed), limit);
+                assert_true(++steps < 10000);
+        } while (r > 0);
+        if (ret_steps)
+                *ret_steps = steps;
+        return p;
+}
+
+/* The versions of an order's history, newest first, as "5,3,2". */
+static const char *history_versions(struct store *s, const char *order_id)
+{
+        static char buf[128];
+        json_t *history = json_object_get(report(s, order_id), "history");
+        size_t len = 0;
+
+        buf[0] = '\0';
+        for (size_t i = 0; i < json_array_size(history) && len < sizeof(buf) - 16; i++)
+                len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%lld", i ? "," : "",
+                                        (long long)json_integer_value(json_object_get(
+                                            json_array_get(history, i), "version")));
+        return buf;
+}
+
+/* Puts `order_id` at `version` and delivers it (taken and recorded OK at `now`). */
+static int64_t put_delivered(struct store *s, const char *order_id, int64_t version, int64_t now)
+{
+        struct store_put p = put_version(s, order_id, version, now);
+        struct store_work *w = NULL;
+        size_t n = 0;
+
+        /* not through take(): the tests below deliver more than it keeps */
+        assert_int_equal(store_take_due(s, SINK, OWNER, now, LEASE_MS, 10, &w, &n), 0);
+        store_work_free(w, n);
+        assert_int_equal(n, 1);
+        record(s, order_id, p.rev, STORE_OK, 0, NULL, now);
+        return p.rev;
+}
+
+static void pruning_keeps_only_the_latest_of_old_delivered_versions(void **state)
+{
+        struct store *s = store_of(state);
+        struct store_prune p;
+
+        put_delivered(s, "123", 1, T0);
+        put_delivered(s, "123", 2, T0 + 1);
+        put_delivered(s, "123", 3, T0 + 2);
+        put_version(s, "123", 2, T0 + 3); /* stale */
+        put_delivered(s, "other", 7, T0 + 4);
+        assert_string_equal(history_versions(s, "123"), "2,3,2,1");
+        p = prune_all(s, T0 + DAY, 1000, NULL);
+        assert_int_equal(p.versions, 3);
+        assert_string_equal(history_versions(s, "123"), "3");
+        assert_string_equal(history_versions(s, "other"), "7");
+        /* the latest snapshot is still the one the sinks get */
+        put_version(s, "123", 4, T0 + DAY + 1);
+        assert_int_equal(take(s, T0 + DAY + 1, 10, 1)[0].rev,
+                         json_integer_value(json_object_get(report(s, "123"), "rev")));
+        /* a second pass has nothing more to remove */
+        assert_int_equal(prune_all(s, T0 + DAY, 1000, NULL).versions, 0);
+}
+
+static void pruning_keeps_versions_received_after_the_cut(void **state)
+{
+        struct store *s = store_of(state);
+
+        put_delivered(s, "123", 1, T0);
+        put_delivered(s, "123", 2, T0 + DAY);
+        put_delivered(s, "123", 3, T0 + DAY + 1);
+        /* only v1 is older than the cut; v2 is exactly at it, so not older */
+        assert_int_equal(prune_all(s, T0 + DAY, 1000, NULL).versions, 1);
+        assert_string_equal(history_versions(s, "123"), "3,2");
+}
+
+static void pruning_keeps_what_an_unfinished_delivery_may_still_need(void **state)
+{
+        struct store *s = store_of(state);
+        struct store_put owed, dead;
+
+        /* the remote holds v2 (done_rev) and v3 is owed: v1 goes, v2 and v3 stay */
+        put_delivered(s, "owed", 1, T0);
+        put_delivered(s, "owed", 2, T0 + 1);
+        owed = put_version(s, "owed", 3, T0 + 2);
+        /* never delivered, and dead: every version may still be needed */
+        put_version(s, "dead", 1, T0 + 3);
+        dead = put_version(s, "dead", 2, T0 + 4);
+        take(s, T0 + 5, 10, 2);
+        record(s, "dead", dead.rev, STORE_PERMFAIL, 0, "400 bad", T0 + 6);
+        assert_int_equal(prune_all(s, T0 + DAY, 1000, NULL).versions, 1);
+        assert_string_equal(history_versions(s, "owed"), "3,2");
+        assert_string_equal(history_versions(s, "dead"), "2,1");
+        /* once v3 is delivered, v2 is needed no more */
+        record(s, "owed", owed.rev, STORE_OK, 0, NULL, T0 + 7);
+        assert_int_equal(prune_all(s, T0 + DAY, 1000, NULL).versions, 1);
+        assert_string_equal(history_versions(s, "owed"), "3");
+        assert_string_equal(history_versions(s, "dead"), "2,1");
+}
+
+static void pruning_keeps_the_last_attempt_of_each_delivery(void **state)
+{
+        struct store *s = store_of(state);
+        struct store_put p = put_version(s, "123", 4, T0);
+        json_t *attempts;
+
+        take(s, T0, 10, 1);
+        record(s, "123", p.rev, STORE_TEMPFAIL, T0 + 1000, "HTTP 503", T0 + 1);
+        take(s, T0 + 1000, 10, 1);
+        record(s, "123", p.rev, STORE_TEMPFAIL, T0 + 2000, "HTTP 502", T0 + 1001);
+        take(s, T0 + 2000, 10, 1);
+        record(s, "123", p.rev, STORE_PERMFAIL, 0, "422 price is not a number", T0 + 2001);
+        p = put_version(s, "new", 1, T0 + DAY);
+        take(s, T0 + DAY, 10, 1);
+        record(s, "new", p.rev, STORE_TEMPFAIL, T0 + DAY + 1000, "HTTP 503", T0 + DAY);
+        take(s, T0 + DAY + 1000, 10, 1);
+        record(s, "new", p.rev, STORE_OK, 0, NULL, T0 + DAY + 1000);
+
+        assert_int_equal(prune_all(s, T0 + DAY, 1000, NULL).attempts, 2);
+        attempts = json_object_get(report(s, "123"), "attempts");
+        assert_int_equal(json_array_size(attempts), 1);
+        assert_string_equal(
+            json_string_value(json_object_get(json_array_get(attempts, 0), "detail")),
+            "422 price is not a number");
+        assert_string_equal(store_fixture_state(report(s, "123")), "dead");
+        /* attempts after the cut are all kept */
+        assert_int_equal(json_array_size(json_object_get(report(s, "new"), "attempts")), 2);
+}
+
+static void a_pruning_step_looks_at_no_more_rows_than_its_limit(void **state)
+{
+        struct store *s = store_of(state);
+        struct store_prune p;
+        char id[32];
+        int steps = 0;
+
+        for (int i = 0; i < 30; i++) {
+                snprintf(id, sizeof(id), "o%d", i);
+                put_delivered(s, id, 1, T0 + i);
+                put_delivered(s, id, 2, T0 + 100 + i);
+        }
+        /* 60 history rows and 60 attempts: 6 steps each, and one each to see the end */
+        p = prune_all(s, T0 + DAY, 10, &steps);
+        assert_int_equal(p.versions, 30);
+        assert_int_equal(p.attempts, 30);
+        assert_int_equal(steps, 14);
+        assert_string_equal(history_versions(s, "o17"), "2");
+}
+
+static void compacting_after_a_prune_keeps_every_order(void **state)
+{
+        struct store *s = store_of(state);
+        int64_t freed = -1;
+        char id[32];
+
+        for (int i = 0; i < 50; i++) {
+                snprintf(id, sizeof(id), "o%d", i);
+                put_delivered(s, id, 1, T0);
+                put_delivered(s, id, 2, T0 + 1);
+        }
+        assert_int_equal(prune_all(s, T0 + DAY, 1000, NULL).versions, 50);
+        assert_int_equal(store_compact(s, 1000, &freed), 0);
+        assert_true(freed >= 0);
+        for (int i = 0; i < 50; i += 7) {
+                snprintf(id, sizeof(id), "o%d", i);
+                assert_string_equal(history_versions(s, id), "2");
+        }
+        /* nothing left to free */
+        assert_int_equal(store_compact(s, 1000, &freed), 0);
+        assert_int_equal(freed, 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, store_fixture_setup, store_fixture_teardown)
 
 int store_suite_run(const struct store_suite_backend *b)
@@ -1666,6 +1854,12 @@ int store_suite_run(const struct store_suite_backend *b)
             T(a_waiting_delivery_is_not_counted_as_owed),
             T(dead_letters_are_listed_newest_first_with_their_reasons),
             T(the_store_size_grows_with_what_it_holds),
+            T(pruning_keeps_only_the_latest_of_old_delivered_versions),
+            T(pruning_keeps_versions_received_after_the_cut),
+            T(pruning_keeps_what_an_unfinished_delivery_may_still_need),
+            T(pruning_keeps_the_last_attempt_of_each_delivery),
+            T(a_pruning_step_looks_at_no_more_rows_than_its_limit),
+            T(compacting_after_a_prune_keeps_every_order),
         };
 
         store_suite_use(b);

@@ -21,7 +21,7 @@
 
 #include "store_suite.h"
 
-#define LATEST 6 /* the schema version this orderbridge writes */
+#define LATEST 7 /* the schema version this orderbridge writes */
 
 static void sqlite_location(const char *dir, char *buf, size_t size)
 {
@@ -52,7 +52,7 @@ static void opening_a_new_file_creates_the_schema_at_the_latest_user_version(voi
         assert_int_equal(sqlite3_open(f->location, &db), SQLITE_OK);
         assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(st, 0), LATEST); /* 6: pending_since */
+        assert_int_equal(sqlite3_column_int(st, 0), LATEST); /* 7: deliveries_order */
         sqlite3_finalize(st);
         assert_int_equal(sqlite3_prepare_v2(db, "SELECT uncertain_at, lease_owner FROM deliveries",
                                             -1, &st, NULL),
@@ -147,7 +147,7 @@ static void opening_a_file_from_a_newer_orderbridge_is_refused(void **state)
         snprintf(path, sizeof(path), "%s/newer.db", f->dir);
         assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
         assert_int_equal(
-            sqlite3_exec(db, "PRAGMA user_version=7" /* LATEST + 1 */, NULL, NULL, NULL),
+            sqlite3_exec(db, "PRAGMA user_version=8" /* LATEST + 1 */, NULL, NULL, NULL),
             SQLITE_OK);
         sqlite3_close(db);
         assert_int_equal(store_open(path, &other), -EPROTO);
@@ -318,6 +318,87 @@ static void a_store_written_by_the_previous_version_opens_and_keeps_working(void
         sqlite_remove(path);
 }
 
+/* ---- retention: freeing pages ---- */
+
+static int64_t file_pragma(const char *path, const char *pragma)
+{
+        char sql[64];
+        sqlite3 *db;
+        sqlite3_stmt *st;
+        int64_t v = -1;
+
+        snprintf(sql, sizeof(sql), "PRAGMA %s", pragma);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return v;
+}
+
+static void a_new_file_gives_pruned_pages_back_when_compacted(void **state)
+{
+        struct store_fixture *f = *state;
+        struct store_prune p = {0};
+        char json[2200], id[32];
+        int64_t before = 0, after = 0, freed = 0;
+        int r;
+
+        assert_int_equal(file_pragma(f->location, "auto_vacuum"), 2); /* INCREMENTAL */
+        store_set_sinks(f->s, NULL, 0);
+        memset(json, 'x', sizeof(json) - 1);
+        json[sizeof(json) - 1] = '\0';
+        for (int v = 1; v <= 2; v++)
+                for (int i = 0; i < 200; i++) {
+                        struct store_put put = {.site = "s", .json = json, .has_version = true,
+                                                .version = v, .source = "import"};
+                        snprintf(id, sizeof(id), "o%d", i);
+                        put.order_id = id;
+                        assert_int_equal(store_put(f->s, &put, 1, T0 + v), 0);
+                        assert_int_equal(put.outcome, STORE_PUT_ACCEPTED);
+                }
+        do
+                r = store_prune_step(f->s, &p, T0 + 10, 1000);
+        while (r > 0);
+        assert_int_equal(r, 0);
+        assert_int_equal(p.versions, 200);
+        /* 200 versions of 2 KiB: at least 100 pages are free, and the file still holds them */
+        assert_true(file_pragma(f->location, "freelist_count") >= 100);
+        assert_int_equal(store_size(f->s, &before), 0);
+        assert_int_equal(store_compact(f->s, 10, &freed), 0);
+        assert_int_equal(freed, 10 * 4096); /* no more than asked */
+        do
+                assert_int_equal(store_compact(f->s, 1000, &freed), 0);
+        while (freed > 0);
+        assert_int_equal(file_pragma(f->location, "freelist_count"), 0);
+        assert_int_equal(store_size(f->s, &after), 0);
+        assert_true(before - after >= 100 * 4096);
+}
+
+static void a_file_made_without_incremental_vacuum_is_converted_once_under_the_lock(
+    void **state)
+{
+        struct store_fixture *f = *state;
+        sqlite3 *db;
+        long pid;
+
+        f->s = store_close(f->s);
+        assert_int_equal(sqlite3_open(f->location, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "PRAGMA auto_vacuum=NONE; VACUUM;", NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_equal(file_pragma(f->location, "auto_vacuum"), 0);
+        store_fixture_reopen(f);
+        /* opening alone changes nothing; converting needs the server lock */
+        assert_int_equal(file_pragma(f->location, "auto_vacuum"), 0);
+        assert_int_equal(store_compact_enable(f->s), -ENOLCK);
+        assert_int_equal(store_lock(f->s, &pid), 0);
+        assert_int_equal(store_compact_enable(f->s), 1);
+        assert_int_equal(file_pragma(f->location, "auto_vacuum"), 2);
+        assert_int_equal(store_compact_enable(f->s), 0);
+}
+
 /* ---- the lock file ---- */
 
 static void the_lock_is_a_file_beside_the_store_naming_its_holder(void **state)
@@ -348,6 +429,8 @@ int main(void)
             T(opening_in_a_missing_directory_fails_with_an_errno),
             T(a_store_written_by_the_previous_version_opens_and_keeps_working),
             T(the_lock_is_a_file_beside_the_store_naming_its_holder),
+            T(a_new_file_gives_pruned_pages_back_when_compacted),
+            T(a_file_made_without_incremental_vacuum_is_converted_once_under_the_lock),
         };
         int failed;
 

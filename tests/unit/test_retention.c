@@ -1,0 +1,182 @@
+/*
+ * The retention state machine over a real SQLite store, with the clocks passed in: a
+ * pass is due at once, goes in steps no larger than its batch, prunes the old versions,
+ * gives the freed pages back, and is then not due again for an interval; off means never.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "queue/retention.h"
+#include "store/store.h"
+
+#define T0 1773385200000LL
+#define DAY (24LL * 3600 * 1000)
+#define HOUR (3600LL * 1000)
+#define N_ORDERS 60
+
+struct fixture {
+        char dir[64];
+        char path[128];
+        struct store *s;
+};
+
+static int setup(void **state)
+{
+        struct fixture *f = calloc(1, sizeof(*f));
+
+        snprintf(f->dir, sizeof(f->dir), "/tmp/orderbridge-retention-XXXXXX");
+        if (!mkdtemp(f->dir))
+                return -1;
+        snprintf(f->path, sizeof(f->path), "%s/orderbridge.db", f->dir);
+        if (store_open(f->path, &f->s) != 0)
+                return -1;
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        static const char *const suffixes[] = {"", "-wal", "-shm", ".lock"};
+        struct fixture *f = *state;
+        char p[160];
+
+        store_close(f->s);
+        for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+                snprintf(p, sizeof(p), "%s%s", f->path, suffixes[i]);
+                unlink(p);
+        }
+        rmdir(f->dir);
+        free(f);
+        return 0;
+}
+
+static int64_t count(const char *path, const char *sql)
+{
+        sqlite3 *db;
+        sqlite3_stmt *st;
+        int64_t v = -1;
+
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return v;
+}
+
+/* N_ORDERS orders, each in two versions of about 2 KiB received at T0 (no sinks: nothing
+ * is owed, so every superseded version may go). */
+static void fill(struct store *s)
+{
+        char json[2100], id[32];
+
+        memset(json, 'x', sizeof(json) - 1);
+        json[sizeof(json) - 1] = '\0';
+        for (int v = 1; v <= 2; v++)
+                for (int i = 0; i < N_ORDERS; i++) {
+                        struct store_put p = {.site = "s", .json = json, .has_version = true,
+                                              .version = v, .source = "import"};
+                        snprintf(id, sizeof(id), "o%d", i);
+                        p.order_id = id;
+                        assert_int_equal(store_put(s, &p, 1, T0), 0);
+                }
+}
+
+/* Steps at `mono` until the pass is over (the next step is due an interval later). */
+static int run_pass(struct retention *r, struct store *s, int64_t wall, int64_t mono)
+{
+        int steps = 0;
+
+        while (retention_due_at(r) <= mono + 1000) {
+                mono = retention_due_at(r) > mono ? retention_due_at(r) : mono;
+                assert_int_equal(retention_step(r, s, wall, mono), 1);
+                assert_true(++steps < 1000);
+        }
+        return steps;
+}
+
+static void off_is_never_due(void **state)
+{
+        struct fixture *f = *state;
+        struct retention *r = retention_new(0, HOUR, 1000);
+
+        fill(f->s);
+        assert_true(retention_due_at(r) == INT64_MAX);
+        assert_int_equal(retention_step(r, f->s, T0 + 365 * DAY, 0), 0);
+        assert_int_equal(count(f->path, "SELECT count(*) FROM snapshots"), 2 * N_ORDERS);
+        retention_free(r);
+}
+
+static void a_pass_is_due_at_once_prunes_in_batches_and_gives_the_pages_back(void **state)
+{
+        struct fixture *f = *state;
+        struct retention *r = retention_new(DAY, HOUR, 10);
+        int64_t pages;
+        int steps;
+
+        fill(f->s);
+        pages = count(f->path, "PRAGMA page_count");
+        assert_int_equal(retention_due_at(r), 0);
+        steps = run_pass(r, f->s, T0 + DAY + 1, 5000);
+        /* 120 history rows in windows of 10, the end, no attempts; then pages 10 a step */
+        assert_true(steps >= 12 + 1 + 1 + N_ORDERS / 10);
+        assert_int_equal(count(f->path, "SELECT count(*) FROM snapshots"), N_ORDERS);
+        assert_int_equal(count(f->path, "SELECT min(version) FROM snapshots"), 2);
+        assert_int_equal(count(f->path, "PRAGMA freelist_count"), 0);
+        /* each of the 60 versions gone took at least one page */
+        assert_true(count(f->path, "PRAGMA page_count") <= pages - N_ORDERS);
+        retention_free(r);
+}
+
+static void after_a_pass_the_next_is_due_an_interval_later(void **state)
+{
+        struct fixture *f = *state;
+        struct retention *r = retention_new(DAY, HOUR, 1000);
+        int64_t end;
+
+        run_pass(r, f->s, T0, 5000);
+        end = retention_due_at(r);
+        assert_true(end >= 5000 + HOUR && end <= 5000 + HOUR + 1000);
+        assert_int_equal(retention_step(r, f->s, T0, end - 1), 0);
+        /* what is old by then goes at the next pass, not before */
+        fill(f->s);
+        assert_int_equal(count(f->path, "SELECT count(*) FROM snapshots"), 2 * N_ORDERS);
+        run_pass(r, f->s, T0 + DAY + 1, end);
+        assert_int_equal(count(f->path, "SELECT count(*) FROM snapshots"), N_ORDERS);
+        retention_free(r);
+}
+
+static void versions_younger_than_the_cut_stay(void **state)
+{
+        struct fixture *f = *state;
+        struct retention *r = retention_new(DAY, HOUR, 1000);
+
+        fill(f->s);
+        run_pass(r, f->s, T0 + DAY, 0); /* received exactly a day ago: not older */
+        assert_int_equal(count(f->path, "SELECT count(*) FROM snapshots"), 2 * N_ORDERS);
+        retention_free(r);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_setup_teardown(off_is_never_due, setup, teardown),
+            cmocka_unit_test_setup_teardown(
+                a_pass_is_due_at_once_prunes_in_batches_and_gives_the_pages_back, setup, teardown),
+            cmocka_unit_test_setup_teardown(after_a_pass_the_next_is_due_an_interval_later,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(versions_younger_than_the_cut_stay, setup, teardown),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
