@@ -524,8 +524,9 @@ static int sq_lock(struct store_backend *be, long *ret_holder_pid)
         }
         /* the pid is only for the refusal message: a failure to write it is no failure */
         len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-        if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)len, 0) != len)
-                (void)ftruncate(fd, 0);
+        if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)len, 0) != len &&
+            ftruncate(fd, 0) != 0)
+                log_debug("store.lock_pid", "path=%s error=\"%s\"", be->path, strerror(errno));
         be->lock_fd = fd;
         warn_if_open_to_others(be->path);
         return 0;
