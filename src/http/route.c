@@ -5,7 +5,11 @@
  */
 #include "http/route.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "base/xalloc.h"
+#include "store/store.h"
 
 extern const struct http_route route_orders; /* POST /v1/orders: signed snapshots */
 extern const struct http_route route_order;  /* GET  /v1/orders/{id}: one order, admin */
@@ -42,4 +46,27 @@ struct source *http_env_source(const struct http_env *env, const char *name)
                 if (strcmp(env->sources[i]->ops->name, name) == 0)
                         return env->sources[i];
         return NULL;
+}
+
+int http_store_reader_open(const struct http_env *env, void **ret_state)
+{
+        struct http_store_reader *rd = xcalloc(1, sizeof(*rd));
+        int r = store_open(env->cfg->store_path, &rd->store);
+
+        if (r < 0) {
+                free(rd);
+                return r;
+        }
+        pthread_mutex_init(&rd->lock, NULL);
+        *ret_state = rd;
+        return 0;
+}
+
+void http_store_reader_close(void *state)
+{
+        struct http_store_reader *rd = state;
+
+        store_close(rd->store);
+        pthread_mutex_destroy(&rd->lock);
+        free(rd);
 }

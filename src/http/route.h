@@ -12,6 +12,7 @@
  */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -32,6 +33,17 @@ struct http_env {
 /* The running source named `name` (its ops' name), or NULL: a route that feeds a
  * source's hints (Bitrix24's outgoing webhook → the Bitrix24 poller) finds it so. */
 struct source *http_env_source(const struct http_env *env, const char *name);
+
+/* A route's own read connection to the store, one request at a time (the operator's
+ * routes: /v1/orders/{id}, /metrics, the status page): the `open` and `close` of such a
+ * route. Its state is a struct http_store_reader. */
+struct store;
+struct http_store_reader {
+        pthread_mutex_t lock;
+        struct store *store;
+};
+int http_store_reader_open(const struct http_env *env, void **ret_state);
+void http_store_reader_close(void *state);
 
 enum http_body {
         HTTP_BODY_NONE, /* a body, if any, is read and ignored */

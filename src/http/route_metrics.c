@@ -16,12 +16,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/crypto.h>
 
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/metrics.h"
 #include "base/xalloc.h"
+#include "http/auth.h"
 #include "http/route.h"
 #include "queue/sinkstate.h"
 #include "sinks/registry.h"
@@ -85,48 +85,6 @@ static const struct metrics_family build_family = {
     .labels = {"version"},
 };
 
-struct metrics_reader {
-        pthread_mutex_t lock;
-        struct store *store;
-};
-
-static int metrics_open(const struct http_env *env, void **ret_state)
-{
-        struct metrics_reader *rd = xcalloc(1, sizeof(*rd));
-        int r = store_open(env->cfg->store_path, &rd->store);
-
-        if (r < 0) {
-                free(rd);
-                return r;
-        }
-        pthread_mutex_init(&rd->lock, NULL);
-        *ret_state = rd;
-        return 0;
-}
-
-static void metrics_close(void *state)
-{
-        struct metrics_reader *rd = state;
-
-        store_close(rd->store);
-        pthread_mutex_destroy(&rd->lock);
-        free(rd);
-}
-
-static bool bearer_ok(const struct config *cfg, const char *auth)
-{
-        size_t want, got;
-
-        /* the scheme name is case-insensitive (RFC 9110) */
-        if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
-                return false;
-        auth += 7;
-        want = strlen(cfg->admin_token);
-        got = strlen(auth);
-        /* compare in constant time over the expected length */
-        return got == want && CRYPTO_memcmp(auth, cfg->admin_token, want) == 0;
-}
-
 /* One sink's state gauges; false when the store could not be read. */
 static bool collect_sink(struct store *store, const char *sink, int64_t now_ms)
 {
@@ -178,7 +136,7 @@ static void collect(const struct config *cfg, struct store *store)
 
 static int metrics_handle(const struct http_env *env, void *state, struct http_request *rq)
 {
-        struct metrics_reader *rd = state;
+        struct http_store_reader *rd = state;
         struct buf out;
         int r;
 
@@ -188,7 +146,8 @@ static int metrics_handle(const struct http_env *env, void *state, struct http_r
                                 rq, 403, "forbidden", NULL,
                                 "/metrics is served to loopback peers; set [server] "
                                 "admin_token_file to allow others with a bearer token");
-                if (!bearer_ok(env->cfg, http_request_header(rq, "Authorization")))
+                if (http_auth_check(env->cfg->admin_token,
+                                    http_request_header(rq, "Authorization")) != HTTP_AUTH_OK)
                         return http_request_reply(
                                 rq, 401,
                                 "{\"error\":\"unauthorized\",\"field\":\"Authorization\","
@@ -214,7 +173,7 @@ const struct http_route route_metrics = {
     .methods = "GET, HEAD",
     .path = "/metrics",
     .body = HTTP_BODY_NONE,
-    .open = metrics_open,
-    .close = metrics_close,
+    .open = http_store_reader_open,
+    .close = http_store_reader_close,
     .handle = metrics_handle,
 };

@@ -18,37 +18,9 @@
 
 #define PREFIX "/v1/orders/"
 
-struct order_reader {
-        pthread_mutex_t lock;
-        struct store *store;
-};
-
-static int order_open(const struct http_env *env, void **ret_state)
-{
-        struct order_reader *rd = xcalloc(1, sizeof(*rd));
-        int r = store_open(env->cfg->store_path, &rd->store);
-
-        if (r < 0) {
-                free(rd);
-                return r;
-        }
-        pthread_mutex_init(&rd->lock, NULL);
-        *ret_state = rd;
-        return 0;
-}
-
-static void order_close(void *state)
-{
-        struct order_reader *rd = state;
-
-        store_close(rd->store);
-        pthread_mutex_destroy(&rd->lock);
-        free(rd);
-}
-
 static int order_handle(const struct http_env *env, void *state, struct http_request *rq)
 {
-        struct order_reader *rd = state;
+        struct http_store_reader *rd = state;
         const char *id = http_request_path(rq) + strlen(PREFIX);
         size_t n = strlen(id);
         char *json = NULL;
@@ -78,7 +50,7 @@ const struct http_route route_order = {
     .path = PREFIX,
     .prefix = true,
     .body = HTTP_BODY_NONE,
-    .open = order_open,
-    .close = order_close,
+    .open = http_store_reader_open,
+    .close = http_store_reader_close,
     .handle = order_handle,
 };

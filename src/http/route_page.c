@@ -44,34 +44,6 @@ static const char *const PAGE_HEADERS[] = {
     NULL,
 };
 
-struct page_reader {
-        pthread_mutex_t lock;
-        struct store *store;
-};
-
-static int reader_open(const struct http_env *env, void **ret_state)
-{
-        struct page_reader *rd = xcalloc(1, sizeof(*rd));
-        int r = store_open(env->cfg->store_path, &rd->store);
-
-        if (r < 0) {
-                free(rd);
-                return r;
-        }
-        pthread_mutex_init(&rd->lock, NULL);
-        *ret_state = rd;
-        return 0;
-}
-
-static void reader_close(void *state)
-{
-        struct page_reader *rd = state;
-
-        store_close(rd->store);
-        pthread_mutex_destroy(&rd->lock);
-        free(rd);
-}
-
 static int reply_html(struct http_request *rq, unsigned status, struct buf *b)
 {
         int r = http_request_reply_type(rq, status, "text/html; charset=utf-8", b->data ? b->data : "",
@@ -139,7 +111,7 @@ static int read_sinks(struct store *st, struct page_view *v)
 
 /* Everything the page shows, read under the reader's lock: 0, -ENOENT (the order asked
  * for is unknown: the rest is read), or another -errno. */
-static int read_view(struct page_reader *rd, struct page_view *v)
+static int read_view(struct http_store_reader *rd, struct page_view *v)
 {
         char *report = NULL;
         int r;
@@ -174,7 +146,7 @@ static void view_clear(struct page_view *v)
 
 static int page_handle(const struct http_env *env, void *state, struct http_request *rq)
 {
-        struct page_reader *rd = state;
+        struct http_store_reader *rd = state;
         struct page_view v = {.now_ms = clock_wall_ms()};
         const char *order_id = http_request_arg(rq, "order");
         struct buf b;
@@ -209,8 +181,8 @@ const struct http_route route_page = {
     .methods = "GET, HEAD",
     .path = "/",
     .body = HTTP_BODY_NONE,
-    .open = reader_open,
-    .close = reader_close,
+    .open = http_store_reader_open,
+    .close = http_store_reader_close,
     .handle = page_handle,
 };
 
@@ -256,7 +228,7 @@ static bool csrf_ok(const struct http_env *env, struct http_request *rq)
         return ok;
 }
 
-static int retry_run(struct page_reader *rd, struct http_request *rq, const char *order_id,
+static int retry_run(struct http_store_reader *rd, struct http_request *rq, const char *order_id,
                      const char *sink)
 {
         char location[sizeof("/?order=") + SNAPSHOT_ID_MAX];
@@ -320,7 +292,7 @@ const struct http_route route_page_retry = {
     .methods = "POST",
     .path = "/retry",
     .body = HTTP_BODY_FORM,
-    .open = reader_open,
-    .close = reader_close,
+    .open = http_store_reader_open,
+    .close = http_store_reader_close,
     .handle = retry_handle,
 };

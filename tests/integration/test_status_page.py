@@ -141,7 +141,8 @@ class StatusPage(unittest.TestCase):
                  what="three orders in Roistat")
 
         def same():
-            store = self.daemon.counts()["roistat"]
+            states = ("pending", "inflight", "retrying", "waiting", "done", "dead")
+            store = {k: self.daemon.counts()["roistat"][k] for k in states}
             shown = self.counts_on_page(self.page().text, "roistat")
             return (store, shown) if store == shown else None
         store, shown = wait_for(same, what="the page's counts equal to `status --json`")
