@@ -216,7 +216,10 @@ class AbuseCase(unittest.TestCase):
         try:
             tables = [r[0] for r in con.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-            return {t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"'))) for t in tables}
+            rows = {t: sorted(map(repr, con.execute(f'SELECT * FROM "{t}"'))) for t in tables}
+            # /healthz's store probe writes its own meta row (at most every 3 s): not a request's
+            rows["meta"] = [r for r in rows.get("meta", []) if not r.startswith("('health.probe'")]
+            return rows
         finally:
             con.close()
 

@@ -51,7 +51,10 @@ class LongConfigPath(unittest.TestCase):
                 self.assertNotIn(mark, r.stderr)
             self.assertEqual(r.returncode, 1, r.stderr[-2000:])
             lines = r.stderr.splitlines()
-            self.assertEqual(len(lines), 2, r.stderr[-2000:])
+            # two problems, then check's closing line
+            self.assertEqual(len(lines), 3, r.stderr[-2000:])
+            self.assertTrue(lines[2].endswith("/orderbridge.conf: not ok (2 problems, above)"),
+                            lines[2][-80:])
             self.assertTrue(lines[0].startswith("…"), lines[0][:80])
             self.assertTrue(lines[0].endswith(
                 "/orderbridge.conf:2: [server] threads = 100: must be between 1 and 64"),
