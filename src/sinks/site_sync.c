@@ -22,7 +22,7 @@
 const char *site_sync_verdict_name(enum site_sync_verdict v)
 {
         static const char *const names[] = {"in_step", "site_follows", "deal_back", "unmapped",
-                                            "off"};
+                                            "off", "asked"};
 
         return (size_t)v < sizeof(names) / sizeof(names[0]) ? names[v] : "?";
 }
@@ -66,6 +66,7 @@ static int decide(struct store *st, const struct config *cfg, const struct b24_c
 {
         struct site_state want;
         struct store_writes w = {0};
+        bool asked;
         char *text;
         int r;
 
@@ -92,11 +93,9 @@ static int decide(struct store *st, const struct config *cfg, const struct b24_c
                 return r;
         }
         text = want_json(&want, d);
-        store_writes_link(&w, d->order_id, SITE_WANT_LINK, text);
+        r = store_request_once(st, "site", d->order_id, SITE_WANT_LINK, text, now_ms, &asked);
         free(text);
-        r = store_request(st, "site", d->order_id, &w, now_ms);
-        store_writes_clear(&w);
-        *ret = SITE_SYNC_SITE_FOLLOWS;
+        *ret = asked ? SITE_SYNC_SITE_FOLLOWS : SITE_SYNC_ASKED;
         return r;
 }
 

@@ -32,9 +32,10 @@ enum site_sync_verdict {
         SITE_SYNC_DEAL_BACK, /* the site's later state stands: the deal is put back */
         SITE_SYNC_UNMAPPED,  /* the stage has no site status: nothing to do */
         SITE_SYNC_OFF,       /* no site sink in this configuration: nothing to do */
+        SITE_SYNC_ASKED,     /* the site was asked this already (pending, sent or refused) */
 };
 
-/* "in_step", "site_follows", "deal_back", "unmapped", "off": for log lines. */
+/* "in_step", "site_follows", "deal_back", "unmapped", "off", "asked": for log lines. */
 const char *site_sync_verdict_name(enum site_sync_verdict v);
 
 /* Decides and records (one store transaction). 0 and *ret; -ENOENT when the order is

@@ -963,6 +963,28 @@ int store_request(struct store *s, const char *sink, const char *order_id,
         return finish(s, r);
 }
 
+int store_request_once(struct store *s, const char *sink, const char *order_id,
+                       const char *kind, const char *value, int64_t now_ms, bool *ret_asked)
+{
+        const char *held;
+        int r;
+
+        s->err = NULL;
+        *ret_asked = false;
+        if ((r = s->ops->begin(s->be)) < 0)
+                return r;
+        r = s->ops->link_get(s->be, order_id, kind, &held);
+        if (r == 0 && strcmp(held, value) == 0)
+                return finish(s, 0);
+        if (r == 0 || r == -ENOENT)
+                r = request_row(s, sink, order_id, now_ms);
+        if (r == 0)
+                r = s->ops->link_set(s->be, order_id, kind, value);
+        if ((r = finish(s, r)) == 0)
+                *ret_asked = true;
+        return r;
+}
+
 struct orders_walk {
         int (*cb)(void *arg, const struct store_order_view *o);
         void *arg;

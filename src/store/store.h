@@ -226,6 +226,14 @@ int store_retry(struct store *s, const char *sink, const char *order_id, int64_t
 int store_request(struct store *s, const char *sink, const char *order_id,
                   const struct store_writes *writes, int64_t now_ms);
 
+/* store_request for an instruction kept as the link (order_id, kind): asks only when that
+ * link does not hold `value` already, and then records it, in one transaction. The same
+ * instruction seen again (the event and the poll, a redelivered event) changes nothing,
+ * whatever became of it: a refused one stays one dead letter until a new instruction or
+ * `retry`. *ret_asked says which. -ENOENT when the order is unknown. */
+int store_request_once(struct store *s, const char *sink, const char *order_id,
+                       const char *kind, const char *value, int64_t now_ms, bool *ret_asked);
+
 /* An order as a listing shows it. */
 struct store_order_view {
         const char *order_id;

@@ -372,6 +372,13 @@ class TwoWay(Inbound):
         r = self.daemon.cli("status", "503")
         self.assertIn("The order has active payments", r.stdout)
         self.assertIn("409", r.stdout)
+        # the same move seen again (a redelivered event, every poll) is not asked again:
+        # the refusal stays one dead letter until the manager moves the deal or `retry`
+        self.assertEqual(self.deal_event(deal["ID"])[0], 200)
+        self.wait_log("b24.deal_seen order_id=503 deal_id=%s stage=LOSE verdict=asked"
+                      % deal["ID"])
+        self.assertEqual(self.daemon.delivery("503", sink="site")["state"], "dead")
+        self.assertEqual(len(self.site.changes("503")), 1)  # the one refused
         dead = self.daemon.order_state("503")["dead_letters"]
         self.assertEqual([d["sink"] for d in dead], ["site"], dead)
 

@@ -244,6 +244,50 @@ static void an_unknown_order_is_enoent(void **state)
         assert_int_equal(site_sync_deal_seen(f->s, f->cfg, &d, T0, &v), -ENOENT);
 }
 
+static int64_t dead(struct fixture *f, const char *sink)
+{
+        struct store_counts c;
+
+        assert_int_equal(store_counts(f->s, sink, &c), 0);
+        return c.dead;
+}
+
+/* The site refuses the move for good: the site delivery is dead with one dead letter. */
+static void refuse(struct fixture *f)
+{
+        struct store_work *w = NULL;
+        size_t n = 0;
+
+        assert_int_equal(store_take_due(f->s, "site", "t", T0 + 2, 60000, 100, &w, &n), 0);
+        assert_int_equal(n, 1);
+        struct store_result r = {.order_id = w[0].order_id, .rev = w[0].rev,
+                                 .kind = STORE_PERMFAIL, .detail = "HTTP 409 refused"};
+        assert_int_equal(store_record(f->s, "site", "t", &r, 1, NULL, T0 + 3, 1000000), 0);
+        store_work_free(w, n);
+}
+
+/* The event and the poll both see a move, and a refused move is seen again on every poll:
+ * the site is asked once per move, and a refusal stays one dead letter. */
+static void the_same_move_seen_again_asks_the_site_once(void **state)
+{
+        struct fixture *f = *state;
+
+        put(f, "1", 1, "N", "", 1000);
+        settle(f);
+        assert_int_equal(seen(f, "1", "LOSE", 2000), SITE_SYNC_SITE_FOLLOWS);
+        assert_int_equal(seen(f, "1", "LOSE", 2000), SITE_SYNC_ASKED);
+        assert_int_equal(pending(f, "site"), 1);
+        refuse(f);
+        assert_int_equal(dead(f, "site"), 1);
+        assert_int_equal(seen(f, "1", "LOSE", 2000), SITE_SYNC_ASKED);
+        assert_int_equal(pending(f, "site"), 0);
+        assert_int_equal(dead(f, "site"), 1);
+        /* the manager moves the deal again: a new move, asked again */
+        assert_int_equal(seen(f, "1", "LOSE", 2500), SITE_SYNC_SITE_FOLLOWS);
+        assert_int_equal(pending(f, "site"), 1);
+        assert_int_equal(dead(f, "site"), 0);
+}
+
 static void without_a_status_url_the_decision_is_off(void **state)
 {
         struct fixture *f = *state;
@@ -305,6 +349,7 @@ int main(void)
             F(a_tie_or_a_later_site_change_puts_the_deal_back),
             F(a_stage_no_status_leads_to_changes_nothing),
             F(an_unknown_order_is_enoent),
+            F(the_same_move_seen_again_asks_the_site_once),
             F(without_a_status_url_the_decision_is_off),
             cmocka_unit_test_setup_teardown(a_paid_orders_paid_stage_is_in_step_and_site_map_wins,
                                             setup_pipeline, teardown),
