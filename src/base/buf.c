@@ -42,29 +42,36 @@ int buf_append(struct buf *b, const void *data, size_t n)
         return 0;
 }
 
+int buf_vformat(char *small, size_t size, char **ret_text, const char *fmt, va_list ap)
+{
+        va_list again;
+        int n;
+
+        va_copy(again, ap);
+        n = vsnprintf(small, size, fmt, ap);
+        *ret_text = small;
+        if (n >= 0 && (size_t)n >= size) {
+                *ret_text = xmalloc((size_t)n + 1);
+                vsnprintf(*ret_text, (size_t)n + 1, fmt, again);
+        }
+        va_end(again);
+        return n < 0 ? -EINVAL : n;
+}
+
 int buf_printf(struct buf *b, const char *fmt, ...)
 {
-        char small[512], *big = NULL;
+        char small[512], *text;
         va_list ap;
         int n, r;
 
         va_start(ap, fmt);
-        n = vsnprintf(small, sizeof(small), fmt, ap);
+        n = buf_vformat(small, sizeof(small), &text, fmt, ap);
         va_end(ap);
         if (n < 0)
-                return -EINVAL;
-        if ((size_t)n < sizeof(small))
-                return buf_append(b, small, (size_t)n);
-        if (b->toobig || (size_t)n > b->max) {
-                b->toobig = true;
-                return -EMSGSIZE;
-        }
-        big = xmalloc((size_t)n + 1);
-        va_start(ap, fmt);
-        vsnprintf(big, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        r = buf_append(b, big, (size_t)n);
-        free(big);
+                return n;
+        r = buf_append(b, text, (size_t)n);
+        if (text != small)
+                free(text);
         return r;
 }
 

@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -26,6 +27,12 @@ int buf_append(struct buf *b, const void *data, size_t n);
 
 /* Formats and appends (truncating nothing): 0, -EMSGSIZE or -EINVAL. */
 __attribute__((format(printf, 2, 3))) int buf_printf(struct buf *b, const char *fmt, ...);
+
+/* Formats into `small` (of `size` bytes) when the text fits, else into a new heap string:
+ * the text's length, *ret_text = small or the heap copy (free it when it is not small);
+ * -EINVAL on a format error. The one stack-then-heap formatter (buf_printf, html_textf). */
+__attribute__((format(printf, 4, 0))) int buf_vformat(char *small, size_t size, char **ret_text,
+                                                      const char *fmt, va_list ap);
 
 /* Empties the buffer but keeps its memory. */
 void buf_reset(struct buf *b);

@@ -69,21 +69,15 @@ int html_text(struct buf *b, const char *text)
 
 int html_textf(struct buf *b, const char *fmt, ...)
 {
-        char small[256], *text = small;
+        char small[256], *text;
         va_list ap;
         int n, r;
 
         va_start(ap, fmt);
-        n = vsnprintf(small, sizeof(small), fmt, ap);
+        n = buf_vformat(small, sizeof(small), &text, fmt, ap);
         va_end(ap);
         if (n < 0)
-                return -EINVAL;
-        if ((size_t)n >= sizeof(small)) {
-                text = xmalloc((size_t)n + 1);
-                va_start(ap, fmt);
-                vsnprintf(text, (size_t)n + 1, fmt, ap);
-                va_end(ap);
-        }
+                return n;
         r = html_text(b, text);
         if (text != small)
                 free(text);

@@ -340,6 +340,21 @@ static const char *col_text(sqlite3_stmt *st, int i)
 static int get_int(struct store_backend *be, enum query q, int64_t a, int64_t b, int64_t none,
                    int64_t *ret);
 
+/* The one integer a bound statement answers (no row or NULL: `none`); resets it. */
+static int one_int(sqlite3_stmt *st, int64_t none, int64_t *ret)
+{
+        int rc = sqlite3_step(st);
+
+        if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+                *ret = sqlite3_column_int64(st, 0);
+        else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+                *ret = none;
+        sqlite3_reset(st);
+        if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+                return 0;
+        return sql_errno(rc) ? sql_errno(rc) : -EIO;
+}
+
 static int exec(struct store_backend *be, const char *sql)
 {
         return sql_errno(sqlite3_exec(be->db, sql, NULL, NULL, NULL));
@@ -918,19 +933,11 @@ static int sq_delivery_due(struct store_backend *be, const char *sink, int64_t n
 static int sq_delivery_next(struct store_backend *be, const char *sink, int64_t *ret_min)
 {
         sqlite3_stmt *st = stmt(be, Q_DELIVERY_NEXT);
-        int rc, r = 0;
 
         if (!st)
                 return -EIO;
         bind_text(st, 1, sink);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                *ret_min = sqlite3_column_type(st, 0) == SQLITE_NULL ? STORE_NEVER
-                                                                     : sqlite3_column_int64(st, 0);
-        else
-                r = sql_errno(rc);
-        sqlite3_reset(st);
-        return r;
+        return one_int(st, STORE_NEVER, ret_min);
 }
 
 static int count_row(sqlite3_stmt *st, void *ctx)
@@ -961,35 +968,18 @@ static int sq_delivery_count(struct store_backend *be, const char *sink,
 static int sq_delivery_oldest(struct store_backend *be, const char *sink, int64_t *ret_min)
 {
         sqlite3_stmt *st = stmt(be, Q_DELIVERY_OLDEST);
-        int rc, r = 0;
 
         if (!st)
                 return -EIO;
         bind_text(st, 1, sink);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                *ret_min = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0
-                                                                     : sqlite3_column_int64(st, 0);
-        else
-                r = sql_errno(rc);
-        sqlite3_reset(st);
-        return r;
+        return one_int(st, 0, ret_min);
 }
 
 static int sq_size(struct store_backend *be, int64_t *ret_bytes)
 {
         sqlite3_stmt *st = stmt(be, Q_SIZE);
-        int rc, r = 0;
 
-        if (!st)
-                return -EIO;
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                *ret_bytes = sqlite3_column_int64(st, 0);
-        else
-                r = sql_errno(rc);
-        sqlite3_reset(st);
-        return r;
+        return st ? one_int(st, 0, ret_bytes) : -EIO;
 }
 
 static int name_row(sqlite3_stmt *st, void *ctx)
@@ -1159,20 +1149,12 @@ static int get_int(struct store_backend *be, enum query q, int64_t a, int64_t b,
                    int64_t *ret)
 {
         sqlite3_stmt *st = stmt(be, q);
-        int rc, r = 0;
 
         if (!st)
                 return -EIO;
         sqlite3_bind_int64(st, 1, a);
         sqlite3_bind_int64(st, 2, b);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                *ret = sqlite3_column_type(st, 0) == SQLITE_NULL ? none
-                                                                 : sqlite3_column_int64(st, 0);
-        else
-                r = sql_errno(rc);
-        sqlite3_reset(st);
-        return r;
+        return one_int(st, none, ret);
 }
 
 /* One window of a retention walk: the rows after `after`, at most `limit`, by id. */

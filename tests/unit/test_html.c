@@ -70,6 +70,27 @@ static void a_text_past_the_cap_marks_the_buffer(void **state)
         assert_null(escaped("<<<<<<<<", 10));
 }
 
+/* html_textf formats first, on the stack or (past 256 bytes) the heap, then escapes. */
+static void a_formatted_text_is_escaped_short_or_long(void **state)
+{
+        char long_name[600];
+        struct buf b;
+
+        (void)state;
+        memset(long_name, '<', sizeof(long_name) - 1);
+        long_name[sizeof(long_name) - 1] = '\0';
+        buf_init(&b, 1 << 16);
+        assert_int_equal(html_textf(&b, "%s=%d", "a&b", 7), 0);
+        assert_string_equal(b.data, "a&amp;b=7");
+        buf_reset(&b);
+        assert_int_equal(html_textf(&b, "[%s]", long_name), 0);
+        assert_int_equal(b.len, 2 + 4 * (sizeof(long_name) - 1));
+        assert_int_equal(b.data[0], '[');
+        assert_memory_equal(b.data + 1, "&lt;&lt;", 8);
+        assert_int_equal(b.data[b.len - 1], ']');
+        buf_free(&b);
+}
+
 static void a_null_text_appends_nothing(void **state)
 {
         char *s = escaped(NULL, 100);
@@ -110,6 +131,7 @@ int main(void)
             cmocka_unit_test(a_long_text_is_escaped_whole_across_chunks),
             cmocka_unit_test(a_text_past_the_cap_marks_the_buffer),
             cmocka_unit_test(a_null_text_appends_nothing),
+            cmocka_unit_test(a_formatted_text_is_escaped_short_or_long),
             cmocka_unit_test(only_the_token_is_the_admin),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
