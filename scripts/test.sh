@@ -98,7 +98,7 @@ if [ -x tests/site/run.sh ]; then
 	count site "$logs/site" $rc
 fi
 
-echo "== package (meson install, man pages, the .deb built, installed and purged)"
+echo "== package (meson install, man pages, the .deb built, installed, run under systemd, purged)"
 python3 tests/package/test_package.py --build "$build" >"$logs/package" 2>&1
 rc=$?
 [ $rc -ne 0 ] && grep -E -A20 '^(FAIL|ERROR):' "$logs/package" | head -n 120
