@@ -4,6 +4,7 @@ and against what the test did."""
 import socket
 import subprocess
 import sys
+import time
 import unittest
 import urllib.request
 
@@ -74,6 +75,41 @@ class Metrics(DaemonCase):
         for secret in ("mx-77", "900 123", "9001234567", self.roistat.key, self.daemon.admin_token,
                        self.daemon.secret):
             self.assertNotIn(secret, text)
+
+    def test_a_dead_letter_a_refused_key_and_the_oldest_owed_age(self):
+        """The failure side: a refusal counted as a dead letter, a refused key as
+        paused{reason="auth"}, and the order it leaves owed as its age, each against the
+        store."""
+        db = self.daemon.db
+        self.roistat.fault("error400", count=1)
+        self.assertEqual(self.daemon.post(order("mx-dead"))[0], 202)
+        wait_for(lambda: (self.daemon.delivery("mx-dead") or {}).get("state") == "dead",
+                 what="mx-dead dead")
+        self.roistat.fault("answer_error", error="authentication_failed",
+                           description="Invalid API key")
+        self.assertEqual(self.daemon.post(order("mx-owed"))[0], 202)
+
+        def paused():
+            m = samples(self.scrape()[2])
+            return m[("orderbridge_sink_paused", (("reason", "auth"), ("sink", "roistat")))] == 1 and m
+        m = wait_for(paused, what="paused{reason=auth} 1")
+        self.assertEqual(m[("orderbridge_sink_paused", (("reason", "remote"), ("sink", "roistat")))], 0)
+        dead = query(db, "SELECT count(*) FROM deliveries WHERE sink='roistat' AND state='dead'")[0][0]
+        self.assertEqual(dead, 1)
+        self.assertEqual(m[("orderbridge_dead_letters", (("sink", "roistat"),))], dead)
+        self.assertEqual(m[("orderbridge_deliveries", (("sink", "roistat"), ("state", "dead")))], dead)
+        self.assertEqual(m[("orderbridge_deliveries", (("sink", "roistat"), ("state", "done")))], 0)
+        owed = query(db, "SELECT count(*) FROM deliveries WHERE sink='roistat' AND "
+                         "state IN ('pending','inflight','retrying','waiting')")[0][0]
+        self.assertEqual(owed, 1)
+        time.sleep(1.2)
+        age = samples(self.scrape()[2])[("orderbridge_delivery_oldest_pending_age_seconds",
+                                          (("sink", "roistat"),))]
+        self.assertGreaterEqual(age, 1.0)
+        self.assertLess(age, 60)
+        self.assertGreaterEqual(m[("orderbridge_delivery_attempts_total",
+                                   (("outcome", "permfail"), ("sink", "roistat")))], 1)
+        self.roistat.fault("none")
 
     def test_a_peer_not_on_loopback_needs_the_token(self):
         addr = other_address()
