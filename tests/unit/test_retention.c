@@ -167,6 +167,41 @@ static void versions_younger_than_the_cut_stay(void **state)
         retention_free(r);
 }
 
+/* Day after day every order gets a new version and the pass runs with two days kept: the
+ * store holds two versions an order and its pages stop growing once the first old ones go
+ * (the file does not grow without bound; no-retention would hold a version a day). */
+static void day_after_day_the_store_stays_the_same_size(void **state)
+{
+        struct fixture *f = *state;
+        struct retention *r = retention_new(2 * DAY, HOUR, 1000);
+        char json[2100], id[32];
+        int64_t pages[10];
+
+        memset(json, 'y', sizeof(json) - 1);
+        json[sizeof(json) - 1] = '\0';
+        for (int day = 0; day < 10; day++) {
+                for (int i = 0; i < N_ORDERS; i++) {
+                        struct store_put p = {.site = "s", .json = json, .has_version = true,
+                                              .version = day + 1, .source = "import"};
+                        snprintf(id, sizeof(id), "o%d", i);
+                        p.order_id = id;
+                        assert_int_equal(store_put(f->s, &p, 1, T0 + day * DAY), 0);
+                }
+                run_pass(r, f->s, T0 + day * DAY + 1, (int64_t)(day + 1) * 2 * HOUR);
+                assert_int_equal(count(f->path, "SELECT count(*) FROM snapshots"),
+                                 (day < 1 ? 1 : 2) * N_ORDERS);
+                assert_int_equal(count(f->path, "SELECT min(version) FROM snapshots"),
+                                 day < 1 ? 1 : day);
+                assert_int_equal(count(f->path, "PRAGMA freelist_count"), 0);
+                pages[day] = count(f->path, "PRAGMA page_count");
+        }
+        for (int day = 4; day < 10; day++)
+                assert_true(pages[day] <= pages[3] + 4);
+        /* two versions of 60 orders at ~2 KiB (a page each at least), not ten */
+        assert_true(pages[9] < 4 * N_ORDERS);
+        retention_free(r);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -176,6 +211,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(after_a_pass_the_next_is_due_an_interval_later,
                                             setup, teardown),
             cmocka_unit_test_setup_teardown(versions_younger_than_the_cut_stay, setup, teardown),
+            cmocka_unit_test_setup_teardown(day_after_day_the_store_stays_the_same_size, setup,
+                                            teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
