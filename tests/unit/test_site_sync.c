@@ -121,12 +121,17 @@ static enum site_sync_verdict seen(struct fixture *f, const char *id, const char
         return v;
 }
 
-static int64_t pending(struct fixture *f, const char *sink)
+static struct store_counts counts(struct fixture *f, const char *sink)
 {
         struct store_counts c;
 
         assert_int_equal(store_counts(f->s, sink, &c), 0);
-        return c.pending;
+        return c;
+}
+
+static int64_t pending(struct fixture *f, const char *sink)
+{
+        return counts(f, sink).pending;
 }
 
 /* Marks every delivery of both sinks done, as after a quiet queue. */
@@ -246,10 +251,7 @@ static void an_unknown_order_is_enoent(void **state)
 
 static int64_t dead(struct fixture *f, const char *sink)
 {
-        struct store_counts c;
-
-        assert_int_equal(store_counts(f->s, sink, &c), 0);
-        return c.dead;
+        return counts(f, sink).dead;
 }
 
 /* The site refuses the move for good: the site delivery is dead with one dead letter. */
