@@ -216,7 +216,9 @@ int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char
         d.env = (struct http_env){.cfg = cfg,
                                   .intake = d.in,
                                   .sources = d.sources,
-                                  .n_sources = d.n_sources};
+                                  .n_sources = d.n_sources,
+                                  .sinks = d.sinks,
+                                  .n_sinks = d.n_sinks};
         r = http_server_start(&d.env, &d.srv);
         if (r < 0) {
                 log_err("serve.failed", "what=listen listen=%s error=\"%s\"", cfg->listen,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/xalloc.h"
+#include "queue/dispatch.h"
 #include "store/store.h"
 
 extern const struct http_route route_orders; /* POST /v1/orders: signed snapshots */
@@ -46,6 +47,13 @@ struct source *http_env_source(const struct http_env *env, const char *name)
                 if (strcmp(env->sources[i]->ops->name, name) == 0)
                         return env->sources[i];
         return NULL;
+}
+
+void http_env_wake(const struct http_env *env, const char *name)
+{
+        for (size_t i = 0; i < env->n_sinks; i++)
+                if (strcmp(dispatch_sink(env->sinks[i]), name) == 0)
+                        dispatch_wake(env->sinks[i]);
 }
 
 int http_store_reader_open(const struct http_env *env, void **ret_state)

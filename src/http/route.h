@@ -20,6 +20,7 @@
 #include "queue/intake.h"
 #include "sources/source.h"
 
+struct dispatch;
 struct http_request; /* one request: valid from the route's `handle` to its answer */
 
 /* What every route may use; it outlives the server. */
@@ -28,11 +29,17 @@ struct http_env {
         struct intake *intake;
         struct source *const *sources; /* the daemon's running sources */
         size_t n_sources;
+        struct dispatch *const *sinks; /* the daemon's running dispatchers */
+        size_t n_sinks;
 };
 
 /* The running source named `name` (its ops' name), or NULL: a route that feeds a
  * source's hints (Bitrix24's outgoing webhook → the Bitrix24 poller) finds it so. */
 struct source *http_env_source(const struct http_env *env, const char *name);
+
+/* Wakes the dispatcher of sink `name`, if it runs: a route that made work due (the status
+ * page's Retry) has it picked up now, not at the next poll. */
+void http_env_wake(const struct http_env *env, const char *name);
 
 /* A route's own read connection to the store, one request at a time (the operator's
  * routes: /v1/orders/{id}, /metrics, the status page): the `open` and `close` of such a

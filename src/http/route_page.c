@@ -228,8 +228,8 @@ static bool csrf_ok(const struct http_env *env, struct http_request *rq)
         return ok;
 }
 
-static int retry_run(struct http_store_reader *rd, struct http_request *rq, const char *order_id,
-                     const char *sink)
+static int retry_run(const struct http_env *env, struct http_store_reader *rd,
+                     struct http_request *rq, const char *order_id, const char *sink)
 {
         char location[sizeof("/?order=") + SNAPSHOT_ID_MAX];
         const char *headers[sizeof(PAGE_HEADERS) / sizeof(PAGE_HEADERS[0]) + 2];
@@ -246,6 +246,8 @@ static int retry_run(struct http_store_reader *rd, struct http_request *rq, cons
         if (r < 0)
                 return reply_error(rq, 503, NULL, "the store cannot be written; try again");
         log_info("page.retry", "order_id=%s sink=%s moved=%d", order_id, sink, r);
+        if (r > 0)
+                http_env_wake(env, sink);
         snprintf(location, sizeof(location), "/?order=%s", order_id);
         headers[n++] = "Location";
         headers[n++] = location;
@@ -281,7 +283,7 @@ static int retry_handle(const struct http_env *env, void *state, struct http_req
                 r = reply_error(rq, 400, "sink", msg);
                 goto out;
         }
-        r = retry_run(state, rq, order_id, sink);
+        r = retry_run(env, state, rq, order_id, sink);
 out:
         free(order_id);
         free(sink);

@@ -449,6 +449,11 @@ int dispatch_recover(const struct config *cfg, struct store **ret_lock, long *re
         return 0;
 }
 
+const char *dispatch_sink(const struct dispatch *d)
+{
+        return d->ops->name;
+}
+
 void dispatch_wake(struct dispatch *d)
 {
         if (!d)

@@ -28,5 +28,8 @@ int dispatch_start(const struct config *cfg, const struct sink_ops *ops, void *c
 /* Something new may be due: look now. Safe from any thread. */
 void dispatch_wake(struct dispatch *d);
 
+/* The sink's name (its ops' name). */
+const char *dispatch_sink(const struct dispatch *d);
+
 /* Stops the thread (an in-flight request is finished or times out) and frees. */
 struct dispatch *dispatch_stop(struct dispatch *d);

@@ -35,7 +35,10 @@ class StatusPage(unittest.TestCase):
         cls.wd = Workdir()
         try:
             cls.roistat = Roistat(cls.wd.path)
-            cls.daemon = Daemon(cls.wd.path, roistat=cls.roistat).start()
+            # a poll a minute: what the tests see delivered within seconds after Retry, the
+            # page's wake-up of the dispatcher sent
+            cls.daemon = Daemon(cls.wd.path, roistat=cls.roistat,
+                                sections={"delivery": {"poll_interval_ms": "60000"}}).start()
         except BaseException:
             cls.wd.cleanup()
             raise
@@ -185,7 +188,8 @@ class StatusPage(unittest.TestCase):
         a = self.post_retry({"order": "dl1", "sink": "roistat", "csrf": csrf})
         self.assertEqual(a.status, 303, a)
         self.assertEqual(a.headers["location"], "/?order=dl1")
-        wait_for(lambda: "dl1" in self.roistat.orders(), what="dl1 delivered after the retry")
+        wait_for(lambda: "dl1" in self.roistat.orders(), timeout=10,
+                 what="dl1 delivered after the retry, long before the next poll")
         wait_for(lambda: self.daemon.delivery("dl1")["state"] == "done", what="dl1 done")
         text = self.page("?order=dl1").text
         self.assertIn('<tr id="delivery-roistat" data-state="done">', text)
