@@ -11,9 +11,9 @@ libjansson-dev libsqlite3-dev libinih-dev libssl-dev libcmocka-dev libsystemd-de
 # libfaketime steps the wall clock under the daemon (test_defects.ClockStepBack)
 # python3-prometheus-client parses /metrics as Prometheus would (test_operator.Metrics);
 # systemd gives systemd-analyze (the unit's exposure score); debhelper, dpkg-dev and
-# fakeroot build the .deb (tests/package.sh)
+# fakeroot build the .deb, lintian checks it (tests/package/test_package.py)
 [ "${1:-}" = test ] && pkgs="$pkgs clang libclang-rt-14-dev valgrind libfaketime
-python3-prometheus-client systemd debhelper dpkg-dev fakeroot"
+python3-prometheus-client systemd debhelper dpkg-dev fakeroot lintian"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -210,6 +210,15 @@ class Deb(unittest.TestCase):
         self.assertFalse([p for p in paths if p.startswith("/etc/orderbridge/")],
                          "the package must not own the operator's configuration")
 
+    def test_lintian_finds_no_error_and_no_warning(self):
+        r = subprocess.run(["lintian", "--pedantic", "--tag-display-limit", "0", self.deb],
+                           capture_output=True, text=True)
+        tags = [l for l in r.stdout.splitlines() if re.match(r"[EWIPX]: ", l)]
+        self.assertEqual([t for t in tags if t[0] in "EW"], [], r.stdout + r.stderr)
+        # what is left is told, not failed: a systemd-only daemon has no init.d script
+        for t in tags:
+            print("\n  lintian: " + t, end="", file=sys.stderr)
+
     def test_extracted_binary_prints_the_version_of_the_package(self):
         x = os.path.join(WORK, "x")
         run("dpkg-deb", "-x", self.deb, x)
