@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
-
 #include "queue/retention.h"
 #include "store/store.h"
+
+#include "sqlite_peek.h"
 
 #define T0 1773385200000LL
 #define DAY (24LL * 3600 * 1000)
@@ -59,21 +59,6 @@ static int teardown(void **state)
         return 0;
 }
 
-static int64_t count(const char *path, const char *sql)
-{
-        sqlite3 *db;
-        sqlite3_stmt *st;
-        int64_t v = -1;
-
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-        if (sqlite3_step(st) == SQLITE_ROW)
-                v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return v;
-}
-
 /* N_ORDERS orders, each in two versions of about 2 KiB received at T0 (no sinks: nothing
  * is owed, so every superseded version may go). */
 static void fill(struct store *s)
@@ -113,7 +98,7 @@ static void off_is_never_due(void **state)
         fill(f->s);
         assert_true(retention_due_at(r) == INT64_MAX);
         assert_int_equal(retention_step(r, f->s, T0 + 365 * DAY, 0), 0);
-        assert_int_equal(count(f->path, "SELECT count(*) FROM snapshots"), 2 * N_ORDERS);
+        assert_int_equal(sqlite_peek_int(f->path, "SELECT count(*) FROM snapshots"), 2 * N_ORDERS);
         retention_free(r);
 }
 
@@ -125,16 +110,16 @@ static void a_pass_is_due_at_once_prunes_in_batches_and_gives_the_pages_back(voi
         int steps;
 
         fill(f->s);
-        pages = count(f->path, "PRAGMA page_count");
+        pages = sqlite_peek_int(f->path, "PRAGMA page_count");
         assert_int_equal(retention_due_at(r), 0);
         steps = run_pass(r, f->s, T0 + DAY + 1, 5000);
         /* 120 history rows in windows of 10, the end, no attempts; then pages 10 a step */
         assert_true(steps >= 12 + 1 + 1 + N_ORDERS / 10);
-        assert_int_equal(count(f->path, "SELECT count(*) FROM snapshots"), N_ORDERS);
-        assert_int_equal(count(f->path, "SELECT min(version) FROM snapshots"), 2);
-        assert_int_equal(count(f->path, "PRAGMA freelist_count"), 0);
+        assert_int_equal(sqlite_peek_int(f->path, "SELECT count(*) FROM snapshots"), N_ORDERS);
+        assert_int_equal(sqlite_peek_int(f->path, "SELECT min(version) FROM snapshots"), 2);
+        assert_int_equal(sqlite_peek_int(f->path, "PRAGMA freelist_count"), 0);
         /* each of the 60 versions gone took at least one page */
-        assert_true(count(f->path, "PRAGMA page_count") <= pages - N_ORDERS);
+        assert_true(sqlite_peek_int(f->path, "PRAGMA page_count") <= pages - N_ORDERS);
         retention_free(r);
 }
 
@@ -150,9 +135,9 @@ static void after_a_pass_the_next_is_due_an_interval_later(void **state)
         assert_int_equal(retention_step(r, f->s, T0, end - 1), 0);
         /* what is old by then goes at the next pass, not before */
         fill(f->s);
-        assert_int_equal(count(f->path, "SELECT count(*) FROM snapshots"), 2 * N_ORDERS);
+        assert_int_equal(sqlite_peek_int(f->path, "SELECT count(*) FROM snapshots"), 2 * N_ORDERS);
         run_pass(r, f->s, T0 + DAY + 1, end);
-        assert_int_equal(count(f->path, "SELECT count(*) FROM snapshots"), N_ORDERS);
+        assert_int_equal(sqlite_peek_int(f->path, "SELECT count(*) FROM snapshots"), N_ORDERS);
         retention_free(r);
 }
 
@@ -163,7 +148,7 @@ static void versions_younger_than_the_cut_stay(void **state)
 
         fill(f->s);
         run_pass(r, f->s, T0 + DAY, 0); /* received exactly a day ago: not older */
-        assert_int_equal(count(f->path, "SELECT count(*) FROM snapshots"), 2 * N_ORDERS);
+        assert_int_equal(sqlite_peek_int(f->path, "SELECT count(*) FROM snapshots"), 2 * N_ORDERS);
         retention_free(r);
 }
 
@@ -188,12 +173,12 @@ static void day_after_day_the_store_stays_the_same_size(void **state)
                         assert_int_equal(store_put(f->s, &p, 1, T0 + day * DAY), 0);
                 }
                 run_pass(r, f->s, T0 + day * DAY + 1, (int64_t)(day + 1) * 2 * HOUR);
-                assert_int_equal(count(f->path, "SELECT count(*) FROM snapshots"),
+                assert_int_equal(sqlite_peek_int(f->path, "SELECT count(*) FROM snapshots"),
                                  (day < 1 ? 1 : 2) * N_ORDERS);
-                assert_int_equal(count(f->path, "SELECT min(version) FROM snapshots"),
+                assert_int_equal(sqlite_peek_int(f->path, "SELECT min(version) FROM snapshots"),
                                  day < 1 ? 1 : day);
-                assert_int_equal(count(f->path, "PRAGMA freelist_count"), 0);
-                pages[day] = count(f->path, "PRAGMA page_count");
+                assert_int_equal(sqlite_peek_int(f->path, "PRAGMA freelist_count"), 0);
+                pages[day] = sqlite_peek_int(f->path, "PRAGMA page_count");
         }
         for (int day = 4; day < 10; day++)
                 assert_true(pages[day] <= pages[3] + 4);

@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "sqlite_peek.h"
 #include "store_suite.h"
 
 #define LATEST 7 /* the schema version this orderbridge writes */
@@ -230,21 +231,6 @@ static const char rows_v3[] =
     "INSERT INTO links VALUES ('d','b24.deal','9001');"
     "INSERT INTO meta VALUES ('roistat.statuses_sha256','abc');";
 
-static int user_version(const char *path)
-{
-        sqlite3 *db;
-        sqlite3_stmt *st;
-        int v = -1;
-
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
-        if (sqlite3_step(st) == SQLITE_ROW)
-                v = sqlite3_column_int(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return v;
-}
-
 static void a_store_written_by_the_previous_version_opens_and_keeps_working(void **state)
 {
         static const char *const sinks[] = {SINK};
@@ -263,11 +249,11 @@ static void a_store_written_by_the_previous_version_opens_and_keeps_working(void
         assert_int_equal(sqlite3_exec(db, schema_v3, NULL, NULL, NULL), SQLITE_OK);
         assert_int_equal(sqlite3_exec(db, rows_v3, NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);
-        assert_int_equal(user_version(path), 3);
+        assert_int_equal(sqlite_peek_int(path, "PRAGMA user_version"), 3);
 
         assert_int_equal(store_open(path, &s), 0);
         store_set_sinks(s, sinks, 1);
-        assert_int_equal(user_version(path), LATEST);
+        assert_int_equal(sqlite_peek_int(path, "PRAGMA user_version"), LATEST);
         c = store_fixture_counts(s);
         assert_int_equal(c.pending + c.inflight + c.retrying + c.done + c.dead, 5);
         assert_int_equal(c.inflight, 1);
@@ -320,23 +306,6 @@ static void a_store_written_by_the_previous_version_opens_and_keeps_working(void
 
 /* ---- retention: freeing pages ---- */
 
-static int64_t file_pragma(const char *path, const char *pragma)
-{
-        char sql[64];
-        sqlite3 *db;
-        sqlite3_stmt *st;
-        int64_t v = -1;
-
-        snprintf(sql, sizeof(sql), "PRAGMA %s", pragma);
-        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-        if (sqlite3_step(st) == SQLITE_ROW)
-                v = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        sqlite3_close(db);
-        return v;
-}
-
 static void a_new_file_gives_pruned_pages_back_when_compacted(void **state)
 {
         struct store_fixture *f = *state;
@@ -345,7 +314,7 @@ static void a_new_file_gives_pruned_pages_back_when_compacted(void **state)
         int64_t before = 0, after = 0, freed = 0;
         int r;
 
-        assert_int_equal(file_pragma(f->location, "auto_vacuum"), 2); /* INCREMENTAL */
+        assert_int_equal(sqlite_peek_int(f->location, "PRAGMA auto_vacuum"), 2); /* INCREMENTAL */
         store_set_sinks(f->s, NULL, 0);
         memset(json, 'x', sizeof(json) - 1);
         json[sizeof(json) - 1] = '\0';
@@ -364,14 +333,14 @@ static void a_new_file_gives_pruned_pages_back_when_compacted(void **state)
         assert_int_equal(r, 0);
         assert_int_equal(p.versions, 200);
         /* 200 versions of 2 KiB: at least 100 pages are free, and the file still holds them */
-        assert_true(file_pragma(f->location, "freelist_count") >= 100);
+        assert_true(sqlite_peek_int(f->location, "PRAGMA freelist_count") >= 100);
         assert_int_equal(store_size(f->s, &before), 0);
         assert_int_equal(store_compact(f->s, 10, &freed), 0);
         assert_int_equal(freed, 10 * 4096); /* no more than asked */
         do
                 assert_int_equal(store_compact(f->s, 1000, &freed), 0);
         while (freed > 0);
-        assert_int_equal(file_pragma(f->location, "freelist_count"), 0);
+        assert_int_equal(sqlite_peek_int(f->location, "PRAGMA freelist_count"), 0);
         assert_int_equal(store_size(f->s, &after), 0);
         assert_true(before - after >= 100 * 4096);
 }
@@ -388,14 +357,14 @@ static void a_file_made_without_incremental_vacuum_is_converted_once_under_the_l
         assert_int_equal(sqlite3_exec(db, "PRAGMA auto_vacuum=NONE; VACUUM;", NULL, NULL, NULL),
                          SQLITE_OK);
         sqlite3_close(db);
-        assert_int_equal(file_pragma(f->location, "auto_vacuum"), 0);
+        assert_int_equal(sqlite_peek_int(f->location, "PRAGMA auto_vacuum"), 0);
         store_fixture_reopen(f);
         /* opening alone changes nothing; converting needs the server lock */
-        assert_int_equal(file_pragma(f->location, "auto_vacuum"), 0);
+        assert_int_equal(sqlite_peek_int(f->location, "PRAGMA auto_vacuum"), 0);
         assert_int_equal(store_compact_enable(f->s), -ENOLCK);
         assert_int_equal(store_lock(f->s, &pid), 0);
         assert_int_equal(store_compact_enable(f->s), 1);
-        assert_int_equal(file_pragma(f->location, "auto_vacuum"), 2);
+        assert_int_equal(sqlite_peek_int(f->location, "PRAGMA auto_vacuum"), 2);
         assert_int_equal(store_compact_enable(f->s), 0);
 }
 
