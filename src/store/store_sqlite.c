@@ -140,7 +140,6 @@ enum query {
         Q_HISTORY_PRUNE,
         Q_ATTEMPT_LAST,
         Q_ATTEMPT_PRUNE,
-        Q_PAGE_COUNT,
         Q_AUTO_VACUUM,
         N_QUERIES,
 };
@@ -246,8 +245,6 @@ static const char *const queries[N_QUERIES] = {
     [Q_ATTEMPT_PRUNE] = "DELETE FROM attempts WHERE id>?2 AND id<=?3 AND at<?1 "
                         "AND EXISTS(SELECT 1 FROM attempts b WHERE b.order_id=attempts.order_id "
                         "AND b.sink=attempts.sink AND b.id>attempts.id)",
-    [Q_PAGE_COUNT] = "SELECT page_count, page_size FROM pragma_page_count(), "
-                     "pragma_page_size()",
     [Q_AUTO_VACUUM] = "SELECT auto_vacuum FROM pragma_auto_vacuum()",
 };
 
@@ -337,9 +334,6 @@ static const char *col_text(sqlite3_stmt *st, int i)
         return (const char *)sqlite3_column_text(st, i);
 }
 
-static int get_int(struct store_backend *be, enum query q, int64_t a, int64_t b, int64_t none,
-                   int64_t *ret);
-
 /* The one integer a bound statement answers (no row or NULL: `none`); resets it. */
 static int one_int(sqlite3_stmt *st, int64_t none, int64_t *ret)
 {
@@ -353,6 +347,26 @@ static int one_int(sqlite3_stmt *st, int64_t none, int64_t *ret)
         if (rc == SQLITE_ROW || rc == SQLITE_DONE)
                 return 0;
         return sql_errno(rc) ? sql_errno(rc) : -EIO;
+}
+
+/* The one integer a query answers (NULL: `none`). */
+static int get_int(struct store_backend *be, enum query q, int64_t a, int64_t b, int64_t none,
+                   int64_t *ret)
+{
+        sqlite3_stmt *st = stmt(be, q);
+
+        if (!st)
+                return -EIO;
+        sqlite3_bind_int64(st, 1, a);
+        sqlite3_bind_int64(st, 2, b);
+        return one_int(st, none, ret);
+}
+
+static int sq_size(struct store_backend *be, int64_t *ret_bytes)
+{
+        sqlite3_stmt *st = stmt(be, Q_SIZE);
+
+        return st ? one_int(st, 0, ret_bytes) : -EIO;
 }
 
 static int exec(struct store_backend *be, const char *sql)
@@ -474,8 +488,8 @@ static int sq_open(const char *location, struct store_backend **ret)
                 /* a new (empty) file frees pages on request (store_compact); this must come
                  * before its first table. Not on an existing one: there the pragma may write
                  * the header, and a reader must not wait for the write lock to open */
-                int64_t pages = -1;
-                if ((r = get_int(be, Q_PAGE_COUNT, 0, 0, -1, &pages)) == 0 && pages == 0)
+                int64_t bytes = -1;
+                if ((r = sq_size(be, &bytes)) == 0 && bytes == 0)
                         r = exec(be, "PRAGMA auto_vacuum=INCREMENTAL");
                 if (r == 0 && (r = exec(be, "PRAGMA journal_mode=WAL")) == 0 &&
                     (r = exec(be, "PRAGMA synchronous=FULL")) == 0 &&
@@ -975,13 +989,6 @@ static int sq_delivery_oldest(struct store_backend *be, const char *sink, int64_
         return one_int(st, 0, ret_min);
 }
 
-static int sq_size(struct store_backend *be, int64_t *ret_bytes)
-{
-        sqlite3_stmt *st = stmt(be, Q_SIZE);
-
-        return st ? one_int(st, 0, ret_bytes) : -EIO;
-}
-
 static int name_row(sqlite3_stmt *st, void *ctx)
 {
         struct walk_ctx *w = ctx;
@@ -1144,19 +1151,6 @@ static int sq_meta_set(struct store_backend *be, const char *key, const char *va
         return run(be, st);
 }
 
-/* The one integer a query answers (NULL: `none`). */
-static int get_int(struct store_backend *be, enum query q, int64_t a, int64_t b, int64_t none,
-                   int64_t *ret)
-{
-        sqlite3_stmt *st = stmt(be, q);
-
-        if (!st)
-                return -EIO;
-        sqlite3_bind_int64(st, 1, a);
-        sqlite3_bind_int64(st, 2, b);
-        return one_int(st, none, ret);
-}
-
 /* One window of a retention walk: the rows after `after`, at most `limit`, by id. */
 static int prune_window(struct store_backend *be, enum query last_q, enum query prune_q,
                         int64_t before_ms, int64_t after, size_t limit, int64_t *ret_last)
@@ -1197,36 +1191,18 @@ static int sq_attempt_prune(struct store_backend *be, int64_t before_ms, int64_t
                             ret_last);
 }
 
-static int page_count(struct store_backend *be, int64_t *ret_pages, int64_t *ret_page_size)
-{
-        sqlite3_stmt *st = stmt(be, Q_PAGE_COUNT);
-        int rc, r = 0;
-
-        if (!st)
-                return -EIO;
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-                *ret_pages = sqlite3_column_int64(st, 0);
-                *ret_page_size = sqlite3_column_int64(st, 1);
-        } else {
-                r = sql_errno(rc);
-        }
-        sqlite3_reset(st);
-        return r;
-}
-
 static int sq_compact(struct store_backend *be, int64_t pages, int64_t *ret_bytes)
 {
-        int64_t before, after, page_size;
+        int64_t before, after;
         char sql[64];
         int r;
 
-        if ((r = page_count(be, &before, &page_size)) < 0)
+        if ((r = sq_size(be, &before)) < 0)
                 return r;
         snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%lld)", (long long)pages);
-        if ((r = exec(be, sql)) < 0 || (r = page_count(be, &after, &page_size)) < 0)
+        if ((r = exec(be, sql)) < 0 || (r = sq_size(be, &after)) < 0)
                 return r;
-        *ret_bytes = before > after ? (before - after) * page_size : 0;
+        *ret_bytes = before > after ? before - after : 0;
         return 0;
 }
 
