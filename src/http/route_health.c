@@ -35,6 +35,18 @@
 #define PROBE_SLOW_MS 2000  /* a probe running this long means the store does not commit */
 #define HEALTH_META_KEY "health.probe"
 
+/* What the store showed: the last probe's outcome (ok, error, each registered sink's
+ * oldest owed delivery, wall ms of store_counts.oldest_pending_at) and since when it has
+ * failed as requests saw it (wall, 0 while it commits). */
+struct store_view {
+        bool ok;
+        char error[200];
+        int64_t bad_since_ms;
+        size_t n_oldest;
+        char oldest_sink[SINKSTATE_MAX][32];
+        int64_t oldest_at_ms[SINKSTATE_MAX];
+};
+
 struct health {
         const struct config *cfg;
         struct store *store; /* the probe thread's alone */
@@ -45,12 +57,7 @@ struct health {
         bool stopping, wanted, probing;
         int64_t probe_started_ms; /* monotonic */
         int64_t probed_at_ms;     /* monotonic, when the last probe ended; 0: none yet */
-        bool store_ok;
-        char store_error[200];
-        int64_t store_bad_since_ms; /* wall, first seen failing; 0 while it commits */
-        size_t n_oldest;
-        char oldest_sink[SINKSTATE_MAX][32];
-        int64_t oldest_at_ms[SINKSTATE_MAX]; /* wall, store_counts.oldest_pending_at */
+        struct store_view seen;
 };
 
 /* One probe, outside the lock: a committed write, then each registered sink's oldest
@@ -76,12 +83,13 @@ static void probe(struct health *h)
                         oldest[i] = c.oldest_pending_at;
         }
         pthread_mutex_lock(&h->lock);
-        h->store_ok = r >= 0;
-        snprintf(h->store_error, sizeof(h->store_error), "%s", error);
-        h->n_oldest = r >= 0 ? n : 0;
-        for (size_t i = 0; i < h->n_oldest; i++) {
-                snprintf(h->oldest_sink[i], sizeof(h->oldest_sink[i]), "%s", views[i].name);
-                h->oldest_at_ms[i] = oldest[i];
+        h->seen.ok = r >= 0;
+        snprintf(h->seen.error, sizeof(h->seen.error), "%s", error);
+        h->seen.n_oldest = r >= 0 ? n : 0;
+        for (size_t i = 0; i < h->seen.n_oldest; i++) {
+                snprintf(h->seen.oldest_sink[i], sizeof(h->seen.oldest_sink[i]), "%s",
+                         views[i].name);
+                h->seen.oldest_at_ms[i] = oldest[i];
         }
         pthread_mutex_unlock(&h->lock);
 }
@@ -149,15 +157,6 @@ static void health_close(void *state)
 
 /* What a request sees of the store: the cached probe, or a new one (waited for at most
  * until the probe has run PROBE_SLOW_MS). */
-struct store_view {
-        bool ok;
-        char error[200];
-        int64_t bad_since_ms;
-        size_t n_oldest;
-        char oldest_sink[SINKSTATE_MAX][32];
-        int64_t oldest_at_ms[SINKSTATE_MAX];
-};
-
 static void store_look(struct health *h, bool intake_ok, struct store_view *ret)
 {
         int64_t now;
@@ -176,8 +175,7 @@ static void store_look(struct health *h, bool intake_ok, struct store_view *ret)
                        pthread_cond_timedwait(&h->done, &h->lock, &deadline) != ETIMEDOUT)
                         ;
         }
-        ret->ok = h->store_ok;
-        snprintf(ret->error, sizeof(ret->error), "%s", h->store_error);
+        *ret = h->seen;
         if (h->wanted || h->probing) {
                 ret->ok = false;
                 snprintf(ret->error, sizeof(ret->error),
@@ -190,13 +188,10 @@ static void store_look(struct health *h, bool intake_ok, struct store_view *ret)
                 snprintf(ret->error, sizeof(ret->error), "the last ingest commit failed");
         }
         if (ret->ok)
-                h->store_bad_since_ms = 0;
-        else if (h->store_bad_since_ms == 0)
-                h->store_bad_since_ms = clock_wall_ms();
-        ret->bad_since_ms = h->store_bad_since_ms;
-        ret->n_oldest = h->n_oldest;
-        memcpy(ret->oldest_sink, h->oldest_sink, sizeof(ret->oldest_sink));
-        memcpy(ret->oldest_at_ms, h->oldest_at_ms, sizeof(ret->oldest_at_ms));
+                h->seen.bad_since_ms = 0;
+        else if (h->seen.bad_since_ms == 0)
+                h->seen.bad_since_ms = clock_wall_ms();
+        ret->bad_since_ms = h->seen.bad_since_ms;
         pthread_mutex_unlock(&h->lock);
 }
 
