@@ -194,23 +194,23 @@ static int queue_json(struct store *st, const char *only, json_t **ret)
         for (size_t i = 0; i < sink_registry_count(); i++) {
                 const char *name = sink_registry_get(i)->name;
                 struct store_counts c;
-                json_t *paused;
+                const char *state;
+                json_t *sink, *paused;
+                int64_t n;
                 if (only && strcmp(only, name) != 0)
                         continue;
                 if ((r = store_counts(st, name, &c)) < 0)
                         break;
+                sink = json_object();
+                for (size_t j = 0; (state = store_counts_nth(&c, j, &n)); j++)
+                        json_object_set_new(sink, state, json_integer(n));
+                json_object_set_new(sink, "oldest_pending_age_s",
+                                    c.oldest_pending_at > 0
+                                        ? json_integer((now - c.oldest_pending_at) / 1000)
+                                        : json_null());
                 paused = pause_info(st, name);
-                json_object_set_new(
-                    doc, name,
-                    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "pending",
-                              (json_int_t)c.pending, "inflight", (json_int_t)c.inflight,
-                              "retrying", (json_int_t)c.retrying, "waiting",
-                              (json_int_t)c.waiting, "done", (json_int_t)c.done, "dead",
-                              (json_int_t)c.dead, "oldest_pending_age_s",
-                              c.oldest_pending_at > 0
-                                  ? json_integer((now - c.oldest_pending_at) / 1000)
-                                  : json_null(),
-                              "paused", paused ? paused : json_null()));
+                json_object_set_new(sink, "paused", paused ? paused : json_null());
+                json_object_set_new(doc, name, sink);
         }
         if (r == 0 && (rec = reconcile_info(st)))
                 json_object_set_new(doc, "reconcile", rec);

@@ -127,18 +127,16 @@ static void queue(struct buf *b, const struct page_view *v)
                 const struct page_sink *s = &v->sinks[i];
                 const char *state = s->running ? sinkstate_pause_name(s->state.pause)
                                                : "not running";
+                const char *counted;
+                int64_t n;
 
                 html_raw(b, "<tr id=\"queue-");
                 html_text(b, s->name);
                 html_raw(b, "\"><th>");
                 html_text(b, s->name);
                 html_raw(b, "</th>");
-                cell_n(b, "pending", s->counts.pending);
-                cell_n(b, "inflight", s->counts.inflight);
-                cell_n(b, "retrying", s->counts.retrying);
-                cell_n(b, "waiting", s->counts.waiting);
-                cell_n(b, "done", s->counts.done);
-                cell_n(b, "dead", s->counts.dead);
+                for (size_t j = 0; (counted = store_counts_nth(&s->counts, j, &n)); j++)
+                        cell_n(b, counted, n);
                 html_raw(b, "<td data-count=\"oldest\">");
                 if (s->counts.oldest_pending_at > 0) {
                         html_duration(b, v->now_ms - s->counts.oldest_pending_at);

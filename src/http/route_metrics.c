@@ -16,7 +16,6 @@
 #include <string.h>
 #include <strings.h>
 
-
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/metrics.h"
@@ -94,20 +93,17 @@ static bool collect_sink(struct store *store, const char *sink, int64_t now_ms)
         struct store_counts c;
         struct sinkstate_view v;
         bool running = sinkstate_get(sink, &v) < 0;
+        const char *state;
+        int64_t n;
 
         for (size_t i = 0; i < 3; i++)
                 metrics_gauge_set(&paused_family, (const char *const[]){sink, reasons[i]},
                                   !running && v.pause == pauses[i]);
         if (store_counts(store, sink, &c) < 0)
                 return false;
-        const struct {
-                const char *state;
-                int64_t n;
-        } states[] = {{"pending", c.pending}, {"inflight", c.inflight}, {"retrying", c.retrying},
-                      {"waiting", c.waiting}, {"done", c.done},         {"dead", c.dead}};
-        for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
-                metrics_gauge_set(&deliveries_family, (const char *const[]){sink, states[i].state},
-                                  (double)states[i].n);
+        for (size_t i = 0; (state = store_counts_nth(&c, i, &n)); i++)
+                metrics_gauge_set(&deliveries_family, (const char *const[]){sink, state},
+                                  (double)n);
         metrics_gauge_set(&oldest_family, (const char *const[]){sink},
                           c.oldest_pending_at > 0 && now_ms > c.oldest_pending_at
                                   ? (double)(now_ms - c.oldest_pending_at) / 1000.0

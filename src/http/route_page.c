@@ -95,15 +95,16 @@ static int read_sinks(struct store *st, struct page_view *v)
 {
         for (size_t i = 0; i < sink_registry_count() && v->n_sinks < SINK_KINDS_MAX; i++) {
                 struct page_sink *s = &v->sinks[v->n_sinks];
-                const struct store_counts *c = &s->counts;
+                int64_t held = 0, n;
                 int r;
 
                 s->name = sink_registry_get(i)->name;
                 if ((r = store_counts(st, s->name, &s->counts)) < 0)
                         return r;
+                for (size_t j = 0; store_counts_nth(&s->counts, j, &n); j++)
+                        held += n;
                 s->running = sinkstate_get(s->name, &s->state) == 0;
-                if (s->running || c->pending + c->inflight + c->retrying + c->waiting + c->done +
-                                          c->dead > 0)
+                if (s->running || held > 0)
                         v->n_sinks++;
         }
         return 0;

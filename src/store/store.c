@@ -880,6 +880,33 @@ int store_counts(struct store *s, const char *sink, struct store_counts *ret)
         return s->ops->delivery_oldest(s->be, sink, &ret->oldest_pending_at);
 }
 
+const char *store_counts_nth(const struct store_counts *c, size_t i, int64_t *ret_n)
+{
+        switch (i) {
+        case STORE_STATE_PENDING:
+                *ret_n = c->pending;
+                break;
+        case STORE_STATE_INFLIGHT:
+                *ret_n = c->inflight;
+                break;
+        case STORE_STATE_RETRYING:
+                *ret_n = c->retrying;
+                break;
+        case STORE_STATE_WAITING:
+                *ret_n = c->waiting;
+                break;
+        case STORE_STATE_DONE:
+                *ret_n = c->done;
+                break;
+        case STORE_STATE_DEAD:
+                *ret_n = c->dead;
+                break;
+        default:
+                return NULL;
+        }
+        return state_names[i];
+}
+
 static int cmp_dead_newest(const void *a, const void *b)
 {
         const struct store_delivery *x = &((const struct held *)a)->d;

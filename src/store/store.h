@@ -196,6 +196,11 @@ int64_t store_next_due(struct store *s, const char *sink);
 
 int store_counts(struct store *s, const char *sink, struct store_counts *ret);
 
+/* The i-th delivery state's name ("pending", "inflight", "retrying", "waiting", "done",
+ * "dead": the order every view lists them in) and its count in *c; NULL past the last.
+ * A view walks it rather than naming the six fields, so none misses a state. */
+const char *store_counts_nth(const struct store_counts *c, size_t i, int64_t *ret_n);
+
 /* A dead delivery, as the operator's views list it. */
 struct store_dead_view {
         const char *sink;
