@@ -231,6 +231,7 @@ static int sink_problems(const struct sinkstate_view *v, const struct store_view
 {
         int64_t mono = clock_mono_ms(), wall = clock_wall_ms();
         int64_t oldest = oldest_of(sv, v->name);
+        enum sink_stall stall;
         char why[320];
         int failing = 0;
 
@@ -239,15 +240,14 @@ static int sink_problems(const struct sinkstate_view *v, const struct store_view
                             v->paused_at_ms, v->paused_until_ms);
                 failing += v->pause != SINK_PAUSED_REMOTE;
         }
-        if (v->pass_started_ms > 0 && mono - v->pass_started_ms > stuck_ms) {
+        stall = sinkstate_stall(v, mono, wall, stuck_ms);
+        if (stall == SINK_STALL_PASS) {
                 snprintf(why, sizeof(why), "a delivery pass has run for %lld s",
                          (long long)((mono - v->pass_started_ms) / 1000));
                 add_problem(problems, v->name, "stuck_pass", why,
                             wall - (mono - v->pass_started_ms), 0);
                 failing++;
-        } else if (mono - v->beat_ms > stuck_ms &&
-                   (v->pause == SINK_RUNNING || wall - v->paused_until_ms > stuck_ms)) {
-                /* a paused loop sleeps until paused_until: only late past that is stuck */
+        } else if (stall == SINK_STALL_LOOP) {
                 snprintf(why, sizeof(why), "the delivery loop has not gone round for %lld s",
                          (long long)((mono - v->beat_ms) / 1000));
                 add_problem(problems, v->name, "stuck_loop", why, wall - (mono - v->beat_ms), 0);

@@ -147,6 +147,17 @@ int sinkstate_get(const char *name, struct sinkstate_view *ret)
         return r;
 }
 
+enum sink_stall sinkstate_stall(const struct sinkstate_view *v, int64_t mono_ms, int64_t wall_ms,
+                                int64_t limit_ms)
+{
+        if (v->pass_started_ms > 0)
+                return mono_ms - v->pass_started_ms > limit_ms ? SINK_STALL_PASS : SINK_STALL_NONE;
+        if (mono_ms - v->beat_ms > limit_ms &&
+            (v->pause == SINK_RUNNING || wall_ms - v->paused_until_ms > limit_ms))
+                return SINK_STALL_LOOP;
+        return SINK_STALL_NONE;
+}
+
 const char *sinkstate_pause_name(enum sink_pause p)
 {
         return (unsigned)p < sizeof(pause_names) / sizeof(pause_names[0]) ? pause_names[p]

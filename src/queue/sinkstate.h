@@ -55,6 +55,18 @@ size_t sinkstate_list(struct sinkstate_view *out, size_t max);
 /* One sink's state: 0, or -ENOENT when it is not registered. */
 int sinkstate_get(const char *name, struct sinkstate_view *ret);
 
+/* Whether a loop is wedged by `limit_ms`, at `mono_ms` / `wall_ms` (the view's two
+ * clocks): a pass that has run longer (SINK_STALL_PASS), or a loop that has not gone round
+ * for longer (SINK_STALL_LOOP) — a paused loop sleeps until paused_until, so only when it
+ * is that late past it. /healthz's stuck_pass/stuck_loop and the watchdog ask this. */
+enum sink_stall {
+        SINK_STALL_NONE,
+        SINK_STALL_PASS,
+        SINK_STALL_LOOP,
+};
+enum sink_stall sinkstate_stall(const struct sinkstate_view *v, int64_t mono_ms, int64_t wall_ms,
+                                int64_t limit_ms);
+
 /* "running", "paused_remote", "paused_auth", "paused_store"; sinkstate_pause_parse is its
  * inverse (-EINVAL). */
 const char *sinkstate_pause_name(enum sink_pause p);

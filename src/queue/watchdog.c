@@ -37,16 +37,6 @@ struct watchdog {
         int64_t stall_ms;
 };
 
-bool watchdog_sink_alive(const struct sinkstate_view *v, int64_t mono_ms, int64_t wall_ms,
-                         int64_t stall_ms)
-{
-        if (v->pass_started_ms > 0)
-                return mono_ms - v->pass_started_ms < stall_ms;
-        if (v->pause != SINK_RUNNING && wall_ms < v->paused_until_ms + stall_ms)
-                return true;
-        return mono_ms - v->beat_ms < stall_ms;
-}
-
 /* The first loop that is not alive, or NULL; `buf` holds the copy it points into. */
 static const struct sinkstate_view *find_wedged(const struct watchdog *w,
                                                 struct sinkstate_view *buf, size_t max)
@@ -55,7 +45,7 @@ static const struct sinkstate_view *find_wedged(const struct watchdog *w,
         int64_t mono = clock_mono_ms(), wall = clock_wall_ms();
 
         for (size_t i = 0; i < n; i++)
-                if (!watchdog_sink_alive(&buf[i], mono, wall, w->stall_ms))
+                if (sinkstate_stall(&buf[i], mono, wall, w->stall_ms) != SINK_STALL_NONE)
                         return &buf[i];
         return NULL;
 }

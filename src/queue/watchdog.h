@@ -21,7 +21,3 @@ int watchdog_start(int64_t poll_interval_ms, struct watchdog **ret);
 /* Stops and joins the thread; NULL is fine. Returns NULL. */
 struct watchdog *watchdog_stop(struct watchdog *w);
 
-/* Whether one loop is alive at `mono_ms` / `wall_ms` (its two clocks) when a loop that has
- * not come round for `stall_ms` is wedged. */
-bool watchdog_sink_alive(const struct sinkstate_view *v, int64_t mono_ms, int64_t wall_ms,
-                         int64_t stall_ms);
