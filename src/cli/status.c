@@ -224,24 +224,25 @@ static int queue_json(struct store *st, const char *only, json_t **ret)
 
 static void print_queue(json_t *doc)
 {
-        const char *name;
+        const struct store_counts none = {0}; /* for the states' names alone */
+        const char *name, *state;
         json_t *c, *p;
         char age[32];
+        int64_t n;
 
-        printf("%-9s %8s %8s %8s %8s %8s %8s %7s\n", "sink", "pending", "inflight", "retrying",
-               "waiting", "done", "dead", "oldest");
+        printf("%-9s", "sink");
+        for (size_t j = 0; (state = store_counts_nth(&none, j, &n)); j++)
+                printf(" %8s", state);
+        printf(" %7s\n", "oldest");
         json_object_foreach(doc, name, c)
         {
                 if (strcmp(name, "reconcile") == 0)
                         continue;
+                printf("%-9s", name);
+                for (size_t j = 0; (state = store_counts_nth(&none, j, &n)); j++)
+                        printf(" %8lld", (long long)json_integer_value(json_object_get(c, state)));
                 format_age(json_object_get(c, "oldest_pending_age_s"), age, sizeof(age));
-                printf("%-9s %8lld %8lld %8lld %8lld %8lld %8lld %7s\n", name,
-                       (long long)json_integer_value(json_object_get(c, "pending")),
-                       (long long)json_integer_value(json_object_get(c, "inflight")),
-                       (long long)json_integer_value(json_object_get(c, "retrying")),
-                       (long long)json_integer_value(json_object_get(c, "waiting")),
-                       (long long)json_integer_value(json_object_get(c, "done")),
-                       (long long)json_integer_value(json_object_get(c, "dead")), age);
+                printf(" %7s\n", age);
         }
         json_object_foreach(doc, name, c)
         {
