@@ -20,10 +20,12 @@ struct store_backend {
         atomic_llong rev;
 };
 
-static int null_open(const char *location, struct store_backend **ret)
+static int null_open(const char *location, struct store_backend **ret, char *err,
+                     size_t err_size)
 {
         struct store_backend *be = xcalloc(1, sizeof(*be));
 
+        (void)location, (void)err, (void)err_size;
         atomic_init(&be->rev, 0);
         *ret = be;
         return 0;

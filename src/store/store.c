@@ -53,6 +53,12 @@ static int parse_name(const char *const *names, size_t n, const char *name)
         return -EINVAL;
 }
 
+const struct store_backend_ops *store_backend_of(struct store *s, struct store_backend **ret_be)
+{
+        *ret_be = s->be;
+        return s->ops;
+}
+
 const char *store_state_name(enum store_state state)
 {
         return state_names[state];
@@ -108,6 +114,8 @@ static const struct {
 #ifdef ORDERBRIDGE_BENCH_CEILING
         {"null:", &store_null_ops}, /* only in bench/'s orderbridge-ceiling */
 #endif
+        {"postgresql://", &store_pg_ops},
+        {"postgres://", &store_pg_ops},
         {"", &store_sqlite_ops},
 };
 
@@ -131,6 +139,14 @@ static int fail(struct store *s, int r, const char *why)
         return r;
 }
 
+/* Why this thread's last store_open failed (store_open_error). */
+static _Thread_local char open_err[512];
+
+const char *store_open_error(void)
+{
+        return open_err[0] ? open_err : "unknown error";
+}
+
 int store_open_with(const struct store_backend_ops *ops, const char *location, struct store **ret)
 {
         struct store *s;
@@ -138,8 +154,11 @@ int store_open_with(const struct store_backend_ops *ops, const char *location, s
 
         s = xcalloc(1, sizeof(*s));
         s->ops = ops;
-        r = ops->open(location, &s->be);
+        open_err[0] = '\0';
+        r = ops->open(location, &s->be, open_err, sizeof(open_err));
         if (r < 0) {
+                if (!open_err[0])
+                        snprintf(open_err, sizeof(open_err), "%s", strerror(-r));
                 free(s);
                 return r;
         }
@@ -724,9 +743,96 @@ int store_requeue_expired(struct store *s, const char *sink, int64_t now_ms)
 int store_recover(struct store *s, const char *sink, int64_t now_ms)
 {
         s->err = NULL;
-        if (!s->locked)
+        if (!s->locked && !s->ops->shared)
                 return fail(s, -ENOLCK, "recovery needs the store's lock (store_lock)");
         return requeue(s, sink, STORE_NEVER, now_ms);
+}
+
+/* ---- claims: who plays a role, in a store several servers share ---- */
+
+bool store_shared(struct store *s)
+{
+        return s->ops->shared;
+}
+
+int store_claim(struct store *s, const char *name, const char *owner, int64_t ttl_ms,
+                int64_t *ret_left_ms)
+{
+        struct store_claim c;
+        int64_t now;
+        bool ours;
+        int r;
+
+        s->err = NULL;
+        *ret_left_ms = ttl_ms;
+        if (!s->ops->shared)
+                return 1; /* the server lock holds every role */
+        if ((r = s->ops->begin(s->be)) < 0)
+                return r;
+        if ((r = s->ops->now(s->be, &now)) < 0)
+                return finish(s, r);
+        r = s->ops->claim_get(s->be, name, &c);
+        if (r < 0 && r != -ENOENT)
+                return finish(s, r);
+        if (r == 0 && c.until > now && strcmp(c.owner, owner) != 0) {
+                /* another's, and alive: it ends when its holder stops renewing it */
+                *ret_left_ms = c.until - now;
+                return finish(s, 0);
+        }
+        ours = r == 0 && c.until > now; /* and so, by now, owned by `owner` */
+        c = (struct store_claim){name, owner, ours ? c.since : now, now + ttl_ms};
+        r = s->ops->claim_put(s->be, &c);
+        return finish(s, r < 0 ? r : ours ? 1 : 2);
+}
+
+int store_unclaim(struct store *s, const char *name, const char *owner)
+{
+        struct store_claim c;
+        int64_t now;
+        int r;
+
+        s->err = NULL;
+        if (!s->ops->shared)
+                return 0;
+        if ((r = s->ops->begin(s->be)) < 0)
+                return r;
+        if ((r = s->ops->now(s->be, &now)) == 0 &&
+            (r = s->ops->claim_get(s->be, name, &c)) == 0 && strcmp(c.owner, owner) == 0 &&
+            c.until > now) {
+                c.until = now; /* ended: the next server to ask takes it at once */
+                r = s->ops->claim_put(s->be, &c);
+        }
+        return finish(s, r == -ENOENT ? 0 : r);
+}
+
+struct claim_walk {
+        int (*cb)(void *arg, const char *name, const char *owner, int64_t since,
+                  int64_t left_ms);
+        void *arg;
+        int64_t now;
+};
+
+static int claim_row(void *arg, const struct store_claim *c)
+{
+        struct claim_walk *w = arg;
+
+        return w->cb(w->arg, c->name, c->owner, c->since, c->until - w->now);
+}
+
+int store_claims(struct store *s,
+                 int (*cb)(void *arg, const char *name, const char *owner, int64_t since,
+                           int64_t left_ms),
+                 void *arg)
+{
+        struct claim_walk w = {cb, arg, 0};
+        int r;
+
+        s->err = NULL;
+        if (!s->ops->shared)
+                return 0;
+        if ((r = s->ops->now(s->be, &w.now)) < 0)
+                return r;
+        return s->ops->claim_list(s->be, claim_row, &w);
 }
 
 struct names {

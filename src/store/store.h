@@ -135,6 +135,33 @@ struct store_counts {
 
 /* Opens the store at `location`: a file path (SQLite). Creates and migrates the schema. */
 int store_open(const char *location, struct store **ret);
+/* Several servers share this store (PostgreSQL): each takes orders and writes at will,
+ * and the roles only one of them may play at a time go by store_claim. */
+bool store_shared(struct store *s);
+/* Takes or renews the claim `name` (a sink's delivery, the Bitrix24 poll…) for `owner`
+ * for `ttl_ms` by the store's clock: 2 when `owner` takes it (it was free, or its last
+ * holder let it lapse: what that holder left in flight is now ownerless), 1 when `owner`
+ * held it and keeps it, 0 when another holds it (*ret_left_ms: until its claim ends
+ * unless renewed). A store that is not shared: always 1 (its server lock holds every
+ * role). */
+int store_claim(struct store *s, const char *name, const char *owner, int64_t ttl_ms,
+                int64_t *ret_left_ms);
+/* Gives the claim up, when `owner` holds it, so that another server takes it at once. */
+int store_unclaim(struct store *s, const char *name, const char *owner);
+/* The claims and who holds them (left_ms <= 0: lapsed), by name. */
+int store_claims(struct store *s,
+                 int (*cb)(void *arg, const char *name, const char *owner, int64_t since,
+                           int64_t left_ms),
+                 void *arg);
+/* Copies every order of `src` (history, deliveries in their states, attempts, dead
+ * letters, links) and its meta into `dst`, which must hold no order (-EEXIST), a page of
+ * orders per transaction, telling `progress` (may be NULL) after each. Returns how many
+ * orders it copied. `src` should be locked (store_lock): nothing may change it meanwhile. */
+int store_copy(struct store *src, struct store *dst,
+               void (*progress)(void *arg, int64_t done, int64_t total), void *arg);
+/* Why this thread's last failed store_open failed, in words an operator can act on
+ * (the location and the backend's reason; never a password). */
+const char *store_open_error(void);
 struct store *store_close(struct store *s);
 
 /* Makes this handle the store's only server until store_close (Postfix's master.lock):
@@ -182,7 +209,8 @@ int store_requeue_expired(struct store *s, const char *sink, int64_t now_ms);
  * `active` back to `incoming` before any scan). Needs store_lock: the lock proves that
  * no other process serves this store, so every lease still recorded was granted to a run
  * that has ended, and ended with it. Those rows go back to pending, marked uncertain.
- * Returns how many; -ENOLCK without the lock. */
+ * Returns how many; -ENOLCK without the lock. In a shared store the same proof is the
+ * sink's claim, just taken (store_claim returned 2): the caller must hold it. */
 int store_recover(struct store *s, const char *sink, int64_t now_ms);
 
 /* The sinks that have delivery rows, enabled in this run or not (for store_recover).

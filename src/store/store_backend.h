@@ -113,13 +113,29 @@ struct store_filter {
         int64_t next_at_max;  /* only rows with next_at <= this */
 };
 
+/* A named claim on a role that one server at a time plays (a sink's delivery loop, the
+ * Bitrix24 poll, the scheduled reconcile) in a store several servers share: held by
+ * `owner` from `since` until `until`, by the backend's clock (store_claim has the rule). */
+struct store_claim {
+        const char *name;
+        const char *owner;
+        int64_t since, until;
+};
+
 struct store_backend;
 
 struct store_backend_ops {
         const char *name;
-        /* Opens (creating and migrating) the store at `location`. -EPROTO: the schema is
-         * newer than this program knows. */
-        int (*open)(const char *location, struct store_backend **ret);
+        /* Several servers may share one store at once (PostgreSQL): `lock` then excludes
+         * nobody, and the roles only one server may play go by claims (store_claim). A
+         * store that is not shared (SQLite) has no claim operations: its server lock holds
+         * every role. */
+        bool shared;
+        /* Opens (creating and migrating) the store at `location`; on failure `err` says
+         * why in words an operator can act on (never a password). -EPROTO: the schema is
+         * newer than this program knows; -EACCES: the store refused our credentials;
+         * -ECONNREFUSED: the server could not be reached. */
+        int (*open)(const char *location, struct store_backend **ret, char *err, size_t err_size);
         void (*close)(struct store_backend *be);
         const char *(*errmsg)(struct store_backend *be);
         /* The exclusive server lock, held until close: -EBUSY and the holder's pid. It must
@@ -144,11 +160,12 @@ struct store_backend_ops {
         int (*order_walk)(struct store_backend *be, int64_t after_ms, bool by_first, size_t offset,
                           size_t limit, int (*cb)(void *arg, const struct store_order *o),
                           void *arg, int64_t *ret_total);
+        /* h->rev > 0 (store_copy only) keeps that rev; later ones come after it. */
         int (*history_add)(struct store_backend *be, const struct store_history *h,
                            int64_t *ret_rev);
         int (*history_list)(struct store_backend *be, const char *order_id, size_t limit,
                             int (*cb)(void *arg, const struct store_history *h),
-                            void *arg); /* newest first */
+                            void *arg); /* newest first, each with its json */
 
         int (*delivery_get)(struct store_backend *be, const char *sink, const char *order_id,
                             struct store_delivery *ret);
@@ -216,12 +233,33 @@ struct store_backend_ops {
         /* only_if_absent: an existing value is kept (the oldest wins) */
         int (*meta_set)(struct store_backend *be, const char *key, const char *value,
                         bool only_if_absent);
+        int (*meta_list)(struct store_backend *be,
+                         int (*cb)(void *arg, const char *key, const char *value),
+                         void *arg); /* by key */
+
+        /* Shared stores only (NULL otherwise). `now`: the backend's own clock in ms (one
+         * clock for every server: a claim's times are read and written by it). */
+        int (*now)(struct store_backend *be, int64_t *ret_ms);
+        int (*claim_get)(struct store_backend *be, const char *name, struct store_claim *ret);
+        int (*claim_put)(struct store_backend *be, const struct store_claim *c); /* upsert */
+        int (*claim_list)(struct store_backend *be,
+                          int (*cb)(void *arg, const struct store_claim *c),
+                          void *arg); /* by name */
 };
 
 extern const struct store_backend_ops store_sqlite_ops;
+extern const struct store_backend_ops store_pg_ops;
+
+/* The password the PostgreSQL backend connects with ([store] password_file or
+ * $OB_STORE_PASSWORD, read by the configuration); NULL: libpq's own ways (PGPASSWORD,
+ * ~/.pgpass). Copied; set it before the first store_open. */
+void store_pg_set_password(const char *password);
 
 /* The backend that serves `location` (store.c's table; a plain path is SQLite). */
 const struct store_backend_ops *store_backend_for(const char *location);
+
+/* The backend under an open store, for store_copy.c: it moves rows, no rules. */
+const struct store_backend_ops *store_backend_of(struct store *s, struct store_backend **ret_be);
 
 /* store_open with a given backend: for tests that wrap a backend to inject faults. */
 int store_open_with(const struct store_backend_ops *ops, const char *location, struct store **ret);

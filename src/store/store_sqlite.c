@@ -136,6 +136,7 @@ enum query {
         Q_META_GET,
         Q_META_SET,
         Q_META_ADD,
+        Q_META_LIST,
         Q_HISTORY_LAST,
         Q_HISTORY_PRUNE,
         Q_ATTEMPT_LAST,
@@ -175,9 +176,9 @@ static const char *const queries[N_QUERIES] = {
                            "WHERE received_at>?1 ORDER BY first_received_at, order_id "
                            "LIMIT ?2 OFFSET ?3",
     [Q_ORDER_COUNT] = "SELECT count(*) FROM orders WHERE received_at>?1",
-    [Q_HISTORY_ADD] = "INSERT INTO snapshots(order_id, version, received_at, source, "
-                      "outcome, snapshot) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-    [Q_HISTORY_LIST] = "SELECT rev, version, received_at, source, outcome FROM snapshots "
+    [Q_HISTORY_ADD] = "INSERT INTO snapshots(rev, order_id, version, received_at, source, "
+                      "outcome, snapshot) VALUES(?7, ?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_HISTORY_LIST] = "SELECT rev, version, received_at, source, outcome, snapshot FROM snapshots "
                        "WHERE order_id=?1 ORDER BY rev DESC LIMIT ?2",
     [Q_DELIVERY_GET] = "SELECT " DELIVERY_COLS " FROM deliveries d "
                        "WHERE sink=?1 AND order_id=?2",
@@ -230,6 +231,7 @@ static const char *const queries[N_QUERIES] = {
                    "UPDATE SET value=excluded.value",
     [Q_META_ADD] = "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) "
                    "DO NOTHING",
+    [Q_META_LIST] = "SELECT key, value FROM meta ORDER BY key",
     /* retention: the last row of the next window, then what the window may lose (see
      * store_backend.h for the rules) */
     [Q_HISTORY_LAST] = "SELECT max(rev) FROM (SELECT rev FROM snapshots WHERE rev>?1 "
@@ -468,15 +470,17 @@ static int create_private(const char *path)
         return 0;
 }
 
-static int sq_open(const char *location, struct store_backend **ret)
+static int sq_open(const char *location, struct store_backend **ret, char *err, size_t err_size)
 {
         struct store_backend *be;
         int r;
 
         /* ":memory:" and "file:" URIs are SQLite's to interpret */
         if (location[0] != ':' && strncmp(location, "file:", 5) != 0 &&
-            (r = create_private(location)) < 0)
+            (r = create_private(location)) < 0) {
+                snprintf(err, err_size, "%s: %s", location, strerror(-r));
                 return r;
+        }
         be = xcalloc(1, sizeof(*be));
         be->lock_fd = -1;
         be->path = xstrdup(location);
@@ -497,6 +501,11 @@ static int sq_open(const char *location, struct store_backend **ret)
                         r = migrate(be);
         }
         if (r < 0) {
+                snprintf(err, err_size, "%s: %s", location,
+                         r == -EPROTO ? "written by a newer orderbridge (its schema is newer "
+                                        "than this program knows)"
+                         : be->db     ? sqlite3_errmsg(be->db)
+                                      : strerror(-r));
                 sq_close(be);
                 return r;
         }
@@ -699,6 +708,8 @@ static int sq_history_add(struct store_backend *be, const struct store_history *
         bind_text(st, 4, h->source);
         bind_text(st, 5, store_outcome_name(h->outcome));
         bind_text(st, 6, h->json);
+        if (h->rev > 0) /* else NULL: the next rev */
+                sqlite3_bind_int64(st, 7, h->rev);
         if ((r = run(be, st)) == 0)
                 *ret_rev = sqlite3_last_insert_rowid(be->db);
         return r;
@@ -735,6 +746,7 @@ static int history_row(sqlite3_stmt *st, void *ctx)
             .version = sqlite3_column_int64(st, 1),
             .received_at = sqlite3_column_int64(st, 2),
             .source = col_text(st, 3),
+            .json = col_text(st, 5),
         };
 
         if (store_outcome_parse(col_text(st, 4), &h.outcome) < 0)
@@ -1151,6 +1163,23 @@ static int sq_meta_set(struct store_backend *be, const char *key, const char *va
         return run(be, st);
 }
 
+static int meta_row(sqlite3_stmt *st, void *ctx)
+{
+        struct walk_ctx *w = ctx;
+        int (*cb)(void *, const char *, const char *) = w->cb;
+
+        return cb(w->arg, col_text(st, 0), col_text(st, 1));
+}
+
+static int sq_meta_list(struct store_backend *be,
+                        int (*cb)(void *arg, const char *key, const char *value), void *arg)
+{
+        sqlite3_stmt *st = stmt(be, Q_META_LIST);
+        struct walk_ctx w = {(void *)cb, arg, NULL};
+
+        return st ? walk(st, meta_row, &w) : -EIO;
+}
+
 /* One window of a retention walk: the rows after `after`, at most `limit`, by id. */
 static int prune_window(struct store_backend *be, enum query last_q, enum query prune_q,
                         int64_t before_ms, int64_t after, size_t limit, int64_t *ret_last)
@@ -1261,6 +1290,7 @@ const struct store_backend_ops store_sqlite_ops = {
     .link_list = sq_link_list,
     .meta_get = sq_meta_get,
     .meta_set = sq_meta_set,
+    .meta_list = sq_meta_list,
     .history_prune = sq_history_prune,
     .attempt_prune = sq_attempt_prune,
     .compact = sq_compact,
