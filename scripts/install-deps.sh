@@ -6,14 +6,15 @@
 #                  use: php-cli with curl, chromium, node/npm
 set -eu
 pkgs="meson ninja-build pkg-config gcc clang libcurl4-openssl-dev libmicrohttpd-dev
-libjansson-dev libsqlite3-dev libinih-dev libssl-dev libcmocka-dev libsystemd-dev python3 curl"
+libjansson-dev libsqlite3-dev libpq-dev libinih-dev libssl-dev libcmocka-dev libsystemd-dev python3 curl"
 # clang and its sanitizer runtime build the fuzz targets (make test runs them briefly)
 # libfaketime steps the wall clock under the daemon (test_defects.ClockStepBack)
 # python3-prometheus-client parses /metrics as Prometheus would (test_operator.Metrics);
 # systemd gives systemd-analyze (the unit's exposure score); debhelper, dpkg-dev and
-# fakeroot build the .deb, lintian checks it (tests/package/test_package.py)
+# fakeroot build the .deb, lintian checks it (tests/package/test_package.py);
+# postgresql-15 is the server the PostgreSQL store's tests start (scripts/pg.sh)
 [ "${1:-}" = test ] && pkgs="$pkgs clang libclang-rt-14-dev valgrind libfaketime
-python3-prometheus-client systemd debhelper dpkg-dev fakeroot lintian"
+python3-prometheus-client systemd debhelper dpkg-dev fakeroot lintian postgresql-15"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
