@@ -34,6 +34,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "base/xalloc.h"
+#include "queue/role.h"
 #include "queue/sinkstate.h"
 
 /* How long work stays leased without renewal, and how often the keeper renews it: a
@@ -59,6 +60,9 @@ struct dispatch {
         bool holding; /* the loop holds leased work (under `lock`) */
         struct backoff_rng rng;
         int64_t sink_failures;
+        /* a shared store (PostgreSQL): one server at a time delivers this sink */
+        bool shared;
+        struct role role;
 };
 
 /* Sleeps `delay_ms` (monotonic) or, when `wakeable`, until a wake-up. Returns false when
@@ -103,12 +107,24 @@ static void *keep_leases(void *arg)
         struct dispatch *d = arg;
         int64_t failures = 0;
 
+        /* in a shared store the sink's role is renewed here too, so that a long pass
+         * does not outlast it */
+        int64_t every = d->shared && d->role.ttl_ms / 3 < RENEW_EVERY_MS ? d->role.ttl_ms / 3
+                                                                        : RENEW_EVERY_MS;
+
         pthread_mutex_lock(&d->lock);
         while (!d->stopping) {
                 struct timespec ts;
                 int r;
-                clock_mono_deadline(RENEW_EVERY_MS, &ts);
+                clock_mono_deadline(every, &ts);
                 pthread_cond_timedwait(&d->keeper_cond, &d->lock, &ts);
+                if (d->stopping)
+                        continue;
+                if (d->shared) {
+                        pthread_mutex_unlock(&d->lock);
+                        role_renew(&d->role, d->keeper_store);
+                        pthread_mutex_lock(&d->lock);
+                }
                 if (d->stopping || !d->holding)
                         continue;
                 pthread_mutex_unlock(&d->lock);
@@ -302,6 +318,23 @@ static void run_batch(struct dispatch *d, struct store_work *w, size_t n, int64_
         free(res);
 }
 
+/* This server has just taken the sink over (a shared store): what the last holder left
+ * in flight goes back to pending, marked uncertain, as after a restart; and the remote may
+ * still count that holder's last requests, so the sink starts with its bucket full. */
+static void take_over(struct dispatch *d)
+{
+        int r = store_recover(d->store, d->ops->name, clock_wall_ms());
+
+        if (r > 0)
+                log_warn("dispatch.requeued", "sink=%s count=%d reason=taken_over", d->ops->name,
+                         r);
+        else if (r < 0)
+                log_err("dispatch.requeue_failed", "sink=%s error=\"%s\" hint=\"their leases "
+                        "end by themselves\"", d->ops->name, store_errmsg(d->store));
+        if (d->ops->taken)
+                d->ops->taken(d->ctx);
+}
+
 static void *loop(void *arg)
 {
         struct dispatch *d = arg;
@@ -321,6 +354,15 @@ static void *loop(void *arg)
                                 break;
                         continue;
                 }
+                if (!role_hold(&d->role, d->store, &next)) {
+                        /* another server delivers this sink: ask again when its claim may
+                         * have lapsed (not at every order taken in, hence not wakeable) */
+                        if (!wait_for(d, next, false))
+                                break;
+                        continue;
+                }
+                if (role_taken(&d->role) && d->shared)
+                        take_over(d);
                 now = clock_wall_ms();
                 r = store_take_due(d->store, d->ops->name, d->owner, now, LEASE_MS,
                                    d->ops->batch_max, &w, &n);
@@ -374,6 +416,9 @@ static struct dispatch *dispatch_free(struct dispatch *d, bool started)
                 pthread_join(d->thread, NULL);
         if (d->keeper_started)
                 pthread_join(d->keeper, NULL);
+        if (started && d->shared)
+                role_release(&d->role, d->store); /* another server takes it at once */
+        role_destroy(&d->role);
         d->ops->free(d->ctx);
         store_close(d->store);
         store_close(d->keeper_store);
@@ -402,9 +447,12 @@ int dispatch_start(const struct config *cfg, const struct sink_ops *ops, void *c
         snprintf(d->owner, sizeof(d->owner), "%s:%ld:%lld", host, (long)getpid(),
                  (long long)clock_wall_ms());
         sinkstate_register(ops->name);
+        role_init(&d->role, ops->name, cfg->claim_ttl_s * 1000);
         r = store_open(cfg->store_path, &d->store);
         if (r == 0)
                 r = store_open(cfg->store_path, &d->keeper_store);
+        if (r == 0)
+                d->shared = store_shared(d->store);
         if (r == 0) {
                 r = -pthread_create(&d->keeper, NULL, keep_leases, d);
                 d->keeper_started = r == 0;
@@ -431,9 +479,13 @@ int dispatch_recover(const struct config *cfg, struct store **ret_lock, long *re
         int r;
 
         r = store_open(cfg->store_path, &s);
+        if (r < 0)
+                log_err("store.open_failed", "error=\"%s\"", store_open_error());
         if (r == 0)
                 r = store_lock(s, ret_holder_pid);
-        if (r == 0)
+        /* a shared store: other servers may be delivering now; a sink's leftovers go back
+         * when its role is taken (take_over) */
+        if (r == 0 && !store_shared(s))
                 r = store_sinks(s, &sinks, &n);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 r = store_recover(s, sinks[i], clock_wall_ms());

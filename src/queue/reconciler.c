@@ -32,6 +32,7 @@
 #include "base/xalloc.h"
 #include "model/iso8601.h"
 #include "queue/reconcile.h"
+#include "queue/role.h"
 #include "store/store.h"
 
 #define META_DRIFT "reconcile.drift"
@@ -49,6 +50,8 @@ struct reconciler {
         pthread_cond_t cond;
         bool stopping;    /* under lock */
         atomic_bool stop; /* what a run in progress watches */
+        /* a shared store: one server's run per interval, claimed for the interval */
+        struct role role;
 };
 
 /* Sleeps one interval (monotonic). False when stopping. */
@@ -138,8 +141,11 @@ static void *loop(void *arg)
 {
         struct reconciler *r = arg;
 
+        int64_t wait;
+
         while (sleep_interval(r))
-                run_once(r);
+                if (role_hold(&r->role, r->st, &wait))
+                        run_once(r);
         return NULL;
 }
 
@@ -161,11 +167,16 @@ int reconciler_start(const struct config *cfg, struct reconciler **ret)
         if (e == 0)
                 e = store_open(cfg->store_path, &r->st);
         if (e == 0) {
+                role_init(&r->role, "reconcile",
+                          cfg->reconcile_interval_s * 1000 > cfg->claim_ttl_s * 1000
+                              ? cfg->reconcile_interval_s * 1000
+                              : cfg->claim_ttl_s * 1000);
                 atomic_init(&r->stop, false);
                 pthread_mutex_init(&r->lock, NULL);
                 clock_cond_init(&r->cond);
                 e = -pthread_create(&r->thread, NULL, loop, r);
                 if (e < 0) {
+                        role_destroy(&r->role);
                         pthread_cond_destroy(&r->cond);
                         pthread_mutex_destroy(&r->lock);
                 }
@@ -190,6 +201,7 @@ struct reconciler *reconciler_stop(struct reconciler *r)
         pthread_cond_signal(&r->cond);
         pthread_mutex_unlock(&r->lock);
         pthread_join(r->thread, NULL);
+        role_destroy(&r->role);
         pthread_cond_destroy(&r->cond);
         pthread_mutex_destroy(&r->lock);
         store_close(r->st);

@@ -64,6 +64,11 @@ int64_t b24_client_wait_ms(struct b24_client *c)
         return ratelimit_wait_ms(&c->rl, clock_mono_ms());
 }
 
+void b24_client_fill(struct b24_client *c)
+{
+        ratelimit_fill(&c->rl, clock_mono_ms());
+}
+
 struct b24_client *b24_client_new_for(const struct b24_conf *conf, enum b24_client_role role)
 {
         struct b24_client *c = xcalloc(1, sizeof(*c));

@@ -62,6 +62,9 @@ void b24_client_measure(struct b24_client *c, const char *sink);
 /* The milliseconds until the next b24_call may go without waiting for the bucket (0:
  * now). A caller that must stay responsive waits this long itself, interruptibly. */
 int64_t b24_client_wait_ms(struct b24_client *c);
+/* Counts the bucket as full, as if the portal had said so (a role taken over from another
+ * server, whose last requests the portal may still count). */
+void b24_client_fill(struct b24_client *c);
 struct b24_client *b24_client_free(struct b24_client *c);
 
 /* Calls `method` with a JSON body (`params`, consumed; NULL — a failed json_pack — is

@@ -45,5 +45,10 @@ struct sink_ops {
          * -ECANCELED, its unsent orders TEMPFAIL, so that shutdown waits for one request,
          * not a pass of many. Once called, every later pass returns so at once. */
         void (*stop)(void *ctx);
+        /* May be NULL. This server has just taken the sink over from another that shares
+         * the store (PostgreSQL): the remote may still count that server's last requests
+         * against its limit, so the sink's own bucket starts full. Called by the loop's
+         * thread, between passes. */
+        void (*taken)(void *ctx);
         void (*free)(void *ctx);
 };

@@ -1809,6 +1809,14 @@ static void b24_stop(void *ctx)
         atomic_store(&b->stopping, true);
 }
 
+/* Taken over from another server: its last requests may still fill the portal's bucket. */
+static void b24_taken(void *ctx)
+{
+        struct b24 *b = ctx;
+
+        b24_client_fill(b->client);
+}
+
 static void b24_free(void *ctx)
 {
         struct b24 *b = ctx;
@@ -1845,6 +1853,7 @@ int sink_bitrix24_new(const struct config *cfg, const struct sink_ops **ret_ops,
                                    .batch_max = (size_t)conf->orders_per_batch,
                                    .deliver = deliver,
                                    .stop = b24_stop,
+                                   .taken = b24_taken,
                                    .free = b24_free};
         *ret_ops = &b->ops;
         *ret_ctx = b;

@@ -744,6 +744,13 @@ static void roistat_stop(void *ctx)
         atomic_store(&r->stopping, true);
 }
 
+static void roistat_taken(void *ctx)
+{
+        struct roistat *r = ctx;
+
+        ratelimit_fill(&r->rl, clock_mono_ms());
+}
+
 static void roistat_free(void *ctx)
 {
         struct roistat *r = ctx;
@@ -760,6 +767,7 @@ static const struct sink_ops roistat_ops = {
         .name = "roistat",
         .deliver = deliver,
         .stop = roistat_stop,
+        .taken = roistat_taken,
         .free = roistat_free,
 };
 

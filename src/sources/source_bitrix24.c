@@ -31,6 +31,7 @@
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "model/iso8601.h"
+#include "queue/role.h"
 #include "sinks/b24_client.h"
 #include "sinks/bitrix24_conf.h"
 #include "sinks/site_sync.h"
@@ -85,6 +86,7 @@ struct source_b24 {
         int64_t failures;
         bool events_last; /* the last request was for queued ids */
         struct backoff_rng rng;
+        struct role role; /* a shared store: one server at a time reads the portal */
 };
 
 /* A submission in flight: where its outcome goes. */
@@ -690,6 +692,19 @@ static void *run(void *arg)
         int kind;
 
         while ((kind = next_work(sb, ids, &n)) != 0) {
+                int64_t wait;
+                if (!role_hold(&sb->role, sb->store, &wait)) {
+                        /* another server reads the portal: hints wait here until this
+                         * one takes the role (or are left to that server's poll) */
+                        if (kind == 1)
+                                queue_return(sb, ids, n);
+                        sb->pause_until = clock_mono_ms() + wait;
+                        continue;
+                }
+                if (role_taken(&sb->role) && store_shared(sb->store)) {
+                        b24_client_fill(sb->client); /* the last holder's requests */
+                        sb->pass.active = false;     /* its watermark, from the store */
+                }
                 if (kind == 1) {
                         fetch_events(sb, ids, n);
                         continue;
@@ -748,6 +763,9 @@ static void b24_free(void *ctx)
         struct source_b24 *sb = ctx;
 
         b24_stop(sb);
+        if (sb->store)
+                role_release(&sb->role, sb->store);
+        role_destroy(&sb->role);
         sb->store = store_close(sb->store);
         sb->client = b24_client_free(sb->client);
         pthread_mutex_destroy(&sb->lock);
@@ -780,6 +798,7 @@ int source_bitrix24_new(const struct config *cfg, struct source **ret)
                 return -ENOMEM;
         }
         sb->queue = xcalloc(SOURCE_B24_QUEUE_MAX, sizeof(*sb->queue));
+        role_init(&sb->role, "bitrix24.source", cfg->claim_ttl_s * 1000);
         pthread_mutex_init(&sb->lock, NULL);
         clock_cond_init(&sb->wake);
         backoff_rng_seed(&sb->rng, (uint64_t)clock_wall_ms() ^ (uintptr_t)sb);
