@@ -37,6 +37,8 @@ static const struct {
               "                      daemon does it within its poll interval)\n"},
         {'S', "  --since DATE        orders changed since DATE: 2026-03-01 (UTC midnight) or\n"
               "                      2026-03-01T10:00:00+03:00 (default: 30 days ago)\n"},
+        {'F', "  --from PATH         copy the SQLite store at PATH into the configured store\n"
+              "                      (which must hold no order), the queue as it stands\n"},
 };
 
 static const struct verb verbs[] = {
@@ -81,6 +83,14 @@ static const struct verb verbs[] = {
          "to be merged by hand. Exits 0 without drift, 1 with drift, 2 when a remote or\n"
          "the store could not be read.\n",
          "rSj", cli_reconcile},
+        {"migrate", "[--from PATH]", "create or upgrade the store's schema; move a store",
+         "Opens the configured store and brings its schema to this version (serve does the\n"
+         "same at start; with PostgreSQL, several servers starting at once are safe). With\n"
+         "--from PATH, copies the SQLite store at PATH into the configured store (which\n"
+         "must hold no order): orders, history, every delivery in its state, attempts,\n"
+         "dead letters, links. Stop the server of PATH first. Prints progress, then each\n"
+         "sink's queue on both sides; exits 1 unless they match.\n",
+         "F", cli_migrate},
 };
 
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -157,6 +167,7 @@ int main(int argc, char **argv)
                                              {"since", required_argument, NULL, 'S'},
                                              {"dead", no_argument, NULL, 'd'},
                                              {"limit", required_argument, NULL, 'l'},
+                                             {"from", required_argument, NULL, 'F'},
                                              {NULL, 0, NULL, 0}};
         struct cli_opts vo = {0};
         const struct verb *v = NULL;
@@ -227,6 +238,9 @@ int main(int argc, char **argv)
                         break;
                 case 'd':
                         vo.dead = 1;
+                        break;
+                case 'F':
+                        vo.from = optarg;
                         break;
                 case 'l':
                         if (parse_limit(optarg, &vo.limit) < 0) {

@@ -10,6 +10,26 @@
 
 #include "cli/cli.h"
 #include "sinks/registry.h"
+#include "store/store.h"
+
+/* A PostgreSQL store is a server: reach it, log in, and see that its schema is one this
+ * program knows (opening creates or brings the schema forward, as serve would). An SQLite
+ * file is made by serve itself, and checked there. */
+static int check_store(const struct config *cfg)
+{
+        struct store *st;
+
+        if (!cfg->store_url)
+                return 0;
+        if (store_open(cfg->store_path, &st) < 0) {
+                fprintf(stderr, "%s:%d: [store] url: %s\n", cfg->path,
+                        config_line(cfg, "store", "url"), store_open_error());
+                return -1;
+        }
+        printf("  store: reached, schema up to date\n");
+        store_close(st);
+        return 0;
+}
 
 int cli_check(const struct config *cfg, const struct cli_opts *o, int argc, char **argv)
 {
@@ -19,6 +39,8 @@ int cli_check(const struct config *cfg, const struct cli_opts *o, int argc, char
                cfg->listen, cfg->store_path,
                cfg->has_signing_key ? "loaded" : "MISSING (ingest will refuse)",
                cfg->admin_token ? "loaded" : "not set (GET /v1/orders/{id} disabled)");
+        if (check_store(cfg) < 0)
+                failed++;
         for (size_t i = 0; i < sink_registry_count(); i++) {
                 const struct sink_kind *k = sink_registry_get(i);
                 if (!sink_kind_enabled(k, cfg))
@@ -30,7 +52,7 @@ int cli_check(const struct config *cfg, const struct cli_opts *o, int argc, char
         }
         fflush(stdout);
         if (failed) {
-                fprintf(stderr, "%s: not ok (%d sink%s refused, above)\n", cfg->path, failed,
+                fprintf(stderr, "%s: not ok (%d part%s refused, above)\n", cfg->path, failed,
                         failed == 1 ? "" : "s");
                 return 1;
         }

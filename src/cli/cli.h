@@ -14,6 +14,7 @@ struct cli_opts {
         const char *since; /* --since DATE */
         int dead;          /* --dead */
         int limit;         /* --limit N (0: not given) */
+        const char *from;  /* --from PATH */
 };
 
 int cli_serve(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
@@ -22,4 +23,5 @@ int cli_import(const struct config *cfg, const struct cli_opts *o, int argc, cha
 int cli_status(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
 int cli_retry(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
 int cli_stages(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
+int cli_migrate(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);
 int cli_reconcile(const struct config *cfg, const struct cli_opts *o, int argc, char **argv);

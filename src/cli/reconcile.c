@@ -179,8 +179,7 @@ static int reconcile(const struct config *cfg, const struct cli_opts *o, int64_t
         }
         r = store_open(cfg->store_path, &st);
         if (r < 0) {
-                fprintf(stderr, "orderbridge reconcile: store %s: %s\n", cfg->store_path,
-                        strerror(-r));
+                fprintf(stderr, "orderbridge reconcile: store %s\n", store_open_error());
                 reconcile_free(rc);
                 return 2;
         }

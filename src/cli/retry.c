@@ -16,8 +16,7 @@ static int retry(const struct config *cfg, const char *sink, const char *order_i
 
         r = store_open(cfg->store_path, &st);
         if (r < 0) {
-                fprintf(stderr, "orderbridge retry: store %s: %s\n", cfg->store_path,
-                        strerror(-r));
+                fprintf(stderr, "orderbridge retry: store %s\n", store_open_error());
                 return 1;
         }
         r = store_retry(st, sink, order_id, clock_wall_ms());

@@ -185,6 +185,31 @@ static void format_age(json_t *age_s, char *buf, size_t size)
 /* The queue of every sink kind (enabled or not: a disabled one may still hold work), or
  * of `only`: {"roistat":{"pending":…,…,"oldest_pending_age_s":N|null,"paused":{…}|null},
  * …[, "reconcile":{…}]}. */
+static int add_role(void *arg, const char *name, const char *owner, int64_t since,
+                    int64_t left_ms)
+{
+        json_object_set_new(arg, name,
+                            json_pack("{s:s, s:o, s:I}", "owner", owner, "since",
+                                      iso_or_null(since), "left_s",
+                                      (json_int_t)(left_ms > 0 ? left_ms / 1000 : 0)));
+        return 0;
+}
+
+/* A shared store's roles: which server delivers each sink, polls, reconciles. */
+static json_t *roles_info(struct store *st)
+{
+        json_t *roles;
+
+        if (!store_shared(st))
+                return NULL;
+        roles = json_object();
+        if (store_claims(st, add_role, roles) < 0) {
+                json_decref(roles);
+                return NULL;
+        }
+        return roles;
+}
+
 static int queue_json(struct store *st, const char *only, json_t **ret)
 {
         json_t *doc = json_object(), *rec;
@@ -214,6 +239,8 @@ static int queue_json(struct store *st, const char *only, json_t **ret)
         }
         if (r == 0 && (rec = reconcile_info(st)))
                 json_object_set_new(doc, "reconcile", rec);
+        if (r == 0 && (rec = roles_info(st)))
+                json_object_set_new(doc, "roles", rec);
         if (r < 0) {
                 json_decref(doc);
                 return r;
@@ -236,7 +263,7 @@ static void print_queue(json_t *doc)
         printf(" %7s\n", "oldest");
         json_object_foreach(doc, name, c)
         {
-                if (strcmp(name, "reconcile") == 0)
+                if (strcmp(name, "reconcile") == 0 || strcmp(name, "roles") == 0)
                         continue;
                 printf("%-9s", name);
                 for (size_t j = 0; (state = store_counts_nth(&none, j, &n)); j++)
@@ -244,8 +271,20 @@ static void print_queue(json_t *doc)
                 format_age(json_object_get(c, "oldest_pending_age_s"), age, sizeof(age));
                 printf(" %7s\n", age);
         }
+        json_object_foreach(json_object_get(doc, "roles"), name, c)
+        {
+                int64_t left = json_integer_value(json_object_get(c, "left_s"));
+                printf("role: %s played by %s since %s, %s\n", name,
+                       json_string_value(json_object_get(c, "owner")),
+                       json_is_string(json_object_get(c, "since"))
+                           ? json_string_value(json_object_get(c, "since"))
+                           : "-",
+                       left > 0 ? "renewed" : "lapsed: the next server to ask takes it");
+        }
         json_object_foreach(doc, name, c)
         {
+                if (strcmp(name, "roles") == 0)
+                        continue;
                 if (!json_is_object(p = json_object_get(c, "paused")))
                         continue;
                 printf("paused: %s %s since %s until %s: %s\n", name,
@@ -343,8 +382,7 @@ static int status(const struct config *cfg, const char *order_id, const struct c
 
         r = store_open(cfg->store_path, &st);
         if (r < 0) {
-                fprintf(stderr, "orderbridge status: store %s: %s\n", cfg->store_path,
-                        strerror(-r));
+                fprintf(stderr, "orderbridge status: store %s\n", store_open_error());
                 return 1;
         }
         if (order_id) {

@@ -40,7 +40,11 @@ struct config {
         char *admin_token;         /* secret */
 
         /* [store] */
-        char *store_path;
+        char *store_path;          /* the store's location: [store] path, or url when set */
+        char *store_url;
+        char *store_password_file;
+        int64_t claim_ttl_s;       /* a shared store's roles lapse this long after their
+                                    * server stops renewing them */
         int64_t retain_days;       /* history and attempts older than this are pruned; 0 never */
 
         /* [site] */

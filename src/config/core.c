@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/xalloc.h"
 #include "sinks/site_map.h"
+#include "store/store_backend.h"
 
 #define S(f) offsetof(struct config, f)
 #define N(keys) (sizeof(keys) / sizeof(keys[0]))
@@ -43,7 +44,17 @@ static const struct config_key server_keys[] = {
 
 static const struct config_key store_keys[] = {
         {"path", CONFIG_STRING, S(store_path), "var/orderbridge.db", 0, 0,
-         "SQLite database file (created if missing)"},
+         "SQLite database file (created if missing): the store of one server"},
+        {"url", CONFIG_STRING, S(store_url), NULL, 0, 0,
+         "postgresql://USER@HOST[:PORT]/DB[?sslmode=...]: a PostgreSQL store that several "
+         "servers share (instead of path); no password here, see password_file"},
+        {"password_file", CONFIG_STRING, S(store_password_file), NULL, 0, 0,
+         "file holding the PostgreSQL password (env ORDERBRIDGE_STORE_PASSWORD; else libpq's "
+         "PGPASSWORD or ~/.pgpass)"},
+        {"claim_ttl_s", CONFIG_INT, S(claim_ttl_s), "15", 3, 600,
+         "with a shared store: a role one server plays (a sink's deliveries, the Bitrix24 "
+         "poll, the scheduled reconcile) passes to another server this long after its "
+         "server stopped renewing it (died, or lost the database)"},
         {"retain_days", CONFIG_INT, S(retain_days), "90", 0, 3650,
          "snapshot history and attempts older than this many days are pruned (each order's "
          "latest snapshot, its deliveries, links and dead letters stay); 0 = keep forever"},
@@ -179,6 +190,60 @@ static void server_free(void *conf)
         explicit_bzero(&c->signing_key, sizeof(c->signing_key));
 }
 
+/* Why a [store] url may not be used, or NULL. libpq reads a password from the URL's user
+ * part or a password= parameter: one there would sit in the config, ps and our logs. */
+static const char *store_url_problem(const char *url)
+{
+        const char *rest, *at;
+
+        if (strlen(url) > 1024)
+                return "longer than 1024 bytes";
+        if (strncmp(url, "postgresql://", 13) == 0)
+                rest = url + 13;
+        else if (strncmp(url, "postgres://", 11) == 0)
+                rest = url + 11;
+        else
+                return "must start with postgresql:// (for an SQLite file, use path)";
+        for (const char *c = url; *c; c++)
+                if ((unsigned char)*c <= ' ' || *c == 0x7f)
+                        return "holds a space or a control character";
+        at = strchr(rest, '@');
+        if ((at && memchr(rest, ':', (size_t)(at - rest))) || strstr(url, "password="))
+                return "holds a password: put it in [store] password_file (or "
+                       "ORDERBRIDGE_STORE_PASSWORD) instead";
+        return NULL;
+}
+
+static void store_check(struct config_parse *p, const struct config *cfg, void *conf)
+{
+        struct config *c = conf;
+        char *password = NULL;
+        const char *why;
+
+        (void)cfg;
+        if (!c->store_url) {
+                if (c->store_password_file)
+                        config_error(p, config_key_line(p, "store", "password_file"),
+                                     "[store] password_file: goes with url (PostgreSQL)");
+                return;
+        }
+        if ((why = store_url_problem(c->store_url))) {
+                config_error(p, config_key_line(p, "store", "url"), "[store] url: %s", why);
+                return;
+        }
+        if (config_key_line(p, "store", "path") > 0)
+                config_error(p, config_key_line(p, "store", "url"),
+                             "[store] url: set path (SQLite) or url (PostgreSQL), not both");
+        free(c->store_path);
+        c->store_path = xstrdup(c->store_url); /* the location every part opens */
+        if (config_read_secret(p, "store", "password_file", c->store_password_file,
+                               "ORDERBRIDGE_STORE_PASSWORD", &password) > 0) {
+                store_pg_set_password(password);
+                explicit_bzero(password, strlen(password));
+                free(password);
+        }
+}
+
 static void site_check(struct config_parse *p, const struct config *cfg, void *conf)
 {
         struct config *c = conf;
@@ -270,7 +335,8 @@ static void delivery_check(struct config_parse *p, const struct config *cfg, voi
 const struct config_section config_core_sections[] = {
         [CONFIG_CORE_SERVER] = {.name = "server", .keys = server_keys, .n_keys = N(server_keys),
          .check = server_check, .free = server_free},
-        [CONFIG_CORE_STORE] = {.name = "store", .keys = store_keys, .n_keys = N(store_keys)},
+        [CONFIG_CORE_STORE] = {.name = "store", .keys = store_keys, .n_keys = N(store_keys),
+         .check = store_check},
         [CONFIG_CORE_SITE] = {.name = "site", .keys = site_keys, .n_keys = N(site_keys), .check = site_check,
          .free = site_free, .subsections = site_subsections,
          .n_subsections = N(site_subsections)},
