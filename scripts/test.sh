@@ -38,8 +38,19 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
 echo "== unit tests (cmocka, ASan+UBSan)"
+# the PostgreSQL store's unit tests need a server: a throwaway one on loopback, stopped
+# right after them (the integration tests start their own)
+pgdir=$(mktemp -d /tmp/obpg-unit.XXXXXX)
+chmod 755 "$pgdir"
+trap 'sh scripts/pg.sh stop "$pgdir" >/dev/null 2>&1; rm -rf "$logs" "$pgdir"' EXIT
+if OB_TEST_PG_URL=$(sh scripts/pg.sh start "$pgdir"); then
+	export OB_TEST_PG_URL OB_TEST_PG_PASSWORD_FILE="$pgdir/password"
+else
+	echo "PostgreSQL did not start: the store_pg unit tests will fail" >&2
+fi
 meson test -C "$build" --suite unit --print-errorlogs >"$logs/unit" 2>&1
 rc=$?
+sh scripts/pg.sh stop "$pgdir" >/dev/null 2>&1
 # each cmocka binary reports "[  PASSED  ] N test(s)." and "[  FAILED  ] N test(s)"
 python3 - "$build/meson-logs/testlog.json" >>"$logs/unit" <<'PY'
 import json, re, sys

@@ -384,8 +384,10 @@ class Faults:
     CREATE_METHODS = ("crm.contact.add", "crm.company.add", "crm.deal.add",
                       "crm.deal.productrows.set", "crm.deal.update")
 
-    def __init__(self, roistat, b24, rng, late_applies=False):
+    def __init__(self, roistat, b24, rng, late_applies=False, portal_limit=True):
         self.roistat, self.b24, self.rng = roistat, b24, rng
+        if not portal_limit:  # the portal's limit is what the run measures: never faked
+            self.B24 = tuple(f for f in self.B24 if f[0] != "query_limit")
         # late_applies adds Roistat "slow" answers (applied after 0.3-3 s): a request that
         # the daemon gave up on (its timeout is 2 s) or that a killed daemon left in
         # flight is then applied AFTER the restarted daemon delivered a newer snapshot.
@@ -451,9 +453,9 @@ class Client(threading.Thread):
     """Posts its events in turn, paced over the chaos window, retrying each until it gets
     an answer (or the run's deadline passes)."""
 
-    def __init__(self, url, key, events, ledger, rng, seconds, give_up_at):
+    def __init__(self, urls, key, events, ledger, rng, seconds, give_up_at):
         super().__init__(daemon=True)
-        self.url, self.key, self.events, self.ledger = url, key, events, ledger
+        self.urls, self.key, self.events, self.ledger = urls, key, events, ledger
         self.rng, self.seconds, self.give_up_at = rng, seconds, give_up_at
 
     def post(self, ev):
@@ -463,7 +465,9 @@ class Client(threading.Thread):
                 self.ledger.give_up(ev)
                 return
             try:
-                status, answer = obpost.post(self.url, self.key, ev.body, webhook_id=ev.webhook_id,
+                # behind a load balancer each post goes to either daemon
+                url = self.urls[0] if len(self.urls) == 1 else random.choice(self.urls)
+                status, answer = obpost.post(url, self.key, ev.body, webhook_id=ev.webhook_id,
                                              timeout=20)
             except (OSError, http.client.HTTPException):
                 status, answer = None, None
@@ -764,8 +768,12 @@ def drained(daemon):
 
 
 def run(bin_path, kills, n_orders, seed=None, seconds=None, clients=8, drain_timeout=None,
-        keep=False, late_applies=True, log=print):
-    """Runs one crash loop; returns (ok, figures line)."""
+        keep=False, late_applies=True, log=print, store=None, daemons=1):
+    """Runs one crash loop; returns (ok, figures line). With `store` (a PostgreSQL [store]
+    section) and daemons=2, two daemons share it behind one "load balancer" (each client
+    post goes to either), the kills are shared out between them, and the emulated portal
+    injects no QUERY_LIMIT_EXCEEDED of its own: every one it counts is the two daemons
+    together going over its bucket, and the run fails on any."""
     seed = random.randrange(1 << 30) if seed is None else seed
     seconds = seconds if seconds is not None else max(10.0, n_orders / 40.0)
     drain_timeout = drain_timeout or 120.0 + n_orders / 10.0
@@ -781,6 +789,7 @@ def run(bin_path, kills, n_orders, seed=None, seconds=None, clients=8, drain_tim
 
     wd = tempfile.mkdtemp(prefix="ob-crash-")
     roistat = b24 = daemon = chaos = faults = None
+    ds, chaoses = [], []
     ok = False
     line = "crash: not run"
     t_start = time.monotonic()
@@ -788,26 +797,36 @@ def run(bin_path, kills, n_orders, seed=None, seconds=None, clients=8, drain_tim
         roistat = Roistat(wd, rate=50)
         b24 = Bitrix24(wd, rate=10, burst=50)
         manager = make_manager_records(b24)
-        port = free_port()
-        daemon = Daemon(wd, roistat=roistat, bitrix24=b24, sections={
-            "server": {"listen": f"127.0.0.1:{port}", "threads": "4"},
-            # a straggler is applied at most 3 s after it was sent (Faults.slow): the
-            # latest state is sent once more 4 s after an attempt whose outcome is unknown
-            "delivery": {"backoff_min_ms": "100", "backoff_max_ms": "1000",
-                         "poll_interval_ms": "100", "visit_wait_s": "1",
-                         "confirm_after_s": "4"},
-            "roistat": {"rate": "40", "timeout_ms": "2000"},
-            "bitrix24": {"rate": "8", "burst": "40", "timeout_ms": "2000"},
-        })
-        daemon.start()
+        ports = [free_port() for _ in range(daemons)]
+        for k, port in enumerate(ports):
+            ds.append(Daemon(os.path.join(wd, f"daemon{k}") if daemons > 1 else wd,
+                             roistat=roistat, bitrix24=b24, store=store,
+                             secret=ds[0].secret if ds else None, sections={
+                "server": {"listen": f"127.0.0.1:{port}", "threads": "4"},
+                # a straggler is applied at most 3 s after it was sent (Faults.slow): the
+                # latest state is sent once more 4 s after an attempt whose outcome is
+                # unknown
+                "delivery": {"backoff_min_ms": "100", "backoff_max_ms": "1000",
+                             "poll_interval_ms": "100", "visit_wait_s": "1",
+                             "confirm_after_s": "4"},
+                "roistat": {"rate": "40", "timeout_ms": "2000"},
+                "bitrix24": {"rate": "8", "burst": "40", "timeout_ms": "2000"},
+            }))
+        daemon = ds[0]
+        for d in ds:
+            d.start()
         ledger = Ledger()
-        chaos = Chaos(daemon, kill_rng, kills, seconds, log)
-        faults = Faults(roistat, b24, fault_rng, late_applies)
+        shares = [kills // daemons + (1 if k < kills % daemons else 0) for k in range(daemons)]
+        chaoses = [Chaos(d, kill_rng if k == 0 else random.Random(f"{seed}/kill{k}"),
+                         shares[k], seconds, log) for k, d in enumerate(ds)]
+        chaos = chaoses[0]
+        faults = Faults(roistat, b24, fault_rng, late_applies, portal_limit=daemons == 1)
         give_up_at = time.time() + seconds + 120
-        url = f"http://127.0.0.1:{port}/v1/orders"
-        workers = [Client(url, daemon.key, evs, ledger, random.Random(f"{seed}/client{c}"),
+        urls = [f"http://127.0.0.1:{port}/v1/orders" for port in ports]
+        workers = [Client(urls, daemon.key, evs, ledger, random.Random(f"{seed}/client{c}"),
                           seconds, give_up_at) for c, evs in enumerate(events)]
-        chaos.start()
+        for c in chaoses:
+            c.start()
         faults.start()
         for w in workers:
             w.start()
@@ -815,9 +834,11 @@ def run(bin_path, kills, n_orders, seed=None, seconds=None, clients=8, drain_tim
             w.join()
         t_posted = time.monotonic()
         faults.stop()
-        chaos.stop()
-        if daemon.proc is None:
-            daemon.start()
+        for c in chaoses:
+            c.stop()
+        for d in ds:
+            if d.proc is None:
+                d.start()
         log(f"crash-loop: posted in {t_posted - t_start:.1f}s; answers "
             f"{dict(sorted(ledger.answers.items()))} retries={ledger.retries} "
             f"unresolved={sum(len(v) for v in ledger.unresolved.values())} "
@@ -834,13 +855,13 @@ def run(bin_path, kills, n_orders, seed=None, seconds=None, clients=8, drain_tim
         log(f"crash-loop: drain {'done' if counts else 'TIMED OUT'} in "
             f"{t_drained - t_posted:.1f}s: {final}")
         stop_error = None
-        if daemon.proc.poll() is not None:
-            chaos.unexpected.append((time.time(), daemon.proc.returncode,
-                                     daemon.read_log()[-3000:]))
-        try:
-            daemon.stop()
-        except AssertionError as e:
-            stop_error = str(e)[-3000:]
+        for d, c in zip(ds, chaoses):
+            if d.proc.poll() is not None:
+                c.unexpected.append((time.time(), d.proc.returncode, d.read_log()[-3000:]))
+            try:
+                d.stop()
+            except AssertionError as e:
+                stop_error = (stop_error or "") + str(e)[-3000:]
         rs_state = http_call("GET", roistat.base + "/_emu/state", timeout=300)[1]
         b24_state = http_call("GET", b24.base + "/_emu/state", timeout=300)[1]
         figures, details = check(orders, ledger, rs_state["orders"], b24_state, manager)
@@ -855,14 +876,18 @@ def run(bin_path, kills, n_orders, seed=None, seconds=None, clients=8, drain_tim
             details.append(f"NOT DRAINED within {drain_timeout:g}s: {final}")
         if dead:
             details.append(f"DEAD letters after the drain: {dead}")
-        for when, code, tail in chaos.unexpected:
+        unexpected = [u for c in chaoses for u in c.unexpected]
+        n_kills = sum(c.kills for c in chaoses)
+        for when, code, tail in unexpected:
             details.append(f"UNEXPECTED EXIT status {code}; log tail:\n{tail}")
-        for text in chaos.start_failures:
+        for text in (t for c in chaoses for t in c.start_failures):
             details.append(f"RESTART FAILED: {text}")
         if stop_error:
             details.append(f"CLEAN STOP FAILED: {stop_error}")
-        with open(daemon.log_path, errors="replace") as f:
-            daemon_log = f.read().splitlines()
+        daemon_log = []
+        for d in ds:
+            with open(d.log_path, errors="replace") as f:
+                daemon_log += f.read().splitlines()
         asan = [ln for ln in daemon_log if "Sanitizer" in ln or "runtime error:" in ln]
         marks = collections.Counter()
         for ln in daemon_log:
@@ -877,11 +902,17 @@ def run(bin_path, kills, n_orders, seed=None, seconds=None, clients=8, drain_tim
                 "{duplicate_deals} duplicate_contacts={duplicate_contacts} "
                 "duplicate_companies={duplicate_companies} manager_touched={manager_touched} "
                 "foreign_rows={foreign_rows} unexpected_exits={}".format(
-                    chaos.kills, len(ledger.acked), len(chaos.unexpected), **figures))
+                    n_kills, len(ledger.acked), len(unexpected), **figures))
+        over_limit = b24_state["counts"]["query_limit_exceeded"]
+        if daemons > 1:
+            line += f" daemons={daemons} query_limit_exceeded={over_limit}"
+            if over_limit:
+                details.append(f"OVER THE PORTAL'S LIMIT: {over_limit} requests refused with "
+                               "QUERY_LIMIT_EXCEEDED (none was injected)")
         ok = (not details and all(v == 0 for v in figures.values()) and counts is not None
-              and not chaos.unexpected and chaos.kills == kills)
-        if chaos.kills != kills:
-            details.append(f"only {chaos.kills} of {kills} kills happened")
+              and not unexpected and n_kills == kills)
+        if n_kills != kills:
+            details.append(f"only {n_kills} of {kills} kills happened")
         if details:
             with open(os.path.join(wd, "problems.txt"), "w") as f:
                 f.write("\n".join(details) + "\n")
@@ -902,14 +933,15 @@ def run(bin_path, kills, n_orders, seed=None, seconds=None, clients=8, drain_tim
             f"total {time.monotonic() - t_start:.1f}s")
         return ok, line
     finally:
-        for part in (faults, chaos):
+        for part in [faults] + chaoses:
             if part and part.thread.is_alive():
                 part.stop_flag.set()
-        if daemon and daemon.proc is not None:
-            try:
-                daemon.kill9()
-            except Exception:
-                pass
+        for d in ds:
+            if d.proc is not None:
+                try:
+                    d.kill9()
+                except Exception:
+                    pass
         for emu in (roistat, b24):
             if emu:
                 emu.stop()

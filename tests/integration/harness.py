@@ -171,9 +171,13 @@ class Daemon:
                      "poll_interval_ms": "100", "visit_wait_s": "1", "confirm_after_s": "2"}
 
     def __init__(self, workdir, sections=None, roistat=None, admin=True, env=None,
-                 bitrix24=None):
+                 bitrix24=None, store=None, secret=None):
+        """`store`: the [store] section instead of an SQLite file in `workdir` (a
+        PostgreSQL store, pg.Server.store()); `secret`: the signing secret of another
+        daemon, for two behind one load balancer."""
         self.workdir = workdir
-        self.secret = make_secret()
+        os.makedirs(workdir, exist_ok=True)
+        self.secret = secret or make_secret()
         self.secret_file = os.path.join(workdir, "signing.secret")
         write_private(self.secret_file, self.secret + "\n")
         self.key = base64.b64decode(self.secret[len("whsec_"):])
@@ -184,7 +188,7 @@ class Daemon:
         self.db = os.path.join(workdir, "orderbridge.db")
         conf = {
             "server": {"listen": "127.0.0.1:0", "signing_secret_file": self.secret_file},
-            "store": {"path": self.db},
+            "store": dict(store) if store else {"path": self.db},
             "site": {"id": "shop.example.ru"},
             "delivery": dict(self.FAST_DELIVERY),
         }
