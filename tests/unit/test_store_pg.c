@@ -139,8 +139,11 @@ static void pg_remove(const char *location)
                 drop_db(db);
                 return;
         }
+        /* the store's own connections only: an autovacuum worker may be in the database
+         * too, and is the superuser's */
         sql_at(location, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                         "WHERE datname=current_database() AND pid<>pg_backend_pid(); "
+                         "WHERE datname=current_database() AND pid<>pg_backend_pid() "
+                         "AND backend_type='client backend' AND usename=current_user; "
                          "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
         snprintf(parked[n_parked++], sizeof(parked[0]), "%s", db);
 }
