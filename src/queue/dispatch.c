@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "base/backoff.h"
 #include "base/clock.h"
@@ -51,7 +50,7 @@ struct dispatch {
         void *ctx;
         struct store *store;
         struct store *keeper_store;
-        char owner[128];
+        const char *owner; /* this process's (role_owner): its leases and its roles */
         pthread_t thread, keeper;
         bool keeper_started;
         pthread_mutex_t lock;
@@ -361,7 +360,7 @@ static void *loop(void *arg)
                                 break;
                         continue;
                 }
-                if (role_taken(&d->role) && d->shared)
+                if (role_taken(&d->role)) /* only ever so in a shared store */
                         take_over(d);
                 now = clock_wall_ms();
                 r = store_take_due(d->store, d->ops->name, d->owner, now, LEASE_MS,
@@ -433,7 +432,6 @@ int dispatch_start(const struct config *cfg, const struct sink_ops *ops, void *c
                    struct dispatch **ret)
 {
         struct dispatch *d = xcalloc(1, sizeof(*d));
-        char host[64] = "localhost";
         int r;
 
         d->cfg = cfg;
@@ -443,9 +441,7 @@ int dispatch_start(const struct config *cfg, const struct sink_ops *ops, void *c
         clock_cond_init(&d->cond);
         clock_cond_init(&d->keeper_cond);
         backoff_rng_seed(&d->rng, (uint64_t)clock_wall_ms() ^ (uint64_t)(uintptr_t)d);
-        gethostname(host, sizeof(host) - 1);
-        snprintf(d->owner, sizeof(d->owner), "%s:%ld:%lld", host, (long)getpid(),
-                 (long long)clock_wall_ms());
+        d->owner = role_owner();
         sinkstate_register(ops->name);
         role_init(&d->role, ops->name, cfg->claim_ttl_s * 1000);
         r = store_open(cfg->store_path, &d->store);

@@ -59,7 +59,7 @@ static int ask(struct role *r, struct store *st, int64_t *ret_left)
         if (c == 2)
                 r->taken = true;
         pthread_mutex_unlock(&r->lock);
-        if (c == 2 && store_shared(st))
+        if (c == 2) /* store_claim says "taken" in a shared store only */
                 log_info("role.taken", "role=%s owner=%s ttl_ms=%lld", r->name, r->owner,
                          (long long)r->ttl_ms);
         else if (c == 0 && had)
@@ -80,7 +80,7 @@ bool role_hold(struct role *r, struct store *st, int64_t *ret_wait_ms)
         until = r->until;
         pthread_mutex_unlock(&r->lock);
         /* renewed once a third of the ttl has gone, not at every call */
-        if (until - now < r->ttl_ms * 2 / 3 || !store_shared(st))
+        if (until - now < r->ttl_ms * 2 / 3)
                 ask(r, st, &left);
         pthread_mutex_lock(&r->lock);
         held = r->until > clock_mono_ms();

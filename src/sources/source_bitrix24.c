@@ -701,7 +701,7 @@ static void *run(void *arg)
                         sb->pause_until = clock_mono_ms() + wait;
                         continue;
                 }
-                if (role_taken(&sb->role) && store_shared(sb->store)) {
+                if (role_taken(&sb->role)) { /* only ever so in a shared store */
                         b24_client_fill(sb->client); /* the last holder's requests */
                         sb->pass.active = false;     /* its watermark, from the store */
                 }
