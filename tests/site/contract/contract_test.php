@@ -25,9 +25,9 @@ if (!is_file($bin) || !is_executable($bin)) {
 }
 
 define('REPO', dirname(__DIR__, 3));
-define('MODULE_DIR', REPO . '/site/bitrix/orderbridge');
+define('MODULE_DIR', REPO . '/site/bitrix/orderbridge.connector');
 require REPO . '/tests/site/php/stubs.php';
-\Bitrix\Main\Loader::$moduleDirs['orderbridge'] = MODULE_DIR;
+\Bitrix\Main\Loader::$moduleDirs['orderbridge.connector'] = MODULE_DIR;
 require MODULE_DIR . '/include.php';
 require REPO . '/tests/site/php/helpers.php';
 

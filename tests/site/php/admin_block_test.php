@@ -5,6 +5,7 @@
  * handlers of main's OnAdminSaleOrderViewDraggable that the installer registered.
  */
 
+use Orderbridge\Config;
 use Bitrix\Main\Config\Option;
 use Bitrix\Sale\Order;
 
@@ -36,7 +37,7 @@ function admin_page(Order $order): array
 
 test('the order page shows the deal as a link to the portal: "Bitrix24 deal #55"', function () {
 	$order = order_with_deal('55');
-	Option::set('orderbridge', 'b24_portal_url', 'https://portal.example');
+	Option::set(Config::MODULE_ID, 'b24_portal_url', 'https://portal.example');
 	[$brief, $content] = admin_page($order);
 	eq(1, count($brief), 'one block');
 	$html = reset($content);
@@ -49,18 +50,18 @@ test('the order page shows the deal as a link to the portal: "Bitrix24 deal #55"
 
 test('the block escapes what it prints; a deal id or portal that is not one is shown as text, not linked', function () {
 	$order = order_with_deal('55"><script>alert(1)</script>');
-	Option::set('orderbridge', 'b24_portal_url', 'https://portal.example');
+	Option::set(Config::MODULE_ID, 'b24_portal_url', 'https://portal.example');
 	[, $content] = admin_page($order);
 	$html = reset($content);
 	ok(strpos($html, '<script') === false && strpos($html, '<a') === false, 'no markup from the value: ' . $html);
 	ok(strpos($html, 'Bitrix24 deal #55&quot;&gt;&lt;script&gt;') !== false, 'shown escaped: ' . $html);
 
 	$order = order_with_deal('56');
-	Option::set('orderbridge', 'b24_portal_url', 'https://portal.example/"onmouseover="alert(1)');
+	Option::set(Config::MODULE_ID, 'b24_portal_url', 'https://portal.example/"onmouseover="alert(1)');
 	[, $content] = admin_page($order);
 	eq('<span>Bitrix24 deal #56</span>', reset($content), 'an option that is not a portal is not linked');
 
-	Option::set('orderbridge', 'b24_portal_url', '');
+	Option::set(Config::MODULE_ID, 'b24_portal_url', '');
 	[, $content] = admin_page($order);
 	eq('<span>Bitrix24 deal #56</span>', reset($content), 'before the portal is known: text');
 });
@@ -86,7 +87,7 @@ test('the admin handler is registered on install and removed on uninstall', func
 	$main = array_values(array_filter(\Bitrix\Main\EventManager::getInstance()->registered, function ($r) {
 		return $r['from'] === 'main';
 	}));
-	eq([['main', 'OnAdminSaleOrderViewDraggable', 'orderbridge']], array_map(function ($r) {
+	eq([['main', 'OnAdminSaleOrderViewDraggable', Config::MODULE_ID]], array_map(function ($r) {
 		return [$r['from'], $r['event'], $r['to']];
 	}, $main));
 	ok(is_callable([$main[0]['class'], $main[0]['method']]), 'the handler exists');

@@ -1,6 +1,7 @@
 <?php
 /* Install/uninstall and the event handlers, driven through Order::save() like a checkout. */
 
+use Orderbridge\Config;
 use Bitrix\Main\EventManager;
 use Bitrix\Sale\Order;
 use Orderbridge\EventHandlers;
@@ -12,7 +13,7 @@ test('install registers the five sale handlers, the admin block, the agent, ROIS
 	// Person type 2 already has the property (a reinstall): it must not get a second one.
 	ok(\Bitrix\Sale\Internals\OrderPropsTable::add(['PERSON_TYPE_ID' => 2, 'CODE' => 'ROISTAT_VISIT',
 		'NAME' => 'Roistat visit', 'TYPE' => 'STRING', 'PROPS_GROUP_ID' => 1])->isSuccess(), 'fixture property added');
-	(new \orderbridge())->DoInstall();
+	(new \orderbridge_connector())->DoInstall();
 
 	$events = array_map(function ($r) {
 		return $r['from'] . ':' . $r['event'] . '→' . $r['class'] . '::' . $r['method'];
@@ -28,7 +29,7 @@ test('install registers the five sale handlers, the admin block, the agent, ROIS
 	foreach (EventManager::getInstance()->registered as $r) {
 		ok(is_callable([$r['class'], $r['method']]), $r['method'] . ' exists');
 	}
-	eq([['name' => '\Orderbridge\Agent::resend();', 'module' => 'orderbridge', 'interval' => 60]], \CAgent::$agents);
+	eq([['name' => '\Orderbridge\Agent::resend();', 'module' => Config::MODULE_ID, 'interval' => 60]], \CAgent::$agents);
 
 	$props = \Bitrix\Sale\Internals\OrderPropsTable::getList(['filter' => ['=CODE' => 'ROISTAT_VISIT']]);
 	$byType = [];
@@ -58,7 +59,7 @@ test('uninstall removes the handlers, the agent and the status entry, and keeps 
 	ok(!file_exists($_SERVER['DOCUMENT_ROOT'] . '/bitrix/tools/orderbridge/status.php'), 'entry removed');
 	ok(\Bitrix\Sale\Internals\OrderPropsTable::getList(['filter' => ['=CODE' => 'ROISTAT_VISIT']])->fetch() !== false,
 		'ROISTAT_VISIT stays: it holds order data');
-	eq([], \Bitrix\Main\Config\Option::$values['orderbridge'] ?? [], 'settings removed');
+	eq([], \Bitrix\Main\Config\Option::$values[Config::MODULE_ID] ?? [], 'settings removed');
 });
 
 /** The rows of b_sale_order_props with this CODE. */

@@ -109,17 +109,17 @@ function configure(string $url = 'http://127.0.0.1:9', array $extra = []): Confi
 		]),
 	];
 	foreach ($values as $k => $v) {
-		Option::set('orderbridge', $k, $v);
+		Option::set(Config::MODULE_ID, $k, $v);
 	}
 	return Config::load();
 }
 
 /** Runs the module's installer against the stand-ins (two person types, as the e-shop wizard makes). */
-function install_module(): \orderbridge
+function install_module(): \orderbridge_connector
 {
 	\Bitrix\Sale\Internals\PersonTypeTable::add(['NAME' => 'Individual', 'LID' => 's1']);
 	\Bitrix\Sale\Internals\PersonTypeTable::add(['NAME' => 'Legal entity', 'LID' => 's1']);
-	$module = new \orderbridge();
+	$module = new \orderbridge_connector();
 	ok($module->DoInstall(), 'DoInstall succeeds');
 	return $module;
 }

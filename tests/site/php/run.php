@@ -19,10 +19,10 @@ set_error_handler(function ($severity, $message, $file, $line) {
 date_default_timezone_set('Europe/Moscow');
 
 define('REPO', dirname(__DIR__, 3));
-define('MODULE_DIR', REPO . '/site/bitrix/orderbridge');
+define('MODULE_DIR', REPO . '/site/bitrix/orderbridge.connector');
 
 require __DIR__ . '/stubs.php';
-\Bitrix\Main\Loader::$moduleDirs['orderbridge'] = MODULE_DIR;
+\Bitrix\Main\Loader::$moduleDirs['orderbridge.connector'] = MODULE_DIR;
 require MODULE_DIR . '/include.php';
 require MODULE_DIR . '/install/index.php';
 require __DIR__ . '/helpers.php';

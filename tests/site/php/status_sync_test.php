@@ -6,6 +6,7 @@
  * endpoint(), signed() and saved_order() are in status_test.php.
  */
 
+use Orderbridge\Config;
 use Bitrix\Main\Config\Option;
 use Bitrix\Main\EventManager;
 use Bitrix\Main\EventResult;
@@ -116,7 +117,7 @@ test('save() refused (an OnSaleOrderBeforeSaved veto): 422 with Bitrix\'s words,
 	eq(422, $code);
 	eq(['error' => 'refused', 'field' => 'order', 'message' => 'Order is locked by 1C exchange'], $answer);
 	eq(['N', ''], [Order::load($order->getId())->getField('STATUS_ID'), deal_id_of($order->getId())]);
-	eq('', Option::get('orderbridge', 'b24_portal_url', ''), 'the portal is not learnt from a refused request');
+	eq('', Option::get(Config::MODULE_ID, 'b24_portal_url', ''), 'the portal is not learnt from a refused request');
 	ok(strpos(log_text(), 'order=' . $id) !== false && strpos(log_text(), 'Order is locked by 1C exchange') !== false,
 		'logged with the order id');
 
@@ -144,7 +145,7 @@ test('deal_id alone is written to B24_DEAL_ID and saved, without a snapshot; cha
 	eq(['order_id' => $id, 'status' => 'N', 'canceled' => false, 'changed' => false, 'deal_id' => '55'], $answer);
 	eq('55', deal_id_of($order->getId()), 'stored in the order');
 	eq(0, count($t->requests), 'a deal id changes nothing a snapshot carries: no echo');
-	eq('https://portal.example', Option::get('orderbridge', 'b24_portal_url', ''), 'the portal: scheme://host');
+	eq('https://portal.example', Option::get(Config::MODULE_ID, 'b24_portal_url', ''), 'the portal: scheme://host');
 
 	// A later change by a manager, in another request, is posted as usual.
 	\Orderbridge\EventHandlers::reset();
@@ -262,7 +263,7 @@ test('bad deal_id, deal_url or a request with nothing to do: 400 naming the fiel
 		ok(($answer['message'] ?? '') !== '', 'a message');
 	}
 	eq('', deal_id_of($order->getId()), 'no deal id stored');
-	eq('', Option::get('orderbridge', 'b24_portal_url', ''), 'no portal learnt');
+	eq('', Option::get(Config::MODULE_ID, 'b24_portal_url', ''), 'no portal learnt');
 
 	// The limits themselves are accepted: 512 bytes, and plain http to a loopback host.
 	foreach ([$long, 'http://127.0.0.1:8089/crm/deal/details/55/', 'http://localhost/x', 'http://[::1]:9/']
@@ -270,5 +271,5 @@ test('bad deal_id, deal_url or a request with nothing to do: 400 naming the fiel
 		[$code, $answer] = post_status(['order_id' => $id, 'deal_id' => '55', 'deal_url' => $url], 'msg_ok_' . $i);
 		eq(200, $code, $url . ': ' . json_encode($answer));
 	}
-	eq('http://[::1]:9', Option::get('orderbridge', 'b24_portal_url', ''), 'the port is kept');
+	eq('http://[::1]:9', Option::get(Config::MODULE_ID, 'b24_portal_url', ''), 'the port is kept');
 });

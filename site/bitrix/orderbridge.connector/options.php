@@ -17,7 +17,7 @@ use Orderbridge\Spool;
 
 defined('B_PROLOG_INCLUDED') && B_PROLOG_INCLUDED === true || die();
 
-$moduleId = 'orderbridge';
+$moduleId = 'orderbridge.connector';
 Loc::loadMessages(__FILE__);
 
 global $APPLICATION;

@@ -27,7 +27,7 @@ $answer = function (int $code, array $payload) {
 };
 
 try {
-	if (!\Bitrix\Main\Loader::includeModule('orderbridge') || !\Bitrix\Main\Loader::includeModule('sale')) {
+	if (!\Bitrix\Main\Loader::includeModule('orderbridge.connector') || !\Bitrix\Main\Loader::includeModule('sale')) {
 		$answer(503, ['error' => 'module_missing']);
 	}
 	$headers = [];

@@ -19,7 +19,7 @@ use Bitrix\Main\ModuleManager;
 
 Loc::loadMessages(__FILE__);
 
-class orderbridge extends CModule
+class orderbridge_connector extends CModule
 {
 	/** Event of the sale module => method of \Orderbridge\EventHandlers; one list for both ways. */
 	public const EVENTS = [
@@ -42,7 +42,7 @@ class orderbridge extends CModule
 	public const VISIT_PROPERTY = 'ROISTAT_VISIT';
 	public const DEAL_PROPERTY = 'B24_DEAL_ID';
 
-	public $MODULE_ID = 'orderbridge';
+	public $MODULE_ID = 'orderbridge.connector';
 	public $MODULE_VERSION;
 	public $MODULE_VERSION_DATE;
 	public $MODULE_NAME;

@@ -1,11 +1,11 @@
 <?php
 /*
- * orderbridge module entry point: Bitrix includes it on Loader::includeModule('orderbridge')
+ * orderbridge module entry point: Bitrix includes it on Loader::includeModule('orderbridge.connector')
  * and before calling any of the module's registered event handlers or agents.
  * It only maps the module's classes to files; nothing here runs on its own.
  */
 
-\Bitrix\Main\Loader::registerAutoLoadClasses('orderbridge', [
+\Bitrix\Main\Loader::registerAutoLoadClasses('orderbridge.connector', [
 	'\Orderbridge\AdminOrderBlock' => 'lib/AdminOrderBlock.php',
 	'\Orderbridge\Agent' => 'lib/Agent.php',
 	'\Orderbridge\Config' => 'lib/Config.php',

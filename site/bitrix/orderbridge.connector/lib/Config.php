@@ -1,6 +1,6 @@
 <?php
 /*
- * The module's settings, read once from Bitrix options (b_option, module "orderbridge").
+ * The module's settings, read once from Bitrix options (b_option, module "orderbridge.connector").
  * Everything else takes a Config instead of calling Option::get itself, so that the
  * tests can build one from an array. The signing secret never leaves this object
  * except to Signature.
@@ -12,7 +12,7 @@ use Bitrix\Main\Config\Option;
 
 final class Config
 {
-	public const MODULE_ID = 'orderbridge';
+	public const MODULE_ID = 'orderbridge.connector';
 	/** The order property that holds the Roistat visit (created by the installer). */
 	public const VISIT_PROPERTY = 'ROISTAT_VISIT';
 	/** The order property that holds the order's Bitrix24 deal id (created by the installer). */
