@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs what the site kit's tests need (tests/site/run.sh): php-cli with curl,
+# Installs what the site kit's tests need (tests/site/run.sh): php-cli with curl, phpunit,
 # Debian's chromium, Node.js with npm, and playwright-core in tests/site/node_modules.
 # Idempotent: each step runs only when its tool is missing, so a second run is quick.
 # The browser is always Debian's package: never `npx playwright install`.
@@ -13,6 +13,7 @@ need() { # need COMMAND PACKAGE: queue PACKAGE when COMMAND is not on PATH
 }
 
 need php php-cli
+need phpunit phpunit
 need chromium chromium
 need node nodejs
 need npm npm

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every test of the site kit and ends with one line: "N passed, M failed".
 #   1. php -l on every PHP file of site/ and tests/site/ (one test per file)
-#   2. the module's unit tests under php-cli (tests/site/php/run.php)
+#   2. the module's unit tests under Debian's phpunit (tests/site/phpunit.xml)
 #   3. the snippet's tests: ES5/size, then headless Debian chromium (node --test browser/)
 #   4. the contract test against the real daemon, when $ORDERBRIDGE_BIN (default
 #      build/orderbridge) exists; otherwise it says that it skipped it
@@ -36,14 +36,25 @@ done
 echo "php -l: $lint_ok passed, $lint_bad failed"
 add "$lint_ok" "$lint_bad"
 
-echo "== PHP unit tests"
-php "$here/php/run.php" >"$log/php" 2>&1
-grep -v '^ok ' "$log/php" | grep -v '^[0-9]* passed, [0-9]* failed$'
-summary=$(tail -n 1 "$log/php")
+echo "== PHP unit tests (phpunit -c tests/site/phpunit.xml)"
+phpunit -c "$here/phpunit.xml" --log-junit "$log/junit.xml" >"$log/php" 2>&1
+php_rc=$?
+# The counts come from PHPUnit's JUnit report: tests minus failures, errors, skipped.
+summary=$(php -r '$x = @simplexml_load_file($argv[1]);
+	if (!$x || !isset($x->testsuite)) { exit(1); }
+	$a = $x->testsuite->attributes();
+	$bad = (int)$a->failures + (int)$a->errors + (int)$a->skipped + (int)($a->warnings ?? 0);
+	echo (int)$a->tests - min($bad, (int)$a->tests), " passed, ", $bad, " failed\n";' "$log/junit.xml" 2>/dev/null)
 case "$summary" in
 *" passed, "*" failed") ;;
-*) summary="0 passed, 1 failed"; cat "$log/php" ;;
+*) summary="0 passed, 1 failed" ;;
 esac
+if [ "$php_rc" != 0 ] || [ "${summary#* passed, }" != "0 failed" ]; then
+	cat "$log/php"
+	case "$summary" in *" 0 failed") summary="${summary%%,*}, 1 failed" ;; esac
+else
+	tail -n 1 "$log/php"
+fi
 echo "php unit: $summary"
 add "$(echo "$summary" | cut -d' ' -f1)" "$(echo "$summary" | cut -d' ' -f3)"
 

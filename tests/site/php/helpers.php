@@ -23,17 +23,12 @@ const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
 function eq($expected, $actual, string $what = ''): void
 {
-	if ($expected !== $actual) {
-		throw new RuntimeException(($what !== '' ? $what . ': ' : '') . "expected\n"
-			. var_export($expected, true) . "\ngot\n" . var_export($actual, true));
-	}
+	\PHPUnit\Framework\Assert::assertSame($expected, $actual, $what);
 }
 
 function ok($condition, string $what): void
 {
-	if (!$condition) {
-		throw new RuntimeException('expected: ' . $what);
-	}
+	\PHPUnit\Framework\Assert::assertTrue((bool)$condition, 'expected: ' . $what);
 }
 
 // ---- per-test state ---------------------------------------------------------------------
