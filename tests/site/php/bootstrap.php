@@ -15,6 +15,7 @@ date_default_timezone_set('Europe/Moscow');
 \define('MODULE_DIR', \REPO . '/site/bitrix/orderbridge.connector');
 
 require __DIR__ . '/stubs.php';
+require __DIR__ . '/stubs_orm.php';
 \Bitrix\Main\Loader::$moduleDirs['orderbridge.connector'] = \MODULE_DIR;
 require \MODULE_DIR . '/include.php';
 require \MODULE_DIR . '/install/index.php';
