@@ -9,7 +9,6 @@ $orderbridge_default_option = [
 	'signing_secret' => '',
 	'site_id' => '',
 	'timeout' => '2',
-	'spool_dir' => '',
 	'person_types' => '{}',
 	'b24_portal_url' => '', // learnt from the deal URLs orderbridge sends to the status endpoint
 ];

@@ -1,7 +1,7 @@
 <?php
 /*
  * The cross-language contract: snapshots built, signed and sent by the PHP module's own
- * code (Snapshot, Signature, Transport, Relay, Spool) against the real orderbridge daemon.
+ * code (Snapshot, Signature, Transport, Relay, Queue) against the real orderbridge daemon.
  *   ORDERBRIDGE_BIN=/path/to/orderbridge php tests/site/contract/contract_test.php
  * Starts `orderbridge serve -c CONF` on a free loopback port with a fresh secret and store,
  * waits for GET /healthz, runs the cases once with each of the module's transports (ext/curl
@@ -26,17 +26,21 @@ if (!is_file($bin) || !is_executable($bin)) {
 
 define('REPO', dirname(__DIR__, 3));
 define('MODULE_DIR', REPO . '/site/bitrix/orderbridge.connector');
+require_once 'PHPUnit/Autoload.php'; // helpers.php's eq()/ok() are PHPUnit assertions (Debian's phpunit)
 require REPO . '/tests/site/php/stubs.php';
+require REPO . '/tests/site/php/stubs_orm.php';
 \Bitrix\Main\Loader::$moduleDirs['orderbridge.connector'] = MODULE_DIR;
 require MODULE_DIR . '/include.php';
 require REPO . '/tests/site/php/helpers.php';
+require REPO . '/tests/site/php/helpers_site.php';
 
 use Orderbridge\Config;
 use Orderbridge\Log;
 use Orderbridge\Relay;
 use Orderbridge\Signature;
 use Orderbridge\Snapshot;
-use Orderbridge\Spool;
+use Orderbridge\Queue;
+use Orderbridge\QueueTable;
 use Orderbridge\Transport;
 
 // ---- the daemon ---------------------------------------------------------------------------
@@ -113,7 +117,7 @@ Log::$sink = function ($level, $line) {
 	$GLOBALS['log'][] = $line;
 };
 \Bitrix\Main\Config\Option::$values = [];
-$config = configure($base, ['signing_secret' => $secret, 'spool_dir' => $dir . '/spool']);
+$config = configure($base, ['signing_secret' => $secret]);
 $kind = 'curl';     // the transport under test; every case runs with each one
 $idBase = 0;        // keeps the order ids of the two rounds apart
 
@@ -199,34 +203,34 @@ check('an older version after a newer one is answered 200 {"stale":true}, which 
 	eq(Relay::DELIVERED, Relay::classify($status));
 });
 
-check('Relay: a real checkout snapshot is delivered and leaves nothing in the spool', function () {
+check('Relay: a real checkout snapshot is delivered and leaves nothing in the queue', function () {
 	global $config;
-	$relay = new Relay($config, new Spool($config->spoolDir), transport());
+	$relay = new Relay($config, new Queue(), transport());
 	eq(Relay::DELIVERED, $relay->submit((string)oid(129), snapshot_of(individual_order(['ID' => oid(129)]))));
-	eq(0, $relay->spool()->count());
+	eq(0, $relay->queue()->count());
 });
 
-check('Relay: a snapshot orderbridge calls invalid (400) is kept aside in rejected/, not retried', function () {
+check('Relay: a snapshot orderbridge calls invalid (400) is kept aside as rejected, not retried', function () {
 	global $config;
-	$relay = new Relay($config, new Spool($config->spoolDir . '-bad-' . $GLOBALS['kind']), transport());
+	$relay = new Relay($config, new Queue(), transport());
 	$bad = json_decode(snapshot_of(individual_order(['ID' => oid(130)])), true);
 	$bad['order']['price'] = '49,90';
 	[$status, $json] = post(json_encode($bad));
 	eq(400, $status);
 	eq('order.price', $json['field'] ?? null);
 	eq(Relay::REJECT, $relay->submit((string)oid(130), json_encode($bad)));
-	eq(1, $relay->spool()->rejectedCount());
-	eq(0, $relay->spool()->count());
+	eq(1, $relay->queue()->rejectedCount());
+	eq(0, $relay->queue()->count());
 });
 
-check('Relay: with the wrong secret configured the snapshot waits in the spool and goes out once it is fixed', function () {
+check('Relay: with the wrong secret configured the snapshot waits in the queue and goes out once it is fixed', function () {
 	global $config;
 	$wrong = clone $config;
 	$wrong->secret = 'whsec_' . base64_encode(random_bytes(32));
-	$spool = new Spool($config->spoolDir . '-' . $GLOBALS['kind']);
-	eq(Relay::RETRY, (new Relay($wrong, $spool, transport()))->submit((string)oid(131), snapshot_of(individual_order(['ID' => oid(131)]))));
-	eq(1, $spool->count(), '401 is not "invalid": it is kept');
-	eq(['delivered' => 1, 'rejected' => 0, 'left' => 0], (new Relay($config, $spool, transport()))->flush());
+	$queue = new Queue();
+	eq(Relay::RETRY, (new Relay($wrong, $queue, transport()))->submit((string)oid(131), snapshot_of(individual_order(['ID' => oid(131)]))));
+	eq(1, $queue->count(), '401 is not "invalid": it is kept');
+	eq(['delivered' => 1, 'rejected' => 0, 'left' => 0], (new Relay($config, $queue, transport()))->flush());
 });
 
 $passed = $failed = 0;
@@ -234,6 +238,9 @@ foreach (extension_loaded('curl') ? ['curl', 'stream'] : ['stream'] as $round =>
 	$idBase = 1000 * $round;
 	foreach ($cases as [$name, $fn]) {
 		try {
+			orm_fresh_state(); // each case on an empty queue table, the breaker closed
+			QueueTable::createIfMissing();
+			(new Queue())->markUp();
 			$fn();
 			$passed++;
 			echo 'ok ', $passed + $failed, ' - [', $kind, '] ', $name, "\n";

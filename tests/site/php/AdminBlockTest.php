@@ -77,7 +77,7 @@ final class AdminBlockTest extends \Orderbridge\Tests\TestCase
 			return [$r['from'], $r['event'], $r['to']];
 		}, $main));
 		ok(is_callable([$main[0]['class'], $main[0]['method']]), 'the handler exists');
-		$module->DoUninstall();
+		run_uninstall($module);
 		eq([], \Bitrix\Main\EventManager::getInstance()->registered);
 	}
 }

@@ -17,7 +17,7 @@ final class HandlersTest extends \Orderbridge\Tests\TestCase
 		// Person type 2 already has the property (a reinstall): it must not get a second one.
 		ok(\Bitrix\Sale\Internals\OrderPropsTable::add(['PERSON_TYPE_ID' => 2, 'CODE' => 'ROISTAT_VISIT',
 			'NAME' => 'Roistat visit', 'TYPE' => 'STRING', 'PROPS_GROUP_ID' => 1])->isSuccess(), 'fixture property added');
-		(new \orderbridge_connector())->DoInstall();
+		eq(null, run_install(new \orderbridge_connector())['error']);
 
 		$events = array_map(function ($r) {
 			return $r['from'] . ':' . $r['event'] . '→' . $r['class'] . '::' . $r['method'];
@@ -59,7 +59,7 @@ final class HandlersTest extends \Orderbridge\Tests\TestCase
 	public function testUninstallRemovesTheHandlersTheAgentAndThe(): void
 	{
 		$module = install_module();
-		$module->DoUninstall();
+		run_uninstall($module);
 		eq([], EventManager::getInstance()->registered);
 		eq([], \CAgent::$agents);
 		ok(!file_exists($_SERVER['DOCUMENT_ROOT'] . '/bitrix/tools/orderbridge/status.php'), 'entry removed');
@@ -80,7 +80,7 @@ final class HandlersTest extends \Orderbridge\Tests\TestCase
 				'text, not required, hidden from buyers (UTIL), active, an order property');
 			ok($p['PROPS_GROUP_ID'] > 0, 'in a property group of its person type');
 		}
-		$module->DoInstall();
+		run_install($module);
 		eq(2, count(properties_coded()), 'a second install adds no duplicates');
 		ok(individual_order()->getPropertyCollection()->getItemByOrderPropertyCode('B24_DEAL_ID') !== null,
 			'an order of the shop has the property');
@@ -90,7 +90,7 @@ final class HandlersTest extends \Orderbridge\Tests\TestCase
 	public function testUninstallRemovesB24DEALIDAndKeepsROISTAT(): void
 	{
 		$module = install_module();
-		$module->DoUninstall();
+		run_uninstall($module);
 		eq([], properties_coded());
 		eq(2, count(properties_coded('ROISTAT_VISIT')), 'ROISTAT_VISIT stays');
 	}
@@ -158,7 +158,7 @@ final class HandlersTest extends \Orderbridge\Tests\TestCase
 		eq(['900', '900', '900'], $t->orderIds());
 	}
 
-	/** @testdox an exception inside a handler never reaches the checkout; the order is spooled for a rebuild */
+	/** @testdox an exception inside a handler never reaches the checkout; the order is queued for a rebuild */
 	public function testAnExceptionInsideAHandlerNeverReachesThe(): void
 	{
 		configure();
@@ -174,17 +174,17 @@ final class HandlersTest extends \Orderbridge\Tests\TestCase
 		ok($order->getId() > 0, 'the order was saved');
 		ok(strpos(log_text(), 'property collection exploded') !== false, 'the error is logged');
 		ok(strpos(log_text(), 'order=' . $order->getId()) !== false, 'with the order id');
-		$spooled = glob(spool_dir() . '/*.json');
-		eq(1, count($spooled));
-		$entry = json_decode(file_get_contents($spooled[0]), true);
-		eq([(string)$order->getId(), null], [$entry['order_id'], $entry['body']], 'spooled by id, to rebuild');
+		$queued = (new \Orderbridge\Queue())->rowsOf((string)$order->getId());
+		eq(1, count($queued));
+		eq([(string)$order->getId(), ''], [$queued[0]['ORDER_ID'], $queued[0]['BODY']], 'queued by id, to rebuild');
 	}
 
-	/** @testdox a failing transport and an unwritable spool still do not break the checkout */
-	public function testAFailingTransportAndAnUnwritableSpoolStill(): void
+	/** @testdox a failing transport and a missing queue table still do not break the checkout */
+	public function testAFailingTransportAndAMissingQueueTableStill(): void
 	{
-		configure('http://127.0.0.1:9', ['spool_dir' => '/proc/orderbridge-cannot-write-here']);
+		configure('http://127.0.0.1:9');
 		install_module();
+		\Orderbridge\QueueTable::dropIfExists(); // a query on it throws, as MySQL's "doesn't exist" does
 		handlers_use(new FakeTransport([new \Error('curl went away')]));
 		$order = individual_order();
 		$order->save();

@@ -1,5 +1,5 @@
 <?php
-/* Relay and Spool: send, classify the answer, spool, re-send oldest first. */
+/* Relay and Queue: send, classify the answer, queue, re-send oldest first. */
 
 use Orderbridge\Relay;
 use Orderbridge\Signature;
@@ -21,7 +21,7 @@ final class RelayTest extends \Orderbridge\Tests\TestCase
 		}
 	}
 
-	/** @testdox a 202 delivers: one signed POST to /v1/orders, nothing spooled */
+	/** @testdox a 202 delivers: one signed POST to /v1/orders, nothing queued */
 	public function testA202DeliversOneSignedPOSTToV1(): void
 	{
 		$t = new FakeTransport([[202, '{"order_id":"101","accepted":true}']]);
@@ -37,7 +37,7 @@ final class RelayTest extends \Orderbridge\Tests\TestCase
 		eq('1773385500', $r['headers']['webhook-timestamp']);
 		ok(preg_match('/^msg_[0-9a-f]{32}$/', $r['headers']['webhook-id']) === 1, 'webhook-id msg_<hex>');
 		ok(Signature::verify(SECRET, $r['headers'], $body, 1773385500), 'valid signature');
-		eq(0, $relay->spool()->count());
+		eq(0, $relay->queue()->count());
 	}
 
 	/** @testdox 200 {"stale":true} counts as delivered */
@@ -45,7 +45,7 @@ final class RelayTest extends \Orderbridge\Tests\TestCase
 	{
 		$relay = relay_with(new FakeTransport([[200, '{"stale":true}']]));
 		eq(Relay::DELIVERED, $relay->submit('102', body_of('102')));
-		eq(0, $relay->spool()->count());
+		eq(0, $relay->queue()->count());
 	}
 
 	/** @testdox each snapshot gets its own webhook-id */
@@ -58,19 +58,21 @@ final class RelayTest extends \Orderbridge\Tests\TestCase
 		ok($t->requests[0]['headers']['webhook-id'] !== $t->requests[1]['headers']['webhook-id'], 'ids differ');
 	}
 
-	/** @testdox daemon down: the snapshot is spooled as one complete file and the error is logged */
-	public function testDaemonDownTheSnapshotIsSpooledAsOne(): void
+	/** @testdox daemon down: the snapshot is queued as one row, with its webhook-id and the error, and logged */
+	public function testDaemonDownTheSnapshotIsQueuedAsOneRow(): void
 	{
-		$relay = relay_with(new FakeTransport([[0, '']]));
+		$t = new FakeTransport([[0, '']]);
+		$relay = relay_with($t, null, function () {
+			return 1773385500;
+		});
 		$body = body_of('104');
 		eq(Relay::RETRY, $relay->submit('104', $body));
-		$files = $relay->spool()->oldest();
-		eq(1, count($files));
-		ok(preg_match('#/\d{16}-msg_[0-9a-f]{32}\.json$#', $files[0]) === 1, 'time-ordered name: ' . $files[0]);
-		$entry = json_decode(file_get_contents($files[0]), true);
-		eq('104', $entry['order_id']);
-		eq($body, $entry['body'], 'the exact bytes, to be signed again at re-send');
-		eq([], glob(spool_dir() . '/.tmp-*'), 'no temporary file is left behind');
+		$rows = $relay->queue()->rowsOf('104');
+		eq(1, count($rows));
+		eq($body, $rows[0]['BODY'], 'the exact bytes, to be signed again at re-send');
+		eq($t->requests[0]['headers']['webhook-id'], $rows[0]['WEBHOOK_ID'], 'the webhook-id it was first sent with');
+		eq(['pending', '1773385500', '0', 'connection refused'],
+			[$rows[0]['STATE'], $rows[0]['CREATED_AT'], $rows[0]['ATTEMPTS'], $rows[0]['LAST_ERROR']]);
 		ok(strpos(log_text(), 'order=104') !== false && strpos(log_text(), 'connection refused') !== false,
 			'logged with the order id and the reason');
 		ok(strpos(log_text(), $body) === false && strpos(log_text(), substr(SECRET, 6)) === false,
@@ -86,31 +88,30 @@ final class RelayTest extends \Orderbridge\Tests\TestCase
 			return $now;
 		});
 		$relay->submit('105', body_of('105'));
-		touch(spool_dir() . '/.down', $now); // the failure happened at the fake clock's time
 		eq(1, count($t->requests));
 		$now += 30;
 		eq(Relay::RETRY, $relay->submit('106', body_of('106')));
 		eq(1, count($t->requests), 'no second timeout for the next buyer');
-		eq(2, $relay->spool()->count());
+		eq(2, $relay->queue()->count());
 		$now += 31;
 		$t->answers = [[202, '']];
 		eq(Relay::DELIVERED, $relay->submit('107', body_of('107')));
 		eq(2, count($t->requests));
 	}
 
-	/** @testdox the spool empties oldest first once orderbridge is back, with the same webhook-ids */
-	public function testTheSpoolEmptiesOldestFirstOnceOrderbridgeIs(): void
+	/** @testdox the queue empties oldest first once orderbridge is back, with the same webhook-ids */
+	public function testTheQueueEmptiesOldestFirstOnceOrderbridgeIs(): void
 	{
 		$t = new FakeTransport([[0, '']]);
 		$relay = relay_with($t);
 		foreach (['201', '202', '203'] as $id) {
-			$relay->spool()->markUp(); // let each one try the network
+			$relay->queue()->markUp(); // let each one try the network
 			$relay->submit($id, body_of($id));
 		}
 		$firstIds = array_map(function ($r) {
 			return $r['headers']['webhook-id'];
 		}, $t->requests);
-		eq(3, $relay->spool()->count());
+		eq(3, $relay->queue()->count());
 		$t->requests = [];
 		$t->answers = [[202, '']];
 		eq(['delivered' => 3, 'rejected' => 0, 'left' => 0], $relay->flush());
@@ -118,7 +119,7 @@ final class RelayTest extends \Orderbridge\Tests\TestCase
 		eq($firstIds, array_map(function ($r) {
 			return $r['headers']['webhook-id'];
 		}, $t->requests), 'a re-send keeps its webhook-id');
-		eq(null, $relay->spool()->downFor(time()), 'the breaker is closed again');
+		eq(null, $relay->queue()->downFor(time()), 'the breaker is closed again');
 	}
 
 	/** @testdox a re-send stops at the first failure and keeps the rest in order */
@@ -127,15 +128,16 @@ final class RelayTest extends \Orderbridge\Tests\TestCase
 		$t = new FakeTransport([[0, '']]);
 		$relay = relay_with($t);
 		foreach (['301', '302', '303'] as $id) {
-			$relay->spool()->put(Relay::newId(), $id, body_of($id));
+			$relay->queue()->put(Relay::newId(), $id, body_of($id), time());
 		}
 		$t->answers = [[202, ''], [503, ''], [202, '']];
 		eq(['delivered' => 1, 'rejected' => 0, 'left' => 2], $relay->flush());
 		eq(['301', '302'], $t->orderIds());
-		$left = array_map(function ($p) {
-			return json_decode(file_get_contents($p), true)['order_id'];
-		}, $relay->spool()->oldest());
-		eq(['302', '303'], $left);
+		eq(['302', '303'], array_column($relay->queue()->due(time(), 10), 'ORDER_ID'), 'still in order');
+		$t->answers = [[202, '']];
+		$t->requests = [];
+		$relay->flush();
+		eq(['302', '303'], $t->orderIds(), 'the next re-send starts with the one that failed');
 	}
 
 	/** @testdox a snapshot refused as invalid (400) is kept aside, logged, and never re-sent */
@@ -144,14 +146,17 @@ final class RelayTest extends \Orderbridge\Tests\TestCase
 		$t = new FakeTransport([[400, '{"error":"invalid_field","field":"order.price"}']]);
 		$relay = relay_with($t);
 		eq(Relay::REJECT, $relay->submit('401', body_of('401')));
-		eq(0, $relay->spool()->count());
-		eq(1, $relay->spool()->rejectedCount());
+		eq(0, $relay->queue()->count());
+		eq(1, $relay->queue()->rejectedCount());
 		ok(strpos(log_text(), 'order.price') !== false, 'the reason is logged');
-		$relay->spool()->put(Relay::newId(), '402', body_of('402'));
+		ok(strpos($relay->queue()->rowsOf('401')[0]['LAST_ERROR'], 'HTTP 400') === 0, 'and kept with the row');
+		$relay->queue()->put(Relay::newId(), '402', body_of('402'), time());
 		$t->requests = [];
 		eq(['delivered' => 0, 'rejected' => 1, 'left' => 0], $relay->flush());
 		eq(['402'], $t->orderIds(), 'the first rejected one is not sent again');
-		eq(2, $relay->spool()->rejectedCount());
+		eq(2, $relay->queue()->rejectedCount());
+		$relay->flush();
+		eq(1, count($t->requests), 'nor the second');
 	}
 
 	/** @testdox 401, 408 and 429 are retried, not rejected */
@@ -159,9 +164,9 @@ final class RelayTest extends \Orderbridge\Tests\TestCase
 	{
 		foreach ([401, 408, 429] as $status) {
 			$relay = relay_with(new FakeTransport([[$status, '']]));
-			$relay->spool()->markUp();
+			$relay->queue()->markUp();
 			eq(Relay::RETRY, $relay->submit('403', body_of('403')), (string)$status);
-			eq(0, $relay->spool()->rejectedCount());
+			eq(0, $relay->queue()->rejectedCount());
 		}
 	}
 
@@ -177,39 +182,34 @@ final class RelayTest extends \Orderbridge\Tests\TestCase
 		eq(['501'], $t->orderIds());
 	}
 
-	/** @testdox without URL or secret nothing is posted and the snapshot waits in the spool */
+	/** @testdox without URL or secret nothing is posted and the snapshot waits in the queue */
 	public function testWithoutURLOrSecretNothingIsPostedAnd(): void
 	{
 		$t = new FakeTransport();
 		$relay = relay_with($t, configure(''));
 		eq(Relay::RETRY, $relay->submit('601', body_of('601')));
 		eq(0, count($t->requests));
-		eq(1, $relay->spool()->count());
+		eq(1, $relay->queue()->count());
 		ok(strpos(log_text(), 'not set') !== false, 'the missing setting is logged');
 	}
 
-	/** @testdox two re-sends at once do not send the same entry twice */
-	public function testTwoReSendsAtOnceDoNotSend(): void
+	/** @testdox an order whose snapshot cannot be rebuilt is kept as rejected instead of blocking the queue */
+	public function testAnUnbuildableOrderIsRejectedInsteadOfBlocking(): void
 	{
 		$t = new FakeTransport();
-		$relay = relay_with($t);
-		$relay->spool()->put(Relay::newId(), '701', body_of('701'));
-		ok($relay->spool()->lock(), 'first lock');
-		$other = relay_with($t);
-		eq(['delivered' => 0, 'rejected' => 0, 'left' => 1], $other->flush());
-		eq(0, count($t->requests));
-		$relay->spool()->unlock();
-	}
-
-	/** @testdox a broken spool file is moved aside instead of blocking the queue */
-	public function testABrokenSpoolFileIsMovedAsideInstead(): void
-	{
-		$t = new FakeTransport();
-		$relay = relay_with($t);
-		$relay->spool()->put(Relay::newId(), '801', body_of('801'));
-		file_put_contents(spool_dir() . '/00000000000000000000-broken.json', '{not json');
+		$relay = relay_with($t, null, null, function (string $id) {
+			if ($id === '800') {
+				throw new \RuntimeException('order 800 is gone');
+			}
+			return body_of($id);
+		});
+		$relay->defer('800', null);
+		$relay->queue()->put(Relay::newId(), '801', body_of('801'), time());
 		eq(['delivered' => 1, 'rejected' => 1, 'left' => 0], $relay->flush());
 		eq(['801'], $t->orderIds());
+		eq('rejected', $relay->queue()->rowsOf('800')[0]['STATE']);
+		ok(strpos(log_text(), 'order=800') !== false && strpos(log_text(), 'order 800 is gone') !== false,
+			'the reason is logged with the order id');
 	}
 }
 

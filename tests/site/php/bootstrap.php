@@ -20,6 +20,7 @@ require __DIR__ . '/stubs_orm.php';
 require \MODULE_DIR . '/include.php';
 require \MODULE_DIR . '/install/index.php';
 require __DIR__ . '/helpers.php';
+require __DIR__ . '/helpers_site.php';
 
 abstract class TestCase extends \PHPUnit\Framework\TestCase
 {

@@ -1,14 +1,20 @@
 <?php
 /*
- * Installs and uninstalls the module (Marketplace → Installed solutions → orderbridge).
- * Install: registers the sale event handlers (EVENTS), the admin order page's block
- * (ADMIN_EVENTS), the spool agent (every 60 s), the service order properties ROISTAT_VISIT
- * and B24_DEAL_ID for every person type that lacks them, and the
- * /bitrix/tools/orderbridge/status.php entry point. Installing again adds nothing twice.
- * Uninstall removes all of that except ROISTAT_VISIT (it holds the order's visit) and the
- * spool directory (it may still hold orders orderbridge has not received). B24_DEAL_ID goes:
- * CSaleOrderProps::Delete keeps the orders' values, detached, and Bitrix24 keeps the link
- * from each deal to its order.
+ * Installs and uninstalls the module (Marketplace → Installed solutions → orderbridge), as
+ * step pages: DoInstall and DoUninstall end with $APPLICATION->IncludeAdminFile(), which shows
+ * install/step.php (or unstep1.php, the question, and unstep2.php) and ends the request.
+ * Install needs the sale module, at least MIN_SALE_VERSION. It creates the queue table
+ * b_orderbridge_queue, the service order properties ROISTAT_VISIT, UTM_* and B24_DEAL_ID for
+ * every person type that lacks them, the queue agent (every 60 s), the sale event handlers
+ * (EVENTS), the admin order page's block (ADMIN_EVENTS) and the entry points in
+ * /bitrix/tools/orderbridge/; the module is registered last. Invariants:
+ * - an install that fails half-way undoes what it did and registers nothing; the reason is
+ *   shown on the step page (ThrowException → GetException → CAdminMessage);
+ * - installing again adds nothing twice, and keeps the queue and settings an earlier
+ *   uninstall kept;
+ * - uninstall keeps ROISTAT_VISIT and UTM_* (they hold order data); B24_DEAL_ID goes
+ *   (CSaleOrderProps::Delete keeps the orders' values, detached). The settings and the queue
+ *   table go too, unless the admin ticked "keep" (savedata=Y) on unstep1.php.
  */
 
 use Bitrix\Main\Config\Option;
@@ -41,6 +47,16 @@ class orderbridge_connector extends CModule
 	public const AGENT = '\Orderbridge\Agent::resend();';
 	public const VISIT_PROPERTY = 'ROISTAT_VISIT';
 	public const DEAL_PROPERTY = 'B24_DEAL_ID';
+	/** Service properties for the visit's UTM tags, filled by the module; code => English name. */
+	public const UTM_PROPERTIES = [
+		'UTM_SOURCE' => 'UTM source',
+		'UTM_MEDIUM' => 'UTM medium',
+		'UTM_CAMPAIGN' => 'UTM campaign',
+		'UTM_CONTENT' => 'UTM content',
+		'UTM_TERM' => 'UTM term',
+	];
+	/** The oldest sale module the module is installed on (the D7 order events and API). */
+	public const MIN_SALE_VERSION = '16.0.0';
 
 	public $MODULE_ID = 'orderbridge.connector';
 	public $MODULE_VERSION;
@@ -48,6 +64,9 @@ class orderbridge_connector extends CModule
 	public $MODULE_NAME;
 	public $MODULE_DESCRIPTION;
 	public $PARTNER_NAME;
+
+	/** What this install run created, so that a failure can undo exactly that. */
+	private $created = ['table' => false, 'properties' => []];
 
 	public function __construct()
 	{
@@ -60,31 +79,142 @@ class orderbridge_connector extends CModule
 		$this->PARTNER_NAME = 'orderbridge';
 	}
 
+	/**
+	 * Installs, or shows why not. Bitrix calls this from partner_modules.php after checking the
+	 * session token; IncludeAdminFile() ends the request, so nothing runs after it there.
+	 */
 	public function DoInstall()
 	{
 		global $APPLICATION;
-		if (!ModuleManager::isModuleInstalled('sale')) {
-			$APPLICATION->ThrowException(Loc::getMessage('ORDERBRIDGE_NEED_SALE'));
-			return false;
+		$APPLICATION->ResetException();
+		$error = $this->requirementsError();
+		if ($error === null) {
+			try {
+				$this->installAll();
+			} catch (\Throwable $e) {
+				$this->rollBack();
+				$error = Loc::getMessage('ORDERBRIDGE_INSTALL_FAILED', ['#ERROR#' => $e->getMessage()]);
+			}
 		}
-		ModuleManager::registerModule($this->MODULE_ID);
-		$this->InstallEvents();
-		$this->InstallDB();
-		$this->InstallFiles();
-		return true;
+		if ($error !== null) {
+			$APPLICATION->ThrowException($error);
+		}
+		$APPLICATION->IncludeAdminFile(Loc::getMessage('ORDERBRIDGE_INSTALL_TITLE'), __DIR__ . '/step.php');
+		return $error === null;
 	}
 
+	/**
+	 * Step 1 (no step=2 in the request) asks whether to keep the settings and the queue;
+	 * step 2 uninstalls, keeping them when savedata=Y, and shows the outcome.
+	 */
 	public function DoUninstall()
 	{
-		$this->UnInstallFiles();
-		$this->UnInstallDB();
-		$this->UnInstallEvents();
-		ModuleManager::unRegisterModule($this->MODULE_ID);
-		return true;
+		global $APPLICATION;
+		$title = Loc::getMessage('ORDERBRIDGE_UNINSTALL_TITLE');
+		if ((int)($_REQUEST['step'] ?? 1) < 2) {
+			$APPLICATION->IncludeAdminFile($title, __DIR__ . '/unstep1.php');
+			return false;
+		}
+		$APPLICATION->ResetException();
+		$ok = true;
+		try {
+			$this->UnInstallFiles();
+			$this->UnInstallEvents();
+			$this->UnInstallDB(['savedata' => ($_REQUEST['savedata'] ?? '') === 'Y' ? 'Y' : 'N']);
+			ModuleManager::unRegisterModule($this->MODULE_ID);
+		} catch (\Throwable $e) {
+			$ok = false;
+			$APPLICATION->ThrowException(Loc::getMessage('ORDERBRIDGE_UNINSTALL_FAILED', ['#ERROR#' => $e->getMessage()]));
+		}
+		$APPLICATION->IncludeAdminFile($title, __DIR__ . '/unstep2.php');
+		return $ok;
 	}
 
+	/** Why the module cannot be installed here, or null. */
+	private function requirementsError(): ?string
+	{
+		if (!ModuleManager::isModuleInstalled('sale')) {
+			return Loc::getMessage('ORDERBRIDGE_NEED_SALE');
+		}
+		$version = $this->saleVersion();
+		if ($version === '' || version_compare($version, self::MIN_SALE_VERSION, '<')) {
+			return Loc::getMessage('ORDERBRIDGE_SALE_TOO_OLD', [
+				'#VERSION#' => $version !== '' ? $version : '?',
+				'#MIN#' => self::MIN_SALE_VERSION,
+			]);
+		}
+		return null;
+	}
+
+	/**
+	 * The installed sale module's version: ModuleManager::getVersion('sale'), which reads
+	 * $arModuleVersion['VERSION'] from the module's install/version.php, local/ first
+	 * (main/lib/modulemanager.php, getLocalPath). Read the same way where it is missing.
+	 */
+	private function saleVersion(): string
+	{
+		if (method_exists(ModuleManager::class, 'getVersion')) {
+			return (string)ModuleManager::getVersion('sale');
+		}
+		foreach (['/local/modules', '/bitrix/modules'] as $dir) {
+			$file = $_SERVER['DOCUMENT_ROOT'] . $dir . '/sale/install/version.php';
+			if (is_file($file)) {
+				$arModuleVersion = [];
+				include $file;
+				return (string)($arModuleVersion['VERSION'] ?? '');
+			}
+		}
+		return '';
+	}
+
+	/** Every part, the registration last: a module is listed as installed only when whole. */
+	private function installAll(): void
+	{
+		$this->created = ['table' => false, 'properties' => []];
+		$this->InstallDB();
+		$this->InstallEvents();
+		$this->InstallFiles();
+		ModuleManager::registerModule($this->MODULE_ID);
+	}
+
+	/** Undoes a failed installAll(): only what this run created; a kept queue or settings stay. */
+	private function rollBack(): void
+	{
+		$steps = [
+			function () {
+				$this->UnInstallFiles();
+			},
+			function () {
+				$this->UnInstallEvents();
+			},
+			function () {
+				\CAgent::RemoveModuleAgents($this->MODULE_ID);
+			},
+			function () {
+				foreach ($this->created['properties'] as $id) {
+					\CSaleOrderProps::Delete($id);
+				}
+			},
+			function () {
+				if ($this->created['table']) {
+					\Orderbridge\QueueTable::dropIfExists();
+				}
+			},
+		];
+		foreach ($steps as $step) {
+			try {
+				$step();
+			} catch (\Throwable $e) {
+				// Undo as much as possible; the install's own error is the one shown.
+			}
+		}
+		$this->created = ['table' => false, 'properties' => []];
+	}
+
+	/** Idempotent: a handler already registered (an earlier, broken install) is not added twice. */
 	public function InstallEvents()
 	{
+		$this->UnInstallEvents();
 		$events = EventManager::getInstance();
 		foreach (self::EVENTS as $event => $method) {
 			// registerEventHandler (not ...Compatible): handlers get a D7 \Bitrix\Main\Event.
@@ -108,8 +238,9 @@ class orderbridge_connector extends CModule
 		return true;
 	}
 
-	public function InstallDB()
+	public function InstallDB($arParams = [])
 	{
+		$this->createQueueTable();
 		\CAgent::RemoveModuleAgents($this->MODULE_ID); // a reinstall must not leave two
 		\CAgent::AddAgent(self::AGENT, $this->MODULE_ID, 'N', 60);
 		if (Loader::includeModule('sale')) {
@@ -119,21 +250,47 @@ class orderbridge_connector extends CModule
 		return true;
 	}
 
-	public function UnInstallDB()
+	/** $arParams['savedata'] = 'Y' keeps the settings and the queue table (unstep1.php's box). */
+	public function UnInstallDB($arParams = [])
 	{
 		\CAgent::RemoveModuleAgents($this->MODULE_ID);
 		if (Loader::includeModule('sale')) {
 			$this->removeDealProperties();
 		}
-		Option::delete($this->MODULE_ID);
+		if (($arParams['savedata'] ?? 'N') !== 'Y') {
+			$this->loadQueueTable();
+			\Orderbridge\QueueTable::dropIfExists();
+			Option::delete($this->MODULE_ID);
+		}
 		return true;
+	}
+
+	/**
+	 * The queue table, from QueueTable::getMap() (Entity::createDbTable, as D7 modules create
+	 * their tables), unless an earlier uninstall kept it.
+	 */
+	private function createQueueTable(): void
+	{
+		$this->loadQueueTable();
+		if (!\Bitrix\Main\Application::getConnection()->isTableExists(\Orderbridge\QueueTable::getTableName())) {
+			\Orderbridge\QueueTable::createIfMissing();
+			$this->created['table'] = true;
+		}
+	}
+
+	/** The module is not registered yet while installing, so its autoloader is not either. */
+	private function loadQueueTable(): void
+	{
+		if (!class_exists('\Orderbridge\QueueTable')) {
+			require_once dirname(__DIR__) . '/lib/QueueTable.php';
+		}
 	}
 
 	public function InstallFiles()
 	{
 		$dir = $_SERVER['DOCUMENT_ROOT'] . '/bitrix/tools/orderbridge';
-		if (!is_dir($dir)) {
-			mkdir($dir, 0755, true);
+		if (!is_dir($dir) && !@mkdir($dir, 0755, true) && !is_dir($dir)) {
+			throw new \RuntimeException('cannot create the folder ' . $dir);
 		}
 		// A proxy rather than a copy: the code stays in the module folder and updates with it.
 		// The path is kept relative to the document root, so that moving the site keeps it.
@@ -142,9 +299,12 @@ class orderbridge_connector extends CModule
 		$require = strpos($target, $root . '/') === 0
 			? "\$_SERVER['DOCUMENT_ROOT'] . " . var_export(substr($target, strlen($root)), true)
 			: var_export($target, true);
-		file_put_contents($dir . '/status.php',
+		$written = @file_put_contents($dir . '/status.php',
 			"<?php\n// Installed by the orderbridge module: the status endpoint for two-way sync.\n"
 			. 'require ' . $require . ";\n");
+		if ($written === false) {
+			throw new \RuntimeException('cannot write ' . $dir . '/status.php');
+		}
 		return true;
 	}
 
@@ -157,35 +317,53 @@ class orderbridge_connector extends CModule
 	}
 
 	/**
-	 * ROISTAT_VISIT for each person type: a service property (UTIL), so that the buyer never
-	 * sees it in the checkout form, while managers see it in the order.
+	 * ROISTAT_VISIT and UTM_* for each person type: service properties (UTIL), so that the
+	 * buyer never sees them in the checkout form, while managers see them in the order.
 	 */
 	private function createVisitProperties()
 	{
-		foreach ($this->personTypesWithout(self::VISIT_PROPERTY) as $typeId) {
-			\CSaleOrderProps::Add([
-				'PERSON_TYPE_ID' => $typeId,
-				'NAME' => Loc::getMessage('ORDERBRIDGE_VISIT_PROPERTY_NAME') ?: 'Roistat visit',
-				'TYPE' => 'TEXT',
-				'REQUIED' => 'N', // sic: the old API's spelling
-				'DEFAULT_VALUE' => '',
-				'SORT' => 10000,
-				'USER_PROPS' => 'N',
-				'IS_LOCATION' => 'N',
-				'PROPS_GROUP_ID' => $this->propertyGroup($typeId),
-				'IS_EMAIL' => 'N',
-				'IS_PROFILE_NAME' => 'N',
-				'IS_PAYER' => 'N',
-				'IS_LOCATION4TAX' => 'N',
-				'IS_ZIP' => 'N',
-				'IS_PHONE' => 'N',
-				'IS_FILTERED' => 'Y',
-				'CODE' => self::VISIT_PROPERTY,
-				'ACTIVE' => 'Y',
-				'UTIL' => 'Y',
-				'MULTIPLE' => 'N',
-			]);
+		$names = [self::VISIT_PROPERTY => Loc::getMessage('ORDERBRIDGE_VISIT_PROPERTY_NAME') ?: 'Roistat visit'];
+		foreach (self::UTM_PROPERTIES as $code => $english) {
+			$names[$code] = Loc::getMessage('ORDERBRIDGE_PROPERTY_' . $code) ?: $english;
 		}
+		$sort = 10000;
+		foreach ($names as $code => $name) {
+			foreach ($this->personTypesWithout($code) as $typeId) {
+				$this->addServiceProperty($typeId, $code, $name, $sort);
+			}
+			$sort++;
+		}
+	}
+
+	/** One text property through the old API (sale/general/order_props.php); false is a failure. */
+	private function addServiceProperty(int $typeId, string $code, string $name, int $sort): void
+	{
+		$id = \CSaleOrderProps::Add([
+			'PERSON_TYPE_ID' => $typeId,
+			'NAME' => $name,
+			'TYPE' => 'TEXT',
+			'REQUIED' => 'N', // sic: the old API's spelling
+			'DEFAULT_VALUE' => '',
+			'SORT' => $sort,
+			'USER_PROPS' => 'N',
+			'IS_LOCATION' => 'N',
+			'PROPS_GROUP_ID' => $this->propertyGroup($typeId),
+			'IS_EMAIL' => 'N',
+			'IS_PROFILE_NAME' => 'N',
+			'IS_PAYER' => 'N',
+			'IS_LOCATION4TAX' => 'N',
+			'IS_ZIP' => 'N',
+			'IS_PHONE' => 'N',
+			'IS_FILTERED' => 'Y',
+			'CODE' => $code,
+			'ACTIVE' => 'Y',
+			'UTIL' => 'Y',
+			'MULTIPLE' => 'N',
+		]);
+		if (!$id) {
+			throw new \RuntimeException('cannot create the order property ' . $code . ' for person type ' . $typeId);
+		}
+		$this->created['properties'][] = (int)$id;
 	}
 
 	/**
@@ -231,6 +409,7 @@ class orderbridge_connector extends CModule
 				throw new \RuntimeException('cannot create the order property ' . self::DEAL_PROPERTY
 					. ' for person type ' . $typeId . ': ' . implode('; ', $added->getErrorMessages()));
 			}
+			$this->created['properties'][] = (int)$added->getId();
 		}
 	}
 

@@ -1,8 +1,10 @@
 <?php
 /*
- * The Bitrix agent that empties the spool: registered by install/index.php to run every
- * 60 s. An agent is a PHP expression that Bitrix evaluates and then replaces with the
- * string it returns, so resend() always returns its own call, or the agent would stop.
+ * The Bitrix agent that empties the queue (b_orderbridge_queue): registered by
+ * install/index.php to run every 60 s. Every web node may run it at the same moment; the
+ * queue's claims keep them from sending one row twice. An agent is a PHP expression that
+ * Bitrix evaluates and then replaces with the string it returns, so resend() always returns
+ * its own call, or the agent would stop.
  */
 
 namespace Orderbridge;
@@ -19,7 +21,7 @@ final class Agent
 			$cron = defined('BX_CRONTAB') && BX_CRONTAB === true;
 			Relay::fromConfig()->flush($cron ? 1000 : 50, $cron ? 50.0 : 5.0);
 		} catch (\Throwable $e) {
-			Log::error('spool re-send failed: ' . $e->getMessage());
+			Log::error('queue re-send failed: ' . $e->getMessage());
 		}
 		return self::NAME;
 	}
