@@ -1,6 +1,7 @@
 <?php
 /* The order snapshot: a Bitrix order in, the ingest contract (README) out. */
 
+use Bitrix\Sale\PropertyValue;
 use Orderbridge\Snapshot;
 
 final class SnapshotTest extends \Orderbridge\Tests\TestCase
@@ -24,6 +25,8 @@ final class SnapshotTest extends \Orderbridge\Tests\TestCase
 				'updated_at' => '2026-03-13T10:05:00+03:00',
 				'price' => '4990.00',
 				'currency' => 'RUB',
+				'lid' => 's1',
+				'person_type' => '1',
 				'roistat_visit' => '4521890',
 				'buyer' => [
 					'type' => 'individual',
@@ -36,6 +39,7 @@ final class SnapshotTest extends \Orderbridge\Tests\TestCase
 				'items' => [
 					['product_id' => '55', 'name' => 'Kettle', 'price' => '2495.00', 'quantity' => '2'],
 				],
+				'sum_paid' => '0.00',
 			],
 		], Snapshot::build($order, $config, 4));
 	}
@@ -160,5 +164,94 @@ final class SnapshotTest extends \Orderbridge\Tests\TestCase
 	{
 		eq('0.123', Snapshot::decimal(0.12345, 3, true));
 		eq('1000', Snapshot::decimal(1000.0, 3, true));
+	}
+
+	/** @testdox an order with discounts, a coupon, delivery, two payments, UTM tags and a comment becomes exactly this snapshot */
+	public function testAFullOrderBecomesExactlyThisSnapshot(): void
+	{
+		$config = configure('http://127.0.0.1:9', ['send_properties' => 'ADDRESS, NO_SUCH, bad code!, INN']);
+		$order = full_order();
+		eq('{"site":"shop.example.ru","order":{"id":"321","account_number":"A-321","version":9,"status":"P",'
+			. '"canceled":false,"paid":false,"created_at":"2026-03-13T10:00:00+03:00","updated_at":"2026-03-13T10:05:00+03:00",'
+			. '"price":"5380.00","currency":"RUB","lid":"s2","person_type":"1",'
+			. '"comment":"Call before delivery, please. Entrance from the yard",'
+			. '"roistat_visit":"4521890",'
+			. '"buyer":{"type":"individual","name":"Ivan Petrov","phone":"+7 900 123-45-67","email":"ivan@example.ru","company":null,"inn":null},'
+			. '"items":[{"product_id":"55","name":"Kettle","price":"2245.50","quantity":"2","base_price":"2495.00"},'
+			. '{"product_id":"56","name":"Filter","price":"389.00","quantity":"1"}],'
+			. '"delivery":{"name":"Courier","price":"500.00","base_price":"600.00"},'
+			. '"discount":"599.00",'
+			. '"coupons":["SALE10"],'
+			. '"cost":"2900.00",'
+			. '"payments":[{"name":"Card online","sum":"3000.00","paid":true},{"name":"Cash","sum":"2380.00","paid":false}],'
+			. '"sum_paid":"3000.00",'
+			. '"utm":{"source":"yandex","medium":"cpc","campaign":"spring sale"},'
+			. '"properties":{"ADDRESS":"Moscow, Tverskaya 1"}}}',
+			Snapshot::encode(Snapshot::build($order, $config, 9)));
+	}
+
+	/** @testdox optional fields the order has nothing for are left out, and bad ones are cleaned or dropped, not the order */
+	public function testOptionalFieldsAreLeftOutOrCleaned(): void
+	{
+		$config = configure();
+		$order = full_order(['LID' => 'bad lid!', 'USER_DESCRIPTION' => "line one\r\n\tline two " . str_repeat('я', 600)],
+			['coupons' => ['SALE10' => 'N', "BAD\nCODE" => 'Y', str_repeat('X', 65) => 'Y', 'OK-1' => 'Y'],
+				'payments' => [
+					new \Bitrix\Sale\Payment(['PAY_SYSTEM_NAME' => " \n", 'PAY_SYSTEM_ID' => 7, 'SUM' => 10.0]),
+					new \Bitrix\Sale\Payment(['PAY_SYSTEM_NAME' => 'Broken', 'SUM' => 'n/a']),
+				]],
+			[new \Bitrix\Sale\BasketItem(['PRODUCT_ID' => 57, 'NAME' => 'No cost', 'PRICE' => 10.0, 'QUANTITY' => 1.0])]);
+		$s = Snapshot::build($order, $config, 1)['order'];
+		ok(!array_key_exists('lid', $s), 'a LID that is not [A-Za-z0-9_-] is left out');
+		ok(strpos($s['comment'], 'line one line two я') === 0, 'the comment is one line: ' . substr($s['comment'], 0, 30));
+		ok(strlen($s['comment']) <= 1000 && preg_match('//u', $s['comment']) === 1, 'at most 1000 bytes of UTF-8');
+		eq(['OK-1'], $s['coupons'], 'not applied (APPLY = N), control characters and > 64 characters are dropped');
+		ok(!array_key_exists('cost', $s), 'one row without a purchasing price: no cost at all');
+		ok(!array_key_exists('properties', $s), 'no properties to send configured');
+		eq([['name' => '#7', 'sum' => '10.00', 'paid' => false]], $s['payments'],
+			'orderbridge requires a payment\'s name and sum: "#<pay system id>" for no name, left out for no sum');
+
+		\Bitrix\Catalog\ProductTable::$rows = []; // a shop without purchasing prices
+		$plain = individual_order(['ID' => 5]);
+		$s = Snapshot::build($plain, $config, 1)['order'];
+		foreach (['comment', 'delivery', 'discount', 'coupons', 'cost', 'payments', 'utm', 'properties'] as $absent) {
+			ok(!array_key_exists($absent, $s), $absent . ' is left out of an order without one');
+		}
+		ok(!array_key_exists('base_price', $s['items'][0]), 'no base_price when the price was not discounted');
+	}
+
+	/** @testdox cost: an order property coded cost wins; else the catalog's purchasing prices, all of them in the order's currency, or none */
+	public function testCostComesFromThePropertyOrTheCatalog(): void
+	{
+		$config = configure();
+		$cost = function (array $props = []) use ($config) {
+			$order = full_order([], [], [], $props);
+			return Snapshot::build($order, $config, 1)['order']['cost'] ?? null;
+		};
+		eq('2900.00', $cost(), '1200 × 2 + 500 × 1 from b_catalog_product');
+		eq('1234.50', $cost([new PropertyValue(['CODE' => 'COST'], '1234,5')]), 'the order property wins, as in Roistat\'s module');
+		eq('2900.00', $cost([new PropertyValue(['CODE' => 'COST'], '-5')]), 'a negative property is a typo: the catalog decides');
+		\Bitrix\Catalog\ProductTable::$rows = [];
+		$order = full_order();
+		\Bitrix\Catalog\ProductTable::$rows[56]['PURCHASING_CURRENCY'] = 'USD';
+		ok(!array_key_exists('cost', Snapshot::build($order, $config, 1)['order']), 'a purchasing price in USD is not added to roubles');
+		unset(\Bitrix\Catalog\ProductTable::$rows[56]);
+		ok(!array_key_exists('cost', Snapshot::build($order, $config, 1)['order']), 'a product without a catalog row: no cost');
+	}
+
+	/** @testdox on a sale module without getItemByOrderPropertyCode the snapshot is built by walking the properties */
+	public function testOnOldSaleTheSnapshotIsBuiltByWalkingTheProperties(): void
+	{
+		\Bitrix\Sale\Order::$legacySale = true;
+		$config = configure('http://127.0.0.1:9', ['send_properties' => 'ADDRESS']);
+		$order = individual_order(['ID' => 7], '4521890');
+		ok(!method_exists($order->getPropertyCollection(), 'getItemByOrderPropertyCode'), 'the old collection');
+		$s = Snapshot::build($order, $config, 1)['order'];
+		eq('4521890', $s['roistat_visit']);
+		eq('Ivan Petrov', $s['buyer']['name']);
+		eq(['ADDRESS' => 'Moscow'], $s['properties']);
+		$legal = Snapshot::build(legal_order(['ID' => 8]), $config, 1)['order']['buyer'];
+		eq(['legal', 'Мария Иванова', 'ООО «Ромашка»', '7707083893'],
+			[$legal['type'], $legal['name'], $legal['company'], $legal['inn']], 'codes from the settings are found too');
 	}
 }

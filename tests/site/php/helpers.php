@@ -14,8 +14,9 @@ use Orderbridge\Config;
 use Orderbridge\EventHandlers;
 use Orderbridge\Log;
 use Orderbridge\Relay;
-use Orderbridge\Spool;
+use Orderbridge\Queue;
 use Orderbridge\Transport;
+use Orderbridge\Visit;
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
@@ -44,8 +45,14 @@ function fresh_state(): void
 	Order::$saved = [];
 	\Bitrix\Sale\Internals\FakeTable::$rows = [];
 	\CAgent::$agents = [];
+	\Bitrix\Catalog\ProductTable::$rows = [];
+	Order::$legacySale = false;
+	\Bitrix\Main\Config\Configuration::$values = [];
+	\Bitrix\Main\SiteTable::$rows = [];
 	EventHandlers::reset();
 	EventHandlers::$relayFactory = null;
+	// A buyer's checkout page, unless a test says otherwise (the tests themselves run under CLI).
+	Visit::$environment = public_request();
 	$_REQUEST = $_POST = $_COOKIE = [];
 	$GLOBALS['log'] = [];
 	Log::$sink = function ($level, $line) {
@@ -55,6 +62,7 @@ function fresh_state(): void
 	mkdir($GLOBALS['tmp'], 0700, true);
 	$_SERVER['DOCUMENT_ROOT'] = $GLOBALS['tmp'] . '/www';
 	mkdir($_SERVER['DOCUMENT_ROOT']);
+	site_fresh_state(); // helpers_site.php: the sale module's version, the queue table
 }
 
 function cleanup_state(): void
@@ -77,6 +85,13 @@ function rm_rf(string $path): void
 	} elseif (file_exists($path) || is_link($path)) {
 		unlink($path);
 	}
+}
+
+/** What Visit::requestKind() reads in a public checkout request (sale.order.ajax on a php-fpm site). */
+function public_request(): array
+{
+	return ['sapi' => 'fpm-fcgi', 'constants' => [],
+		'server' => ['SCRIPT_NAME' => '/personal/order/make/index.php', 'REQUEST_URI' => '/personal/order/make/']];
 }
 
 function spool_dir(): string
@@ -115,7 +130,8 @@ function install_module(): \orderbridge_connector
 	\Bitrix\Sale\Internals\PersonTypeTable::add(['NAME' => 'Individual', 'LID' => 's1']);
 	\Bitrix\Sale\Internals\PersonTypeTable::add(['NAME' => 'Legal entity', 'LID' => 's1']);
 	$module = new \orderbridge_connector();
-	ok($module->DoInstall(), 'DoInstall succeeds');
+	$step = run_install($module);
+	eq(null, $step['error'], 'DoInstall succeeds');
 	return $module;
 }
 
@@ -159,6 +175,68 @@ function legal_order(array $fields = []): Order
 	]);
 }
 
+/**
+ * An order of site s2 with everything the snapshot's optional fields read: a row discounted
+ * from 2495.00 to 2245.50 (× 2), one not discounted, purchasing prices, a courier delivery
+ * discounted from 600 to 500, the coupon SALE10 applied, two payments (one paid), three UTM
+ * tags (UTM_CONTENT empty), a two-line comment. $extra and $moreItems add to or replace parts.
+ */
+function full_order(array $fields = [], array $extra = [], array $moreItems = [], array $moreProps = []): Order
+{
+	// the catalog's purchasing prices (b_catalog_product), as the database gives them
+	\Bitrix\Catalog\ProductTable::$rows[55] = ['PURCHASING_PRICE' => '1200.00', 'PURCHASING_CURRENCY' => 'RUB'];
+	\Bitrix\Catalog\ProductTable::$rows[56] = ['PURCHASING_PRICE' => '500.0000', 'PURCHASING_CURRENCY' => null];
+	return new Order($fields + [
+		'ID' => 321,
+		'ACCOUNT_NUMBER' => 'A-321',
+		'LID' => 's2',
+		'STATUS_ID' => 'P',
+		'PERSON_TYPE_ID' => 1,
+		'PRICE' => 5380.0,
+		'PRICE_DELIVERY' => 500.0,
+		'SUM_PAID' => 3000.0,
+		'USER_DESCRIPTION' => "Call before delivery, please.\r\nEntrance from the yard",
+		'DATE_INSERT' => new \Bitrix\Main\Type\DateTime('2026-03-13 10:00:00'),
+		'DATE_UPDATE' => new \Bitrix\Main\Type\DateTime('2026-03-13 10:05:00'),
+	], array_merge([
+		new PropertyValue(['CODE' => 'FIO', 'IS_PAYER' => 'Y'], 'Ivan Petrov'),
+		new PropertyValue(['CODE' => 'EMAIL', 'IS_EMAIL' => 'Y'], 'ivan@example.ru'),
+		new PropertyValue(['CODE' => 'PHONE', 'IS_PHONE' => 'Y'], '+7 900 123-45-67'),
+		new PropertyValue(['CODE' => 'ADDRESS'], 'Moscow, Tverskaya 1'),
+		new PropertyValue(['CODE' => 'ROISTAT_VISIT'], '4521890'),
+		new PropertyValue(['CODE' => 'UTM_SOURCE'], 'yandex'),
+		new PropertyValue(['CODE' => 'UTM_MEDIUM'], 'cpc'),
+		new PropertyValue(['CODE' => 'UTM_CAMPAIGN'], 'spring sale'),
+		new PropertyValue(['CODE' => 'UTM_CONTENT'], ''),
+	], $moreProps), array_merge([
+		new BasketItem(['PRODUCT_ID' => 55, 'NAME' => 'Kettle', 'PRICE' => 2245.5, 'BASE_PRICE' => 2495.0,
+			'QUANTITY' => 2.0]),
+		new BasketItem(['PRODUCT_ID' => 56, 'NAME' => 'Filter', 'PRICE' => 389.0, 'QUANTITY' => 1.0]),
+	], $moreItems), $extra + [
+		'shipments' => [new \Bitrix\Sale\Shipment(['DELIVERY_NAME' => 'Courier', 'PRICE_DELIVERY' => 500.0,
+			'BASE_PRICE_DELIVERY' => 600.0])],
+		'payments' => [
+			new \Bitrix\Sale\Payment(['PAY_SYSTEM_NAME' => 'Card online', 'SUM' => 3000.0, 'PAID' => 'Y']),
+			new \Bitrix\Sale\Payment(['PAY_SYSTEM_NAME' => 'Cash', 'SUM' => 2380.0]),
+		],
+		'coupons' => ['SALE10' => 'Y'],
+	]);
+}
+
+/** An individual order that also has the five UTM properties (empty unless $utm gives a value). */
+function utm_order(array $utm = []): Order
+{
+	$codes = ['UTM_SOURCE', 'UTM_MEDIUM', 'UTM_CAMPAIGN', 'UTM_CONTENT', 'UTM_TERM'];
+	$props = array_filter(iterator_to_array(individual_order()->getPropertyCollection(), false), function ($p) use ($codes) {
+		return !in_array($p->getProperty()['CODE'] ?? null, $codes, true); // the installer's own, if it made them
+	});
+	foreach ($codes as $code) {
+		$props[] = new PropertyValue(['CODE' => $code], $utm[$code] ?? '');
+	}
+	return new Order(['PERSON_TYPE_ID' => 1, 'PRICE' => 4990.0], array_values($props),
+		[new BasketItem(['PRODUCT_ID' => 55, 'NAME' => 'Kettle', 'PRICE' => 2495.0, 'QUANTITY' => 2.0])]);
+}
+
 // ---- a fake transport ---------------------------------------------------------------------
 
 /** Records each POST and answers from a script of [status, body] (the last one repeats). */
@@ -169,7 +247,7 @@ final class FakeTransport extends Transport
 
 	public function __construct(array $answers = [[202, '{"accepted":true}']])
 	{
-		parent::__construct(2.0, 'stream');
+		parent::__construct(2.0);
 		$this->answers = $answers;
 	}
 
@@ -195,14 +273,14 @@ function relay_with(FakeTransport $transport, ?Config $config = null, ?callable 
 	?callable $rebuild = null): Relay
 {
 	$config = $config ?? configure();
-	return new Relay($config, new Spool($config->spoolDir), $transport, $rebuild, $clock);
+	return new Relay($config, new Queue(), $transport, $rebuild, $clock);
 }
 
-/** Makes the event handlers post through $transport. */
+/** Makes the event handlers post through $transport, with the settings they chose for the order's site. */
 function handlers_use(FakeTransport $transport): void
 {
-	EventHandlers::$relayFactory = function () use ($transport) {
-		return relay_with($transport, Config::load());
+	EventHandlers::$relayFactory = function (?Config $config = null) use ($transport) {
+		return relay_with($transport, $config ?? Config::load());
 	};
 }
 

@@ -271,6 +271,65 @@ namespace Bitrix\Main {
 			}, $this->errors);
 		}
 	}
+
+	/**
+	 * main/lib/context.php and main/lib/httprequest.php, the little the settings page uses:
+	 * Context::getCurrent()->getRequest(); isPost() is REQUEST_METHOD POST; getPost($name) is
+	 * the POST value or null.
+	 */
+	class Context
+	{
+		private static $current;
+
+		public static function getCurrent()
+		{
+			return self::$current ?? (self::$current = new self());
+		}
+
+		public function getRequest()
+		{
+			return new HttpRequest();
+		}
+	}
+
+	class HttpRequest
+	{
+		public function isPost()
+		{
+			return ($_SERVER['REQUEST_METHOD'] ?? 'GET') === 'POST';
+		}
+
+		public function getPost($name)
+		{
+			return $_POST[$name] ?? null;
+		}
+	}
+
+	/**
+	 * main/lib/site.php (SiteTable, table b_lang): the sites of the installation. getList
+	 * understands '=FIELD' filters and ['SORT' => 'ASC'] order; rows have LID (the site id,
+	 * 2 characters in the admin form), NAME, SERVER_NAME, ACTIVE, SORT, DEF.
+	 */
+	final class SiteTable
+	{
+		public static $rows = [];
+
+		public static function getList(array $params = [])
+		{
+			$rows = array_values(array_filter(self::$rows, function ($row) use ($params) {
+				foreach ($params['filter'] ?? [] as $key => $value) {
+					if ((string)($row[ltrim($key, '=')] ?? '') !== (string)$value) {
+						return false;
+					}
+				}
+				return true;
+			}));
+			usort($rows, function ($a, $b) {
+				return [(int)($a['SORT'] ?? 100), $a['LID']] <=> [(int)($b['SORT'] ?? 100), $b['LID']];
+			});
+			return new Result($rows);
+		}
+	}
 }
 
 namespace Bitrix\Main\Config {
@@ -292,6 +351,320 @@ namespace Bitrix\Main\Config {
 		public static function delete($module, array $filter = [])
 		{
 			unset(self::$values[$module]);
+		}
+	}
+
+	/**
+	 * main/lib/config/configuration.php: getValue($name) is the 'value' of $name in
+	 * bitrix/.settings.php (and .settings_extra.php), null when it is not set. The tests
+	 * put values into $values; 'http_client_options' is where a site keeps its proxy and
+	 * TLS settings for HttpClient.
+	 */
+	final class Configuration
+	{
+		public static $values = [];
+
+		public static function getValue($name)
+		{
+			return self::$values[$name] ?? null;
+		}
+	}
+}
+
+namespace Bitrix\Main\Web {
+
+	use Bitrix\Main\Config\Configuration;
+
+	/**
+	 * main/lib/web/httpclient.php as of main 20-22 (the socket client; main 23 keeps the same
+	 * public API over PSR-18): a real HTTP/1.0 client over stream_socket_client, so the tests
+	 * talk to fake_daemon.php through it. What it keeps of the original:
+	 *  - options: the constructor's array, plus Configuration 'http_client_options' for the keys
+	 *    it lacks ($options += $defaults: the caller's keys win). 'redirect' reads
+	 *    $options['redirectMax'] unguarded (a warning when missing, as in main 20-22);
+	 *  - socketTimeout and streamTimeout are whole seconds (intval): socketTimeout bounds the
+	 *    connect, streamTimeout each read (stream_set_timeout); a streamTimeout of 0 means no
+	 *    read timeout at all. Defaults 30 and 60;
+	 *  - POST gets Content-Type application/x-www-form-urlencoded unless one was set, and
+	 *    Content-Length; "Connection: close";
+	 *  - post() returns the body, or false when the connection or reading the headers failed;
+	 *    getError() is [CODE => message] (CONNECTION, SOCKET, STREAM_TIMEOUT, ...);
+	 *    getStatus() is 0 until a status line was read. A body that times out or passes
+	 *    bodyLengthMax is cut, and post() still returns what was read (getResult ignores
+	 *    readBody's failure), with the error in getError();
+	 *  - redirects are followed (Location) unless 'redirect' => false; a proxy (proxyHost,
+	 *    proxyPort) gets the absolute URI in the request line.
+	 */
+	class HttpClient
+	{
+		public const DEFAULT_SOCKET_TIMEOUT = 30;
+		public const DEFAULT_STREAM_TIMEOUT = 60;
+
+		protected $socketTimeout = self::DEFAULT_SOCKET_TIMEOUT;
+		protected $streamTimeout = self::DEFAULT_STREAM_TIMEOUT;
+		protected $redirect = true;
+		protected $redirectMax = 5;
+		protected $version = '1.0';
+		protected $bodyLengthMax = 0;
+		protected $sslVerify = true;
+		protected $proxyHost = '';
+		protected $proxyPort = 80;
+		protected $requestHeaders = [];
+		protected $resource;
+		protected $status = 0;
+		protected $responseHeaders = [];
+		protected $result = '';
+		protected $error = [];
+		protected $received = 0;
+		/** @var array what the tests can read back: the options in effect */
+		public $effectiveOptions = [];
+
+		public function __construct(array $options = null)
+		{
+			$options = $options ?? [];
+			$defaults = Configuration::getValue('http_client_options');
+			if ($defaults !== null) {
+				$options += $defaults;
+			}
+			$this->effectiveOptions = $options;
+			if (isset($options['redirect'])) {
+				$this->setRedirect($options['redirect'], $options['redirectMax']);
+			}
+			if (isset($options['socketTimeout'])) {
+				$this->socketTimeout = intval($options['socketTimeout']);
+			}
+			if (isset($options['streamTimeout'])) {
+				$this->streamTimeout = intval($options['streamTimeout']);
+			}
+			if (isset($options['version'])) {
+				$this->version = $options['version'];
+			}
+			if (isset($options['proxyHost'])) {
+				$this->proxyHost = $options['proxyHost'];
+				$this->proxyPort = intval($options['proxyPort'] ?? 80) ?: 80;
+			}
+			if (isset($options['disableSslVerification']) && $options['disableSslVerification'] === true) {
+				$this->sslVerify = false;
+			}
+			if (isset($options['bodyLengthMax'])) {
+				$this->bodyLengthMax = intval($options['bodyLengthMax']);
+			}
+			if (isset($options['headers'])) {
+				foreach ($options['headers'] as $name => $value) {
+					$this->setHeader($name, $value);
+				}
+			}
+		}
+
+		public function __destruct()
+		{
+			$this->disconnect();
+		}
+
+		public function setRedirect($value, $max = null)
+		{
+			$this->redirect = (bool)$value;
+			if ($max !== null) {
+				$this->redirectMax = intval($max);
+			}
+			return $this;
+		}
+
+		public function setHeader($name, $value, $replace = true)
+		{
+			$key = strtolower($name);
+			if ($replace || !isset($this->requestHeaders[$key])) {
+				$this->requestHeaders[$key] = [$name, (string)$value];
+			}
+			return $this;
+		}
+
+		public function post($url, $postData = null, $multipart = false)
+		{
+			if (is_array($postData)) {
+				$postData = http_build_query($postData, '', '&');
+			}
+			return $this->query('POST', $url, $postData) ? $this->getResult() : false;
+		}
+
+		public function query($method, $url, $entityBody = null)
+		{
+			$this->error = [];
+			$redirects = 0;
+			while (true) {
+				$parts = parse_url($url);
+				if (!is_array($parts) || ($parts['host'] ?? '') === '') {
+					$this->error['URI'] = "Incorrect URI: {$url}";
+					return false;
+				}
+				$this->disconnect();
+				if (!$this->connect($parts)) {
+					return false;
+				}
+				$this->sendRequest($method, $url, $parts, (string)$entityBody);
+				if (!$this->readHeaders()) {
+					$this->disconnect();
+					return false;
+				}
+				$location = $this->responseHeaders['location'] ?? '';
+				if (!$this->redirect || $location === '') {
+					return true;
+				}
+				$this->disconnect();
+				if ($redirects++ >= $this->redirectMax) {
+					$this->error['REDIRECT'] = "Maximum number of redirects ({$this->redirectMax}) has been reached at URL {$url}";
+					trigger_error($this->error['REDIRECT'], E_USER_WARNING);
+					return false;
+				}
+				if ($this->status == 302 || $this->status == 303) {
+					$method = 'GET';
+				}
+				$url = $location;
+			}
+		}
+
+		protected function connect(array $parts)
+		{
+			if ($this->proxyHost !== '') {
+				$target = 'tcp://' . $this->proxyHost . ':' . $this->proxyPort;
+			} else {
+				$https = ($parts['scheme'] ?? 'http') === 'https';
+				$target = ($https ? 'ssl://' : 'tcp://') . $parts['host'] . ':' . ($parts['port'] ?? ($https ? 443 : 80));
+			}
+			$context = stream_context_create($this->sslVerify ? [] :
+				['ssl' => ['verify_peer' => false, 'verify_peer_name' => false, 'allow_self_signed' => true]]);
+			$res = @stream_socket_client($target, $errno, $errstr, $this->socketTimeout, STREAM_CLIENT_CONNECT, $context);
+			if (is_resource($res)) {
+				$this->resource = $res;
+				if ($this->streamTimeout > 0) {
+					stream_set_timeout($this->resource, $this->streamTimeout);
+				}
+				return true;
+			}
+			if (intval($errno) > 0) {
+				$this->error['CONNECTION'] = "[{$errno}] {$errstr}";
+			} else {
+				$this->error['SOCKET'] = 'Socket connection error.';
+			}
+			return false;
+		}
+
+		protected function disconnect()
+		{
+			if ($this->resource) {
+				fclose($this->resource);
+				$this->resource = null;
+			}
+		}
+
+		protected function sendRequest($method, $url, array $parts, string $body)
+		{
+			$this->status = 0;
+			$this->result = '';
+			$this->responseHeaders = [];
+			$this->received = 0;
+			$path = $this->proxyHost !== '' ? $url
+				: ($parts['path'] ?? '/') . (isset($parts['query']) ? '?' . $parts['query'] : '');
+			$headers = $this->requestHeaders + [
+				'host' => ['Host', $parts['host'] . (isset($parts['port']) ? ':' . $parts['port'] : '')],
+				'connection' => ['Connection', 'close'],
+				'accept' => ['Accept', '*/*'],
+				'accept-language' => ['Accept-Language', 'en'],
+			];
+			if ($method === 'POST' && !isset($headers['content-type'])) {
+				$headers['content-type'] = ['Content-Type', 'application/x-www-form-urlencoded'];
+			}
+			if ($body !== '' || $method === 'POST' || $method === 'PUT') {
+				$headers['content-length'] = ['Content-Length', (string)strlen($body)];
+			}
+			$request = $method . ' ' . $path . ' HTTP/' . $this->version . "\r\n";
+			foreach ($headers as [$name, $value]) {
+				$request .= $name . ': ' . $value . "\r\n";
+			}
+			@fwrite($this->resource, $request . "\r\n" . $body);
+		}
+
+		protected function readHeaders()
+		{
+			$head = '';
+			while (!feof($this->resource)) {
+				$line = fgets($this->resource, 16384);
+				if ($line === "\r\n") {
+					break;
+				}
+				if (!$this->checkErrors($line)) {
+					return false;
+				}
+				$head .= $line;
+			}
+			foreach (explode("\n", $head) as $k => $line) {
+				if ($k === 0 && preg_match('#HTTP\S+ (\d+)#', $line, $m)) {
+					$this->status = intval($m[1]);
+				} elseif (strpos($line, ':') !== false) {
+					[$name, $value] = explode(':', $line, 2);
+					$this->responseHeaders[strtolower(trim($name))] = trim($value);
+				}
+			}
+			return true;
+		}
+
+		protected function readBody()
+		{
+			$length = $this->responseHeaders['content-length'] ?? null;
+			$left = $length === null ? null : (int)$length;
+			while (!feof($this->resource) && ($left === null || $left > 0)) {
+				$buf = stream_get_contents($this->resource, $left === null ? 16384 : min(16384, $left));
+				if ($buf !== false) {
+					$this->result .= $buf;
+					$this->received += strlen($buf);
+					if ($left !== null) {
+						$left -= strlen($buf);
+					}
+				}
+				if (!$this->checkErrors($buf)) {
+					return false;
+				}
+			}
+			return true;
+		}
+
+		protected function checkErrors($buf)
+		{
+			if ($this->streamTimeout > 0) {
+				$info = stream_get_meta_data($this->resource);
+				if ($info['timed_out']) {
+					$this->error['STREAM_TIMEOUT'] = "Stream reading timeout of {$this->streamTimeout} second(s) has been reached.";
+					return false;
+				}
+			}
+			if ($buf === false) {
+				$this->error['STREAM_READING'] = 'Stream reading error.';
+				return false;
+			}
+			if ($this->bodyLengthMax > 0 && $this->received > $this->bodyLengthMax) {
+				$this->error['STREAM_LENGTH'] = 'Maximum content length has been reached. Breaking reading.';
+				return false;
+			}
+			return true;
+		}
+
+		public function getResult()
+		{
+			if ($this->resource) {
+				$this->readBody();
+				$this->disconnect();
+			}
+			return $this->result;
+		}
+
+		public function getStatus()
+		{
+			return $this->status;
+		}
+
+		public function getError()
+		{
+			return $this->error;
 		}
 	}
 }
@@ -421,13 +794,35 @@ namespace Bitrix\Sale {
 
 		public function getField($name)
 		{
+			if ($name === 'CODE' && Order::$legacySale && !isset($this->fields['ID'])) {
+				return null; // see legacy() below
+			}
 			return $this->fields[$name] ?? null;
+		}
+
+		/**
+		 * sale/lib/propertyvaluebase.php getProperty(): the order property's row (CODE, NAME,
+		 * TYPE, IS_* flags ...), which always has the CODE.
+		 */
+		public function getProperty()
+		{
+			return $this->fields;
 		}
 	}
 
-	class PropertyValueCollection implements \IteratorAggregate
+	/**
+	 * The property collection of sale versions before getItemByOrderPropertyCode(): sale
+	 * 17.0.30 (propertyvaluecollection.php), 18.6.850 and 20.0.275 (propertyvaluecollectionbase.php)
+	 * have getItemByOrderPropertyId(), the IS_* getters and iteration, and no lookup by code;
+	 * the method is there from 20.0.696 (propertyvaluecollectionbase.php; in 22.800 it moved
+	 * to entitypropertyvaluecollection.php). The harsher reading
+	 * of the old PropertyValue is kept too: a value not yet saved (no ID) may lack CODE among
+	 * its fields (it is filled from b_sale_order_props_value.CODE on load), so only
+	 * getProperty()['CODE'] is sure to have it. Order::$legacySale switches orders to this.
+	 */
+	class LegacyPropertyValueCollection implements \IteratorAggregate
 	{
-		private $items;
+		protected $items;
 
 		public function __construct(array $items)
 		{
@@ -447,10 +842,10 @@ namespace Bitrix\Sale {
 			return new \ArrayIterator($this->items);
 		}
 
-		public function getItemByOrderPropertyCode($code)
+		public function getItemByOrderPropertyId($id)
 		{
 			foreach ($this->items as $item) {
-				if ($item->getField('CODE') === $code) {
+				if ((string)$item->getField('ORDER_PROPS_ID') === (string)$id) {
 					return $item;
 				}
 			}
@@ -483,6 +878,20 @@ namespace Bitrix\Sale {
 		}
 	}
 
+	/** sale 20.0.696+ (propertyvaluecollectionbase.php, later entitypropertyvaluecollection.php): lookup by CODE. */
+	class PropertyValueCollection extends LegacyPropertyValueCollection
+	{
+		public function getItemByOrderPropertyCode($code)
+		{
+			foreach ($this->items as $item) {
+				if ($item->getField('CODE') === $code) {
+					return $item;
+				}
+			}
+			return null;
+		}
+	}
+
 	class BasketItem
 	{
 		private $fields;
@@ -506,6 +915,16 @@ namespace Bitrix\Sale {
 		public function getPrice()
 		{
 			return $this->fields['PRICE'];
+		}
+
+		/**
+		 * sale/lib/basketitembase.php getBasePrice(): BASE_PRICE, the price before discounts;
+		 * getPrice() is after them. Bitrix fills BASE_PRICE on every row (equal to PRICE when
+		 * nothing is discounted), so the stand-in does the same.
+		 */
+		public function getBasePrice()
+		{
+			return $this->fields['BASE_PRICE'] ?? $this->fields['PRICE'];
 		}
 
 		public function getQuantity()
@@ -535,6 +954,138 @@ namespace Bitrix\Sale {
 	}
 
 	/**
+	 * sale/lib/shipment.php: isSystem() (SYSTEM = Y: the order's system shipment, which holds
+	 * what is not shipped yet and has no delivery service), getDeliveryName() (DELIVERY_NAME),
+	 * getPrice() (PRICE_DELIVERY, after discounts); BASE_PRICE_DELIVERY is the price before them.
+	 */
+	class Shipment
+	{
+		private $fields;
+
+		public function __construct(array $fields)
+		{
+			$this->fields = $fields + ['SYSTEM' => 'N', 'PRICE_DELIVERY' => 0.0];
+		}
+
+		public function isSystem()
+		{
+			return $this->fields['SYSTEM'] === 'Y';
+		}
+
+		public function getDeliveryName()
+		{
+			return $this->fields['DELIVERY_NAME'] ?? '';
+		}
+
+		public function getPrice()
+		{
+			return $this->fields['PRICE_DELIVERY'];
+		}
+
+		public function getField($name)
+		{
+			return $this->fields[$name] ?? null;
+		}
+	}
+
+	/** sale/lib/shipmentcollection.php: every order has its system shipment among them. */
+	class ShipmentCollection implements \IteratorAggregate
+	{
+		private $items;
+
+		public function __construct(array $items)
+		{
+			$this->items = $items;
+		}
+
+		public function getIterator(): \Iterator
+		{
+			return new \ArrayIterator($this->items);
+		}
+
+		public function getNotSystemItems()
+		{
+			return array_values(array_filter($this->items, function ($s) {
+				return !$s->isSystem();
+			}));
+		}
+	}
+
+	/**
+	 * sale/lib/payment.php: getPaymentSystemName() (PAY_SYSTEM_NAME), getPaymentSystemId()
+	 * (PAY_SYSTEM_ID), getSum() (SUM), isPaid() (PAID = Y).
+	 */
+	class Payment
+	{
+		private $fields;
+
+		public function __construct(array $fields)
+		{
+			$this->fields = $fields + ['PAID' => 'N', 'SUM' => 0.0];
+		}
+
+		public function getPaymentSystemName()
+		{
+			return $this->fields['PAY_SYSTEM_NAME'] ?? '';
+		}
+
+		public function getPaymentSystemId()
+		{
+			return $this->fields['PAY_SYSTEM_ID'] ?? 0;
+		}
+
+		public function getSum()
+		{
+			return $this->fields['SUM'];
+		}
+
+		public function isPaid()
+		{
+			return $this->fields['PAID'] === 'Y';
+		}
+	}
+
+	class PaymentCollection implements \IteratorAggregate
+	{
+		private $items;
+
+		public function __construct(array $items)
+		{
+			$this->items = $items;
+		}
+
+		public function getIterator(): \Iterator
+		{
+			return new \ArrayIterator($this->items);
+		}
+	}
+
+	/**
+	 * sale/lib/discountbase.php getApplyResult(): COUPON_LIST is the order's coupons keyed by
+	 * coupon code, each with COUPON (the code) and APPLY ('Y' when it took part in a discount,
+	 * 'N' when entered but not applied), among other fields.
+	 */
+	class Discount
+	{
+		private $coupons;
+
+		/** @param array $coupons code => 'Y'|'N' (applied or not) */
+		public function __construct(array $coupons)
+		{
+			$this->coupons = $coupons;
+		}
+
+		public function getApplyResult($extMode = false)
+		{
+			$list = [];
+			foreach ($this->coupons as $code => $apply) {
+				$list[$code] = ['COUPON' => (string)$code, 'TYPE' => 2, 'APPLY' => $apply, 'DATA' => []];
+			}
+			return ['DISCOUNT_LIST' => [], 'COUPON_LIST' => $list, 'PRICES' => []];
+		}
+	}
+
+	/**
 	 * What the module uses of \Bitrix\Sale\Order (sale/lib/order.php, orderbase.php,
 	 * internals/entity.php). load() hands out a copy of the stored order, as a load from the
 	 * database would, so what a caller changes and does not save is not seen by the next load.
@@ -543,6 +1094,8 @@ namespace Bitrix\Sale {
 	{
 		/** id => the stored state of the order; what load() copies */
 		public static $saved = [];
+		/** true: orders get the property collection of sale before 20.0.696 (LegacyPropertyValueCollection) */
+		public static $legacySale = false;
 		private static $nextId = 100;
 
 		private $fields;
@@ -551,13 +1104,58 @@ namespace Bitrix\Sale {
 		private $props = null;
 		private $basket;
 		private $changed = [];
+		private $shipments;
+		private $payments;
+		private $coupons;
 
-		public function __construct(array $fields, array $props, array $basketItems)
+		/**
+		 * $extra: 'shipments' => Shipment[] (the system shipment is added, as every order has
+		 * one), 'payments' => Payment[], 'coupons' => [code => 'Y'|'N'].
+		 */
+		public function __construct(array $fields, array $props, array $basketItems, array $extra = [])
 		{
-			$this->fields = $fields + ['ID' => 0, 'STATUS_ID' => 'N', 'CANCELED' => 'N', 'PAYED' => 'N',
-				'DEDUCTED' => 'N', 'SUM_PAID' => 0.0, 'CURRENCY' => 'RUB', 'PERSON_TYPE_ID' => 1];
+			$this->fields = $fields + ['ID' => 0, 'LID' => 's1', 'STATUS_ID' => 'N', 'CANCELED' => 'N', 'PAYED' => 'N',
+				'DEDUCTED' => 'N', 'SUM_PAID' => 0.0, 'CURRENCY' => 'RUB', 'PERSON_TYPE_ID' => 1,
+				'PRICE_DELIVERY' => 0.0, 'USER_DESCRIPTION' => ''];
 			$this->givenProps = $props;
 			$this->basket = new Basket($basketItems);
+			$this->shipments = new ShipmentCollection(array_merge($extra['shipments'] ?? [],
+				[new Shipment(['SYSTEM' => 'Y', 'DELIVERY_NAME' => ''])]));
+			$this->payments = new PaymentCollection($extra['payments'] ?? []);
+			$this->coupons = $extra['coupons'] ?? [];
+		}
+
+		/** orderbase.php getSiteId(): LID */
+		public function getSiteId()
+		{
+			return $this->fields['LID'];
+		}
+
+		/** orderbase.php getDeliveryPrice(): PRICE_DELIVERY, after discounts */
+		public function getDeliveryPrice()
+		{
+			return $this->fields['PRICE_DELIVERY'];
+		}
+
+		/** orderbase.php getSumPaid(): SUM_PAID */
+		public function getSumPaid()
+		{
+			return $this->fields['SUM_PAID'];
+		}
+
+		public function getDiscount()
+		{
+			return new Discount($this->coupons);
+		}
+
+		public function getShipmentCollection()
+		{
+			return $this->shipments;
+		}
+
+		public function getPaymentCollection()
+		{
+			return $this->payments;
 		}
 
 		public function __clone()
@@ -699,9 +1297,10 @@ namespace Bitrix\Sale {
 						continue;
 					}
 					$items[] = new PropertyValue(['CODE' => $row['CODE'] ?? null, 'ORDER_PROPS_ID' => $row['ID']]
-						+ $row, (string)($row['DEFAULT_VALUE'] ?? ''));
+						+ array_diff_key($row, ['ID' => true]), (string)($row['DEFAULT_VALUE'] ?? ''));
 				}
-				$this->props = new PropertyValueCollection($items);
+				$this->props = self::$legacySale ? new LegacyPropertyValueCollection($items)
+					: new PropertyValueCollection($items);
 			}
 			return $this->props;
 		}
@@ -755,6 +1354,36 @@ namespace Bitrix\Sale {
 		public static function getAllStatusesNames()
 		{
 			return ['N' => 'Accepted', 'P' => 'Paid', 'F' => 'Completed'];
+		}
+	}
+}
+
+namespace Bitrix\Catalog {
+
+	/**
+	 * catalog/lib/product.php: b_catalog_product, one row per product, keyed by the
+	 * product's ID, with PURCHASING_PRICE (float, NULL when not set) and
+	 * PURCHASING_CURRENCY. getList understands the '@ID' (in list) filter that the
+	 * module uses, and refuses any other, so a new query cannot pass unnoticed.
+	 */
+	final class ProductTable
+	{
+		/** @var array<int, array> ID => row */
+		public static $rows = [];
+
+		public static function getList(array $params)
+		{
+			$filter = $params['filter'] ?? [];
+			if (array_keys($filter) !== ['@ID'] || !is_array($filter['@ID'])) {
+				throw new \LogicException('ProductTable stand-in: only an @ID filter is implemented');
+			}
+			$rows = [];
+			foreach ($filter['@ID'] as $id) {
+				if (isset(self::$rows[(int)$id])) {
+					$rows[] = ['ID' => (int)$id] + self::$rows[(int)$id];
+				}
+			}
+			return new \Bitrix\Main\Result($rows);
 		}
 	}
 }
@@ -841,6 +1470,53 @@ namespace {
 
 	class CModule
 	{
+	}
+
+	/** main/tools.php LocalRedirect(): sends Location and ends the request; here it throws instead. */
+	final class LocalRedirected extends \RuntimeException
+	{
+	}
+
+	function LocalRedirect($url)
+	{
+		throw new LocalRedirected((string)$url);
+	}
+
+	/**
+	 * main/interface/admin_tabcontrol.php, as far as a settings page uses it: Begin() opens
+	 * the form's table, BeginNextTab() starts the next tab's rows, Buttons() the buttons row.
+	 */
+	class CAdminTabControl
+	{
+		private $tabs;
+		private $current = -1;
+
+		public function __construct($name, $tabs)
+		{
+			$this->tabs = $tabs;
+		}
+
+		public function Begin()
+		{
+			echo '<div class="adm-detail-block">';
+		}
+
+		public function BeginNextTab()
+		{
+			echo $this->current >= 0 ? '</table>' : '';
+			$tab = $this->tabs[++$this->current];
+			echo '<h2 id="tab-' . htmlspecialchars($tab['DIV']) . '">' . htmlspecialchars((string)$tab['TAB']) . '</h2><table>';
+		}
+
+		public function Buttons()
+		{
+			echo '</table><div class="adm-detail-content-btns">';
+		}
+
+		public function End()
+		{
+			echo '</div></div>';
+		}
 	}
 
 	final class CAgent

@@ -39,6 +39,23 @@ final class Config
 	public $personTypes = [];
 	/** scheme://host of the Bitrix24 portal, as the status endpoint last learnt it; '' before. */
 	public $portalUrl = '';
+	/** false: this site's orders are not sent (a storefront excluded in the per-site settings). */
+	public $enabled = true;
+	/** The Bitrix site (LID) these settings were chosen for by forSite(); '' for the global ones. */
+	public $lid = '';
+	/**
+	 * Per-site settings, option "sites": LID => ['url', 'signing_secret', 'site_id', 'enabled'].
+	 * An empty or missing value falls back to the global one; a LID absent here uses the
+	 * global settings as they are.
+	 */
+	public $sites = [];
+	/** Order property codes whose values each snapshot carries in "properties" (option "send_properties"). */
+	public $sendProperties = [];
+
+	/** At most this many property codes are sent; a code is [A-Za-z0-9_-], at most 50 long. */
+	public const MAX_SEND_PROPERTIES = 100;
+	/** A Bitrix site id (LID): b_lang.LID is char(2), sites made by hand may be longer. */
+	public const LID_PATTERN = '/^[A-Za-z0-9_-]{1,16}$/D';
 
 	public static function fromArray(array $values): self
 	{
@@ -58,13 +75,77 @@ final class Config
 		}
 		$c->personTypes = is_array($types) ? $types : [];
 		$c->portalUrl = (string)($values[self::PORTAL_OPTION] ?? '');
+		$c->sites = self::parseSites($values['sites'] ?? []);
+		$c->sendProperties = self::parseCodes((string)($values['send_properties'] ?? ''));
 		return $c;
+	}
+
+	/**
+	 * The settings in effect for the orders of site $lid: its own URL, secret, site id and
+	 * enabled flag where the per-site settings have them, the global ones elsewhere.
+	 */
+	public function forSite(string $lid): self
+	{
+		$c = clone $this;
+		$c->lid = $lid;
+		$own = $this->sites[$lid] ?? null;
+		if ($own === null) {
+			return $c;
+		}
+		if (($own['url'] ?? '') !== '') {
+			$c->url = $own['url'];
+		}
+		if (($own['signing_secret'] ?? '') !== '') {
+			$c->secret = $own['signing_secret'];
+		}
+		if (($own['site_id'] ?? '') !== '') {
+			$c->siteId = $own['site_id'];
+		}
+		$c->enabled = !array_key_exists('enabled', $own) || !empty($own['enabled']);
+		return $c;
+	}
+
+	/** The "sites" option (JSON or array) as LID => trimmed strings and a bool; bad entries dropped. */
+	public static function parseSites($sites): array
+	{
+		if (is_string($sites)) {
+			$sites = json_decode($sites, true);
+		}
+		$out = [];
+		foreach (is_array($sites) ? $sites : [] as $lid => $entry) {
+			if (!is_array($entry) || !preg_match(self::LID_PATTERN, (string)$lid)) {
+				continue;
+			}
+			$clean = [];
+			foreach (['url', 'signing_secret', 'site_id'] as $key) {
+				$clean[$key] = trim((string)($entry[$key] ?? ''));
+			}
+			$clean['url'] = rtrim($clean['url'], '/');
+			if (array_key_exists('enabled', $entry)) {
+				$clean['enabled'] = (bool)$entry['enabled'];
+			}
+			$out[(string)$lid] = $clean;
+		}
+		return $out;
+	}
+
+	/** "CODE1, CODE2" as a list of valid codes, each once, at most MAX_SEND_PROPERTIES. */
+	public static function parseCodes(string $codes): array
+	{
+		$out = [];
+		foreach (preg_split('/[\s,;]+/', $codes, -1, PREG_SPLIT_NO_EMPTY) as $code) {
+			if (preg_match('/^[A-Za-z0-9_-]{1,50}$/D', $code) && !in_array($code, $out, true)) {
+				$out[] = $code;
+			}
+		}
+		return array_slice($out, 0, self::MAX_SEND_PROPERTIES);
 	}
 
 	public static function load(): self
 	{
 		$values = [];
-		foreach (['url', 'signing_secret', 'site_id', 'timeout', 'spool_dir', 'person_types', self::PORTAL_OPTION] as $key) {
+		foreach (['url', 'signing_secret', 'site_id', 'timeout', 'spool_dir', 'person_types', self::PORTAL_OPTION,
+			'sites', 'send_properties'] as $key) {
 			$values[$key] = Option::get(self::MODULE_ID, $key, '');
 		}
 		if ($values['site_id'] === '') {

@@ -1,9 +1,12 @@
 <?php
 /*
  * The sale module's D7 events, registered by install/index.php:
- *   OnSaleOrderBeforeSaved   a new order gets its Roistat visit (Visit)
+ *   OnSaleOrderBeforeSaved   a new order gets its Roistat visit and UTM tags (Visit), only
+ *                            in a buyer's public checkout request (Visit::requestKind)
  *   OnSaleOrderSaved, OnSaleStatusOrderChange, OnSaleOrderPaid, OnSaleOrderCanceled
- *                            the order's snapshot goes to orderbridge (Relay)
+ *                            the order's snapshot goes to orderbridge (Relay), with the
+ *                            settings of the order's site (Config::forSite of its LID); a
+ *                            site excluded in the settings sends nothing
  * Invariant: nothing thrown in here reaches the sale module, because that would break
  * the buyer's checkout or the manager's order form. Errors are logged, and an order whose
  * snapshot could not be built is spooled by id so that the agent rebuilds it later.
@@ -19,7 +22,7 @@ final class EventHandlers
 	private static $sent = [];
 	/** @var array order id => true: saves by the status endpoint that wrote only the deal id */
 	private static $suppressed = [];
-	/** @var callable|null fn(): Relay; the tests inject one */
+	/** @var callable|null fn(Config $config): Relay; the tests inject one */
 	public static $relayFactory = null;
 
 	public static function onOrderBeforeSaved($event): void
@@ -27,9 +30,17 @@ final class EventHandlers
 		try {
 			$order = $event->getParameter('ENTITY');
 			$isNew = method_exists($order, 'isNew') ? $order->isNew() : !$order->getId();
-			if ($isNew) {
-				Visit::store($order, $_REQUEST ?? [], $_COOKIE ?? []);
+			if (!$isNew) {
+				return;
 			}
+			$kind = Visit::requestKind();
+			if ($kind !== Visit::PUBLIC_REQUEST) {
+				Log::info('new order made outside a public checkout (' . $kind
+					. '): its visit and UTM tags are not taken from this request');
+				return;
+			}
+			Visit::store($order, $_REQUEST ?? [], $_COOKIE ?? []);
+			Visit::storeUtm($order, $_REQUEST ?? [], $_COOKIE ?? []);
 		} catch (\Throwable $e) {
 			Log::error('visit capture failed: ' . $e->getMessage());
 		}
@@ -82,7 +93,13 @@ final class EventHandlers
 			if ($orderId === '' || $orderId === '0' || isset(self::$suppressed[$orderId])) {
 				return;
 			}
-			$relay = self::$relayFactory ? (self::$relayFactory)() : Relay::fromConfig();
+			$lid = method_exists($order, 'getSiteId') ? (string)$order->getSiteId() : '';
+			$config = Config::load()->forSite($lid);
+			if (!$config->enabled) {
+				Log::info('site ' . $lid . ' is excluded in the settings: the order is not sent', $orderId);
+				return;
+			}
+			$relay = self::$relayFactory ? (self::$relayFactory)($config) : Relay::fromConfig($config);
 			$snapshot = Snapshot::build($order, $relay->config());
 			$hash = self::contentHash($snapshot);
 			if ((self::$sent[$orderId] ?? null) === $hash) {
