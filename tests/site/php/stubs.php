@@ -201,6 +201,27 @@ namespace Bitrix\Main {
 		{
 			unset(self::$installed[$id]);
 		}
+
+		/**
+		 * main/lib/modulemanager.php: $arModuleVersion['VERSION'] of the module's
+		 * install/version.php, local/modules first, then bitrix/modules; false when the
+		 * module is not installed or has no such file.
+		 */
+		public static function getVersion($id)
+		{
+			if (!self::isModuleInstalled($id)) {
+				return false;
+			}
+			foreach (['/local/modules/', '/bitrix/modules/'] as $dir) {
+				$file = ($_SERVER['DOCUMENT_ROOT'] ?? '') . $dir . $id . '/install/version.php';
+				if (is_file($file)) {
+					$arModuleVersion = [];
+					include $file;
+					return $arModuleVersion['VERSION'] ?? false;
+				}
+			}
+			return false;
+		}
 	}
 
 	/**
@@ -348,8 +369,13 @@ namespace Bitrix\Main\Config {
 			self::$values[$module][$name] = (string)$value;
 		}
 
+		/** main/lib/config/option.php: the whole module, or only $filter['name'] when given. */
 		public static function delete($module, array $filter = [])
 		{
+			if (isset($filter['name'])) {
+				unset(self::$values[$module][$filter['name']]);
+				return;
+			}
 			unset(self::$values[$module]);
 		}
 	}
