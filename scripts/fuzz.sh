@@ -18,8 +18,9 @@ case $seconds in '' | *[!0-9]*)
 esac
 
 # -- packages: only those missing, with a single apt-get update before the one install
-pkgs="meson ninja-build pkg-config clang libclang-rt-14-dev libcurl4-openssl-dev
-libmicrohttpd-dev libjansson-dev libsqlite3-dev libinih-dev libssl-dev libcmocka-dev"
+pkgs="meson ninja-build pkg-config clang g++ libclang-rt-14-dev libcurl4-openssl-dev
+libmicrohttpd-dev libjansson-dev libsqlite3-dev libinih-dev libssl-dev libcmocka-dev
+libphonenumber-dev"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -5,8 +5,11 @@
 #   test           also clang and valgrind (fuzzing, soak) and what the site kit's tests
 #                  use: php-cli with curl, chromium, node/npm
 set -eu
-pkgs="meson ninja-build pkg-config gcc clang libcurl4-openssl-dev libmicrohttpd-dev
-libjansson-dev libsqlite3-dev libpq-dev libinih-dev libssl-dev libcmocka-dev libsystemd-dev python3 curl"
+pkgs="meson ninja-build pkg-config gcc g++ clang libcurl4-openssl-dev libmicrohttpd-dev
+libjansson-dev libsqlite3-dev libpq-dev libinih-dev libssl-dev libcmocka-dev libsystemd-dev
+libphonenumber-dev python3 curl"
+# g++ and libphonenumber-dev: phone numbers are read by libphonenumber (C++) through
+# src/model/phone_lib.cc; g++ also brings the C++ library headers clang++ compiles against
 # clang and its sanitizer runtime build the fuzz targets (make test runs them briefly)
 # libfaketime steps the wall clock under the daemon (test_defects.ClockStepBack)
 # python3-prometheus-client parses /metrics as Prometheus would (test_operator.Metrics);

@@ -225,6 +225,46 @@ class SameBuyerTogether(B24Case):
                          "one contact for the holder, one for Pavel")
 
 
+class RepeatCustomerInUkraine(B24Case):
+    """A shop in Ukraine ([bitrix24] country_code = 380): its buyers write their phones
+    with Ukraine's trunk 0 ("044 …") as often as with +380, and each phone is one key."""
+    sections = {"bitrix24": {"country_code": "380"}}
+
+    def test_a_phone_written_nationally_and_internationally_is_one_contact(self):
+        self.post(order("2301", buyer=buyer("Oksana", "+380 44 123 45 67", "oksana@example.ua")))
+        self.wait_done("2301")
+        self.post(order("2302", buyer=buyer("Oksana K.", "044 123-45-67",
+                                            "oksana.work@example.com")))
+        self.wait_done("2302")
+        state = self.b24.state()
+        self.assertEqual(len(state["contacts"]), 1, state["contacts"])
+        contact = next(iter(state["contacts"].values()))
+        self.assertEqual(phones(contact), ["+380441234567"], "the phone, as E.164")
+        first, second = self.the_deal("2301", state), self.the_deal("2302", state)
+        self.assertNotEqual(first["ID"], second["ID"], "a repeat order is a new deal")
+        self.assertEqual((first["CONTACT_ID"], second["CONTACT_ID"]),
+                         (contact["ID"], contact["ID"]))
+        self.assertEqual(self.links("2302")["b24.contact"], contact["ID"])
+        # the second order was matched, not merely created after a failed look-up
+        self.assertEqual(state["counts"]["by_method"]["crm.contact.add"], 1)
+
+    def test_orders_delivered_together_with_every_spelling_share_one_contact(self):
+        ways = ["+380 44 765 43 21", "044 765 43 21", "0 44 765-43-21", "380447654321",
+                "00380447654321"]
+        with self.portal_held():
+            for i, phone in enumerate(ways):
+                # no e-mail: the phone alone must match
+                self.post(order(f"240{i}", buyer=buyer("Taras", phone)))
+        self.wait_done("hold", *[f"240{i}" for i in range(len(ways))])
+        state = self.b24.state()
+        self.assertEqual(len(self.contacts_with_phone("+380447654321", state)), 1,
+                         state["contacts"])
+        self.assertEqual(len({self.the_deal(f"240{i}", state)["CONTACT_ID"]
+                              for i in range(len(ways))}), 1)
+        self.assertEqual(state["counts"]["by_method"]["crm.contact.add"], 2,
+                         "one contact for the holder, one for Taras")
+
+
 class LegalEntity(B24Case):
     ROMASHKA = buyer("Sergey Ivanov", "+7 495 123 45 67", "buh@romashka.ru",
                      company="ООО «Ромашка»", inn="7701234567")

@@ -1,10 +1,9 @@
 /*
- * The Bitrix24 sink's pure parts: contact keys (phone and e-mail normalisation, which
- * decide whether a buyer is a repeat customer), batch command composition (the
- * "method?query" strings the portal reads back with PHP's parse_str), and the
- * classification of the portal's answers and errors into what the sink does next, and
- * the deal stage an order's state maps to ([bitrix24.map] under the configured pipeline,
- * with @paid moving a deal only to a stage that sorts later in it).
+ * The Bitrix24 sink's pure parts: batch command composition (the "method?query" strings
+ * the portal reads back with PHP's parse_str), the classification of the portal's answers
+ * and errors into what the sink does next, and the deal stage an order's state maps to
+ * ([bitrix24.map] under the configured pipeline, with @paid moving a deal only to a stage
+ * that sorts later in it). Contact keys (phone and e-mail) are test_phone.c's.
  *
  * Query strings are checked the way the portal reads them: split on '&', then on the
  * first '=', then percent-decoded with '+' as a space (PHP's urldecode). So a test
@@ -28,157 +27,6 @@
 #include "sinks/b24_values.h"
 #include "sinks/b24_stages.h"
 #include "sinks/bitrix24_conf.h"
-#include "model/phone.h"
-
-/* --- phone_normalize ------------------------------------------------------------------- */
-
-static void expect_phone(const char *in, const char *cc, const char *want)
-{
-        char out[32];
-        int r;
-
-        memset(out, 'x', sizeof(out));
-        r = phone_normalize(in, cc, out, sizeof(out));
-        if (r != 0 || strcmp(out, want) != 0)
-                fail_msg("phone_normalize(\"%s\", \"%s\"): want 0 and \"%s\", got %d and \"%.*s\"",
-                         in, cc, want, r, (int)sizeof(out) - 1, out);
-}
-
-static void expect_phone_rejected(const char *in, const char *cc)
-{
-        char out[32] = "untouched";
-        int r = phone_normalize(in, cc, out, sizeof(out));
-
-        if (r != -EINVAL)
-                fail_msg("phone_normalize(\"%s\", \"%s\"): want -EINVAL, got %d and \"%s\"",
-                         in ? in : "(null)", cc, r, out);
-}
-
-static void a_russian_number_written_every_usual_way_is_one_key(void **state)
-{
-        static const char *const ways[] = {
-            "8 (900) 123-45-67", "+7 900 123 45 67", "+7 (900) 123-45-67",   "89001234567",
-            "79001234567",       "+79001234567",     "  +7 900 123 45 67  ", "8-900-123-45-67",
-            "+7.900.123.45.67",  "(900) 123-45-67",  "9001234567",
-        };
-
-        for (size_t i = 0; i < sizeof(ways) / sizeof(ways[0]); i++)
-                expect_phone(ways[i], "7", "+79001234567");
-}
-
-static void a_national_number_gets_the_configured_country_code(void **state)
-{
-        expect_phone("9001234567", "7", "+79001234567");
-        expect_phone("(212) 555-0123", "1", "+12125550123");
-        /* a ten-digit number written with '+' already has its country code */
-        expect_phone("+4420712345", "7", "+4420712345");
-}
-
-static void the_00_international_prefix_is_dropped(void **state)
-{
-        expect_phone("00 7 900 123 45 67", "7", "+79001234567");
-        expect_phone("0079001234567", "7", "+79001234567");
-        expect_phone("00 44 20 7123 4567", "7", "+442071234567");
-}
-
-static void the_trunk_prefix_8_means_russia_only_for_country_code_7(void **state)
-{
-        expect_phone("8 (900) 123-45-67", "7", "+79001234567");
-        /* for another country an 11-digit number starting with 8 is left alone */
-        expect_phone("8 (900) 123-45-67", "375", "+89001234567");
-}
-
-static void an_extension_is_not_part_of_the_number(void **state)
-{
-        expect_phone("+7 900 123-45-67 #12", "7", "+79001234567");
-        expect_phone("+7 900 123-45-67#12", "7", "+79001234567");
-        expect_phone("+7 900 123-45-67, 12", "7", "+79001234567");
-        expect_phone("+7 900 123-45-67; 12", "7", "+79001234567");
-        expect_phone("+7 900 123-45-67 ext 12", "7", "+79001234567");
-        expect_phone("+7 900 123-45-67 x12", "7", "+79001234567");
-}
-
-/* phone.c's own comment names "доб. 12" (Russian for "ext."): its letters are UTF-8
- * bytes, not ASCII letters, and must still end the number. */
-static void a_russian_extension_is_not_part_of_the_number(void **state)
-{
-        expect_phone("+7 900 123-45-67 доб. 12", "7", "+79001234567");
-        expect_phone("8 (900) 123-45-67 доб 5", "7", "+79001234567");
-}
-
-static void too_short_too_long_or_no_digits_is_not_a_phone(void **state)
-{
-        expect_phone_rejected("123-45-67", "7");         /* 7 digits */
-        expect_phone_rejected("900 123 456", "7");       /* 9 digits */
-        expect_phone_rejected("+1234567890123456", "7"); /* 16 digits */
-        expect_phone_rejected("1234567890123456789012345678901234567890", "7");
-        expect_phone_rejected("", "7");
-        expect_phone_rejected("   ", "7");
-        expect_phone_rejected("no phone", "7");
-        expect_phone_rejected("call me", "7");
-        expect_phone_rejected(NULL, "7");
-        /* letters end the number: what is before them is too short */
-        expect_phone_rejected("8-900-CALL-NOW", "7");
-}
-
-static void fifteen_digits_is_the_longest_phone(void **state)
-{
-        expect_phone("+123456789012345", "7", "+123456789012345");
-        expect_phone_rejected("+1234567890123456", "7");
-}
-
-static void a_result_that_does_not_fit_is_refused_not_truncated(void **state)
-{
-        char out[8] = "";
-
-        assert_int_equal(phone_normalize("+79001234567", "7", out, sizeof(out)), -EINVAL);
-}
-
-/* --- email_normalize ------------------------------------------------------------------- */
-
-static void expect_email(const char *in, const char *want)
-{
-        char out[256];
-        int r;
-
-        memset(out, 'x', sizeof(out));
-        r = email_normalize(in, out, sizeof(out));
-        if (r != 0 || strcmp(out, want) != 0)
-                fail_msg("email_normalize(\"%s\"): want 0 and \"%s\", got %d", in, want, r);
-}
-
-static void expect_email_rejected(const char *in)
-{
-        char out[256];
-        int r = email_normalize(in, out, sizeof(out));
-
-        if (r != -EINVAL)
-                fail_msg("email_normalize(\"%s\"): want -EINVAL, got %d", in ? in : "(null)", r);
-}
-
-static void an_email_is_lower_cased_and_trimmed(void **state)
-{
-        expect_email("Ivan@Example.RU", "ivan@example.ru");
-        expect_email("  IVAN@EXAMPLE.RU\t\n", "ivan@example.ru");
-        expect_email("ivan@example.ru", "ivan@example.ru");
-        expect_email("a@b", "a@b");
-}
-
-static void an_email_without_at_or_empty_is_refused(void **state)
-{
-        expect_email_rejected("ivan.example.ru");
-        expect_email_rejected("");
-        expect_email_rejected("    ");
-        expect_email_rejected("@");
-        expect_email_rejected(NULL);
-}
-
-static void an_email_that_does_not_fit_is_refused(void **state)
-{
-        char out[8];
-
-        assert_int_equal(email_normalize("ivan@example.ru", out, sizeof(out)), -EINVAL);
-}
 
 /* --- b24_query_string -------------------------------------------------------------------- */
 
@@ -830,18 +678,6 @@ static void an_unmapped_status_has_no_stage(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(a_russian_number_written_every_usual_way_is_one_key),
-            cmocka_unit_test(a_national_number_gets_the_configured_country_code),
-            cmocka_unit_test(the_00_international_prefix_is_dropped),
-            cmocka_unit_test(the_trunk_prefix_8_means_russia_only_for_country_code_7),
-            cmocka_unit_test(an_extension_is_not_part_of_the_number),
-            cmocka_unit_test(a_russian_extension_is_not_part_of_the_number),
-            cmocka_unit_test(too_short_too_long_or_no_digits_is_not_a_phone),
-            cmocka_unit_test(fifteen_digits_is_the_longest_phone),
-            cmocka_unit_test(a_result_that_does_not_fit_is_refused_not_truncated),
-            cmocka_unit_test(an_email_is_lower_cased_and_trimmed),
-            cmocka_unit_test(an_email_without_at_or_empty_is_refused),
-            cmocka_unit_test(an_email_that_does_not_fit_is_refused),
             cmocka_unit_test(nested_fields_become_bracketed_keys),
             cmocka_unit_test(a_query_past_its_cap_is_refused_whole_not_cut),
             cmocka_unit_test(arrays_become_numbered_keys_at_every_depth),
