@@ -11,7 +11,8 @@ import re
 import subprocess
 import sys
 
-SECTION = re.compile(r"^\[([a-z0-9_.]+)\]$")
+# "[bitrix24.site <LID>]": a family of sections, one per storefront
+SECTION = re.compile(r"^\[([a-z0-9_.]+(?: <[A-Z]+>)?)\]$")
 # "  name<padding>help (default X) [MIN..MAX]"; the name is a config key, lower case
 KEY = re.compile(r"^  ([a-z][a-z0-9_]*) +(\S.*)$")
 DEFAULT_RANGE = re.compile(r"^(.*?)(?: \(default (.*)\))?(?: \[(-?\d+)\.\.(-?\d+)\])?$")

@@ -135,13 +135,24 @@ static const struct config_key *key_find(const struct config_section *s, const c
         return NULL;
 }
 
+/* "[name]", or "[name ARG]" for a family ("name *", config.h): ARG is one word. */
+static bool subsection_matches(const struct config_subsection *sub, const char *section)
+{
+        size_t n = strlen(sub->name);
+
+        if (n < 2 || strcmp(sub->name + n - 2, " *") != 0)
+                return strcmp(sub->name, section) == 0;
+        n -= 1; /* "name " */
+        return strncmp(sub->name, section, n) == 0 && section[n] && !strchr(section + n, ' ');
+}
+
 static const struct config_subsection *subsection_find(const struct config *c, const char *name,
                                                        struct config_part **ret_owner)
 {
         for (size_t i = 0; i < c->n_parts; i++) {
                 const struct config_section *s = c->parts[i].section;
                 for (size_t j = 0; j < s->n_subsections; j++)
-                        if (strcmp(s->subsections[j].name, name) == 0) {
+                        if (subsection_matches(&s->subsections[j], name)) {
                                 *ret_owner = &c->parts[i];
                                 return &s->subsections[j];
                         }

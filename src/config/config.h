@@ -98,6 +98,10 @@ struct config_subsection {
         const char *help; /* for --keys: "\n[name]\n  what its lines look like\n" */
 };
 
+/* A subsection whose name ends in " *" ("bitrix24.site *") is a family: it matches
+ * "[bitrix24.site ARG]" for any one-word ARG (one section per storefront), and its
+ * `entry` gets the whole "bitrix24.site ARG" and reads ARG itself. */
+
 struct config_section {
         const char *name;
         const struct config_key *keys;

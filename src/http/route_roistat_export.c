@@ -162,6 +162,19 @@ static int import_scheme(const struct roistat_conf *rc, struct http_request *rq)
         for (size_t i = 0; i < n; i++)
                 json_array_append_new(fields, json_pack("{s:s, s:s}", "id", table[i].id, "name",
                                                         table[i].name));
+        /* the configured fields ([roistat.fields], [roistat.site …]), each name once */
+        for (size_t i = 0; i < rc->n_rules; i++) {
+                bool seen = !rc->rules[i].name;
+                for (size_t j = 0; !seen && j < n; j++)
+                        seen = strcmp(table[j].id, rc->rules[i].name) == 0;
+                for (size_t j = 0; !seen && j < i; j++)
+                        seen = rc->rules[j].name && strcmp(rc->rules[j].name, rc->rules[i].name) == 0;
+                if (!seen)
+                        json_array_append_new(fields, json_pack("{s:s, s:s}", "id",
+                                                                rc->rules[i].name, "name",
+                                                                rc->rules[i].name));
+        }
+        n = json_array_size(fields);
         doc = json_pack("{s:o, s:o}", "statuses", statuses, "fields", fields);
         text = json_dumps(doc, JSON_COMPACT);
         json_decref(doc);

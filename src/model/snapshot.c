@@ -1,8 +1,9 @@
 /*
  * JSON → struct snapshot with jansson, then the canonical JSON back out. Unknown keys are
- * ignored (a newer module may send more); known keys must have the right type. Only the
- * Roistat visit is forgiving: it comes from a cookie, so a bad one is dropped and the
- * order is kept.
+ * refused at every level, naming their path (issue #13): a misspelt "delivery.nmae" would
+ * otherwise vanish silently and the CRM would show an order without its delivery. Known
+ * keys must have the right type and bounds. Only the Roistat visit is forgiving: it comes
+ * from a cookie, so a bad one is dropped and the order is kept.
  */
 #include "model/snapshot.h"
 
@@ -39,6 +40,44 @@ static bool printable(const char *s)
         return true;
 }
 
+/* A buyer's comment or an address property is typed in a textarea: line breaks and tabs
+ * are part of it; other control characters are not. */
+static bool printable_lines(const char *s)
+{
+        for (; *s; s++)
+                if (((unsigned char)*s < 0x20 && *s != '\n' && *s != '\r' && *s != '\t') ||
+                    *s == 0x7f)
+                        return false;
+        return true;
+}
+
+/* Refuses a member of `obj` that is not in `known` (NULL-terminated), naming its path
+ * "<path>.<key>". */
+static int only_known(json_t *obj, const char *path, const char *const *known,
+                      struct snapshot_error *err)
+{
+        const char *key;
+        json_t *v;
+
+        json_object_foreach(obj, key, v)
+        {
+                size_t i;
+                char where[96];
+
+                for (i = 0; known[i] && strcmp(known[i], key) != 0; i++)
+                        ;
+                if (known[i])
+                        continue;
+                if (path[0])
+                        snprintf(where, sizeof(where), "%s.%s", path, key);
+                else
+                        snprintf(where, sizeof(where), "%s", key);
+                return fail(err, where, "is not a field of the snapshot contract (README, The "
+                            "ingest contract)");
+        }
+        return 0;
+}
+
 /* Reads an optional string field: absent or null → *ret NULL. */
 static int get_text(json_t *obj, const char *key, const char *path, size_t max, bool required,
                     char **ret, struct snapshot_error *err)
@@ -63,6 +102,30 @@ static int get_text(json_t *obj, const char *key, const char *path, size_t max, 
                 return fail(err, path, "is longer than %zu bytes", max);
         if (!printable(s))
                 return fail(err, path, "must not contain control characters");
+        *ret = xstrdup(s);
+        return 0;
+}
+
+/* get_text for text typed in a textarea: line breaks and tabs allowed. Optional. */
+static int get_lines(json_t *obj, const char *key, const char *path, size_t max, char **ret,
+                     struct snapshot_error *err)
+{
+        json_t *v = json_object_get(obj, key);
+        const char *s;
+
+        *ret = NULL;
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_string(v))
+                return fail(err, path, "must be a string");
+        s = json_string_value(v);
+        if (strlen(s) != json_string_length(v))
+                return fail(err, path, "must not contain NUL characters");
+        if (strlen(s) > max)
+                return fail(err, path, "is longer than %zu bytes", max);
+        if (!printable_lines(s))
+                return fail(err, path, "must not contain control characters other than line "
+                            "breaks and tabs");
         *ret = xstrdup(s);
         return 0;
 }
@@ -148,6 +211,11 @@ static int get_time(json_t *obj, const char *key, const char *path, bool require
         return 0;
 }
 
+static const char *const buyer_keys[] = {"type", "name", "phone", "email", "company", "inn",
+                                         NULL};
+static const char *const item_keys[] = {"product_id", "name", "price", "base_price", "quantity",
+                                        NULL};
+
 static int parse_buyer(json_t *order, struct snapshot *s, struct snapshot_error *err)
 {
         json_t *b = json_object_get(order, "buyer");
@@ -159,6 +227,8 @@ static int parse_buyer(json_t *order, struct snapshot *s, struct snapshot_error 
                 return 0;
         if (!json_is_object(b))
                 return fail(err, "order.buyer", "must be an object");
+        if ((r = only_known(b, "order.buyer", buyer_keys, err)) < 0)
+                return r;
         r = get_text(b, "type", "order.buyer.type", 16, false, &type, err);
         if (r < 0)
                 return r;
@@ -208,10 +278,11 @@ static int parse_items(json_t *order, struct snapshot *s, struct snapshot_error 
                 json_t *q;
 
                 s->n_items = i + 1;
-                if (!json_is_object(it)) {
-                        snprintf(path, sizeof(path), "order.items[%zu]", i);
+                snprintf(path, sizeof(path), "order.items[%zu]", i);
+                if (!json_is_object(it))
                         return fail(err, path, "must be an object");
-                }
+                if ((r = only_known(it, path, item_keys, err)) < 0)
+                        return r;
                 snprintf(path, sizeof(path), "order.items[%zu].product_id", i);
                 if ((r = get_text(it, "product_id", path, SNAPSHOT_ID_MAX, false,
                                   &item->product_id, err)) < 0)
@@ -223,6 +294,13 @@ static int parse_items(json_t *order, struct snapshot *s, struct snapshot_error 
                 snprintf(path, sizeof(path), "order.items[%zu].price", i);
                 if ((r = get_money(it, "price", path, true, NULL, &item->price_minor, err)) < 0)
                         return r;
+                snprintf(path, sizeof(path), "order.items[%zu].base_price", i);
+                if ((r = get_money(it, "base_price", path, false, &item->has_base_price,
+                                   &item->base_price_minor, err)) < 0)
+                        return r;
+                if (item->has_base_price && item->base_price_minor < item->price_minor)
+                        return fail(err, path, "must not be less than the price (the price "
+                                    "after discount)");
                 snprintf(path, sizeof(path), "order.items[%zu].quantity", i);
                 q = json_object_get(it, "quantity");
                 if (!q || !json_is_string(q))
@@ -235,6 +313,8 @@ static int parse_items(json_t *order, struct snapshot *s, struct snapshot_error 
         return 0;
 }
 
+static const char *const deal_keys[] = {"id", "title", NULL};
+
 /* order.deal: {"id": digits, "title": text?}, a deal read from Bitrix24 (snapshot.h). */
 static int parse_deal(json_t *order, struct snapshot *s, struct snapshot_error *err)
 {
@@ -245,6 +325,8 @@ static int parse_deal(json_t *order, struct snapshot *s, struct snapshot_error *
                 return 0;
         if (!json_is_object(d))
                 return fail(err, "order.deal", "must be an object");
+        if ((r = only_known(d, "order.deal", deal_keys, err)) < 0)
+                return r;
         if ((r = get_text(d, "id", "order.deal.id", 18, true, &s->deal_id, err)) < 0 ||
             (r = get_text(d, "title", "order.deal.title", SNAPSHOT_TEXT_MAX, false,
                           &s->deal_title, err)) < 0)
@@ -252,6 +334,289 @@ static int parse_deal(json_t *order, struct snapshot *s, struct snapshot_error *
         if (strspn(s->deal_id, "0123456789") != strlen(s->deal_id) || s->deal_id[0] == '0')
                 return fail(err, "order.deal.id", "must be a Bitrix24 deal id (digits)");
         return 0;
+}
+
+const char *const snapshot_utm_names[SNAPSHOT_UTM_N] = {"source", "medium", "campaign",
+                                                        "content", "term"};
+
+static const char *const delivery_keys[] = {"name", "price", "base_price", NULL};
+static const char *const payment_keys[] = {"name", "sum", "paid", NULL};
+static const char *const utm_keys[] = {"source", "medium", "campaign", "content", "term", NULL};
+
+/* lid, person_type: 1..SNAPSHOT_CODE_MAX of [A-Za-z0-9_-]. */
+static int get_code(json_t *obj, const char *key, const char *path, char **ret,
+                    struct snapshot_error *err)
+{
+        int r = get_text(obj, key, path, SNAPSHOT_CODE_MAX, false, ret, err);
+
+        if (r < 0 || !*ret)
+                return r;
+        if (!(*ret)[0] || !snapshot_id_chars(*ret))
+                return fail(err, path, "must be 1-%d letters, digits, '-' or '_'",
+                            SNAPSHOT_CODE_MAX);
+        return 0;
+}
+
+/* An optional array of at most `max` members: 0 with *ret (NULL when absent). */
+static int get_array(json_t *obj, const char *key, const char *path, size_t max, json_t **ret,
+                     struct snapshot_error *err)
+{
+        json_t *v = json_object_get(obj, key);
+
+        *ret = NULL;
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_array(v))
+                return fail(err, path, "must be an array");
+        if (json_array_size(v) > max)
+                return fail(err, path, "has more than %zu members", max);
+        *ret = v;
+        return 0;
+}
+
+/* An optional object: 0 with *ret (NULL when absent). */
+static int get_object(json_t *obj, const char *key, const char *path, json_t **ret,
+                      struct snapshot_error *err)
+{
+        json_t *v = json_object_get(obj, key);
+
+        *ret = NULL;
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_object(v))
+                return fail(err, path, "must be an object");
+        *ret = v;
+        return 0;
+}
+
+/* order.delivery: {"name"?, "price", "base_price"?}. */
+static int parse_delivery(json_t *order, struct snapshot *s, struct snapshot_error *err)
+{
+        struct snapshot_delivery *d = &s->delivery;
+        json_t *o;
+        int r;
+
+        if ((r = get_object(order, "delivery", "order.delivery", &o, err)) < 0 || !o)
+                return r;
+        if ((r = only_known(o, "order.delivery", delivery_keys, err)) < 0 ||
+            (r = get_text(o, "name", "order.delivery.name", SNAPSHOT_TEXT_MAX, false, &d->name,
+                          err)) < 0 ||
+            (r = get_money(o, "price", "order.delivery.price", true, NULL, &d->price_minor,
+                           err)) < 0 ||
+            (r = get_money(o, "base_price", "order.delivery.base_price", false,
+                           &d->has_base_price, &d->base_price_minor, err)) < 0)
+                return r;
+        if (d->has_base_price && d->base_price_minor < d->price_minor)
+                return fail(err, "order.delivery.base_price",
+                            "must not be less than the price (the price after discount)");
+        d->present = true;
+        return 0;
+}
+
+static int parse_coupons(json_t *order, struct snapshot *s, struct snapshot_error *err)
+{
+        char path[64];
+        json_t *arr, *v;
+        size_t i;
+        int r;
+
+        if ((r = get_array(order, "coupons", "order.coupons", SNAPSHOT_COUPONS_MAX, &arr, err)) <
+                    0 ||
+            !arr)
+                return r;
+        s->coupons = xcalloc(json_array_size(arr) + 1, sizeof(*s->coupons));
+        json_array_foreach(arr, i, v)
+        {
+                snprintf(path, sizeof(path), "order.coupons[%zu]", i);
+                if (!json_is_string(v))
+                        return fail(err, path, "must be a string");
+                /* get_text reads a member: wrap the value in a one-member object */
+                json_t *one = json_pack("{s:O}", "c", v);
+                r = get_text(one, "c", path, SNAPSHOT_COUPON_MAX, true, &s->coupons[i], err);
+                json_decref(one);
+                if (r < 0)
+                        return r;
+                s->n_coupons = i + 1;
+        }
+        return 0;
+}
+
+static int parse_payments(json_t *order, struct snapshot *s, struct snapshot_error *err)
+{
+        char path[64];
+        json_t *arr, *v;
+        size_t i;
+        int r;
+
+        if ((r = get_array(order, "payments", "order.payments", SNAPSHOT_PAYMENTS_MAX, &arr,
+                           err)) < 0 ||
+            !arr)
+                return r;
+        s->payments = xcalloc(json_array_size(arr) + 1, sizeof(*s->payments));
+        json_array_foreach(arr, i, v)
+        {
+                struct snapshot_payment *pm = &s->payments[i];
+
+                s->n_payments = i + 1;
+                snprintf(path, sizeof(path), "order.payments[%zu]", i);
+                if (!json_is_object(v))
+                        return fail(err, path, "must be an object");
+                if ((r = only_known(v, path, payment_keys, err)) < 0)
+                        return r;
+                snprintf(path, sizeof(path), "order.payments[%zu].name", i);
+                if ((r = get_text(v, "name", path, SNAPSHOT_TEXT_MAX, true, &pm->name, err)) < 0)
+                        return r;
+                snprintf(path, sizeof(path), "order.payments[%zu].sum", i);
+                if ((r = get_money(v, "sum", path, true, NULL, &pm->sum_minor, err)) < 0)
+                        return r;
+                snprintf(path, sizeof(path), "order.payments[%zu].paid", i);
+                if ((r = get_bool(v, "paid", path, &pm->paid, err)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int parse_utm(json_t *order, struct snapshot *s, struct snapshot_error *err)
+{
+        char path[64];
+        json_t *o;
+        int r;
+
+        if ((r = get_object(order, "utm", "order.utm", &o, err)) < 0 || !o)
+                return r;
+        if ((r = only_known(o, "order.utm", utm_keys, err)) < 0)
+                return r;
+        for (size_t i = 0; i < SNAPSHOT_UTM_N; i++) {
+                snprintf(path, sizeof(path), "order.utm.%s", snapshot_utm_names[i]);
+                if ((r = get_text(o, snapshot_utm_names[i], path, SNAPSHOT_TEXT_MAX, false,
+                                  &s->utm[i], err)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int parse_properties(json_t *order, struct snapshot *s, struct snapshot_error *err)
+{
+        char path[96];
+        const char *key;
+        json_t *o, *v;
+        size_t n = 0;
+        int r;
+
+        if ((r = get_object(order, "properties", "order.properties", &o, err)) < 0 || !o)
+                return r;
+        if (json_object_size(o) > SNAPSHOT_PROPERTIES_MAX)
+                return fail(err, "order.properties", "has more than %d entries",
+                            SNAPSHOT_PROPERTIES_MAX);
+        s->properties = xcalloc(json_object_size(o) + 1, sizeof(*s->properties));
+        json_object_foreach(o, key, v)
+        {
+                snprintf(path, sizeof(path), "order.properties.%s", key);
+                if (!key[0] || strlen(key) > SNAPSHOT_PROPERTY_KEY_MAX || !snapshot_id_chars(key))
+                        return fail(err, path, "the code must be 1-%d letters, digits, '-' or "
+                                    "'_'", SNAPSHOT_PROPERTY_KEY_MAX);
+                if (!json_is_string(v))
+                        return fail(err, path, "must be a string");
+                if ((r = get_lines(o, key, path, SNAPSHOT_PROPERTY_VALUE_MAX,
+                                   &s->properties[n].value, err)) < 0)
+                        return r;
+                s->properties[n].code = xstrdup(key);
+                s->n_properties = ++n;
+        }
+        return 0;
+}
+
+/* The fields of issue #13, all optional. */
+static int parse_extras(json_t *order, struct snapshot *s, struct snapshot_error *err)
+{
+        int r;
+
+        if ((r = get_code(order, "lid", "order.lid", &s->lid, err)) < 0 ||
+            (r = get_code(order, "person_type", "order.person_type", &s->person_type, err)) <
+                    0 ||
+            (r = get_lines(order, "comment", "order.comment", SNAPSHOT_COMMENT_MAX, &s->comment,
+                           err)) < 0 ||
+            (r = parse_delivery(order, s, err)) < 0 ||
+            (r = get_money(order, "discount", "order.discount", false, &s->has_discount,
+                           &s->discount_minor, err)) < 0 ||
+            (r = parse_coupons(order, s, err)) < 0 || (r = parse_payments(order, s, err)) < 0 ||
+            (r = get_money(order, "sum_paid", "order.sum_paid", false, &s->has_sum_paid,
+                           &s->sum_paid_minor, err)) < 0 ||
+            (r = parse_utm(order, s, err)) < 0 || (r = parse_properties(order, s, err)) < 0)
+                return r;
+        return 0;
+}
+
+const char *snapshot_property(const struct snapshot *s, const char *code)
+{
+        for (size_t i = 0; i < s->n_properties; i++)
+                if (strcmp(s->properties[i].code, code) == 0)
+                        return s->properties[i].value;
+        return NULL;
+}
+
+static json_t *money_json(int64_t minor)
+{
+        char buf[32];
+
+        money_format(minor, buf, sizeof(buf));
+        return json_string(buf);
+}
+
+/* The fields of issue #13 into the canonical order object. */
+static void canonical_extras(const struct snapshot *s, json_t *order)
+{
+        if (s->lid)
+                json_object_set_new(order, "lid", json_string(s->lid));
+        if (s->person_type)
+                json_object_set_new(order, "person_type", json_string(s->person_type));
+        if (s->comment)
+                json_object_set_new(order, "comment", json_string(s->comment));
+        if (s->delivery.present) {
+                json_t *d = json_pack("{s:o}", "price", money_json(s->delivery.price_minor));
+                if (s->delivery.name)
+                        json_object_set_new(d, "name", json_string(s->delivery.name));
+                if (s->delivery.has_base_price)
+                        json_object_set_new(d, "base_price",
+                                            money_json(s->delivery.base_price_minor));
+                json_object_set_new(order, "delivery", d);
+        }
+        if (s->has_discount)
+                json_object_set_new(order, "discount", money_json(s->discount_minor));
+        if (s->coupons) {
+                json_t *a = json_array();
+                for (size_t i = 0; i < s->n_coupons; i++)
+                        json_array_append_new(a, json_string(s->coupons[i]));
+                json_object_set_new(order, "coupons", a);
+        }
+        if (s->payments) {
+                json_t *a = json_array();
+                for (size_t i = 0; i < s->n_payments; i++)
+                        json_array_append_new(a, json_pack("{s:s, s:o, s:b}", "name",
+                                                           s->payments[i].name, "sum",
+                                                           money_json(s->payments[i].sum_minor),
+                                                           "paid", s->payments[i].paid));
+                json_object_set_new(order, "payments", a);
+        }
+        if (s->has_sum_paid)
+                json_object_set_new(order, "sum_paid", money_json(s->sum_paid_minor));
+        for (size_t i = 0; i < SNAPSHOT_UTM_N; i++) {
+                json_t *u = json_object_get(order, "utm");
+                if (!s->utm[i])
+                        continue;
+                if (!u) {
+                        u = json_object();
+                        json_object_set_new(order, "utm", u);
+                }
+                json_object_set_new(u, snapshot_utm_names[i], json_string(s->utm[i]));
+        }
+        if (s->properties) {
+                json_t *o = json_object();
+                for (size_t i = 0; i < s->n_properties; i++)
+                        json_object_set_new(o, s->properties[i].code,
+                                            json_string(s->properties[i].value));
+                json_object_set_new(order, "properties", o);
+        }
 }
 
 /* The canonical JSON: the validated fields only, in a fixed shape. */
@@ -307,10 +672,14 @@ static char *canonical_json(const struct snapshot *s)
                 it = json_pack("{s:s, s:s, s:s}", "name", s->items[i].name, "price", price,
                                "quantity", q);
                 SET_OPT(it, "product_id", s->items[i].product_id);
+                if (s->items[i].has_base_price)
+                        json_object_set_new(it, "base_price",
+                                            money_json(s->items[i].base_price_minor));
                 json_array_append_new(items, it);
         }
 #undef SET_OPT
         json_object_set_new(order, "items", items);
+        canonical_extras(s, order);
         root = json_pack("{s:s, s:o}", "site", s->site, "order", order);
         out = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(root);
@@ -318,6 +687,13 @@ static char *canonical_json(const struct snapshot *s)
                 abort();
         return out;
 }
+
+static const char *const root_keys[] = {"site", "order", NULL};
+static const char *const order_keys[] = {
+        "id", "account_number", "version", "status", "canceled", "paid", "created_at",
+        "updated_at", "price", "cost", "currency", "roistat_visit", "buyer", "items", "deal",
+        "lid", "person_type", "comment", "delivery", "discount", "coupons", "payments",
+        "sum_paid", "utm", "properties", NULL};
 
 static int parse_order(json_t *root, struct snapshot *s, struct snapshot_error *err)
 {
@@ -327,6 +703,8 @@ static int parse_order(json_t *root, struct snapshot *s, struct snapshot_error *
 
         if (!json_is_object(root))
                 return fail(err, "(body)", "must be a JSON object");
+        if ((r = only_known(root, "", root_keys, err)) < 0)
+                return r;
         if ((r = get_text(root, "site", "site", SNAPSHOT_TEXT_MAX, true, &s->site, err)) < 0)
                 return r;
         order = json_object_get(root, "order");
@@ -334,6 +712,8 @@ static int parse_order(json_t *root, struct snapshot *s, struct snapshot_error *
                 return fail(err, "order", "is required");
         if (!json_is_object(order))
                 return fail(err, "order", "must be an object");
+        if ((r = only_known(order, "order", order_keys, err)) < 0)
+                return r;
 
         if ((r = get_text(order, "id", "order.id", SNAPSHOT_ID_MAX, true, &s->order_id, err)) < 0)
                 return r;
@@ -398,7 +778,7 @@ static int parse_order(json_t *root, struct snapshot *s, struct snapshot_error *
         s->roistat_visit = visit;
 
         if ((r = parse_buyer(order, s, err)) < 0 || (r = parse_items(order, s, err)) < 0 ||
-            (r = parse_deal(order, s, err)) < 0)
+            (r = parse_deal(order, s, err)) < 0 || (r = parse_extras(order, s, err)) < 0)
                 return r;
         return 0;
 }
@@ -461,6 +841,23 @@ struct snapshot *snapshot_free(struct snapshot *s)
                 free(s->items[i].name);
         }
         free(s->items);
+        free(s->lid);
+        free(s->person_type);
+        free(s->comment);
+        free(s->delivery.name);
+        for (size_t i = 0; i < s->n_coupons; i++)
+                free(s->coupons[i]);
+        free(s->coupons);
+        for (size_t i = 0; i < s->n_payments; i++)
+                free(s->payments[i].name);
+        free(s->payments);
+        for (size_t i = 0; i < SNAPSHOT_UTM_N; i++)
+                free(s->utm[i]);
+        for (size_t i = 0; i < s->n_properties; i++) {
+                free(s->properties[i].code);
+                free(s->properties[i].value);
+        }
+        free(s->properties);
         free(s->deal_id);
         free(s->deal_title);
         free(s->json);

@@ -15,13 +15,48 @@
 #define SNAPSHOT_VISIT_MAX 32
 #define SNAPSHOT_ITEMS_MAX 1000
 #define SNAPSHOT_TEXT_MAX 255
+#define SNAPSHOT_CODE_MAX 16        /* lid, person_type: [A-Za-z0-9_-] */
+#define SNAPSHOT_COMMENT_MAX 1000
+#define SNAPSHOT_COUPONS_MAX 20
+#define SNAPSHOT_COUPON_MAX 64
+#define SNAPSHOT_PAYMENTS_MAX 20
+#define SNAPSHOT_PROPERTIES_MAX 100
+#define SNAPSHOT_PROPERTY_KEY_MAX 50
+#define SNAPSHOT_PROPERTY_VALUE_MAX 1000
 
 struct snapshot_item {
         char *product_id; /* may be NULL */
         char *name;
-        int64_t price_minor;
+        int64_t price_minor;      /* per unit, after discount */
+        bool has_base_price;
+        int64_t base_price_minor; /* per unit, before discount: >= price_minor */
         int64_t quantity_milli;
 };
+
+struct snapshot_delivery {
+        bool present;
+        char *name;               /* may be NULL */
+        int64_t price_minor;      /* after discount */
+        bool has_base_price;
+        int64_t base_price_minor; /* >= price_minor */
+};
+
+struct snapshot_payment {
+        char *name;
+        int64_t sum_minor;
+        bool paid;
+};
+
+/* An order property (Bitrix's b_sale_order_props CODE → value), in the order given. */
+struct snapshot_property {
+        char *code, *value;
+};
+
+enum { SNAPSHOT_UTM_SOURCE, SNAPSHOT_UTM_MEDIUM, SNAPSHOT_UTM_CAMPAIGN, SNAPSHOT_UTM_CONTENT,
+       SNAPSHOT_UTM_TERM, SNAPSHOT_UTM_N };
+
+/* "source", "medium", … in the order of the enum above. */
+extern const char *const snapshot_utm_names[SNAPSHOT_UTM_N];
 
 struct snapshot_buyer {
         bool legal;
@@ -48,6 +83,22 @@ struct snapshot {
         struct snapshot_buyer buyer;
         struct snapshot_item *items;
         size_t n_items;
+        /* Optional, all of them (README, "The ingest contract"). */
+        char *lid;             /* the Bitrix site of the order ("s1"), may be NULL */
+        char *person_type;     /* Bitrix person type id, may be NULL */
+        char *comment;         /* the buyer's comment, may be NULL */
+        struct snapshot_delivery delivery;
+        bool has_discount;
+        int64_t discount_minor;
+        char **coupons;
+        size_t n_coupons;
+        struct snapshot_payment *payments;
+        size_t n_payments;
+        bool has_sum_paid;
+        int64_t sum_paid_minor;
+        char *utm[SNAPSHOT_UTM_N]; /* each may be NULL */
+        struct snapshot_property *properties;
+        size_t n_properties;
         /* A deal read from Bitrix24 that did not come from the site (a call, a chat, a
          * manager's deal): set only by orderbridge's Bitrix24 source, refused at ingest.
          * Its `status` is the deal's stage id (which may hold ':', as "C1:WON"),
@@ -58,9 +109,12 @@ struct snapshot {
 };
 
 struct snapshot_error {
-        char field[64];
+        char field[96];
         char message[192];
 };
+
+/* The value of order property `code`, or NULL. */
+const char *snapshot_property(const struct snapshot *s, const char *code);
 
 /* Parses and validates one snapshot (the JSON object {"site":…, "order":{…}}).
  * Returns 0 and *ret, or -EINVAL with `err` filled in. */

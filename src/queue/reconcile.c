@@ -215,11 +215,11 @@ static bool add_deal(struct run *run, json_t *doc, const struct snapshot *s, int
         char stage[96];
         const char *l;
 
-        if (b24_conf_stage(conf, run->need_pipeline ? &run->pipeline : NULL, s->status, s->canceled,
-                           s->paid, stage, sizeof(stage)) < 0)
+        if (b24_conf_order_stage(conf, run->need_pipeline ? &run->pipeline : NULL, s, stage,
+                                 sizeof(stage)) < 0)
                 return false; /* no stage maps: dead-lettered by the sink, never "done" */
         it.want.fields = b24_deal_owned_fields(conf, s, stage);
-        it.want.rows = run->o->light ? NULL : b24_deal_rows(s);
+        it.want.rows = run->o->light ? NULL : b24_deal_rows(conf, s);
         if (!it.want.fields || (!run->o->light && !it.want.rows)) {
                 json_decref(it.want.fields);
                 json_decref(it.want.rows);

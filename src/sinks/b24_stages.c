@@ -149,14 +149,49 @@ static void where(const struct config *cfg, int line, char *buf, size_t size)
                 snprintf(buf, size, "%s", cfg->path);
 }
 
+/* Whether pipeline `category` exists and has every [bitrix24.map] stage; each problem on
+ * stderr. `line` and `key` say where the pipeline was configured. 0 or 1. */
+static int check_pipeline(const struct config *cfg, json_t *all, int64_t category,
+                          const char *key, int line)
+{
+        const struct b24_conf *conf = b24_conf_get(cfg);
+        char k[32], stage[96], at[PATH_MAX + 16];
+        json_t *stages;
+        int bad = 0;
+
+        snprintf(k, sizeof(k), "%lld", (long long)category);
+        stages = json_object_get(json_object_get(all, k), "stages");
+        if (!stages) {
+                where(cfg, line, at, sizeof(at));
+                fprintf(stderr, "%s: %s = %s: the portal has no such deal pipeline "
+                        "(`orderbridge stages` lists them)\n", at, key, k);
+                return 1;
+        }
+        for (size_t i = 0; i < conf->map.n; i++) {
+                const struct status_map_entry *e = &conf->map.entries[i];
+                if (b24_conf_stage_in(conf, category, NULL, e->key[0] == '@' ? "" : e->key,
+                                      strcmp(e->key, "@canceled") == 0,
+                                      strcmp(e->key, "@paid") == 0, stage, sizeof(stage)) < 0)
+                        continue;
+                if (!json_object_get(stages, stage)) {
+                        /* a default's line is 0: the file is named alone */
+                        where(cfg, e->line, at, sizeof(at));
+                        fprintf(stderr, "%s: [bitrix24.map] %s = %s: pipeline %s has no stage "
+                                "%s (`orderbridge stages` lists them)\n", at, e->key,
+                                e->value, k, stage);
+                        bad = 1;
+                }
+        }
+        return bad;
+}
+
 int b24_check_stages(const struct config *cfg)
 {
         const struct b24_conf *conf = b24_conf_get(cfg);
         struct b24_client *c = b24_client_new(conf);
         struct b24_error err;
-        json_t *all = NULL, *stages;
-        char k[32], stage[96], at[PATH_MAX + 16];
-        int r, bad = 0;
+        json_t *all = NULL;
+        int r, bad;
 
         if (!c)
                 return 2;
@@ -168,30 +203,17 @@ int b24_check_stages(const struct config *cfg)
                         err.description);
                 return 2;
         }
-        snprintf(k, sizeof(k), "%lld", (long long)conf->category_id);
-        stages = json_object_get(json_object_get(all, k), "stages");
-        if (!stages) {
-                where(cfg, config_line(cfg, "bitrix24", "category_id"), at, sizeof(at));
-                fprintf(stderr, "%s: [bitrix24] category_id = %s: the portal has no such deal "
-                        "pipeline (`orderbridge stages` lists them)\n", at, k);
-                json_decref(all);
-                return 1;
-        }
-        for (size_t i = 0; i < conf->map.n; i++) {
-                const struct status_map_entry *e = &conf->map.entries[i];
-                if (conf->category_id > 0 && !strchr(e->value, ':'))
-                        snprintf(stage, sizeof(stage), "C%lld:%s",
-                                 (long long)conf->category_id, e->value);
-                else
-                        snprintf(stage, sizeof(stage), "%s", e->value);
-                if (!json_object_get(stages, stage)) {
-                        /* a default's line is 0: the file is named alone */
-                        where(cfg, e->line, at, sizeof(at));
-                        fprintf(stderr, "%s: [bitrix24.map] %s = %s: pipeline %s has no stage "
-                                "%s (`orderbridge stages` lists them)\n", at, e->key,
-                                e->value, k, stage);
-                        bad = 1;
-                }
+        bad = check_pipeline(cfg, all, conf->category_id, "[bitrix24] category_id",
+                             config_line(cfg, "bitrix24", "category_id"));
+        /* each storefront's and person type's pipeline (b24_rules.h) */
+        for (size_t i = 0; i < conf->rules.n_scopes; i++) {
+                const struct b24_scope *sc = &conf->rules.scopes[i];
+                char key[96];
+                if (sc->category_id < 0)
+                        continue;
+                snprintf(key, sizeof(key), "[bitrix24.%s %s] category_id",
+                         sc->person_type ? "person_type" : "site", sc->match);
+                bad |= check_pipeline(cfg, all, sc->category_id, key, sc->line_category);
         }
         json_decref(all);
         return bad;

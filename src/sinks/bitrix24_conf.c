@@ -13,6 +13,9 @@
 #include <string.h>
 
 #include "base/xalloc.h"
+#include "model/phone.h"
+#include "model/snapshot.h"
+#include "sinks/b24_rules.h"
 #include "sinks/b24_stages.h"
 #include "sinks/sink_bitrix24.h"
 
@@ -47,6 +50,20 @@ static const struct config_key keys[] = {
         {"poll_interval", CONFIG_INT, B(poll_interval_s), "60", 0, 86400,
          "seconds between two reads of the deals changed since the last one (crm.deal.list), "
          "which find what a lost outgoing webhook missed; 0 = no poll"},
+        {"assigned_by_id", CONFIG_INT, B(assigned_by_id), "0", 0, 2147483647,
+         "deal ASSIGNED_BY_ID (the responsible user); 0 = not sent (the portal makes the "
+         "webhook's user responsible); [bitrix24.site LID] and [bitrix24.person_type ID] "
+         "override it"},
+        {"source_id", CONFIG_STRING, B(source_id), "", 0, 0,
+         "deal SOURCE_ID, e.g. STORE (crm.status SOURCE); empty = not sent"},
+        {"utm", CONFIG_BOOL, B(utm), "yes", 0, 0,
+         "send the order's utm as the deal's UTM_SOURCE, UTM_MEDIUM, UTM_CAMPAIGN, UTM_CONTENT, "
+         "UTM_TERM"},
+        {"comment_to_deal", CONFIG_BOOL, B(comment_to_deal), "yes", 0, 0,
+         "send the buyer's comment as the deal's COMMENTS"},
+        {"delivery_row_name", CONFIG_STRING, B(delivery_row_name), "Delivery", 0, 0,
+         "PRODUCT_NAME of the product row that carries the delivery price (a row only when "
+         "the price is above 0)"},
 };
 
 #undef B
@@ -78,10 +95,10 @@ bool b24_conf_needs_pipeline(const struct b24_conf *conf)
 
 /* `value` as a stage id of the configured pipeline: "C<category>:" is prepended outside
  * the default pipeline unless the value has a prefix already. */
-static void stage_id(const struct b24_conf *conf, const char *value, char *buf, size_t size)
+static void stage_id(int64_t category_id, const char *value, char *buf, size_t size)
 {
-        if (conf->category_id > 0 && !strchr(value, ':'))
-                snprintf(buf, size, "C%lld:%s", (long long)conf->category_id, value);
+        if (category_id > 0 && !strchr(value, ':'))
+                snprintf(buf, size, "C%lld:%s", (long long)category_id, value);
         else
                 snprintf(buf, size, "%s", value);
 }
@@ -89,16 +106,16 @@ static void stage_id(const struct b24_conf *conf, const char *value, char *buf, 
 /* Whether stage `a` comes before stage `b` in the pipeline `p`. False when either SORT is
  * unknown (no pipeline, another pipeline's, a stage it does not have): the caller then
  * keeps the status code's stage rather than guess. */
-static bool sorts_before(const struct b24_conf *conf, const struct b24_pipeline *p,
-                         const char *a, const char *b)
+static bool sorts_before(int64_t category_id, const struct b24_pipeline *p, const char *a,
+                         const char *b)
 {
         char ida[96], idb[96];
         int64_t sa, sb;
 
-        if (!p || p->category_id != conf->category_id)
+        if (!p || p->category_id != category_id)
                 return false;
-        stage_id(conf, a, ida, sizeof(ida));
-        stage_id(conf, b, idb, sizeof(idb));
+        stage_id(category_id, a, ida, sizeof(ida));
+        stage_id(category_id, b, idb, sizeof(idb));
         sa = b24_pipeline_sort(p, ida);
         sb = b24_pipeline_sort(p, idb);
         return sa >= 0 && sb >= 0 && sa < sb;
@@ -107,6 +124,23 @@ static bool sorts_before(const struct b24_conf *conf, const struct b24_pipeline 
 int b24_conf_stage(const struct b24_conf *conf, const struct b24_pipeline *p, const char *status,
                    bool canceled, bool paid, char *buf, size_t size)
 {
+        return b24_conf_stage_in(conf, conf->category_id, p, status, canceled, paid, buf, size);
+}
+
+int b24_conf_order_stage(const struct b24_conf *conf, const struct b24_pipeline *p,
+                         const struct snapshot *s, char *buf, size_t size)
+{
+        struct b24_order_rules r;
+
+        b24_rules_resolve(conf, s, &r);
+        return b24_conf_stage_in(conf, r.category_id, p, s->status, s->canceled, s->paid, buf,
+                                 size);
+}
+
+int b24_conf_stage_in(const struct b24_conf *conf, int64_t category_id,
+                      const struct b24_pipeline *p, const char *status, bool canceled, bool paid,
+                      char *buf, size_t size)
+{
         const char *canceled_stage = canceled ? map_get(&conf->map, "@canceled") : NULL;
         const char *paid_stage = paid ? map_get(&conf->map, "@paid") : NULL;
         const char *v = map_get(&conf->map, status);
@@ -114,11 +148,11 @@ int b24_conf_stage(const struct b24_conf *conf, const struct b24_pipeline *p, co
         /* @paid only moves a deal forward: a paid order that has shipped stays shipped */
         if (canceled_stage)
                 v = canceled_stage;
-        else if (paid_stage && (!v || sorts_before(conf, p, v, paid_stage)))
+        else if (paid_stage && (!v || sorts_before(category_id, p, v, paid_stage)))
                 v = paid_stage;
         if (!v)
                 return -ENOENT;
-        stage_id(conf, v, buf, size);
+        stage_id(category_id, v, buf, size);
         return 0;
 }
 
@@ -136,6 +170,22 @@ static void map_entry(struct config_parse *p, void *conf, const char *subsection
         struct b24_conf *bc = conf;
 
         config_map_entry(p, &bc->map, subsection, key, value, line);
+}
+
+static void fields_entry(struct config_parse *p, void *conf, const char *subsection,
+                         const char *key, const char *value, int line)
+{
+        struct b24_conf *bc = conf;
+
+        b24_rules_field_entry(p, &bc->rules, subsection, key, value, line);
+}
+
+static void scope_entry(struct config_parse *p, void *conf, const char *subsection,
+                        const char *key, const char *value, int line)
+{
+        struct b24_conf *bc = conf;
+
+        b24_rules_scope_entry(p, &bc->rules, subsection, key, value, line);
 }
 
 /* https://portal/rest/<user id>/<code>/ (a trailing slash is added when missing). The URL
@@ -208,9 +258,26 @@ static void check(struct config_parse *p, const struct config *cfg, void *conf)
             strlen(bc->country_code) < 1 || strlen(bc->country_code) > 4)
                 config_error(p, config_key_line(p, "bitrix24", "country_code"),
                              "[bitrix24] country_code: 1-4 digits, e.g. 7");
+        else if (phone_check_country_code(bc->country_code) < 0)
+                config_error(p, config_key_line(p, "bitrix24", "country_code"),
+                             "[bitrix24] country_code: %s is no country's calling code "
+                             "(7 Russia and Kazakhstan, 375 Belarus, 380 Ukraine, 44 UK, ...)",
+                             bc->country_code);
         if (strlen(bc->deal_title_prefix) > 100)
                 config_error(p, config_key_line(p, "bitrix24", "deal_title_prefix"),
                              "[bitrix24] deal_title_prefix: at most 100 bytes");
+        if (bc->source_id[0] && !config_id_like(bc->source_id, 50))
+                config_error(p, config_key_line(p, "bitrix24", "source_id"),
+                             "[bitrix24] source_id: must be a source id such as STORE "
+                             "(crm.status SOURCE)");
+        if (!bc->delivery_row_name[0] || strlen(bc->delivery_row_name) > 255)
+                config_error(p, config_key_line(p, "bitrix24", "delivery_row_name"),
+                             "[bitrix24] delivery_row_name: 1-255 bytes");
+        for (size_t i = 0; i < bc->rules.n_fields; i++)
+                if (b24_rules_field_reserved(bc, bc->rules.fields[i].field))
+                        config_error(p, bc->rules.fields[i].line,
+                                     "[bitrix24.fields] %s: orderbridge sets this field itself "
+                                     "(see [bitrix24]'s keys)", bc->rules.fields[i].field);
 }
 
 static void conf_free(void *conf)
@@ -224,6 +291,7 @@ static void conf_free(void *conf)
                 explicit_bzero(bc->application_token, strlen(bc->application_token));
         free(bc->application_token);
         status_map_clear(&bc->map);
+        b24_rules_clear(&bc->rules);
 }
 
 static const struct config_subsection subsections[] = {
@@ -235,6 +303,25 @@ static const struct config_subsection subsections[] = {
          "while its status code's stage sorts before it in the pipeline;\n"
          "   \"C<category_id>:\" is prepended for another pipeline unless the value has a "
          "prefix)\n"},
+        {"bitrix24.fields", fields_entry,
+         "\n[bitrix24.fields]\n  <deal field code> = <template>\n"
+         "  (the deal field gets the template filled from the order, on create and whenever "
+         "it changes;\n   e.g. UF_CRM_DELIVERY_ADDR = {property:ADDRESS}; placeholders: "
+         "{id} {account_number} {lid}\n   {person_type} {status} {price} {currency} "
+         "{comment} {delivery} {delivery_price} {discount}\n   {coupons} {payments} "
+         "{sum_paid} {utm_source} {utm_medium} {utm_campaign} {utm_content} {utm_term}\n"
+         "   {buyer_name} {buyer_phone} {buyer_email} {company} {inn} {property:CODE}; {{ and "
+         "}} are braces;\n   `orderbridge check` verifies each field in crm.deal.fields: it "
+         "exists, is writable, of type string)\n"},
+        {"bitrix24.site *", scope_entry,
+         "\n[bitrix24.site <LID>]\n  category_id = <pipeline>  assigned_by_id = <user id>  "
+         "source_id = <source>\n"
+         "  (for orders of that storefront (order.lid, e.g. s2); overrides [bitrix24])\n"},
+        {"bitrix24.person_type *", scope_entry,
+         "\n[bitrix24.person_type <ID>]\n  category_id = <pipeline>  assigned_by_id = <user "
+         "id>  source_id = <source>\n"
+         "  (for orders of that person type (order.person_type); overrides [bitrix24] and "
+         "[bitrix24.site])\n"},
 };
 
 const struct config_section b24_conf_section = {
@@ -258,7 +345,7 @@ const struct b24_conf *b24_conf_get(const struct config *cfg)
 int b24_conf_report(const struct config *cfg)
 {
         const struct b24_conf *bc = b24_conf_get(cfg);
-        int r;
+        int r, f;
 
         printf("  bitrix24: pipeline %lld, rate %lld/s burst %lld, map:",
                (long long)bc->category_id, (long long)bc->rate, (long long)bc->burst);
@@ -276,9 +363,15 @@ int b24_conf_report(const struct config *cfg)
                        "repaired\n");
         fflush(stdout);
         r = b24_check_stages(cfg);
-        if (r == 1)
-                return 1;
-        printf(r == 0 ? "  bitrix24: every mapped stage exists in the portal\n"
-                      : "  bitrix24: stages NOT verified (portal unreachable)\n");
-        return 0;
+        if (r != 1)
+                printf(r == 0 ? "  bitrix24: every mapped stage exists in the portal\n"
+                              : "  bitrix24: stages NOT verified (portal unreachable)\n");
+        fflush(stdout);
+        f = b24_rules_check_fields(cfg);
+        if (f == 0 && bc->rules.n_fields > 0)
+                printf("  bitrix24: every [bitrix24.fields] field exists in the portal and "
+                       "takes text\n");
+        else if (f == 2)
+                printf("  bitrix24: [bitrix24.fields] NOT verified (portal unreachable)\n");
+        return r == 1 || f == 1 ? 1 : 0;
 }

@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "model/statusmap.h"
+#include "sinks/b24_rules.h"
 
 struct b24_conf {
         bool enabled;
@@ -30,7 +31,13 @@ struct b24_conf {
         char *application_token_file;
         char *application_token; /* secret: the outgoing webhook's auth[application_token] */
         int64_t poll_interval_s;  /* 0: no poll */
+        int64_t assigned_by_id;   /* 0: not sent */
+        char *source_id;          /* "": not sent */
+        bool utm;                 /* order.utm → UTM_* */
+        bool comment_to_deal;     /* order.comment → COMMENTS */
+        char *delivery_row_name;  /* the product row of the delivery */
         struct status_map map;
+        struct b24_rules rules;   /* [bitrix24.fields], [bitrix24.site …], [bitrix24.person_type …] */
 };
 
 extern const struct config_section b24_conf_section;
@@ -58,6 +65,17 @@ bool b24_conf_needs_pipeline(const struct b24_conf *conf);
  * untouched). */
 int b24_conf_stage(const struct b24_conf *conf, const struct b24_pipeline *p, const char *status,
                    bool canceled, bool paid, char *buf, size_t size);
+
+/* The same in pipeline `category_id` (a storefront's or a person type's, b24_rules.h). */
+int b24_conf_stage_in(const struct b24_conf *conf, int64_t category_id,
+                      const struct b24_pipeline *p, const char *status, bool canceled, bool paid,
+                      char *buf, size_t size);
+
+struct snapshot;
+
+/* The stage of the order `s` in the pipeline its rules give it. */
+int b24_conf_order_stage(const struct b24_conf *conf, const struct b24_pipeline *p,
+                         const struct snapshot *s, char *buf, size_t size);
 
 /* `orderbridge check`: prints what the enabled [bitrix24] amounts to and asks the portal
  * whether every mapped stage exists. Returns 0, or 1 when a stage is missing (an

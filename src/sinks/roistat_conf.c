@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/xalloc.h"
+#include "model/order_template.h"
 #include "model/snapshot.h"
 
 #define R(f) offsetof(struct roistat_conf, f)
@@ -40,6 +41,9 @@ static const struct config_key keys[] = {
          "login of Roistat's CMS integration (its `user`) for GET /v1/roistat/export"},
         {"export_password_file", CONFIG_STRING, R(export_password_file), NULL, 0, 0,
          "file holding that integration's password (env ORDERBRIDGE_ROISTAT_EXPORT_PASSWORD)"},
+        {"name_template", CONFIG_STRING, R(name_template), "Order {account_number}", 0, 0,
+         "a site order's name in Roistat, an order template ([bitrix24.fields] lists the "
+         "placeholders; an unknown one is refused); [roistat.site LID] may override it"},
 };
 
 #undef R
@@ -254,7 +258,12 @@ static void check(struct config_parse *p, const struct config *cfg, void *conf)
 {
         struct roistat_conf *rc = conf;
         int header = config_section_line(p, "roistat");
+        char why[600];
         int r;
+
+        if (order_template_check(rc->name_template, why, sizeof(why)) < 0)
+                config_error(p, config_key_line(p, "roistat", "name_template"),
+                             "[roistat] name_template: %s", why);
 
         config_check_url(p, "roistat", "url", rc->url);
         check_export(p, rc, header);
@@ -293,6 +302,82 @@ static void conf_free(void *conf)
         statuses_clear(rc);
         status_map_clear(&rc->map);
         status_map_clear(&rc->stage_map);
+        for (size_t i = 0; i < rc->n_rules; i++) {
+                free(rc->rules[i].site);
+                free(rc->rules[i].name);
+                free(rc->rules[i].tpl);
+        }
+        free(rc->rules);
+}
+
+#define ROISTAT_RULES_MAX 500
+#define ROISTAT_FIELD_NAME_MAX 100
+
+/* A field rule, or a storefront's name template (name NULL). */
+static void rule_add(struct config_parse *p, struct roistat_conf *rc, const char *subsection,
+                     const char *site, const char *name, const char *tpl, int line)
+{
+        char why[600];
+
+        if (order_template_check(tpl, why, sizeof(why)) < 0) {
+                config_error(p, line, "[%s] %s: %s", subsection, name ? name : "name_template",
+                             why);
+                return;
+        }
+        if (name && (!name[0] || strlen(name) > ROISTAT_FIELD_NAME_MAX)) {
+                config_error(p, line, "[%s] %s: a field name is 1-%d bytes", subsection, name,
+                             ROISTAT_FIELD_NAME_MAX);
+                return;
+        }
+        for (size_t i = 0; i < rc->n_rules; i++) {
+                const struct roistat_field_rule *r = &rc->rules[i];
+                if ((r->site == NULL) == (site == NULL) && (!site || strcmp(r->site, site) == 0) &&
+                    (r->name == NULL) == (name == NULL) && (!name || strcmp(r->name, name) == 0)) {
+                        config_error(p, line, "[%s] %s: set twice (first at line %d)",
+                                     subsection, name ? name : "name_template", r->line);
+                        return;
+                }
+        }
+        if (rc->n_rules >= ROISTAT_RULES_MAX) {
+                config_error(p, line, "[%s]: at most %d fields in all", subsection,
+                             ROISTAT_RULES_MAX);
+                return;
+        }
+        rc->rules = xrealloc(rc->rules, (rc->n_rules + 1) * sizeof(*rc->rules));
+        rc->rules[rc->n_rules++] = (struct roistat_field_rule){
+                site ? xstrdup(site) : NULL, name ? xstrdup(name) : NULL, xstrdup(tpl), line};
+}
+
+/* "Менеджер = {property:MANAGER}" in [roistat.fields] */
+static void fields_entry(struct config_parse *p, void *conf, const char *subsection,
+                         const char *key, const char *value, int line)
+{
+        rule_add(p, conf, subsection, NULL, key, value, line);
+}
+
+/* [roistat.site s2]: name_template, or a field of that storefront's orders */
+static void site_entry(struct config_parse *p, void *conf, const char *subsection,
+                       const char *key, const char *value, int line)
+{
+        const char *lid = strchr(subsection, ' ');
+
+        lid = lid ? lid + 1 : "";
+        if (!lid[0] || strlen(lid) > SNAPSHOT_CODE_MAX || !snapshot_id_chars(lid)) {
+                config_error(p, line, "[%s]: the site id (LID) must be 1-%d letters, digits, "
+                             "'-' or '_'", subsection, SNAPSHOT_CODE_MAX);
+                return;
+        }
+        rule_add(p, conf, subsection, lid, strcmp(key, "name_template") == 0 ? NULL : key, value,
+                 line);
+}
+
+const char *roistat_conf_name_template(const struct roistat_conf *conf,
+                                       const struct snapshot *s)
+{
+        for (size_t i = 0; s->lid && i < conf->n_rules; i++)
+                if (!conf->rules[i].name && strcmp(conf->rules[i].site, s->lid) == 0)
+                        return conf->rules[i].tpl;
+        return conf->name_template;
 }
 
 static const struct config_subsection subsections[] = {
@@ -309,6 +394,17 @@ static const struct config_subsection subsections[] = {
          "  (for deals made in Bitrix24, not on the site; an unmapped stage goes by its "
          "semantics:\n  success → the first status of type paid, failure → the first of type "
          "canceled,\n  any other → the first of type progress)\n"},
+        {"roistat.fields", fields_entry,
+         "\n[roistat.fields]\n  <field name> = <template>\n"
+         "  (a custom field of every site order, e.g. Менеджер = {property:MANAGER}, or a "
+         "fixed text;\n   the placeholders of [bitrix24.fields]; a value is cut to 1000 "
+         "characters, Roistat's limit;\n   a name the order's own fields use (site, "
+         "DELIVERY_NAME, …) is replaced)\n"},
+        {"roistat.site *", site_entry,
+         "\n[roistat.site <LID>]\n  name_template = <template>\n  <field name> = "
+         "<template>\n"
+         "  (for orders of that storefront (order.lid): its name, and fields over "
+         "[roistat.fields])\n"},
 };
 
 const struct config_section roistat_conf_section = {

@@ -16,8 +16,18 @@
 #include "config/config.h"
 #include "model/statusmap.h"
 
+struct snapshot;
+
 struct roistat_status {
         char *id, *type, *name;
+};
+
+/* [roistat.fields] NAME = template, or a storefront's override in [roistat.site LID]. */
+struct roistat_field_rule {
+        char *site;  /* NULL: every order; else the order's lid */
+        char *name;  /* the custom field's name in Roistat ("Менеджер") */
+        char *tpl;   /* order template (model/order_template.h) */
+        int line;
 };
 
 struct roistat_conf {
@@ -40,7 +50,15 @@ struct roistat_conf {
         struct status_map map;
         struct status_map stage_map;     /* [roistat.stage_map]: Bitrix24 stage → status id,
                                           * for deals that did not come from the site */
+        char *name_template;             /* a site order's name */
+        struct roistat_field_rule *rules; /* [roistat.fields] and [roistat.site …] */
+        size_t n_rules;
 };
+
+/* The name template for order `s`: its storefront's ([roistat.site LID] name_template),
+ * else [roistat] name_template. */
+const char *roistat_conf_name_template(const struct roistat_conf *conf,
+                                       const struct snapshot *s);
 
 extern const struct config_section roistat_conf_section;
 

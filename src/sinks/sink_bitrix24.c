@@ -215,7 +215,7 @@ static void refuse_unencodable(struct pass *p, struct order *o)
                "the order or the configuration is not valid UTF-8");
 }
 
-static void rows_hash(const struct snapshot *s, char out[65])
+static void rows_hash(const struct snapshot *s, const char *delivery_name, char out[65])
 {
         unsigned char d[32];
         unsigned int n = 0;
@@ -229,6 +229,22 @@ static void rows_hash(const struct snapshot *s, char out[65])
                                    s->items[i].product_id ? s->items[i].product_id : "",
                                    s->items[i].name, (long long)s->items[i].price_minor,
                                    (long long)s->items[i].quantity_milli);
+                EVP_DigestUpdate(ctx, line, (size_t)len);
+                /* only when set, so that a basket without discounts keeps the hash it had
+                 * before base prices existed (and its rows are not sent again) */
+                if (s->items[i].has_base_price) {
+                        len = snprintf(line, sizeof(line), "|b%lld",
+                                       (long long)s->items[i].base_price_minor);
+                        EVP_DigestUpdate(ctx, line, (size_t)len);
+                }
+        }
+        if (s->delivery.present && s->delivery.price_minor > 0) {
+                char line[600];
+                int len = snprintf(line, sizeof(line), "|delivery|%s|%lld|%lld", delivery_name,
+                                   (long long)s->delivery.price_minor,
+                                   (long long)(s->delivery.has_base_price
+                                                       ? s->delivery.base_price_minor
+                                                       : -1));
                 EVP_DigestUpdate(ctx, line, (size_t)len);
         }
         EVP_DigestFinal_ex(ctx, d, &n);
@@ -648,6 +664,11 @@ json_t *b24_deal_owned_fields(const struct b24_conf *conf, const struct snapshot
                 json_decref(f);
                 return NULL;
         }
+        /* the mapping rules' fields are owned too: a changed rule or order updates them */
+        if (f && !b24_rules_owned_fields(conf, s, f)) {
+                json_decref(f);
+                return NULL;
+        }
         return f;
 }
 
@@ -743,9 +764,11 @@ static void deal_step(struct pass *p, struct order *o, size_t i)
                 char title[400];
                 snprintf(title, sizeof(title), "%s%s", conf->deal_title_prefix,
                          s->account_number);
+                struct b24_order_rules rules;
+                b24_rules_resolve(conf, s, &rules);
                 fields = json_deep_copy(now);
                 ok = put(fields, "TITLE", json_string(title)) &&
-                     put(fields, "CATEGORY_ID", json_integer(conf->category_id)) &&
+                     put(fields, "CATEGORY_ID", json_integer(rules.category_id)) &&
                      put(fields, "ORIGINATOR_ID", json_string(p->b->cfg->site_id)) &&
                      put(fields, "ORIGIN_ID", json_string(s->order_id)) &&
                      put(fields, "IS_MANUAL_OPPORTUNITY", json_string("Y"));
@@ -782,18 +805,45 @@ static void deal_step(struct pass *p, struct order *o, size_t i)
                 refuse_unencodable(p, o);
 }
 
-json_t *b24_deal_rows(const struct snapshot *s)
+/* A row's discount, per unit, as crm.deal.productrows.set takes it: PRICE is the final
+ * price per unit, DISCOUNT_TYPE_ID 1 an absolute discount of DISCOUNT_SUM per unit
+ * (b24restdocs api-reference/crm/deals/crm-deal-productrows-set.md; type 1 needs
+ * DISCOUNT_SUM). So the rows add up to what the buyer pays, OPPORTUNITY, to the kopeck. */
+static bool row_discount(json_t *row, bool has_base, int64_t base_minor, int64_t price_minor)
 {
-        json_t *rows = json_array();
+        char sum[32];
+
+        if (!row || !has_base || base_minor <= price_minor)
+                return row != NULL;
+        money_format(base_minor - price_minor, sum, sizeof(sum));
+        return put(row, "DISCOUNT_TYPE_ID", json_integer(1)) &&
+               put(row, "DISCOUNT_SUM", json_string(sum));
+}
+
+json_t *b24_deal_rows(const struct b24_conf *conf, const struct snapshot *s)
+{
+        json_t *rows = json_array(), *row;
         bool ok = true;
 
         for (size_t r = 0; ok && r < s->n_items; r++) {
                 char price[32], qty[32];
                 money_format(s->items[r].price_minor, price, sizeof(price));
                 quantity_format(s->items[r].quantity_milli, qty, sizeof(qty));
-                ok = json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "PRODUCT_NAME",
-                                                           s->items[r].name, "PRICE", price,
-                                                           "QUANTITY", qty)) == 0;
+                row = json_pack("{s:s, s:s, s:s}", "PRODUCT_NAME", s->items[r].name, "PRICE",
+                                price, "QUANTITY", qty);
+                ok = row_discount(row, s->items[r].has_base_price, s->items[r].base_price_minor,
+                                  s->items[r].price_minor) &&
+                     json_array_append_new(rows, row) == 0;
+        }
+        /* the delivery is part of what the buyer pays: a row of its own when it costs */
+        if (ok && s->delivery.present && s->delivery.price_minor > 0) {
+                char price[32];
+                money_format(s->delivery.price_minor, price, sizeof(price));
+                row = json_pack("{s:s, s:s, s:s}", "PRODUCT_NAME", conf->delivery_row_name,
+                                "PRICE", price, "QUANTITY", "1");
+                ok = row_discount(row, s->delivery.has_base_price, s->delivery.base_price_minor,
+                                  s->delivery.price_minor) &&
+                     json_array_append_new(rows, row) == 0;
         }
         if (!ok) {
                 json_decref(rows);
@@ -804,7 +854,7 @@ json_t *b24_deal_rows(const struct snapshot *s)
 
 static void rows_step(struct pass *p, struct order *o, size_t i)
 {
-        json_t *rows = b24_deal_rows(o->s);
+        json_t *rows = b24_deal_rows(p->b->conf, o->s);
 
         if (!rows) {
                 refuse_unencodable(p, o);
@@ -1657,8 +1707,8 @@ static int order_stage(struct pass *p, struct order *o)
                        pc->error);
                 return -1;
         }
-        if (b24_conf_stage(b->conf, needed ? &pc->p : NULL, o->s->status, o->s->canceled,
-                           o->s->paid, o->stage, sizeof(o->stage)) < 0) {
+        if (b24_conf_order_stage(b->conf, needed ? &pc->p : NULL, o->s, o->stage,
+                                 sizeof(o->stage)) < 0) {
                 finish(p, o, STORE_PERMFAIL, "site status \"%s\" has no entry in [bitrix24.map]",
                        o->s->status);
                 return -1;
@@ -1697,7 +1747,7 @@ static int order_load(struct pass *p, struct order *o, const struct store_work *
         }
         if (s->buyer.legal && s->buyer.company)
                 lower(s->buyer.company, o->title_key, sizeof(o->title_key));
-        rows_hash(s, o->rows_hash);
+        rows_hash(s, p->b->conf->delivery_row_name, o->rows_hash);
         /* a link that cannot be read is not "no link": stop before any request */
         return read_links(p, o) < 0 ? -EIO : 0;
 }

@@ -49,6 +49,7 @@
 #include "http/client.h"
 #include "base/log.h"
 #include "model/money.h"
+#include "model/order_template.h"
 #include "base/ratelimit.h"
 #include "base/xalloc.h"
 
@@ -99,6 +100,20 @@ static const struct roistat_field fields_table[] = {
         {"inn", "INN"},
         {"source", "Source (bitrix24: a deal made in the CRM)"},
         {"deal_id", "Bitrix24 deal id"},
+        /* issue #13: named as Roistat's own Bitrix module names them where it has a name
+         * (roistat.integration's export: PAY_SYSTEM_NAME, DELIVERY_NAME; reference
+         * roistat.md 2.3), in orderbridge's lower case otherwise */
+        {"site", "Storefront (Bitrix site id, LID)"},
+        {"DELIVERY_NAME", "Delivery"},
+        {"PAY_SYSTEM_NAME", "Payment systems"},
+        {"coupons", "Coupons"},
+        {"sum_paid", "Sum paid"},
+        {"comment", "Buyer's comment"},
+        {"utm_source", "UTM source"},
+        {"utm_medium", "UTM medium"},
+        {"utm_campaign", "UTM campaign"},
+        {"utm_content", "UTM content"},
+        {"utm_term", "UTM term"},
 };
 
 const struct roistat_field *roistat_fields(size_t *ret_n)
@@ -114,10 +129,82 @@ static bool set_text(json_t *obj, const char *key, const char *value)
         return !value || json_object_set_new(obj, key, json_string(value)) == 0;
 }
 
+/* Roistat keeps up to 1000 characters of a custom field's value (roistat.md 1.1): a
+ * longer value is cut there, between characters, rather than refused or cut by Roistat. */
+#define FIELD_VALUE_MAX_CHARS 1000
+
+static bool set_field(json_t *obj, const char *key, const char *value)
+{
+        size_t chars = 0, i;
+
+        if (!value)
+                return true;
+        for (i = 0; value[i]; i++)
+                if (((unsigned char)value[i] & 0xC0) != 0x80 && ++chars > FIELD_VALUE_MAX_CHARS)
+                        break;
+        if (!value[i])
+                return set_text(obj, key, value);
+        char *cut = xstrndup(value, i);
+        bool ok = set_text(obj, key, cut);
+        free(cut);
+        return ok;
+}
+
+/* A list of the order's texts joined with ", " (coupons, payment systems), or NULL. */
+static char *joined(const struct snapshot *s, const char *placeholder)
+{
+        char *v = order_template_expand(placeholder, s);
+
+        if (!v[0]) {
+                free(v);
+                return NULL;
+        }
+        return v;
+}
+
+/* The fields of issue #13 and the configured ones ([roistat.fields], then the storefront's
+ * [roistat.site LID], each replacing a field of the same name). */
+static bool order_fields_more(const struct roistat_conf *conf, const struct snapshot *s,
+                              json_t *f)
+{
+        char *coupons = joined(s, "{coupons}"), *payments = joined(s, "{payments}");
+        char paid[32];
+        bool ok = set_field(f, "site", s->lid);
+
+        ok = set_field(f, "DELIVERY_NAME", s->delivery.name) && ok;
+        ok = set_field(f, "PAY_SYSTEM_NAME", payments) && ok;
+        ok = set_field(f, "coupons", coupons) && ok;
+        if (s->has_sum_paid) {
+                money_format(s->sum_paid_minor, paid, sizeof(paid));
+                ok = set_field(f, "sum_paid", paid) && ok;
+        }
+        ok = set_field(f, "comment", s->comment) && ok;
+        for (size_t i = 0; i < SNAPSHOT_UTM_N; i++) {
+                char key[32];
+                snprintf(key, sizeof(key), "utm_%s", snapshot_utm_names[i]);
+                ok = set_field(f, key, s->utm[i]) && ok;
+        }
+        free(coupons);
+        free(payments);
+        for (int pass = 0; conf && pass < 2; pass++)
+                for (size_t i = 0; i < conf->n_rules; i++) {
+                        const struct roistat_field_rule *r = &conf->rules[i];
+                        char *v;
+                        if (!r->name || (pass == 0) != (r->site == NULL) ||
+                            (r->site && (!s->lid || strcmp(r->site, s->lid) != 0)))
+                                continue;
+                        v = order_template_expand(r->tpl, s);
+                        ok = set_field(f, r->name, v) && ok;
+                        free(v);
+                }
+        return ok;
+}
+
 /* "fields": the currency and the buyer; a site order's account number, or a deal's
  * origin (source bitrix24 and its id: a deal made in the CRM has no account number, and
- * its order id "b24-deal-<ID>" must not pass for one). NULL when a text is not UTF-8. */
-static json_t *order_fields(const struct snapshot *s)
+ * its order id "b24-deal-<ID>" must not pass for one); then order_fields_more's. NULL when
+ * a text is not UTF-8. */
+static json_t *order_fields(const struct roistat_conf *conf, const struct snapshot *s)
 {
         json_t *f = json_object();
         bool ok = set_text(f, "currency", s->currency);
@@ -132,6 +219,8 @@ static json_t *order_fields(const struct snapshot *s)
         ok = set_text(f, "buyer_email", s->buyer.email) && ok;
         ok = set_text(f, "company", s->buyer.company) && ok;
         ok = set_text(f, "inn", s->buyer.inn) && ok;
+        if (!s->deal_id)
+                ok = order_fields_more(conf, s, f) && ok;
         if (!ok) {
                 json_decref(f);
                 return NULL;
@@ -139,13 +228,24 @@ static json_t *order_fields(const struct snapshot *s)
         return f;
 }
 
-/* The order's name in Roistat: "Order <account number>" for a site order, "Deal <ID>:
- * <title>" (or "Deal <ID>") for a deal made in Bitrix24. */
-static void order_name(const struct snapshot *s, char *buf, size_t size)
+/* The order's name in Roistat: a site order's from [roistat] name_template (by default
+ * "Order <account number>") or its storefront's, "Deal <ID>: <title>" (or "Deal <ID>") for
+ * a deal made in Bitrix24. */
+static void order_name(const struct roistat_conf *conf, const struct snapshot *s, char *buf,
+                       size_t size)
 {
-        if (!s->deal_id)
-                snprintf(buf, size, "Order %s", s->account_number);
-        else if (s->deal_title && s->deal_title[0])
+        if (!s->deal_id) {
+                char *name = order_template_expand(roistat_conf_name_template(conf, s), s);
+                size_t n = strlen(name);
+                if (n >= size) { /* cut between characters, never inside one */
+                        n = size - 1;
+                        while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+                                n--;
+                }
+                memcpy(buf, name, n);
+                buf[n] = '\0';
+                free(name);
+        } else if (s->deal_title && s->deal_title[0])
                 snprintf(buf, size, "Deal %s: %s", s->deal_id, s->deal_title);
         else
                 snprintf(buf, size, "Deal %s", s->deal_id);
@@ -168,7 +268,8 @@ json_t *roistat_order_json(const struct roistat_conf *conf, const struct snapsho
                            size_t why_size)
 {
         const char *status = roistat_conf_status_for(conf, s);
-        char price[32], name[300]; /* "Deal " + 18 digits + ": " + a 255-byte title */
+        char price[32], name[1024]; /* a template's name, cut; or "Deal " + 18 digits + ": " +
+                                      * a 255-byte title */
         json_t *o, *fields;
         bool ok;
 
@@ -184,7 +285,7 @@ json_t *roistat_order_json(const struct roistat_conf *conf, const struct snapsho
                 snprintf(price, sizeof(price), "0");
         else
                 money_format(s->price_minor, price, sizeof(price));
-        order_name(s, name, sizeof(name));
+        order_name(conf, s, name, sizeof(name));
         /* jansson refuses only a text that is not UTF-8 (its allocations abort on OOM):
          * none is expected (snapshot texts were parsed as JSON, map values are ids), but
          * an order is never sent with a member missing */
@@ -197,7 +298,7 @@ json_t *roistat_order_json(const struct roistat_conf *conf, const struct snapsho
                 money_format(s->cost_minor, price, sizeof(price));
                 ok = json_object_set_new(o, "cost", json_string(price)) == 0 && ok;
         }
-        fields = order_fields(s);
+        fields = order_fields(conf, s);
         ok = fields && json_object_set_new(o, "fields", fields) == 0 && ok;
         if (!ok) {
                 json_decref(o);

@@ -32,13 +32,18 @@ const char *site_sync_verdict_name(enum site_sync_verdict v)
  * (which of the two depends on the pipeline's SORT, unknown here: either is in step). */
 static bool in_step(const struct b24_conf *conf, const struct snapshot *s, const char *stage)
 {
+        struct b24_order_rules r;
         char want[96];
 
-        if (b24_conf_stage(conf, NULL, s->status, s->canceled, false, want, sizeof(want)) == 0 &&
+        /* in the order's own pipeline (a storefront's or person type's, b24_rules.h) */
+        b24_rules_resolve(conf, s, &r);
+        if (b24_conf_stage_in(conf, r.category_id, NULL, s->status, s->canceled, false, want,
+                              sizeof(want)) == 0 &&
             strcmp(want, stage) == 0)
                 return true;
         return s->paid && !s->canceled &&
-               b24_conf_stage(conf, NULL, "", false, true, want, sizeof(want)) == 0 &&
+               b24_conf_stage_in(conf, r.category_id, NULL, "", false, true, want,
+                                 sizeof(want)) == 0 &&
                strcmp(want, stage) == 0;
 }
 

@@ -116,6 +116,29 @@ DEAL_WRITABLE = frozenset((
     "OPENED", "COMMENTS", "ADDITIONAL_INFO", "ASSIGNED_BY_ID", "SOURCE_ID", "SOURCE_DESCRIPTION",
     "ORIGINATOR_ID", "ORIGIN_ID", "IS_RECURRING", "IS_RETURN_CUSTOMER", "IS_REPEATED_APPROACH",
     "UTM_SOURCE", "UTM_MEDIUM", "UTM_CAMPAIGN", "UTM_CONTENT", "UTM_TERM"))
+# crm.deal.fields: each standard field's type and flags, as the docs' answer shows them
+# (b24restdocs api-reference/crm/deals/crm-deal-fields.md, "Response Handling"; the fields
+# that page cuts off are typed as in api-reference/crm/main-entities-fields.md). A field
+# not in DEAL_WRITABLE is read-only, as the portal says of ID, DATE_CREATE, ….
+DEAL_FIELD_TYPES = {
+    "ID": "integer", "TITLE": "string", "TYPE_ID": "crm_status", "STAGE_ID": "crm_status",
+    "PROBABILITY": "integer", "CURRENCY_ID": "crm_currency", "OPPORTUNITY": "double",
+    "IS_MANUAL_OPPORTUNITY": "char", "TAX_VALUE": "double", "LEAD_ID": "crm_lead",
+    "COMPANY_ID": "crm_company", "CONTACT_ID": "crm_contact", "QUOTE_ID": "crm_quote",
+    "BEGINDATE": "date", "CLOSEDATE": "date", "ASSIGNED_BY_ID": "user",
+    "CREATED_BY_ID": "user", "MODIFY_BY_ID": "user", "DATE_CREATE": "datetime",
+    "DATE_MODIFY": "datetime", "OPENED": "char", "CLOSED": "char", "COMMENTS": "string",
+    "ADDITIONAL_INFO": "string", "LOCATION_ID": "location", "CATEGORY_ID": "crm_category",
+    "STAGE_SEMANTIC_ID": "string", "IS_NEW": "char", "IS_RECURRING": "char",
+    "IS_RETURN_CUSTOMER": "char", "IS_REPEATED_APPROACH": "char", "SOURCE_ID": "crm_status",
+    "SOURCE_DESCRIPTION": "string", "ORIGINATOR_ID": "string", "ORIGIN_ID": "string",
+    "MOVED_BY_ID": "user", "MOVED_TIME": "datetime", "UTM_SOURCE": "string",
+    "UTM_MEDIUM": "string", "UTM_CAMPAIGN": "string", "UTM_CONTENT": "string",
+    "UTM_TERM": "string", "LAST_ACTIVITY_TIME": "datetime", "LAST_ACTIVITY_BY": "user"}
+# user field types crm.deal.fields reports (crm-deal-user-defined-field-types.md)
+UF_TYPES = frozenset(("string", "integer", "double", "boolean", "date", "datetime",
+                      "enumeration", "employee", "file", "url", "address", "money",
+                      "crm_status", "crm", "iblock_element", "iblock_section"))
 CONTACT_FIELDS = (
     "ID", "HONORIFIC", "NAME", "SECOND_NAME", "LAST_NAME", "BIRTHDATE", "TYPE_ID", "SOURCE_ID",
     "SOURCE_DESCRIPTION", "POST", "COMMENTS", "OPENED", "EXPORT", "HAS_PHONE", "HAS_EMAIL",
@@ -569,6 +592,9 @@ class Emulator:
         # Portal settings (POST /_emu/config; kept across /_emu/reset like rate and burst).
         self.required_fields = {"deal": [], "contact": [], "company": []}
         self.user_fields = {"deal": None, "contact": None, "company": None}
+        # the deal user fields' descriptions in crm.deal.fields: {name: {"type", "multiple",
+        # "read_only"}}; a listed user field without one is a writable single string
+        self.deal_uf_types = {}
         self.currencies = CURRENCIES
         self.language = "en"
         self.max_input_vars = MAX_INPUT_VARS_DEFAULT
@@ -590,6 +616,7 @@ class Emulator:
             "crm.company.update": self.company_update, "crm.company.list": self.company_list,
             "crm.deal.add": self.deal_add, "crm.deal.get": self.deal_get,
             "crm.deal.update": self.deal_update, "crm.deal.list": self.deal_list,
+            "crm.deal.fields": self.deal_fields,
             "crm.deal.productrows.set": self.productrows_set,
             "crm.deal.productrows.get": self.productrows_get,
             "crm.duplicate.findbycomm": self.findbycomm,
@@ -700,6 +727,16 @@ class Emulator:
                 self.required_fields.update(uf_lists("required_fields", False))
             if "user_fields" in spec:
                 self.user_fields.update(uf_lists("user_fields", True))
+            if "deal_uf_types" in spec:
+                types = spec["deal_uf_types"]
+                if not isinstance(types, dict) or len(types) > CONFIG_LIST_MAX or not all(
+                        isinstance(k, str) and UF_NAME_RE.fullmatch(k) and isinstance(v, dict)
+                        and v.get("type", "string") in UF_TYPES
+                        and set(v) <= {"type", "multiple", "read_only"}
+                        for k, v in types.items()):
+                    raise ValueError("deal_uf_types must be {UF_CRM_...: {type, multiple, "
+                                     "read_only}}")
+                self.deal_uf_types = copy.deepcopy(types)
             if "currencies" in spec:
                 currencies = spec["currencies"]
                 if not isinstance(currencies, list) or not 1 <= len(currencies) <= 50 or \
@@ -727,6 +764,7 @@ class Emulator:
                 "operating_window": self.operating.window, "hang_seconds": self.hang_seconds,
                 "required_fields": copy.deepcopy(self.required_fields),
                 "user_fields": copy.deepcopy(self.user_fields),
+                "deal_uf_types": copy.deepcopy(self.deal_uf_types),
                 "currencies": list(self.currencies), "language": self.language,
                 "max_input_vars": self.max_input_vars}
 
@@ -1320,14 +1358,65 @@ class Emulator:
     def deal_list(self, params):
         return self._list("deal", list(self.deals.values()), params, DEAL_FIELDS)
 
+    def deal_fields(self, params):
+        """crm.deal.fields: {FIELD: {type, isRequired, isReadOnly, isImmutable, isMultiple,
+        isDynamic, title}} (crm-deal-fields.md). CATEGORY_ID is immutable, as the page shows.
+        User fields: those of user_fields["deal"] when it is a list; when it is null (every
+        UF_CRM_* accepted) only the ones written so far are described — the harsher choice,
+        since a real portal describes only the fields it has."""
+        out = {}
+        for name in DEAL_FIELDS:
+            out[name] = {"type": DEAL_FIELD_TYPES.get(name, "string"), "isRequired": False,
+                         "isReadOnly": name not in DEAL_WRITABLE,
+                         "isImmutable": name == "CATEGORY_ID", "isMultiple": False,
+                         "isDynamic": False, "title": FIELD_TITLES.get(name, name)}
+        known = self.user_fields.get("deal")
+        names = list(known) if known is not None else sorted(self.uf_names["deal"])
+        for name in names + [n for n in self.required_fields["deal"] if n not in names]:
+            spec = self.deal_uf_types.get(name, {})
+            out[name] = {"type": spec.get("type", "string"),
+                         "isRequired": name in self.required_fields["deal"],
+                         "isReadOnly": bool(spec.get("read_only", False)),
+                         "isImmutable": False, "isMultiple": bool(spec.get("multiple", False)),
+                         "isDynamic": True, "title": name, "listLabel": name,
+                         "formLabel": name, "filterLabel": name}
+        return out
+
+    @staticmethod
+    def _check_discount(item):
+        """The discount refusals of crm.deal.productrows.set, verbatim from its page's error
+        table (crm-deal-productrows-set.md; HTTP 400 ERROR_CORE with the portal's "<br>"):
+        an explicit DISCOUNT_TYPE_ID 1 needs DISCOUNT_SUM, an explicit 2 needs DISCOUNT_RATE,
+        and a rate of 100 % needs DISCOUNT_SUM."""
+        kind = item.get("DISCOUNT_TYPE_ID")
+        if kind is None:
+            return
+        kind = php_intval(kind)
+        if kind == 1 and item.get("DISCOUNT_SUM") in (None, ""):
+            raise RestError(400, "ERROR_CORE", "Discount Sum (DISCOUNT_SUM) is required if "
+                            "Monetary Discount Type (DISCOUNT_TYPE_ID) is defined.<br>")
+        if kind == 2 and item.get("DISCOUNT_RATE") in (None, ""):
+            raise RestError(400, "ERROR_CORE", "Discount Rate (DISCOUNT_RATE) is required if "
+                            "Percentage Discount Type (DISCOUNT_TYPE_ID) is defined.<br>")
+        if kind == 2 and php_floatval(item.get("DISCOUNT_RATE")) == 100 and \
+                item.get("DISCOUNT_SUM") in (None, ""):
+            raise RestError(400, "ERROR_CORE", "Discount Sum (DISCOUNT_SUM) is required if "
+                            "Percentage Discount Type (DISCOUNT_TYPE_ID) is defined and "
+                            "Discount Rate (DISCOUNT_RATE) is 100%<br>")
+
     def productrows_set(self, params):
         """Replaces ALL rows (missing or non-array `rows` clears them). When the deal's
-        IS_MANUAL_OPPORTUNITY is not "Y", OPPORTUNITY becomes the sum of the rows."""
+        IS_MANUAL_OPPORTUNITY is not "Y", OPPORTUNITY becomes the sum of the rows (PRICE is
+        the final price per unit, after the row's discount: crm-deal-productrows-set.md).
+        Every row is checked before any is written."""
         deal_id = self._id(params, "The parameter id is invalid or not defined.")
         deal = self.deals.get(deal_id)
         if deal is None:
             raise crm_error("Not found")
         items = as_items(get_param(params, "rows")) or []
+        for item in items:
+            if isinstance(item, dict):
+                self._check_discount(item)
         rows, total = [], Decimal(0)
         for n, item in enumerate(items):
             if not isinstance(item, dict):
@@ -1462,15 +1551,22 @@ def make_product_row(row_id, deal_id, index, item):
     name = to_str(item.get("PRODUCT_NAME"))
     name = name if isinstance(name, str) and name else "[%d]" % row_id
     tax = item.get("TAX_RATE")
+    kind = php_intval(item.get("DISCOUNT_TYPE_ID", 2)) or 2
+    discount_sum = php_floatval(item.get("DISCOUNT_SUM", 0))
+    # crm-deal-productrows-set.md: PRICE is the final price per unit; PRICE_EXCLUSIVE the
+    # price with the discount, without tax; PRICE_NETTO the price before the discount,
+    # without tax. With no tax here, NETTO = PRICE + the absolute discount per unit.
+    netto = price + discount_sum if kind == 1 else price
     return {
         "ID": str(row_id), "OWNER_ID": str(deal_id), "OWNER_TYPE": "D",
         "PRODUCT_ID": php_intval(item.get("PRODUCT_ID", 0)), "PRODUCT_NAME": name,
         "ORIGINAL_PRODUCT_NAME": name, "PRODUCT_DESCRIPTION": None,
-        "PRICE": num(price), "PRICE_EXCLUSIVE": num(price), "PRICE_NETTO": num(price),
-        "PRICE_BRUTTO": num(price), "PRICE_ACCOUNT": money(price), "QUANTITY": num(quantity),
-        "DISCOUNT_TYPE_ID": php_intval(item.get("DISCOUNT_TYPE_ID", 2)) or 2,
-        "DISCOUNT_RATE": num(php_floatval(item.get("DISCOUNT_RATE", 0))),
-        "DISCOUNT_SUM": num(php_floatval(item.get("DISCOUNT_SUM", 0))),
+        "PRICE": num(price), "PRICE_EXCLUSIVE": num(price), "PRICE_NETTO": num(netto),
+        "PRICE_BRUTTO": num(netto), "PRICE_ACCOUNT": money(price), "QUANTITY": num(quantity),
+        "DISCOUNT_TYPE_ID": kind,
+        "DISCOUNT_RATE": num(php_floatval(item.get("DISCOUNT_RATE", 0)) if kind == 2 or not
+                             netto else (discount_sum / netto * 100).quantize(Decimal("0.01"))),
+        "DISCOUNT_SUM": num(discount_sum),
         "TAX_RATE": None if tax in (None, "") else num(php_floatval(tax)),
         "TAX_INCLUDED": "Y" if to_str(item.get("TAX_INCLUDED")) == "Y" else "N",
         "CUSTOMIZED": "Y", "MEASURE_CODE": php_intval(item.get("MEASURE_CODE", 796)) or 796,

@@ -40,6 +40,7 @@ API_PREFIX = "/api/v1/"
 MAX_BODY_DEFAULT = 8 * 1024 * 1024
 HANG_TIMEOUT_S = 120.0
 HISTORY_LEN = 1000
+FIELD_VALUE_MAX = 1000  # characters of a custom field's value (roistat.md 1.1)
 STATUS_TYPES = ("unused", "progress", "paid", "canceled")
 FAULT_MODES = ("none", "error500", "error503", "error400", "hang", "reset", "slow", "lost",
                "answer_error", "no_status", "not_json", "skip")
@@ -148,6 +149,15 @@ def order_format_error(order):
         return "date_create is neither UNIX time nor YYYY-MM-DD HH:MM"
     if order.get("fields") is not None and not isinstance(order["fields"], dict):
         return "fields is not an object"
+    # custom fields: "up to 1000 chars per value" (n8n-nodes-roistat, roistat.md 1.1). What
+    # Roistat does with a longer one is not documented: the harsher choice, the element is
+    # skipped as malformed. A value is a text or a number, as the PULL export's are.
+    for name, value in (order.get("fields") or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) and \
+                value is not None:
+            return "field %r is not a text or a number" % name
+        if isinstance(value, str) and len(value) > FIELD_VALUE_MAX:
+            return "field %r is longer than %d characters" % (name, FIELD_VALUE_MAX)
     return None
 
 

@@ -495,6 +495,48 @@ class Bitrix24EmulatorTest(unittest.TestCase):
                          (400, {"error": "", "error_description": "Not found"}))
         self.assertEqual(self.emu.rest("crm.deal.productrows.get", {})[0], 400)
 
+    def test_productrows_keep_an_absolute_discount_and_refuse_one_without_its_sum(self):
+        deal_id = self.add_deal(OPPORTUNITY=0)
+        self.emu.ok("crm.deal.productrows.set", {"id": deal_id, "rows": [
+            {"PRODUCT_NAME": "Kettle", "PRICE": "2495.00", "QUANTITY": "2",
+             "DISCOUNT_TYPE_ID": 1, "DISCOUNT_SUM": "250.00"},
+            {"PRODUCT_NAME": "Delivery", "PRICE": "300.00", "QUANTITY": "1"}]})
+        kettle, delivery = self.emu.ok("crm.deal.productrows.get", {"id": deal_id})
+        # PRICE stays the final price; NETTO is the price before the discount
+        self.assertEqual((kettle["PRICE"], kettle["PRICE_NETTO"], kettle["DISCOUNT_TYPE_ID"],
+                          kettle["DISCOUNT_SUM"], kettle["DISCOUNT_RATE"]),
+                         (2495, 2745, 1, 250, 9.11))
+        self.assertEqual(delivery["DISCOUNT_TYPE_ID"], 2)
+        # the rows' sum is what the buyer pays: 2 × 2495 + 300
+        self.assertEqual(self.emu.ok("crm.deal.get", {"id": deal_id})["OPPORTUNITY"], "5290.00")
+        # crm-deal-productrows-set.md's errors; nothing is written when one row is refused
+        status, body = self.emu.rest("crm.deal.productrows.set", {"id": deal_id, "rows": [
+            {"PRODUCT_NAME": "Pot", "PRICE": 1},
+            {"PRODUCT_NAME": "Cup", "PRICE": 1, "DISCOUNT_TYPE_ID": 1}]})
+        self.assertEqual((status, body["error"]), (400, "ERROR_CORE"))
+        self.assertIn("Discount Sum (DISCOUNT_SUM) is required if Monetary", body["error_description"])
+        status, body = self.emu.rest("crm.deal.productrows.set", {"id": deal_id, "rows": [
+            {"PRODUCT_NAME": "Cup", "PRICE": 1, "DISCOUNT_TYPE_ID": 2}]})
+        self.assertIn("Discount Rate (DISCOUNT_RATE) is required", body["error_description"])
+        self.assertEqual(len(self.emu.ok("crm.deal.productrows.get", {"id": deal_id})), 2)
+
+    def test_deal_fields_describe_standard_and_configured_user_fields(self):
+        fields = self.emu.ok("crm.deal.fields", {})
+        self.assertEqual(fields["TITLE"]["type"], "string")
+        self.assertFalse(fields["COMMENTS"]["isReadOnly"])
+        self.assertTrue(fields["ID"]["isReadOnly"])
+        self.assertTrue(fields["CATEGORY_ID"]["isImmutable"])
+        self.assertEqual(fields["ASSIGNED_BY_ID"]["type"], "user")
+        self.assertEqual(fields["UTM_SOURCE"]["type"], "string")
+        self.assertNotIn("UF_CRM_ADDR", fields)  # every UF accepted, none written yet
+        self.emu.control("config", {"user_fields": {"deal": ["UF_CRM_ADDR", "UF_CRM_N"]},
+                                    "deal_uf_types": {"UF_CRM_N": {"type": "integer"}}})
+        fields = self.emu.ok("crm.deal.fields", {})
+        self.assertEqual((fields["UF_CRM_ADDR"]["type"], fields["UF_CRM_ADDR"]["isDynamic"]),
+                         ("string", True))
+        self.assertEqual(fields["UF_CRM_N"]["type"], "integer")
+        self.assertNotIn("UF_CRM_OTHER", fields)
+
     # --- findbycomm ----------------------------------------------------------------------
 
     def test_max_input_vars_cuts_long_queries_silently(self):

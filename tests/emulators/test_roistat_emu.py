@@ -225,14 +225,17 @@ class TestAddOrders(EmulatorTestCase):
             order("c1", cost="1e3"),
             order("d1", date_create="13.03.2026"),
             order("f1", fields=["x"]),
+            order("f2", fields={"comment": "ж" * 1001}),
+            order("f3", fields={"site": {"lid": "s1"}}),
         ]
         good = [order("ok1", price=4990, cost=10.5), order("ok2", date_create="2026-03-13 10:00", price="0"),
-                order("ok3", date_create="1773385200", cost=None)]
+                order("ok3", date_create="1773385200", cost=None),
+                order("ok4", fields={"comment": "ж" * 1000, "site": "s1", "sum_paid": "10.00"})]
         status, answer = self.emu.api("project/add-orders", bad + good)
         self.assertEqual(status, 200)
         self.assertEqual((answer["processed"], answer["skipped_by_invalid_format"], answer["saved"]),
                          (len(bad) + len(good), len(bad), len(good)))
-        self.assertEqual(sorted(self.emu.state()["orders"]), ["ok1", "ok2", "ok3"])
+        self.assertEqual(sorted(self.emu.state()["orders"]), ["ok1", "ok2", "ok3", "ok4"])
 
     def test_body_that_is_not_json_is_incorrect_request(self):
         self.assertApiError(self.emu.api("project/add-orders", b"[{"), 400, "incorrect_request")

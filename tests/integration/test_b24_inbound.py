@@ -299,7 +299,7 @@ class Poll(Inbound):
         self.assertIn("bitrix24: polling every 1 s", self.daemon.cli("check", check=True).stdout)
 
 
-class TwoWay(Inbound):
+class TwoWayBase(Inbound):
     """The site's status endpoint (site_standin.py) too: a manager who moves the deal of a
     site order moves the order, through the event or, when the event is lost, the poll."""
     poll_interval = 1
@@ -314,14 +314,16 @@ class TwoWay(Inbound):
         self.addCleanup(self.site.stop)
         self.sections["site"] = {"status_url": self.site.url, "status_secret_file": path}
 
-    def site_order(self, order_id):
+    def site_order(self, order_id, **extra):
         """A site order with its deal in the portal; the deal."""
         self.site.add(order_id)
         # as the module does: a change made on the site comes back as the next snapshot
         self.site.on_change = lambda oid, o: self.daemon.post(order(
             oid, version=2, status=o["status"], canceled=o["canceled"],
-            updated_at="2026-03-13T10:06:00+03:00", buyer=buyer("Ivan", "+7 999 111 22 33")))
-        status, answer = self.daemon.post(order(order_id, buyer=buyer("Ivan", "+7 999 111 22 33")))
+            updated_at="2026-03-13T10:06:00+03:00", buyer=buyer("Ivan", "+7 999 111 22 33"),
+            **extra))
+        status, answer = self.daemon.post(order(order_id, buyer=buyer("Ivan", "+7 999 111 22 33"),
+                                                **extra))
         self.assertEqual(status, 202, answer)
         return wait_for(lambda: self.b24.deal_for(order_id), timeout=LONG,
                         what="the deal of " + order_id)[0]
@@ -333,6 +335,33 @@ class TwoWay(Inbound):
         wait_for(lambda: done("bitrix24") and done("site"), timeout=LONG,
                  what=order_id + " delivered to the portal and the site")
 
+
+
+class TwoWayStorefront(TwoWayBase):
+    """Issue #13: a storefront with its own pipeline ([bitrix24.site s2] category_id = 1)."""
+
+    def before_daemon(self):
+        super().before_daemon()
+        self.sections["bitrix24.site s2"] = {"category_id": "1"}
+
+    def test_a_manager_move_in_a_storefronts_own_pipeline_reaches_the_site(self):
+        deal = self.site_order("601", lid="s2")
+        self.assertEqual((deal["CATEGORY_ID"], deal["STAGE_ID"]), ("1", "C1:NEW"))
+        self.settled("601")
+        self.b24.control("deal", {"id": deal["ID"], "fields": {"STAGE_ID": "C1:EXECUTING"}})
+        wait_for(lambda: self.site.changes("601"), timeout=LONG, what="the site told")
+        self.assertEqual(self.site.changes("601")[0]["status"], "A")
+        self.wait_log("b24.deal_seen order_id=601 deal_id=%s stage=C1:EXECUTING "
+                      "verdict=site_follows" % deal["ID"])
+        # the site's snapshot with A comes back: in step in that pipeline, no echo
+        wait_for(lambda: self.daemon.order_state("601")["snapshot"]["order"]["status"] == "A",
+                 timeout=LONG, what="the site's snapshot with A")
+        self.settled("601")
+        self.assertEqual(len(self.site.changes("601")), 1)
+        self.assertEqual(self.b24.deals()[str(deal["ID"])]["STAGE_ID"], "C1:EXECUTING")
+
+
+class TwoWay(TwoWayBase):
     def test_a_stage_change_in_the_crm_reaches_the_site_once(self):
         deal = self.site_order("501")
         self.b24.control("deal", {"id": deal["ID"], "fields": {"STAGE_ID": "EXECUTING"}})

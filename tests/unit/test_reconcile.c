@@ -123,7 +123,7 @@ static void want_deal(const char *visit, bool light)
         load(false, visit);
         deal_want = (struct reconcile_deal_want){
             .fields = b24_deal_owned_fields(bc, snap, "NEW"),
-            .rows = light ? NULL : b24_deal_rows(snap),
+            .rows = light ? NULL : b24_deal_rows(bc, snap),
             .roistat_field = bc->roistat_field,
             .deal = "7",
             .contact = "3",

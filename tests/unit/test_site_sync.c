@@ -340,6 +340,28 @@ static void stages_outside_the_default_pipeline_carry_its_prefix(void **state)
         config_free(c);
 }
 
+/* Issue #13: a storefront's or person type's own pipeline is followed too; a pipeline no
+ * rule uses is not. */
+static void a_storefronts_pipeline_is_followed_back_like_the_configured_one(void **state)
+{
+        struct config *c = load("[site]\nid = shop.example.ru\n"
+                                "status_url = https://shop.example.ru/status.php\n"
+                                "[bitrix24]\ncategory_id = 0\n[bitrix24.site s2]\n"
+                                "category_id = 1\n[bitrix24.person_type 5]\ncategory_id = 4\n"
+                                "[site.map]\nWON = A\n");
+        struct site_state st;
+
+        assert_int_equal(site_map_state(c, "C1:WON", &st), 0);
+        assert_string_equal(st.status, "A");
+        assert_int_equal(site_map_state(c, "C4:PREPARATION", &st), 0);
+        assert_string_equal(st.status, "P");
+        assert_int_equal(site_map_state(c, "C1:LOSE", &st), 0);
+        assert_true(st.cancel);
+        assert_int_equal(site_map_state(c, "WON", &st), 0);
+        assert_int_equal(site_map_state(c, "C2:WON", &st), -ENOENT);
+        config_free(c);
+}
+
 #define F(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -356,6 +378,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(a_paid_orders_paid_stage_is_in_step_and_site_map_wins,
                                             setup_pipeline, teardown),
             F(stages_outside_the_default_pipeline_carry_its_prefix),
+            F(a_storefronts_pipeline_is_followed_back_like_the_configured_one),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

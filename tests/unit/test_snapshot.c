@@ -322,11 +322,272 @@ static void the_canonical_json_keeps_money_as_two_decimal_strings(void **state)
         assert_non_null(strstr(s->json, "\"price\":\"0.50\""));
 }
 
-static void unknown_members_are_ignored_and_left_out_of_the_canonical_json(void **state)
+/* Issue #13: an unknown member is refused at every level, naming its path, so that a
+ * misspelt field never vanishes silently. */
+static void an_unknown_member_is_refused_at_every_level_by_its_path(void **state)
 {
-        struct snapshot *s = parse_with("order.delivery_service", json_string("CDEK"));
+        struct snapshot_error err;
+        struct snapshot *s = NULL;
+        json_t *doc;
 
-        assert_null(strstr(s->json, "delivery_service"));
+        expect_rejected_with("extra", json_string("x"), "extra");
+        expect_rejected_with("order.delivery_service", json_string("CDEK"),
+                             "order.delivery_service");
+        expect_rejected_with("order.buyer.middle_name", json_string("I"),
+                             "order.buyer.middle_name");
+        expect_rejected_with("order.delivery", json_pack("{s:s, s:s}", "price", "1.00", "nmae",
+                                                         "CDEK"),
+                             "order.delivery.nmae");
+        expect_rejected_with("order.utm", json_pack("{s:s}", "sorce", "google"),
+                             "order.utm.sorce");
+        expect_rejected_with("order.payments",
+                             json_pack("[{s:s, s:s, s:b, s:s}]", "name", "Card", "sum", "1.00",
+                                       "paid", 1, "when", "now"),
+                             "order.payments[0].when");
+        expect_rejected_with("order.deal", json_pack("{s:s, s:s}", "id", "5", "stage", "WON"),
+                             "order.deal.stage");
+        doc = example_doc();
+        json_object_set_new(json_array_get(json_object_get(json_object_get(doc, "order"), "items"),
+                                           0),
+                            "discount", json_string("1.00"));
+        assert_int_equal(parse_doc(doc, &s, &err), -EINVAL);
+        assert_string_equal(err.field, "order.items[0].discount");
+        assert_non_null(strstr(err.message, "is not a field of the snapshot contract"));
+}
+
+/* ---- issue #13: the optional fields and their bounds ---- */
+
+static json_t *full_extras_order(void)
+{
+        json_t *doc = example_doc(), *order = json_object_get(doc, "order");
+
+        json_object_set_new(order, "lid", json_string("s2"));
+        json_object_set_new(order, "person_type", json_string("1"));
+        json_object_set_new(order, "comment", json_string("Call me\nafter 18:00"));
+        json_object_set_new(order, "delivery", json_pack("{s:s, s:s, s:s}", "name", "Courier",
+                                                         "price", "300.00", "base_price",
+                                                         "350.00"));
+        json_object_set_new(order, "discount", json_string("550.00"));
+        json_object_set_new(order, "coupons", json_pack("[s, s]", "SALE10", "VIP"));
+        json_object_set_new(order, "payments",
+                            json_pack("[{s:s, s:s, s:b}]", "name", "Card", "sum", "4990.00",
+                                      "paid", 1));
+        json_object_set_new(order, "sum_paid", json_string("4990.00"));
+        json_object_set_new(order, "utm", json_pack("{s:s, s:s}", "source", "google", "term",
+                                                    "kettle"));
+        json_object_set_new(order, "properties", json_pack("{s:s, s:s}", "ADDRESS",
+                                                           "Moscow,\nLenina 1", "MANAGER",
+                                                           "Olga"));
+        json_object_set_new(json_array_get(json_object_get(order, "items"), 0), "base_price",
+                            json_string("2745.00"));
+        return doc;
+}
+
+static void every_new_optional_field_is_read(void **state)
+{
+        struct snapshot_error err;
+        struct snapshot *s = NULL;
+
+        assert_int_equal(parse_doc(full_extras_order(), &s, &err), 0);
+        assert_string_equal(s->lid, "s2");
+        assert_string_equal(s->person_type, "1");
+        assert_string_equal(s->comment, "Call me\nafter 18:00");
+        assert_true(s->delivery.present);
+        assert_string_equal(s->delivery.name, "Courier");
+        assert_int_equal(s->delivery.price_minor, 30000);
+        assert_true(s->delivery.has_base_price);
+        assert_int_equal(s->delivery.base_price_minor, 35000);
+        assert_true(s->has_discount);
+        assert_int_equal(s->discount_minor, 55000);
+        assert_int_equal(s->n_coupons, 2);
+        assert_string_equal(s->coupons[1], "VIP");
+        assert_int_equal(s->n_payments, 1);
+        assert_string_equal(s->payments[0].name, "Card");
+        assert_int_equal(s->payments[0].sum_minor, 499000);
+        assert_true(s->payments[0].paid);
+        assert_int_equal(s->sum_paid_minor, 499000);
+        assert_string_equal(s->utm[SNAPSHOT_UTM_SOURCE], "google");
+        assert_null(s->utm[SNAPSHOT_UTM_MEDIUM]);
+        assert_string_equal(s->utm[SNAPSHOT_UTM_TERM], "kettle");
+        assert_string_equal(snapshot_property(s, "ADDRESS"), "Moscow,\nLenina 1");
+        assert_null(snapshot_property(s, "NONE"));
+        assert_true(s->items[0].has_base_price);
+        assert_int_equal(s->items[0].base_price_minor, 274500);
+}
+
+static void the_new_fields_are_in_the_canonical_json_sorted_and_reparse_the_same(void **state)
+{
+        struct snapshot_error err;
+        struct snapshot *s = NULL, *again = NULL;
+
+        assert_int_equal(parse_doc(full_extras_order(), &s, &err), 0);
+        assert_non_null(strstr(s->json, "\"delivery\":{\"base_price\":\"350.00\",\"name\":"
+                                        "\"Courier\",\"price\":\"300.00\"}"));
+        assert_non_null(strstr(s->json, "\"coupons\":[\"SALE10\",\"VIP\"]"));
+        assert_non_null(strstr(s->json, "\"payments\":[{\"name\":\"Card\",\"paid\":true,"
+                                        "\"sum\":\"4990.00\"}]"));
+        assert_non_null(strstr(s->json, "\"utm\":{\"source\":\"google\",\"term\":\"kettle\"}"));
+        assert_non_null(strstr(s->json, "\"properties\":{\"ADDRESS\":\"Moscow,\\nLenina 1\","
+                                        "\"MANAGER\":\"Olga\"}"));
+        assert_non_null(strstr(s->json, "\"base_price\":\"2745.00\",\"name\":\"Kettle\""));
+        assert_non_null(strstr(s->json, "\"lid\":\"s2\""));
+        assert_non_null(strstr(s->json, "\"discount\":\"550.00\""));
+        assert_non_null(strstr(s->json, "\"sum_paid\":\"4990.00\""));
+        assert_int_equal(parse_kept(s->json, strlen(s->json), &again, &err), 0);
+        assert_string_equal(again->json, s->json);
+}
+
+static void lid_and_person_type_are_1_to_16_id_characters(void **state)
+{
+        parse_with("order.lid", string_of('a', 16));
+        expect_rejected_with("order.lid", string_of('a', 17), "order.lid");
+        expect_rejected_with("order.lid", json_string(""), "order.lid");
+        expect_rejected_with("order.lid", json_string("s 1"), "order.lid");
+        expect_rejected_with("order.lid", json_integer(1), "order.lid");
+        parse_with("order.person_type", json_string("legal_2"));
+        expect_rejected_with("order.person_type", string_of('1', 17), "order.person_type");
+        expect_rejected_with("order.person_type", json_string("1.5"), "order.person_type");
+}
+
+static void a_comment_of_1000_bytes_with_line_breaks_is_accepted_and_1001_rejected(void **state)
+{
+        parse_with("order.comment", json_string("line one\r\n\tline two"));
+        parse_with("order.comment", string_of('c', SNAPSHOT_COMMENT_MAX));
+        expect_rejected_with("order.comment", string_of('c', SNAPSHOT_COMMENT_MAX + 1),
+                             "order.comment");
+        expect_rejected_with("order.comment", json_string("bell\a"), "order.comment");
+        expect_rejected_with("order.comment", json_true(), "order.comment");
+}
+
+static void an_item_base_price_below_its_price_or_not_money_is_rejected(void **state)
+{
+        json_t *doc = example_doc(), *item;
+        struct snapshot_error err;
+        struct snapshot *s = NULL;
+
+        item = json_array_get(json_object_get(json_object_get(doc, "order"), "items"), 0);
+        json_object_set_new(item, "base_price", json_string("2494.99"));
+        assert_int_equal(parse_doc(doc, &s, &err), -EINVAL);
+        assert_string_equal(err.field, "order.items[0].base_price");
+        doc = example_doc();
+        item = json_array_get(json_object_get(json_object_get(doc, "order"), "items"), 0);
+        json_object_set_new(item, "base_price", json_string("1.001"));
+        assert_int_equal(parse_doc(doc, &s, &err), -EINVAL);
+        assert_string_equal(err.field, "order.items[0].base_price");
+        doc = example_doc();
+        item = json_array_get(json_object_get(json_object_get(doc, "order"), "items"), 0);
+        json_object_set_new(item, "base_price", json_string("2495.00"));
+        assert_int_equal(parse_doc(doc, &s, &err), 0);
+}
+
+static void a_delivery_needs_a_price_and_a_base_price_not_below_it(void **state)
+{
+        parse_with("order.delivery", json_pack("{s:s}", "price", "0.00"));
+        expect_rejected_with("order.delivery", json_pack("{s:s}", "name", "Courier"),
+                             "order.delivery.price");
+        expect_rejected_with("order.delivery", json_pack("{s:s, s:s}", "price", "300.00",
+                                                         "base_price", "299.99"),
+                             "order.delivery.base_price");
+        expect_rejected_with("order.delivery", json_pack("{s:s, s:o}", "price", "1.00", "name",
+                                                         string_of('n', 256)),
+                             "order.delivery.name");
+        expect_rejected_with("order.delivery", json_string("Courier"), "order.delivery");
+        expect_rejected_with("order.delivery", json_pack("{s:i}", "price", 300),
+                             "order.delivery.price");
+}
+
+static void discount_and_sum_paid_are_money(void **state)
+{
+        parse_with("order.discount", json_string("0.50"));
+        expect_rejected_with("order.discount", json_string("-1.00"), "order.discount");
+        expect_rejected_with("order.discount", json_real(1.5), "order.discount");
+        parse_with("order.sum_paid", json_string("4990.00"));
+        expect_rejected_with("order.sum_paid", json_string("1.234"), "order.sum_paid");
+}
+
+static void twenty_coupons_of_64_bytes_are_accepted_and_more_or_longer_rejected(void **state)
+{
+        json_t *arr = json_array();
+
+        for (int i = 0; i < SNAPSHOT_COUPONS_MAX; i++)
+                json_array_append_new(arr, string_of('k', SNAPSHOT_COUPON_MAX));
+        parse_with("order.coupons", json_deep_copy(arr));
+        json_array_append_new(arr, json_string("ONE_MORE"));
+        expect_rejected_with("order.coupons", arr, "order.coupons");
+        expect_rejected_with("order.coupons", json_pack("[s, o]", "A", string_of('k', 65)),
+                             "order.coupons[1]");
+        expect_rejected_with("order.coupons", json_pack("[s, s]", "A", ""), "order.coupons[1]");
+        expect_rejected_with("order.coupons", json_pack("[i]", 5), "order.coupons[0]");
+        expect_rejected_with("order.coupons", json_string("A"), "order.coupons");
+}
+
+static void payments_are_at_most_20_each_with_a_name_a_sum_and_a_flag(void **state)
+{
+        json_t *arr = json_array();
+
+        for (int i = 0; i < SNAPSHOT_PAYMENTS_MAX; i++)
+                json_array_append_new(arr, json_pack("{s:s, s:s, s:b}", "name", "Cash", "sum",
+                                                     "1.00", "paid", 0));
+        parse_with("order.payments", json_deep_copy(arr));
+        json_array_append_new(arr, json_pack("{s:s, s:s}", "name", "Cash", "sum", "1.00"));
+        expect_rejected_with("order.payments", arr, "order.payments");
+        expect_rejected_with("order.payments", json_pack("[{s:s}]", "sum", "1.00"),
+                             "order.payments[0].name");
+        expect_rejected_with("order.payments", json_pack("[{s:s}]", "name", "Card"),
+                             "order.payments[0].sum");
+        expect_rejected_with("order.payments",
+                             json_pack("[{s:s, s:s, s:s}]", "name", "Card", "sum", "1.00",
+                                       "paid", "yes"),
+                             "order.payments[0].paid");
+        expect_rejected_with("order.payments", json_pack("[{s:o, s:s}]", "name",
+                                                         string_of('p', 256), "sum", "1.00"),
+                             "order.payments[0].name");
+        expect_rejected_with("order.payments", json_pack("[s]", "Card"), "order.payments[0]");
+}
+
+static void each_utm_member_is_text_of_at_most_255_bytes(void **state)
+{
+        const char *const names[] = {"source", "medium", "campaign", "content", "term"};
+
+        for (size_t i = 0; i < 5; i++) {
+                char path[64];
+                snprintf(path, sizeof(path), "order.utm.%s", names[i]);
+                parse_with("order.utm", json_pack("{s:o}", names[i], string_of('u', 255)));
+                expect_rejected_with("order.utm", json_pack("{s:o}", names[i],
+                                                            string_of('u', 256)),
+                                     path);
+                expect_rejected_with("order.utm", json_pack("{s:i}", names[i], 1), path);
+        }
+        expect_rejected_with("order.utm", json_string("google"), "order.utm");
+}
+
+static void properties_are_at_most_100_codes_of_50_with_values_of_1000(void **state)
+{
+        json_t *o = json_object();
+        char key[16];
+
+        for (int i = 0; i < SNAPSHOT_PROPERTIES_MAX; i++) {
+                snprintf(key, sizeof(key), "P%d", i);
+                json_object_set_new(o, key, json_string("v"));
+        }
+        parse_with("order.properties", json_deep_copy(o));
+        json_object_set_new(o, "ONE_MORE", json_string("v"));
+        expect_rejected_with("order.properties", o, "order.properties");
+        parse_with("order.properties", json_pack("{s:o}", "ADDRESS", string_of('a', 1000)));
+        expect_rejected_with("order.properties", json_pack("{s:o}", "ADDRESS",
+                                                           string_of('a', 1001)),
+                             "order.properties.ADDRESS");
+        expect_rejected_with("order.properties", json_pack("{s:i}", "ADDRESS", 5),
+                             "order.properties.ADDRESS");
+        expect_rejected_with("order.properties", json_pack("{s:s}", "BAD CODE", "v"),
+                             "order.properties.BAD CODE");
+        o = json_object();
+        json_object_set_new(o, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", /* 51 */
+                            json_string("v"));
+        expect_rejected_with("order.properties", o,
+                             "order.properties.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+                             "AAA");
+        expect_rejected_with("order.properties", json_pack("[s]", "v"), "order.properties");
 }
 
 static void account_number_defaults_to_the_order_id(void **state)
@@ -1087,7 +1348,18 @@ int main(void)
             T(the_canonical_json_of_the_example_is_compact_sorted_and_in_utc),
             T(the_canonical_json_reparses_to_the_same_canonical_json),
             T(the_canonical_json_keeps_money_as_two_decimal_strings),
-            T(unknown_members_are_ignored_and_left_out_of_the_canonical_json),
+            T(an_unknown_member_is_refused_at_every_level_by_its_path),
+            T(every_new_optional_field_is_read),
+            T(the_new_fields_are_in_the_canonical_json_sorted_and_reparse_the_same),
+            T(lid_and_person_type_are_1_to_16_id_characters),
+            T(a_comment_of_1000_bytes_with_line_breaks_is_accepted_and_1001_rejected),
+            T(an_item_base_price_below_its_price_or_not_money_is_rejected),
+            T(a_delivery_needs_a_price_and_a_base_price_not_below_it),
+            T(discount_and_sum_paid_are_money),
+            T(twenty_coupons_of_64_bytes_are_accepted_and_more_or_longer_rejected),
+            T(payments_are_at_most_20_each_with_a_name_a_sum_and_a_flag),
+            T(each_utm_member_is_text_of_at_most_255_bytes),
+            T(properties_are_at_most_100_codes_of_50_with_values_of_1000),
             T(account_number_defaults_to_the_order_id),
             T(a_cost_is_read_as_money_when_present),
             T(each_missing_required_field_is_rejected_by_name),

@@ -1,0 +1,290 @@
+/*
+ * {placeholder} expansion over a snapshot. A placeholder is a name from the table below or
+ * "property:CODE" (an order property by its Bitrix code). Values are the snapshot's own
+ * validated texts (UTF-8, bounded), so an expansion is bounded by the template's length
+ * plus the values it names; lists (coupons, payments) are joined with ", ".
+ */
+#include "model/order_template.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/xalloc.h"
+#include "model/money.h"
+#include "model/snapshot.h"
+
+#define PROPERTY_PREFIX "property:"
+#define NAME_MAX_LEN 64
+
+enum ph {
+        PH_ID,
+        PH_ACCOUNT_NUMBER,
+        PH_LID,
+        PH_PERSON_TYPE,
+        PH_STATUS,
+        PH_PRICE,
+        PH_CURRENCY,
+        PH_COMMENT,
+        PH_DELIVERY,
+        PH_DELIVERY_PRICE,
+        PH_DISCOUNT,
+        PH_COUPONS,
+        PH_PAYMENTS,
+        PH_SUM_PAID,
+        PH_UTM_SOURCE,
+        PH_UTM_MEDIUM,
+        PH_UTM_CAMPAIGN,
+        PH_UTM_CONTENT,
+        PH_UTM_TERM,
+        PH_BUYER_NAME,
+        PH_BUYER_PHONE,
+        PH_BUYER_EMAIL,
+        PH_COMPANY,
+        PH_INN,
+        PH_N
+};
+
+static const char *const names[PH_N] = {
+    [PH_ID] = "id",
+    [PH_ACCOUNT_NUMBER] = "account_number",
+    [PH_LID] = "lid",
+    [PH_PERSON_TYPE] = "person_type",
+    [PH_STATUS] = "status",
+    [PH_PRICE] = "price",
+    [PH_CURRENCY] = "currency",
+    [PH_COMMENT] = "comment",
+    [PH_DELIVERY] = "delivery",
+    [PH_DELIVERY_PRICE] = "delivery_price",
+    [PH_DISCOUNT] = "discount",
+    [PH_COUPONS] = "coupons",
+    [PH_PAYMENTS] = "payments",
+    [PH_SUM_PAID] = "sum_paid",
+    [PH_UTM_SOURCE] = "utm_source",
+    [PH_UTM_MEDIUM] = "utm_medium",
+    [PH_UTM_CAMPAIGN] = "utm_campaign",
+    [PH_UTM_CONTENT] = "utm_content",
+    [PH_UTM_TERM] = "utm_term",
+    [PH_BUYER_NAME] = "buyer_name",
+    [PH_BUYER_PHONE] = "buyer_phone",
+    [PH_BUYER_EMAIL] = "buyer_email",
+    [PH_COMPANY] = "company",
+    [PH_INN] = "inn",
+};
+
+const char order_template_names[] =
+    "{id} {account_number} {lid} {person_type} {status} {price} {currency} {comment} "
+    "{delivery} {delivery_price} {discount} {coupons} {payments} {sum_paid} {utm_source} "
+    "{utm_medium} {utm_campaign} {utm_content} {utm_term} {buyer_name} {buyer_phone} "
+    "{buyer_email} {company} {inn} {property:CODE}";
+
+static int lookup(const char *name, size_t len)
+{
+        for (int i = 0; i < PH_N; i++)
+                if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+                        return i;
+        return -1;
+}
+
+static bool property_code_ok(const char *code, size_t len)
+{
+        if (len == 0 || len > SNAPSHOT_PROPERTY_KEY_MAX)
+                return false;
+        for (size_t i = 0; i < len; i++) {
+                char c = code[i];
+                if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                      c == '-' || c == '_'))
+                        return false;
+        }
+        return true;
+}
+
+/* Walks `tpl`: for each placeholder calls `each` (when set) with its name; literal text
+ * goes to `out` (when set). 0, or -EINVAL with why. */
+static int walk(const char *tpl, struct buf *out, const struct snapshot *s, char *why,
+                size_t why_size);
+
+int order_template_check(const char *tpl, char *why, size_t why_size)
+{
+        return walk(tpl, NULL, NULL, why, why_size);
+}
+
+static void put_money(struct buf *out, bool present, int64_t minor)
+{
+        char m[32];
+
+        if (!present)
+                return;
+        money_format(minor, m, sizeof(m));
+        buf_append(out, m, strlen(m));
+}
+
+static void put_text(struct buf *out, const char *t)
+{
+        if (t)
+                buf_append(out, t, strlen(t));
+}
+
+static void put_value(struct buf *out, int ph, const struct snapshot *s)
+{
+        switch (ph) {
+        case PH_ID:
+                put_text(out, s->order_id);
+                break;
+        case PH_ACCOUNT_NUMBER:
+                put_text(out, s->account_number);
+                break;
+        case PH_LID:
+                put_text(out, s->lid);
+                break;
+        case PH_PERSON_TYPE:
+                put_text(out, s->person_type);
+                break;
+        case PH_STATUS:
+                put_text(out, s->status);
+                break;
+        case PH_PRICE:
+                put_money(out, true, s->price_minor);
+                break;
+        case PH_CURRENCY:
+                put_text(out, s->currency);
+                break;
+        case PH_COMMENT:
+                put_text(out, s->comment);
+                break;
+        case PH_DELIVERY:
+                put_text(out, s->delivery.name);
+                break;
+        case PH_DELIVERY_PRICE:
+                put_money(out, s->delivery.present, s->delivery.price_minor);
+                break;
+        case PH_DISCOUNT:
+                put_money(out, s->has_discount, s->discount_minor);
+                break;
+        case PH_COUPONS:
+                for (size_t i = 0; i < s->n_coupons; i++) {
+                        put_text(out, i ? ", " : "");
+                        put_text(out, s->coupons[i]);
+                }
+                break;
+        case PH_PAYMENTS:
+                for (size_t i = 0; i < s->n_payments; i++) {
+                        put_text(out, i ? ", " : "");
+                        put_text(out, s->payments[i].name);
+                }
+                break;
+        case PH_SUM_PAID:
+                put_money(out, s->has_sum_paid, s->sum_paid_minor);
+                break;
+        case PH_UTM_SOURCE:
+                put_text(out, s->utm[SNAPSHOT_UTM_SOURCE]);
+                break;
+        case PH_UTM_MEDIUM:
+                put_text(out, s->utm[SNAPSHOT_UTM_MEDIUM]);
+                break;
+        case PH_UTM_CAMPAIGN:
+                put_text(out, s->utm[SNAPSHOT_UTM_CAMPAIGN]);
+                break;
+        case PH_UTM_CONTENT:
+                put_text(out, s->utm[SNAPSHOT_UTM_CONTENT]);
+                break;
+        case PH_UTM_TERM:
+                put_text(out, s->utm[SNAPSHOT_UTM_TERM]);
+                break;
+        case PH_BUYER_NAME:
+                put_text(out, s->buyer.name);
+                break;
+        case PH_BUYER_PHONE:
+                put_text(out, s->buyer.phone);
+                break;
+        case PH_BUYER_EMAIL:
+                put_text(out, s->buyer.email);
+                break;
+        case PH_COMPANY:
+                put_text(out, s->buyer.company);
+                break;
+        case PH_INN:
+                put_text(out, s->buyer.inn);
+                break;
+        }
+}
+
+static int walk(const char *tpl, struct buf *out, const struct snapshot *s, char *why,
+                size_t why_size)
+{
+        const char *p = tpl;
+
+        while (*p) {
+                const char *close;
+                size_t len;
+                int ph;
+
+                if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
+                        if (out)
+                                buf_append(out, p, 1);
+                        p += 2;
+                        continue;
+                }
+                if (*p == '}') {
+                        snprintf(why, why_size, "a '}' without its '{' (write }} for a brace)");
+                        return -EINVAL;
+                }
+                if (*p != '{') {
+                        if (out)
+                                buf_append(out, p, 1);
+                        p++;
+                        continue;
+                }
+                close = strchr(p + 1, '}');
+                if (!close) {
+                        snprintf(why, why_size, "a '{' without its '}' (write {{ for a brace)");
+                        return -EINVAL;
+                }
+                len = (size_t)(close - p - 1);
+                ph = lookup(p + 1, len);
+                if (ph < 0 && len > strlen(PROPERTY_PREFIX) &&
+                    memcmp(p + 1, PROPERTY_PREFIX, strlen(PROPERTY_PREFIX)) == 0) {
+                        const char *code = p + 1 + strlen(PROPERTY_PREFIX);
+                        size_t clen = len - strlen(PROPERTY_PREFIX);
+                        if (!property_code_ok(code, clen)) {
+                                snprintf(why, why_size,
+                                         "{%.*s}: a property code is 1-%d "
+                                         "letters, digits, '-' or '_'",
+                                         (int)(len > NAME_MAX_LEN ? NAME_MAX_LEN : len), p + 1,
+                                         SNAPSHOT_PROPERTY_KEY_MAX);
+                                return -EINVAL;
+                        }
+                        if (out) {
+                                char c[SNAPSHOT_PROPERTY_KEY_MAX + 1];
+                                memcpy(c, code, clen);
+                                c[clen] = '\0';
+                                put_text(out, snapshot_property(s, c));
+                        }
+                } else if (ph < 0) {
+                        snprintf(why, why_size, "unknown placeholder {%.*s} (known: %s)",
+                                 (int)(len > NAME_MAX_LEN ? NAME_MAX_LEN : len), p + 1,
+                                 order_template_names);
+                        return -EINVAL;
+                } else if (out) {
+                        put_value(out, ph, s);
+                }
+                p = close + 1;
+        }
+        return 0;
+}
+
+char *order_template_expand(const char *tpl, const struct snapshot *s)
+{
+        struct buf out;
+        char why[8];
+
+        /* a template is checked at load; the bound is the template plus every value it
+         * may name, each of which the snapshot bounds */
+        buf_init(&out, strlen(tpl) * 8192 + 64);
+        if (walk(tpl, &out, s, why, sizeof(why)) < 0)
+                buf_reset(&out);
+        return buf_steal(&out);
+}
