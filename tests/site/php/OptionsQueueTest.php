@@ -12,38 +12,6 @@ use Orderbridge\Relay;
 
 final class OptionsQueueTest extends \Orderbridge\Tests\TestCase
 {
-	/** Renders options.php as the admin panel includes it, after $post when given. */
-	private function page(array $post = []): string
-	{
-		if (!defined('B_PROLOG_INCLUDED')) {
-			define('B_PROLOG_INCLUDED', true);
-		}
-		$GLOBALS['APPLICATION'] = new class extends \CMain {
-			public function GetGroupRight($moduleId)
-			{
-				return 'W';
-			}
-
-			public function AuthForm($message)
-			{
-				throw new \RuntimeException('access denied');
-			}
-		};
-		$_SERVER['REQUEST_METHOD'] = $post ? 'POST' : 'GET';
-		$_POST = $_REQUEST = $post ? $post + ['sessid' => bitrix_sessid()] : [];
-		ob_start();
-		try {
-			(function () {
-				include \MODULE_DIR . '/options.php';
-			})();
-		} finally {
-			$html = ob_get_clean();
-			$_SERVER['REQUEST_METHOD'] = 'GET';
-			$_POST = $_REQUEST = [];
-		}
-		return $html;
-	}
-
 	/** @testdox the settings page shows how many snapshots wait in the queue and how many were rejected */
 	public function testThePageShowsTheQueueCounts(): void
 	{
@@ -52,7 +20,7 @@ final class OptionsQueueTest extends \Orderbridge\Tests\TestCase
 		$q->put(Relay::newId(), '1', '{}', 100);
 		$q->put(Relay::newId(), '2', '{}', 100);
 		$q->put(Relay::newId(), '3', '{}', 100, QueueTable::REJECTED, 'HTTP 400');
-		$html = $this->page();
+		$html = options_page();
 		ok(strpos($html, 'Queue: 2 waiting to be sent, 1 rejected by orderbridge') !== false, 'the counts');
 		ok(strpos($html, 'name="spool_dir"') === false, 'no spool directory setting any more');
 	}
@@ -64,12 +32,12 @@ final class OptionsQueueTest extends \Orderbridge\Tests\TestCase
 		foreach ([1, 2, 3] as $id) {
 			Order::$saved[$id] = individual_order(['ID' => $id, 'DATE_UPDATE' => new DateTime('2026-02-10 12:00:00')]);
 		}
-		$html = $this->page(['backfill_start' => 'Start', 'backfill_since' => '2026-01-01']);
+		$html = options_page(['backfill_start' => 'Start', 'backfill_since' => '2026-01-01']);
 		ok(strpos($html, 'backfill: 3/3 orders, last id 3') !== false, 'the progress line: ' . $html);
 		ok(strpos($html, 'backfill: done, 3 orders sent, 3 queued for the agent, 0 rejected') !== false, 'the result');
 		ok(strpos($html, 'Queue: 3 waiting to be sent') !== false, 'the queue line counts them');
 		ok(strpos($html, 'name="backfill_resume"') === false, 'nothing to continue');
-		$html = $this->page(['backfill_start' => 'Start', 'backfill_since' => '2026-02-30']);
+		$html = options_page(['backfill_start' => 'Start', 'backfill_since' => '2026-02-30']);
 		ok(strpos($html, 'backfill: --since: not a date (YYYY-MM-DD): &quot;2026-02-30&quot;') !== false, 'a bad date is refused');
 	}
 
@@ -78,7 +46,7 @@ final class OptionsQueueTest extends \Orderbridge\Tests\TestCase
 	{
 		configure('http://127.0.0.1:' . free_port());
 		Order::$saved[1] = individual_order(['ID' => 1, 'DATE_UPDATE' => new DateTime('2026-02-10 12:00:00')]);
-		$html = $this->page(['backfill_start' => 'Start', 'backfill_since' => '2026-01-01', 'sessid' => 'forged']);
+		$html = options_page(['backfill_start' => 'Start', 'backfill_since' => '2026-01-01', 'sessid' => 'forged']);
 		ok(strpos($html, 'backfill:') === false, 'no run');
 		eq(0, (new Queue())->count());
 	}

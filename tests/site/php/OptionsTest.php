@@ -76,34 +76,6 @@ final class OptionsTest extends \Orderbridge\Tests\TestCase
 	}
 }
 
-/** Renders options.php as the admin panel includes it; returns the page. */
-function options_page(): string
-{
-	if (!defined('B_PROLOG_INCLUDED')) {
-		define('B_PROLOG_INCLUDED', true);
-	}
-	$GLOBALS['APPLICATION'] = new class extends \CMain {
-		public function GetGroupRight($moduleId)
-		{
-			return 'W';
-		}
-
-		public function AuthForm($message)
-		{
-			throw new \RuntimeException('access denied');
-		}
-	};
-	ob_start();
-	try {
-		(function () {
-			include \MODULE_DIR . '/options.php';
-		})();
-	} finally {
-		$html = ob_get_clean();
-	}
-	return $html;
-}
-
 /** Posts the settings form; true when the page saved and redirected, else $html is the page with its errors. */
 function options_post(array $post, string &$html = ''): bool
 {

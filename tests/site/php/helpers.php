@@ -342,3 +342,42 @@ function stop_daemons(): void
 	}
 	$GLOBALS['daemons'] = [];
 }
+
+/**
+ * Renders options.php as the admin panel includes it, as a GET, or as a POST of $post with
+ * the session token (unless $post brings its own); returns the page.
+ */
+function options_page(array $post = []): string
+{
+	if (!defined('B_PROLOG_INCLUDED')) {
+		define('B_PROLOG_INCLUDED', true);
+	}
+	$GLOBALS['APPLICATION'] = new class extends \CMain {
+		public function GetGroupRight($moduleId)
+		{
+			return 'W';
+		}
+
+		public function AuthForm($message)
+		{
+			throw new \RuntimeException('access denied');
+		}
+	};
+	if ($post) {
+		$_SERVER['REQUEST_METHOD'] = 'POST';
+		$_POST = $_REQUEST = $post + ['sessid' => bitrix_sessid()];
+	}
+	ob_start();
+	try {
+		(function () {
+			include \MODULE_DIR . '/options.php';
+		})();
+	} finally {
+		$html = ob_get_clean();
+		if ($post) {
+			$_SERVER['REQUEST_METHOD'] = 'GET';
+			$_POST = $_REQUEST = [];
+		}
+	}
+	return $html;
+}
