@@ -75,11 +75,15 @@ def main():
                                 roistat_visit="4521893")))
         sent["1004"] = s
 
-        step("1006: a repeat customer (same phone, written differently) and 1007: a company")
+        step("1006: a repeat customer (same phone, written differently), a discount, a "
+             "coupon and a delivery; 1007: a company")
         s = order("1006", version=1, status="N", price="780.00", roistat_visit="4521894")
         s["order"]["buyer"]["phone"] = "8 (900) 123-45-67"
-        s["order"]["items"] = [{"product_id": "77", "name": "Teapot", "price": "390.00",
-                                "quantity": "2"}]
+        s["order"]["items"] = [{"product_id": "77", "name": "Teapot", "price": "340.00",
+                                "base_price": "390.00", "quantity": "2"}]
+        s["order"]["delivery"] = {"name": "Courier", "price": "100.00"}
+        s["order"]["discount"] = "100.00"
+        s["order"]["coupons"] = ["SPRING50"]
         show(*daemon.post(s))
         sent["1006"] = s
         s = order("1007", version=1, status="A", paid=True, price="120000.00",
@@ -141,7 +145,8 @@ def main():
                   f"contact {dl.get('CONTACT_ID')} company {dl.get('COMPANY_ID')} "
                   f"visit {dl.get('UF_CRM_ROISTAT')}")
             for row in crm["productrows"].get(did, []):
-                print(f"        row: {row['PRODUCT_NAME']} × {row['QUANTITY']} @ {row['PRICE']}")
+                off = f" (−{row['DISCOUNT_SUM']} each)" if row.get("DISCOUNT_SUM") else ""
+                print(f"        row: {row['PRODUCT_NAME']} × {row['QUANTITY']} @ {row['PRICE']}{off}")
             if o and dl["OPPORTUNITY"] != o["price"]:
                 ok = False
         deals_per_order = {}
