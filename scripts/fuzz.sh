@@ -40,7 +40,7 @@ fi
 
 # -- the clang build, with -Werror like every other build
 if [ ! -f "$build/build.ninja" ]; then
-	CC=clang meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined \
+	CC=clang CXX=clang++ meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined \
 		-Db_lundef=false --buildtype=debugoptimized \
 		>"$build.setup.log" 2>&1 || { cat "$build.setup.log"; exit 1; }
 	rm -f "$build.setup.log"

@@ -68,6 +68,8 @@ static int only_known(json_t *obj, const char *path, const char *const *known,
                         ;
                 if (known[i])
                         continue;
+                if (!key[0]) /* the empty key is still named: as "" */
+                        key = "\"\"";
                 if (path[0])
                         snprintf(where, sizeof(where), "%s.%s", path, key);
                 else

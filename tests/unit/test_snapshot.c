@@ -346,6 +346,9 @@ static void an_unknown_member_is_refused_at_every_level_by_its_path(void **state
                              "order.payments[0].when");
         expect_rejected_with("order.deal", json_pack("{s:s, s:s}", "id", "5", "stage", "WON"),
                              "order.deal.stage");
+        /* the empty key too (found by fuzz_snapshot): a refusal always names a field */
+        expect_rejected_with("", json_string("x"), "\"\"");
+        expect_rejected_with("order.utm", json_pack("{s:s}", "", "google"), "order.utm.\"\"");
         doc = example_doc();
         json_object_set_new(json_array_get(json_object_get(json_object_get(doc, "order"), "items"),
                                            0),
