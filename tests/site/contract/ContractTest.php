@@ -176,6 +176,16 @@ final class ContractTest extends \Orderbridge\Tests\TestCase
 		}
 	}
 
+	/** @testdox a property chosen to be sent but empty on the order is left out, and the order is accepted */
+	public function testAnEmptyChosenPropertyIsLeftOut(): void
+	{
+		$config = configure(self::$base, ['signing_secret' => self::$secret, 'send_properties' => 'ADDRESS, UTM_CONTENT']);
+		$sent = Snapshot::build(full_order(['ID' => 323]), $config, 7);
+		eq(['ADDRESS' => 'Moscow, Tverskaya 1'], $sent['order']['properties'], 'UTM_CONTENT is empty on the order');
+		[$status, , $raw] = $this->post(Snapshot::encode($sent));
+		eq(202, $status, $raw);
+	}
+
 	/** @testdox a field the daemon does not know is refused with 400 naming it, and the relay keeps the snapshot aside */
 	public function testAnUnknownFieldIsRefusedNamingIt(): void
 	{

@@ -234,14 +234,19 @@ final class Snapshot
 		return $utm ? ['utm' => $utm] : [];
 	}
 
-	/** The properties named in the settings ("Properties to send") that the order has: CODE => text or null. */
+	/**
+	 * The properties named in the settings ("Properties to send") that the order has with a
+	 * value: CODE => text. An empty one is left out, never sent as null: orderbridge takes
+	 * only texts there, and one empty property must not get the whole order refused.
+	 */
 	private static function properties($props, array $codes): array
 	{
 		$out = [];
 		foreach ($codes as $code) {
 			$p = OrderProperty::findIn($props, $code);
-			if ($p !== null) {
-				$out[$code] = self::text($p->getValue(), self::MAX_PROPERTY_VALUE);
+			$value = $p !== null ? self::text($p->getValue(), self::MAX_PROPERTY_VALUE) : null;
+			if ($value !== null) {
+				$out[$code] = $value;
 			}
 		}
 		return $out ? ['properties' => $out] : [];
