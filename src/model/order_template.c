@@ -75,11 +75,16 @@ static const char *const names[PH_N] = {
     [PH_INN] = "inn",
 };
 
-const char order_template_names[] =
-    "{id} {account_number} {lid} {person_type} {status} {price} {currency} {comment} "
-    "{delivery} {delivery_price} {discount} {coupons} {payments} {sum_paid} {utm_source} "
-    "{utm_medium} {utm_campaign} {utm_content} {utm_term} {buyer_name} {buyer_phone} "
-    "{buyer_email} {company} {inn} {property:CODE}";
+/* "{id} {account_number} … {property:CODE}": the placeholders, from the table above. */
+static void known_names(char *buf, size_t size)
+{
+        size_t n = 0;
+
+        for (int i = 0; i < PH_N && n < size; i++)
+                n += (size_t)snprintf(buf + n, size - n, "{%s} ", names[i]);
+        if (n < size)
+                snprintf(buf + n, size - n, "{" PROPERTY_PREFIX "CODE}");
+}
 
 static int lookup(const char *name, size_t len)
 {
@@ -89,21 +94,8 @@ static int lookup(const char *name, size_t len)
         return -1;
 }
 
-static bool property_code_ok(const char *code, size_t len)
-{
-        if (len == 0 || len > SNAPSHOT_PROPERTY_KEY_MAX)
-                return false;
-        for (size_t i = 0; i < len; i++) {
-                char c = code[i];
-                if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                      c == '-' || c == '_'))
-                        return false;
-        }
-        return true;
-}
-
-/* Walks `tpl`: for each placeholder calls `each` (when set) with its name; literal text
- * goes to `out` (when set). 0, or -EINVAL with why. */
+/* Walks `tpl`: literal text and, when `s` is given, each placeholder's value go to `out`
+ * (when set). 0, or -EINVAL with why. */
 static int walk(const char *tpl, struct buf *out, const struct snapshot *s, char *why,
                 size_t why_size);
 
@@ -180,19 +172,11 @@ static void put_value(struct buf *out, int ph, const struct snapshot *s)
                 put_money(out, s->has_sum_paid, s->sum_paid_minor);
                 break;
         case PH_UTM_SOURCE:
-                put_text(out, s->utm[SNAPSHOT_UTM_SOURCE]);
-                break;
         case PH_UTM_MEDIUM:
-                put_text(out, s->utm[SNAPSHOT_UTM_MEDIUM]);
-                break;
         case PH_UTM_CAMPAIGN:
-                put_text(out, s->utm[SNAPSHOT_UTM_CAMPAIGN]);
-                break;
         case PH_UTM_CONTENT:
-                put_text(out, s->utm[SNAPSHOT_UTM_CONTENT]);
-                break;
-        case PH_UTM_TERM:
-                put_text(out, s->utm[SNAPSHOT_UTM_TERM]);
+        case PH_UTM_TERM: /* in the order of snapshot_utm_names */
+                put_text(out, s->utm[ph - PH_UTM_SOURCE]);
                 break;
         case PH_BUYER_NAME:
                 put_text(out, s->buyer.name);
@@ -247,9 +231,13 @@ static int walk(const char *tpl, struct buf *out, const struct snapshot *s, char
                 ph = lookup(p + 1, len);
                 if (ph < 0 && len > strlen(PROPERTY_PREFIX) &&
                     memcmp(p + 1, PROPERTY_PREFIX, strlen(PROPERTY_PREFIX)) == 0) {
-                        const char *code = p + 1 + strlen(PROPERTY_PREFIX);
                         size_t clen = len - strlen(PROPERTY_PREFIX);
-                        if (!property_code_ok(code, clen)) {
+                        char code[SNAPSHOT_PROPERTY_KEY_MAX + 1];
+                        if (clen <= SNAPSHOT_PROPERTY_KEY_MAX) {
+                                memcpy(code, p + 1 + strlen(PROPERTY_PREFIX), clen);
+                                code[clen] = '\0';
+                        }
+                        if (clen > SNAPSHOT_PROPERTY_KEY_MAX || !snapshot_id_chars(code)) {
                                 snprintf(why, why_size,
                                          "{%.*s}: a property code is 1-%d "
                                          "letters, digits, '-' or '_'",
@@ -257,16 +245,13 @@ static int walk(const char *tpl, struct buf *out, const struct snapshot *s, char
                                          SNAPSHOT_PROPERTY_KEY_MAX);
                                 return -EINVAL;
                         }
-                        if (out) {
-                                char c[SNAPSHOT_PROPERTY_KEY_MAX + 1];
-                                memcpy(c, code, clen);
-                                c[clen] = '\0';
-                                put_text(out, snapshot_property(s, c));
-                        }
+                        if (out)
+                                put_text(out, snapshot_property(s, code));
                 } else if (ph < 0) {
+                        char known[512];
+                        known_names(known, sizeof(known));
                         snprintf(why, why_size, "unknown placeholder {%.*s} (known: %s)",
-                                 (int)(len > NAME_MAX_LEN ? NAME_MAX_LEN : len), p + 1,
-                                 order_template_names);
+                                 (int)(len > NAME_MAX_LEN ? NAME_MAX_LEN : len), p + 1, known);
                         return -EINVAL;
                 } else if (out) {
                         put_value(out, ph, s);

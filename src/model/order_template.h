@@ -1,7 +1,7 @@
 /*
  * Order templates: text with {placeholders} filled from a snapshot, the one way the
  * configuration maps an order onto a remote's fields ([bitrix24.fields], [roistat.fields],
- * [roistat] name_template). The placeholders are a fixed list (order_template_names); a
+ * [roistat] name_template). The placeholders are a fixed list (an unknown one's error names them); a
  * template is checked when the configuration is loaded, so an unknown placeholder is a
  * config error naming it, never an empty field at delivery. "{{" and "}}" stand for a
  * literal brace.
@@ -19,6 +19,3 @@ int order_template_check(const char *tpl, char *why, size_t why_size);
 /* `tpl` filled from `s` (caller frees). An absent value is the empty text. Never NULL
  * (allocation failure aborts). */
 char *order_template_expand(const char *tpl, const struct snapshot *s);
-
-/* The placeholders, for --keys and the README: "{id} {account_number} …". */
-extern const char order_template_names[];

@@ -32,20 +32,13 @@ __attribute__((format(printf, 3, 4))) static int fail(struct snapshot_error *err
         return -EINVAL;
 }
 
-static bool printable(const char *s)
+/* No control characters; with `lines`, line breaks and tabs are allowed (a buyer's comment
+ * or an address property is typed in a textarea). */
+static bool printable(const char *s, bool lines)
 {
         for (; *s; s++)
-                if ((unsigned char)*s < 0x20 || *s == 0x7f)
-                        return false;
-        return true;
-}
-
-/* A buyer's comment or an address property is typed in a textarea: line breaks and tabs
- * are part of it; other control characters are not. */
-static bool printable_lines(const char *s)
-{
-        for (; *s; s++)
-                if (((unsigned char)*s < 0x20 && *s != '\n' && *s != '\r' && *s != '\t') ||
+                if (((unsigned char)*s < 0x20 &&
+                     !(lines && (*s == '\n' || *s == '\r' || *s == '\t'))) ||
                     *s == 0x7f)
                         return false;
         return true;
@@ -80,11 +73,11 @@ static int only_known(json_t *obj, const char *path, const char *const *known,
         return 0;
 }
 
-/* Reads an optional string field: absent or null → *ret NULL. */
-static int get_text(json_t *obj, const char *key, const char *path, size_t max, bool required,
-                    char **ret, struct snapshot_error *err)
+/* Reads a string value `v` (absent or null → *ret NULL, or "is required"); `lines` allows
+ * line breaks and tabs (text typed in a textarea). */
+static int read_text(json_t *v, const char *path, size_t max, bool required, bool lines,
+                     char **ret, struct snapshot_error *err)
 {
-        json_t *v = json_object_get(obj, key);
         const char *s;
 
         *ret = NULL;
@@ -102,34 +95,26 @@ static int get_text(json_t *obj, const char *key, const char *path, size_t max, 
                 return fail(err, path, "must not be empty");
         if (strlen(s) > max)
                 return fail(err, path, "is longer than %zu bytes", max);
-        if (!printable(s))
-                return fail(err, path, "must not contain control characters");
+        if (!printable(s, lines))
+                return fail(err, path, lines ? "must not contain control characters other "
+                                               "than line breaks and tabs"
+                                             : "must not contain control characters");
         *ret = xstrdup(s);
         return 0;
+}
+
+/* Reads an optional string field: absent or null → *ret NULL. */
+static int get_text(json_t *obj, const char *key, const char *path, size_t max, bool required,
+                    char **ret, struct snapshot_error *err)
+{
+        return read_text(json_object_get(obj, key), path, max, required, false, ret, err);
 }
 
 /* get_text for text typed in a textarea: line breaks and tabs allowed. Optional. */
 static int get_lines(json_t *obj, const char *key, const char *path, size_t max, char **ret,
                      struct snapshot_error *err)
 {
-        json_t *v = json_object_get(obj, key);
-        const char *s;
-
-        *ret = NULL;
-        if (!v || json_is_null(v))
-                return 0;
-        if (!json_is_string(v))
-                return fail(err, path, "must be a string");
-        s = json_string_value(v);
-        if (strlen(s) != json_string_length(v))
-                return fail(err, path, "must not contain NUL characters");
-        if (strlen(s) > max)
-                return fail(err, path, "is longer than %zu bytes", max);
-        if (!printable_lines(s))
-                return fail(err, path, "must not contain control characters other than line "
-                            "breaks and tabs");
-        *ret = xstrdup(s);
-        return 0;
+        return read_text(json_object_get(obj, key), path, max, false, true, ret, err);
 }
 
 static bool id_char(char c)
@@ -338,12 +323,11 @@ static int parse_deal(json_t *order, struct snapshot *s, struct snapshot_error *
         return 0;
 }
 
-const char *const snapshot_utm_names[SNAPSHOT_UTM_N] = {"source", "medium", "campaign",
-                                                        "content", "term"};
+const char *const snapshot_utm_names[SNAPSHOT_UTM_N + 1] = {"source", "medium", "campaign",
+                                                            "content", "term", NULL};
 
 static const char *const delivery_keys[] = {"name", "price", "base_price", NULL};
 static const char *const payment_keys[] = {"name", "sum", "paid", NULL};
-static const char *const utm_keys[] = {"source", "medium", "campaign", "content", "term", NULL};
 
 /* lid, person_type: 1..SNAPSHOT_CODE_MAX of [A-Za-z0-9_-]. */
 static int get_code(json_t *obj, const char *key, const char *path, char **ret,
@@ -432,11 +416,8 @@ static int parse_coupons(json_t *order, struct snapshot *s, struct snapshot_erro
                 snprintf(path, sizeof(path), "order.coupons[%zu]", i);
                 if (!json_is_string(v))
                         return fail(err, path, "must be a string");
-                /* get_text reads a member: wrap the value in a one-member object */
-                json_t *one = json_pack("{s:O}", "c", v);
-                r = get_text(one, "c", path, SNAPSHOT_COUPON_MAX, true, &s->coupons[i], err);
-                json_decref(one);
-                if (r < 0)
+                if ((r = read_text(v, path, SNAPSHOT_COUPON_MAX, true, false, &s->coupons[i],
+                                   err)) < 0)
                         return r;
                 s->n_coupons = i + 1;
         }
@@ -486,7 +467,7 @@ static int parse_utm(json_t *order, struct snapshot *s, struct snapshot_error *e
 
         if ((r = get_object(order, "utm", "order.utm", &o, err)) < 0 || !o)
                 return r;
-        if ((r = only_known(o, "order.utm", utm_keys, err)) < 0)
+        if ((r = only_known(o, "order.utm", snapshot_utm_names, err)) < 0)
                 return r;
         for (size_t i = 0; i < SNAPSHOT_UTM_N; i++) {
                 snprintf(path, sizeof(path), "order.utm.%s", snapshot_utm_names[i]);
@@ -517,9 +498,9 @@ static int parse_properties(json_t *order, struct snapshot *s, struct snapshot_e
                 if (!key[0] || strlen(key) > SNAPSHOT_PROPERTY_KEY_MAX || !snapshot_id_chars(key))
                         return fail(err, path, "the code must be 1-%d letters, digits, '-' or "
                                     "'_'", SNAPSHOT_PROPERTY_KEY_MAX);
-                if (!json_is_string(v))
+                if (!json_is_string(v)) /* a null value is not an absent one here */
                         return fail(err, path, "must be a string");
-                if ((r = get_lines(o, key, path, SNAPSHOT_PROPERTY_VALUE_MAX,
+                if ((r = read_text(v, path, SNAPSHOT_PROPERTY_VALUE_MAX, false, true,
                                    &s->properties[n].value, err)) < 0)
                         return r;
                 s->properties[n].code = xstrdup(key);
@@ -602,16 +583,14 @@ static void canonical_extras(const struct snapshot *s, json_t *order)
         }
         if (s->has_sum_paid)
                 json_object_set_new(order, "sum_paid", money_json(s->sum_paid_minor));
-        for (size_t i = 0; i < SNAPSHOT_UTM_N; i++) {
-                json_t *u = json_object_get(order, "utm");
-                if (!s->utm[i])
-                        continue;
-                if (!u) {
-                        u = json_object();
-                        json_object_set_new(order, "utm", u);
-                }
-                json_object_set_new(u, snapshot_utm_names[i], json_string(s->utm[i]));
-        }
+        json_t *utm = json_object();
+        for (size_t i = 0; i < SNAPSHOT_UTM_N; i++)
+                if (s->utm[i])
+                        json_object_set_new(utm, snapshot_utm_names[i], json_string(s->utm[i]));
+        if (json_object_size(utm))
+                json_object_set_new(order, "utm", utm);
+        else
+                json_decref(utm);
         if (s->properties) {
                 json_t *o = json_object();
                 for (size_t i = 0; i < s->n_properties; i++)

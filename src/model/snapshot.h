@@ -55,8 +55,8 @@ struct snapshot_property {
 enum { SNAPSHOT_UTM_SOURCE, SNAPSHOT_UTM_MEDIUM, SNAPSHOT_UTM_CAMPAIGN, SNAPSHOT_UTM_CONTENT,
        SNAPSHOT_UTM_TERM, SNAPSHOT_UTM_N };
 
-/* "source", "medium", … in the order of the enum above. */
-extern const char *const snapshot_utm_names[SNAPSHOT_UTM_N];
+/* "source", "medium", … in the order of the enum above, then NULL. */
+extern const char *const snapshot_utm_names[SNAPSHOT_UTM_N + 1];
 
 struct snapshot_buyer {
         bool legal;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/utf8.h"
 #include "base/xalloc.h"
 #include "model/money.h"
 #include "sinks/sink_bitrix24.h"
@@ -127,26 +128,11 @@ int reconcile_decimal(json_t *v, unsigned scale, int64_t max, int64_t *ret)
         return decimal_parse(text, scale, max, ret);
 }
 
-/* `s` into `buf`, cut (if it must be) before a UTF-8 character, never inside one: the
- * texts end up in JSON, which takes only whole characters. */
-static void copy_text(const char *s, char *buf, size_t size)
-{
-        size_t n = strlen(s);
-
-        if (n >= size) {
-                n = size - 1;
-                while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-                        n--;
-        }
-        memcpy(buf, s, n);
-        buf[n] = '\0';
-}
-
 /* A remote value as a text to show (a string as it is, a number written out). */
 static void shown(json_t *v, char *buf, size_t size)
 {
         if (json_is_string(v))
-                copy_text(json_string_value(v), buf, size);
+                utf8_copy(json_string_value(v), buf, size);
         else if (json_is_integer(v))
                 snprintf(buf, size, "%lld", (long long)json_integer_value(v));
         else if (json_is_real(v))

@@ -215,6 +215,12 @@ static void refuse_unencodable(struct pass *p, struct order *o)
                "the order or the configuration is not valid UTF-8");
 }
 
+/* The delivery is part of what the buyer pays: a row of its own when it costs. */
+static bool has_delivery_row(const struct snapshot *s)
+{
+        return s->delivery.present && s->delivery.price_minor > 0;
+}
+
 static void rows_hash(const struct snapshot *s, const char *delivery_name, char out[65])
 {
         unsigned char d[32];
@@ -238,7 +244,7 @@ static void rows_hash(const struct snapshot *s, const char *delivery_name, char 
                         EVP_DigestUpdate(ctx, line, (size_t)len);
                 }
         }
-        if (s->delivery.present && s->delivery.price_minor > 0) {
+        if (has_delivery_row(s)) {
                 char line[600];
                 int len = snprintf(line, sizeof(line), "|delivery|%s|%lld|%lld", delivery_name,
                                    (long long)s->delivery.price_minor,
@@ -835,8 +841,7 @@ json_t *b24_deal_rows(const struct b24_conf *conf, const struct snapshot *s)
                                   s->items[r].price_minor) &&
                      json_array_append_new(rows, row) == 0;
         }
-        /* the delivery is part of what the buyer pays: a row of its own when it costs */
-        if (ok && s->delivery.present && s->delivery.price_minor > 0) {
+        if (ok && has_delivery_row(s)) {
                 char price[32];
                 money_format(s->delivery.price_minor, price, sizeof(price));
                 row = json_pack("{s:s, s:s, s:s}", "PRODUCT_NAME", conf->delivery_row_name,

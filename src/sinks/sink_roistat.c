@@ -51,6 +51,7 @@
 #include "model/money.h"
 #include "model/order_template.h"
 #include "base/ratelimit.h"
+#include "base/utf8.h"
 #include "base/xalloc.h"
 
 #define MAX_ANSWER (1024 * 1024)
@@ -135,16 +136,14 @@ static bool set_text(json_t *obj, const char *key, const char *value)
 
 static bool set_field(json_t *obj, const char *key, const char *value)
 {
-        size_t chars = 0, i;
+        size_t n;
 
         if (!value)
                 return true;
-        for (i = 0; value[i]; i++)
-                if (((unsigned char)value[i] & 0xC0) != 0x80 && ++chars > FIELD_VALUE_MAX_CHARS)
-                        break;
-        if (!value[i])
+        n = utf8_prefix(value, FIELD_VALUE_MAX_CHARS);
+        if (!value[n])
                 return set_text(obj, key, value);
-        char *cut = xstrndup(value, i);
+        char *cut = xstrndup(value, n);
         bool ok = set_text(obj, key, cut);
         free(cut);
         return ok;
@@ -236,14 +235,7 @@ static void order_name(const struct roistat_conf *conf, const struct snapshot *s
 {
         if (!s->deal_id) {
                 char *name = order_template_expand(roistat_conf_name_template(conf, s), s);
-                size_t n = strlen(name);
-                if (n >= size) { /* cut between characters, never inside one */
-                        n = size - 1;
-                        while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
-                                n--;
-                }
-                memcpy(buf, name, n);
-                buf[n] = '\0';
+                utf8_copy(name, buf, size);
                 free(name);
         } else if (s->deal_title && s->deal_title[0])
                 snprintf(buf, size, "Deal %s: %s", s->deal_id, s->deal_title);

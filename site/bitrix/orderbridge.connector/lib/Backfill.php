@@ -202,10 +202,9 @@ final class Backfill
 				Log::warning('backfill: the order is gone', $orderId);
 				return;
 			}
-			$lid = method_exists($order, 'getSiteId') ? (string)$order->getSiteId() : '';
-			$config = $this->relay->config()->forSite($lid);
+			$config = $this->relay->config()->forOrder($order);
 			if (!$config->enabled) {
-				Log::info('backfill: site ' . $lid . ' is excluded in the settings: the order is not sent', $orderId);
+				Log::info('backfill: site ' . $config->lid . ' is excluded in the settings: the order is not sent', $orderId);
 				$counts['skipped']++;
 				return;
 			}

@@ -80,6 +80,12 @@ final class Config
 		return $c;
 	}
 
+	/** The settings in effect for $order: those of its site (LID), see forSite(). */
+	public function forOrder($order): self
+	{
+		return $this->forSite(method_exists($order, 'getSiteId') ? (string)$order->getSiteId() : '');
+	}
+
 	/**
 	 * The settings in effect for the orders of site $lid: its own URL, secret, site id and
 	 * enabled flag where the per-site settings have them, the global ones elsewhere.

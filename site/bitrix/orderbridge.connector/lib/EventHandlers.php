@@ -93,10 +93,9 @@ final class EventHandlers
 			if ($orderId === '' || $orderId === '0' || isset(self::$suppressed[$orderId])) {
 				return;
 			}
-			$lid = method_exists($order, 'getSiteId') ? (string)$order->getSiteId() : '';
-			$config = Config::load()->forSite($lid);
+			$config = Config::load()->forOrder($order);
 			if (!$config->enabled) {
-				Log::info('site ' . $lid . ' is excluded in the settings: the order is not sent', $orderId);
+				Log::info('site ' . $config->lid . ' is excluded in the settings: the order is not sent', $orderId);
 				return;
 			}
 			$relay = self::$relayFactory ? (self::$relayFactory)($config) : Relay::fromConfig($config);

@@ -243,7 +243,6 @@ class Relay
 		if (!$order) {
 			return null;
 		}
-		$lid = method_exists($order, 'getSiteId') ? (string)$order->getSiteId() : '';
-		return Snapshot::encode(Snapshot::build($order, Config::load()->forSite($lid)));
+		return Snapshot::encode(Snapshot::build($order, Config::load()->forOrder($order)));
 	}
 }
